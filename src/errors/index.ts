@@ -1,0 +1,117 @@
+/**
+ * Every failure Corral reports is a CorralError with a stable `code`. `retryable` says whether
+ * trying the same thing again can help (a timeout, a lost leader) or not (bad input, a rule).
+ */
+export const ErrorCode = {
+  InvalidResource: "INVALID_RESOURCE",
+  InvalidEvent: "INVALID_EVENT",
+  InvalidCall: "INVALID_CALL",
+  PayloadTooLarge: "PAYLOAD_TOO_LARGE",
+  Decode: "DECODE_FAILED",
+  UnknownFramework: "UNKNOWN_FRAMEWORK",
+  UnknownOffer: "UNKNOWN_OFFER",
+  UnknownTask: "UNKNOWN_TASK",
+  UnknownHost: "UNKNOWN_HOST",
+  InsufficientResources: "INSUFFICIENT_RESOURCES",
+  InvalidRole: "INVALID_ROLE",
+  DuplicateTask: "DUPLICATE_TASK",
+  NotLeader: "NOT_LEADER",
+  Fenced: "FENCED",
+  Timeout: "TIMEOUT",
+  Closed: "CLOSED",
+  NatsServerMissing: "NATS_SERVER_MISSING",
+  NatsServerFailed: "NATS_SERVER_FAILED",
+  Determinism: "DETERMINISM_VIOLATION",
+  WorkerExited: "WORKER_EXITED",
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+export class CorralError extends Error {
+  readonly code: ErrorCode;
+  readonly retryable: boolean;
+  constructor(code: ErrorCode, message: string, options?: ErrorOptions & { retryable?: boolean }) {
+    super(message, options);
+    this.name = "CorralError";
+    this.code = code;
+    this.retryable = options?.retryable ?? false;
+  }
+}
+
+export class InvalidResourceError extends CorralError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(ErrorCode.InvalidResource, message, options);
+    this.name = "InvalidResourceError";
+  }
+}
+
+export class InvalidEventError extends CorralError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(ErrorCode.InvalidEvent, message, options);
+    this.name = "InvalidEventError";
+  }
+}
+
+export class DecodeError extends CorralError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(ErrorCode.Decode, message, options);
+    this.name = "DecodeError";
+  }
+}
+
+export class PayloadTooLargeError extends CorralError {
+  constructor(size: number, limit: number) {
+    super(ErrorCode.PayloadTooLarge, `payload of ${size} bytes exceeds the limit of ${limit} bytes`);
+    this.name = "PayloadTooLargeError";
+  }
+}
+
+/** A call the master refused. `code` names the rule; the message says what to change. */
+export class CallRejectedError extends CorralError {
+  readonly callId: string | undefined;
+  constructor(code: ErrorCode, message: string, callId?: string) {
+    super(code, message);
+    this.name = "CallRejectedError";
+    this.callId = callId;
+  }
+}
+
+export class TimeoutError extends CorralError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(ErrorCode.Timeout, message, { ...options, retryable: true });
+    this.name = "TimeoutError";
+  }
+}
+
+export class FencedError extends CorralError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(ErrorCode.Fenced, message, options);
+    this.name = "FencedError";
+  }
+}
+
+export class NatsServerMissingError extends CorralError {
+  constructor() {
+    super(
+      ErrorCode.NatsServerMissing,
+      "nats-server was not found on PATH: install it with `apt-get install -y nats-server` (Debian/Ubuntu) or pass --nats URL",
+    );
+    this.name = "NatsServerMissingError";
+  }
+}
+
+export class DeterminismViolationError extends CorralError {
+  constructor(message: string) {
+    super(ErrorCode.Determinism, message);
+    this.name = "DeterminismViolationError";
+  }
+}
+
+/** Rebuild an error that crossed a thread or a wire as `{ name, code, message }`. */
+export function errorFromWire(w: { name?: string; code?: string; message?: string }): CorralError {
+  const code = (Object.values(ErrorCode) as string[]).includes(w.code ?? "")
+    ? (w.code as ErrorCode)
+    : ErrorCode.InvalidCall;
+  const e = new CallRejectedError(code, w.message ?? "unknown error");
+  if (w.name) e.name = w.name;
+  return e;
+}

@@ -1,0 +1,107 @@
+import { Type, type Static, type TSchema } from "@sinclair/typebox";
+import { Attributes, CommandSchema, Id, Labels, ResourcesSchema, Role, TaskId, TaskStateSchema } from "./schema.js";
+
+/**
+ * Inputs: what frameworks, hosts and operators ask of the master, published to the INPUTS stream
+ * on `corral.in.fw.<frameworkId>`, `corral.in.host.<hostId>` and `corral.in.op.<principal>`.
+ * Names and meanings follow the Mesos v1 scheduler and operator APIs.
+ */
+
+const CallId = Type.String({ minLength: 1, maxLength: 64 });
+const Filters = Type.Object({ refuseSeconds: Type.Optional(Type.Number({ minimum: 0, maximum: 31_536_000 })) });
+
+function call<T extends string, P extends Record<string, TSchema>>(type: T, payload: P) {
+  return Type.Object({ type: Type.Literal(type), callId: CallId, ...payload });
+}
+
+export const TaskInfoSchema = Type.Object({
+  taskId: TaskId,
+  name: Type.Optional(Type.String({ maxLength: 256 })),
+  resources: ResourcesSchema,
+  command: CommandSchema,
+  labels: Type.Optional(Labels),
+});
+
+export const OperationSchema = Type.Union([
+  Type.Object({ type: Type.Literal("LAUNCH"), tasks: Type.Array(TaskInfoSchema, { minItems: 1, maxItems: 10_000 }) }),
+]);
+
+export const FrameworkCallSchemas = {
+  SUBSCRIBE: call("SUBSCRIBE", {
+    frameworkId: Id,
+    name: Type.String({ minLength: 1, maxLength: 256 }),
+    roles: Type.Array(Role, { minItems: 1, maxItems: 64 }),
+    failoverTimeoutS: Type.Optional(Type.Number({ minimum: 0 })),
+    principal: Type.Optional(Type.String({ maxLength: 256 })),
+  }),
+  ACCEPT: call("ACCEPT", {
+    frameworkId: Id,
+    offerIds: Type.Array(Id, { minItems: 1, maxItems: 1024 }),
+    operations: Type.Array(OperationSchema, { maxItems: 1024 }),
+    filters: Type.Optional(Filters),
+  }),
+  DECLINE: call("DECLINE", {
+    frameworkId: Id,
+    offerIds: Type.Array(Id, { minItems: 1, maxItems: 100_000 }),
+    filters: Type.Optional(Filters),
+  }),
+  REVIVE: call("REVIVE", { frameworkId: Id, roles: Type.Optional(Type.Array(Role)) }),
+  SUPPRESS: call("SUPPRESS", { frameworkId: Id, roles: Type.Optional(Type.Array(Role)) }),
+  KILL: call("KILL", { frameworkId: Id, taskId: TaskId, gracePeriodS: Type.Optional(Type.Number({ minimum: 0 })) }),
+  ACKNOWLEDGE: call("ACKNOWLEDGE", {
+    frameworkId: Id,
+    acks: Type.Array(Type.Object({ taskId: TaskId, uuid: Type.String({ maxLength: 64 }) }), {
+      minItems: 1,
+      maxItems: 100_000,
+    }),
+  }),
+  RECONCILE: call("RECONCILE", { frameworkId: Id, taskIds: Type.Optional(Type.Array(TaskId, { maxItems: 100_000 })) }),
+  TEARDOWN: call("TEARDOWN", { frameworkId: Id }),
+} as const;
+
+export const TaskStatusReportSchema = Type.Object({
+  taskId: TaskId,
+  frameworkId: Id,
+  state: TaskStateSchema,
+  uuid: Type.String({ minLength: 1, maxLength: 64 }),
+  reason: Type.Optional(Type.String({ maxLength: 128 })),
+  message: Type.Optional(Type.String({ maxLength: 4096 })),
+  healthy: Type.Optional(Type.Boolean()),
+  exitCode: Type.Optional(Type.Integer()),
+  ts: Type.Number(),
+});
+
+export const HostCallSchemas = {
+  REGISTER: call("REGISTER", {
+    hostId: Id,
+    hostname: Type.String({ minLength: 1, maxLength: 256 }),
+    resources: ResourcesSchema,
+    attributes: Attributes,
+    sim: Type.Optional(Type.Boolean()),
+  }),
+  STATUS: call("STATUS", {
+    hostId: Id,
+    updates: Type.Array(TaskStatusReportSchema, { minItems: 1, maxItems: 100_000 }),
+  }),
+} as const;
+
+export const OperatorCallSchemas = {
+  SET_WEIGHT: call("SET_WEIGHT", { role: Role, weight: Type.Number({ exclusiveMinimum: 0, maximum: 1e6 }) }),
+  TEARDOWN_FRAMEWORK: call("TEARDOWN_FRAMEWORK", { frameworkId: Id }),
+} as const;
+
+type FwSchemas = typeof FrameworkCallSchemas;
+type HostSchemas = typeof HostCallSchemas;
+type OpSchemas = typeof OperatorCallSchemas;
+export type FrameworkCall = { [K in keyof FwSchemas]: Static<FwSchemas[K]> }[keyof FwSchemas];
+export type HostCall = { [K in keyof HostSchemas]: Static<HostSchemas[K]> }[keyof HostSchemas];
+export type OperatorCall = { [K in keyof OpSchemas]: Static<OpSchemas[K]> }[keyof OpSchemas];
+export type FrameworkCallOf<T extends FrameworkCall["type"]> = Extract<FrameworkCall, { type: T }>;
+export type TaskInfo = Static<typeof TaskInfoSchema>;
+export type Operation = Static<typeof OperationSchema>;
+export type TaskStatusReport = Static<typeof TaskStatusReportSchema>;
+
+/** The master's answer to a call, sent to the caller's reply subject (core NATS, not stored). */
+export type CallReply =
+  | { ok: true; callId: string; result?: unknown }
+  | { ok: false; callId?: string; code: string; name: string; message: string };

@@ -1,0 +1,54 @@
+export {
+  EventSchemas,
+  EVENT_TYPES,
+  ResourcesSchema,
+  CommandSchema,
+  SUBJECT_ID,
+  TASK_ID,
+  type CorralEvent,
+  type EventOf,
+  type EventType,
+  type NewEvent,
+  type Command,
+} from "./schema.js";
+export {
+  FrameworkCallSchemas,
+  HostCallSchemas,
+  OperatorCallSchemas,
+  type FrameworkCall,
+  type FrameworkCallOf,
+  type HostCall,
+  type OperatorCall,
+  type TaskInfo,
+  type Operation,
+  type TaskStatusReport,
+  type CallReply,
+} from "./calls.js";
+export {
+  validateEvent,
+  isValidEvent,
+  validateFrameworkCall,
+  validateHostCall,
+  validateOperatorCall,
+} from "./validate.js";
+export { encode, decode, MAX_INPUT_BYTES } from "./codec.js";
+export {
+  subjects,
+  subjectOf,
+  parseInputSubject,
+  EVENTS_STREAM,
+  INPUTS_STREAM,
+  REPLY_HEADER,
+  type InputOrigin,
+} from "./subjects.js";
+export { ensureStreams, type StreamOptions } from "./streams.js";
+export { FencedAppender, batchesOf, EPOCH_HEADER, type Batch } from "./appender.js";
+export { readEvents, type LogEntry, type ReadOptions } from "./reader.js";
+export {
+  TASK_STATES,
+  TERMINAL_TASK_STATES,
+  TASK_REASONS,
+  isTerminal,
+  type TaskState,
+  type TaskReason,
+} from "./task-states.js";

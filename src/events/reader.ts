@@ -1,0 +1,86 @@
+import { DeliverPolicy, jetstream, type JsMsg, type OrderedConsumerOptions } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { decode } from "./codec.js";
+import type { CorralEvent } from "./schema.js";
+import { EVENTS_STREAM } from "./subjects.js";
+import { validateEvent } from "./validate.js";
+
+/** One message of the log: the events of one decision, or why it could not be read. */
+export interface LogEntry {
+  seq: number;
+  subject: string;
+  /** Server time of the append (ms). */
+  time: number;
+  events: CorralEvent[];
+  /** Set when the message is not a valid batch: counted and skipped by every fold. */
+  error?: string;
+}
+
+export interface ReadOptions {
+  /** First sequence to read (default 1). */
+  fromSeq?: number;
+  /** Start at the first message at or after this time instead. */
+  fromTime?: Date;
+  /** Last sequence to read. Without `follow`, defaults to the last sequence when reading starts. */
+  toSeq?: number;
+  /** Keep reading new messages as they are appended (never ends until the signal aborts). */
+  follow?: boolean;
+  /** One subject filter (nats-server 2.9 takes one per consumer). */
+  filter?: string;
+  signal?: AbortSignal;
+  stream?: string;
+}
+
+export function entryOf(m: JsMsg): LogEntry {
+  const base = { seq: m.seq, subject: m.subject, time: Math.floor(m.info.timestampNanos / 1e6) };
+  try {
+    const v = decode(m.data);
+    if (!Array.isArray(v)) return { ...base, events: [], error: "message is not a batch (array) of events" };
+    return { ...base, events: v.map((e) => validateEvent(e)) };
+  } catch (err) {
+    return { ...base, events: [], error: (err as Error).message };
+  }
+}
+
+/**
+ * The log as an async iterator, through an ordered consumer (flow-controlled, bounded buffer).
+ * Without `follow` it ends at the log's end as it was when reading started.
+ */
+export async function* readEvents(nc: NatsConnection, opts: ReadOptions = {}): AsyncGenerator<LogEntry> {
+  const js = jetstream(nc);
+  const stream = opts.stream ?? EVENTS_STREAM;
+  const jsm = await js.jetstreamManager();
+  const info = await jsm.streams.info(stream);
+  const last = info.state.last_seq;
+  const toSeq = opts.toSeq ?? (opts.follow ? Number.POSITIVE_INFINITY : last);
+  const from = Math.max(opts.fromSeq ?? 1, info.state.first_seq);
+  if (!opts.follow && (toSeq < from || last === 0 || last < from)) return;
+
+  const cfg: Partial<OrderedConsumerOptions> = {};
+  if (opts.filter) cfg.filter_subjects = opts.filter;
+  if (opts.fromTime) {
+    cfg.deliver_policy = DeliverPolicy.StartTime;
+    cfg.opt_start_time = opts.fromTime.toISOString();
+  } else {
+    cfg.deliver_policy = DeliverPolicy.StartSequence;
+    cfg.opt_start_seq = from;
+  }
+  const consumer = await js.consumers.get(stream, cfg);
+  if (!opts.follow) {
+    const ci = await consumer.info(true);
+    if (ci.num_pending === 0) return;
+  }
+  const messages = await consumer.consume({ max_messages: 2048 });
+  const onAbort = () => void messages.close();
+  opts.signal?.addEventListener("abort", onAbort, { once: true });
+  try {
+    for await (const m of messages) {
+      if (m.seq > toSeq) break;
+      yield entryOf(m);
+      if (m.seq >= toSeq || (!opts.follow && m.info.pending === 0)) break;
+    }
+  } finally {
+    opts.signal?.removeEventListener("abort", onAbort);
+    await messages.close();
+  }
+}

@@ -1,0 +1,165 @@
+import { Type, type Static, type TSchema } from "@sinclair/typebox";
+import { TASK_STATES } from "./task-states.js";
+
+/**
+ * The event catalogue. Every event is `{ type, v, at, ...payload }`; `at` is the master's clock
+ * (ms since the epoch) when it decided, so folds never read the wall clock. Schemas are TypeBox,
+ * which gives both the static type and a compiled runtime validator from one definition.
+ */
+
+/** Framework and host ids appear in subjects, so they may hold only subject-safe characters. */
+export const SUBJECT_ID = "^[A-Za-z0-9_-]{1,64}$";
+export const TASK_ID = "^[A-Za-z0-9_.:@-]{1,200}$";
+export const Id = Type.String({ pattern: SUBJECT_ID });
+export const TaskId = Type.String({ pattern: TASK_ID });
+export const Role = Type.String({ minLength: 1, maxLength: 256 });
+export const Attributes = Type.Record(Type.String({ maxLength: 128 }), Type.String({ maxLength: 1024 }));
+export const Labels = Attributes;
+
+export const ResourceSchema = Type.Union([
+  Type.Object({ name: Type.String({ minLength: 1 }), role: Role, scalar: Type.Number({ minimum: 0 }) }),
+  Type.Object({
+    name: Type.String({ minLength: 1 }),
+    role: Role,
+    ranges: Type.Array(Type.Tuple([Type.Integer({ minimum: 0 }), Type.Integer({ minimum: 0 })]), {
+      maxItems: 4096,
+    }),
+  }),
+  Type.Object({
+    name: Type.String({ minLength: 1 }),
+    role: Role,
+    set: Type.Array(Type.String(), { maxItems: 4096 }),
+  }),
+]);
+export const ResourcesSchema = Type.Array(ResourceSchema, { maxItems: 256 });
+
+export const TaskStateSchema = Type.Union(TASK_STATES.map((s) => Type.Literal(s)));
+
+export const CommandSchema = Type.Object({
+  /** A shell command line (run with /bin/sh -c when `shell` is true, the default when given). */
+  value: Type.Optional(Type.String({ maxLength: 65536 })),
+  /** argv form, run without a shell. */
+  argv: Type.Optional(Type.Array(Type.String({ maxLength: 65536 }), { maxItems: 4096 })),
+  shell: Type.Optional(Type.Boolean()),
+  env: Type.Optional(Type.Record(Type.String(), Type.String())),
+  user: Type.Optional(Type.String({ maxLength: 64 })),
+});
+
+function ev<T extends string, P extends Record<string, TSchema>>(type: T, payload: P) {
+  return Type.Object({ type: Type.Literal(type), v: Type.Literal(1), at: Type.Number(), ...payload });
+}
+
+export const EventSchemas = {
+  "master.elected": ev("master.elected", { masterId: Type.String(), epoch: Type.Integer({ minimum: 0 }) }),
+  "host.registered": ev("host.registered", {
+    hostId: Id,
+    hostname: Type.String({ maxLength: 256 }),
+    resources: ResourcesSchema,
+    attributes: Attributes,
+    sim: Type.Boolean(),
+  }),
+  "host.reregistered": ev("host.reregistered", {
+    hostId: Id,
+    hostname: Type.String({ maxLength: 256 }),
+    resources: ResourcesSchema,
+    attributes: Attributes,
+    sim: Type.Boolean(),
+  }),
+  "host.unreachable": ev("host.unreachable", { hostId: Id, reason: Type.String() }),
+  "host.removed": ev("host.removed", { hostId: Id, reason: Type.String() }),
+  "framework.subscribed": ev("framework.subscribed", {
+    frameworkId: Id,
+    name: Type.String({ maxLength: 256 }),
+    roles: Type.Array(Role, { minItems: 1, maxItems: 64 }),
+    failoverTimeoutS: Type.Number({ minimum: 0 }),
+    principal: Type.Optional(Type.String()),
+  }),
+  "framework.suppressed": ev("framework.suppressed", { frameworkId: Id, roles: Type.Array(Role) }),
+  "framework.revived": ev("framework.revived", { frameworkId: Id, roles: Type.Array(Role) }),
+  "framework.removed": ev("framework.removed", { frameworkId: Id, reason: Type.String() }),
+  "offer.made": ev("offer.made", {
+    offerId: Id,
+    frameworkId: Id,
+    /** The role the resources are allocated to (the framework's role this offer is for). */
+    role: Role,
+    hostId: Id,
+    hostname: Type.String(),
+    attributes: Attributes,
+    resources: ResourcesSchema,
+  }),
+  "offer.declined": ev("offer.declined", {
+    offerId: Id,
+    frameworkId: Id,
+    hostId: Id,
+    refuseSeconds: Type.Number({ minimum: 0 }),
+  }),
+  "offer.rescinded": ev("offer.rescinded", {
+    offerId: Id,
+    frameworkId: Id,
+    hostId: Id,
+    reason: Type.String(),
+  }),
+  "offer.accepted": ev("offer.accepted", {
+    offerId: Id,
+    frameworkId: Id,
+    hostId: Id,
+    refuseSeconds: Type.Number({ minimum: 0 }),
+  }),
+  "task.launched": ev("task.launched", {
+    taskId: TaskId,
+    frameworkId: Id,
+    hostId: Id,
+    role: Role,
+    name: Type.String({ maxLength: 256 }),
+    resources: ResourcesSchema,
+    command: CommandSchema,
+    labels: Type.Optional(Labels),
+    offerId: Id,
+  }),
+  "task.status": ev("task.status", {
+    taskId: TaskId,
+    frameworkId: Id,
+    hostId: Id,
+    state: TaskStateSchema,
+    source: Type.Union([Type.Literal("host"), Type.Literal("master")]),
+    reason: Type.Optional(Type.String()),
+    message: Type.Optional(Type.String({ maxLength: 4096 })),
+    /** Present when the update must be acknowledged by the framework. */
+    uuid: Type.Optional(Type.String({ maxLength: 64 })),
+    healthy: Type.Optional(Type.Boolean()),
+    exitCode: Type.Optional(Type.Integer()),
+    /** When the host observed the change (its clock). */
+    ts: Type.Optional(Type.Number()),
+  }),
+  "task.kill": ev("task.kill", {
+    taskId: TaskId,
+    frameworkId: Id,
+    hostId: Id,
+    gracePeriodS: Type.Optional(Type.Number({ minimum: 0 })),
+  }),
+  "task.acknowledged": ev("task.acknowledged", {
+    taskId: TaskId,
+    frameworkId: Id,
+    hostId: Id,
+    uuid: Type.String({ maxLength: 64 }),
+  }),
+  "role.weight": ev("role.weight", { role: Role, weight: Type.Number({ exclusiveMinimum: 0 }) }),
+  "call.rejected": ev("call.rejected", {
+    /** Subject the call came in on, e.g. `corral.in.fw.f1`. */
+    origin: Type.String(),
+    callId: Type.Optional(Type.String()),
+    call: Type.Optional(Type.String()),
+    code: Type.String(),
+    message: Type.String(),
+    inputSeq: Type.Optional(Type.Integer()),
+  }),
+} as const;
+
+type Schemas = typeof EventSchemas;
+export type EventType = keyof Schemas;
+export type EventOf<T extends EventType> = Static<Schemas[T]>;
+export type CorralEvent = { [K in EventType]: EventOf<K> }[EventType];
+/** An event before the master stamps `v` and `at` on it. */
+export type NewEvent = CorralEvent extends infer E ? (E extends CorralEvent ? Omit<E, "v" | "at"> : never) : never;
+export const EVENT_TYPES = Object.keys(EventSchemas) as EventType[];
+export type Command = Static<typeof CommandSchema>;

@@ -1,0 +1,66 @@
+import {
+  jetstreamManager,
+  RetentionPolicy,
+  StorageType,
+  DiscardPolicy,
+  type JetStreamManager,
+  type StreamConfig,
+} from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { EVENTS_STREAM, INPUTS_STREAM, subjects } from "./subjects.js";
+
+export interface StreamOptions {
+  /** Replicas for both streams: 1 on a single server, 3 on a 3-node cluster. */
+  replicas?: number;
+  /** How long inputs are kept after the master has consumed them (ms). */
+  inputsMaxAgeMs?: number;
+}
+
+const NANOS_PER_MS = 1_000_000;
+
+/**
+ * Create EVENTS and INPUTS if absent; update a config that differs in what may be changed.
+ * Safe to call from every component at start (idempotent).
+ */
+export async function ensureStreams(nc: NatsConnection, opts: StreamOptions = {}): Promise<JetStreamManager> {
+  const jsm = await jetstreamManager(nc);
+  const replicas = opts.replicas ?? 1;
+  const events = {
+    name: EVENTS_STREAM,
+    subjects: [subjects.events],
+    retention: RetentionPolicy.Limits,
+    storage: StorageType.File,
+    num_replicas: replicas,
+    max_msg_size: 1024 * 1024,
+    // Retried appends carry the same Nats-Msg-Id; two minutes covers any retry we make.
+    duplicate_window: 120_000 * NANOS_PER_MS,
+    discard: DiscardPolicy.Old,
+    description: "Corral cluster history: only the master leader appends",
+  };
+  const inputs = {
+    name: INPUTS_STREAM,
+    subjects: [subjects.inputs],
+    retention: RetentionPolicy.Limits,
+    storage: StorageType.File,
+    num_replicas: replicas,
+    max_msg_size: 1024 * 1024,
+    max_age: (opts.inputsMaxAgeMs ?? 7 * 24 * 3600_000) * NANOS_PER_MS,
+    duplicate_window: 120_000 * NANOS_PER_MS,
+    description: "Calls to the Corral master from frameworks, hosts and operators",
+  };
+  for (const cfg of [events, inputs]) {
+    try {
+      await jsm.streams.info(cfg.name);
+    } catch {
+      try {
+        await jsm.streams.add(cfg as Partial<StreamConfig> & { name: string });
+      } catch (err) {
+        // Two components racing to create the same stream: the loser finds it there.
+        await jsm.streams.info(cfg.name).catch(() => {
+          throw err;
+        });
+      }
+    }
+  }
+  return jsm;
+}

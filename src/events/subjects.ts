@@ -1,0 +1,85 @@
+import type { CorralEvent } from "./schema.js";
+
+/**
+ * The subject scheme (DESIGN.md §1). Ids in subjects are restricted to [A-Za-z0-9_-] by the
+ * schemas, so a token never contains `.`, `*` or `>`.
+ */
+export const EVENTS_STREAM = "CORRAL_EVENTS";
+export const INPUTS_STREAM = "CORRAL_INPUTS";
+
+export const subjects = {
+  events: "corral.evt.>",
+  inputs: "corral.in.>",
+  master: "corral.evt.master",
+  host: (hostId: string) => `corral.evt.host.${hostId}`,
+  framework: (frameworkId: string) => `corral.evt.fw.${frameworkId}`,
+  offers: (frameworkId: string) => `corral.evt.offer.${frameworkId}`,
+  /** `kind` is launch | status | kill | ack. */
+  task: (hostId: string, frameworkId: string, kind: string) => `corral.evt.task.${hostId}.${frameworkId}.${kind}`,
+  /** Everything a host must act on. */
+  hostTasks: (hostId: string) => `corral.evt.task.${hostId}.>`,
+  allTasks: "corral.evt.task.>",
+  /** Every task event of one framework, on any host. */
+  frameworkTasks: (frameworkId: string) => `corral.evt.task.*.${frameworkId}.>`,
+  role: "corral.evt.role",
+  rejected: (originKind: string, originId: string) => `corral.evt.reject.${originKind}.${originId}`,
+
+  frameworkInput: (frameworkId: string) => `corral.in.fw.${frameworkId}`,
+  hostInput: (hostId: string) => `corral.in.host.${hostId}`,
+  operatorInput: (principal: string) => `corral.in.op.${principal}`,
+
+  heartbeat: (hostId: string) => `corral.hb.${hostId}`,
+  heartbeats: "corral.hb.*",
+  query: (name: string) => `corral.q.${name}`,
+} as const;
+
+/** Header naming the core-NATS subject the master answers a call on. */
+export const REPLY_HEADER = "Corral-Reply";
+
+export type InputOrigin = { kind: "fw" | "host" | "op"; id: string };
+
+export function parseInputSubject(subject: string): InputOrigin | undefined {
+  const parts = subject.split(".");
+  if (parts.length !== 4 || parts[0] !== "corral" || parts[1] !== "in") return undefined;
+  const kind = parts[2];
+  const id = parts[3];
+  if ((kind !== "fw" && kind !== "host" && kind !== "op") || !id) return undefined;
+  return { kind, id };
+}
+
+/** The subject an event is published on, which decides who receives it. */
+export function subjectOf(e: CorralEvent): string {
+  switch (e.type) {
+    case "master.elected":
+      return subjects.master;
+    case "host.registered":
+    case "host.reregistered":
+    case "host.unreachable":
+    case "host.removed":
+      return subjects.host(e.hostId);
+    case "framework.subscribed":
+    case "framework.suppressed":
+    case "framework.revived":
+    case "framework.removed":
+      return subjects.framework(e.frameworkId);
+    case "offer.made":
+    case "offer.declined":
+    case "offer.rescinded":
+    case "offer.accepted":
+      return subjects.offers(e.frameworkId);
+    case "task.launched":
+      return subjects.task(e.hostId, e.frameworkId, "launch");
+    case "task.status":
+      return subjects.task(e.hostId, e.frameworkId, "status");
+    case "task.kill":
+      return subjects.task(e.hostId, e.frameworkId, "kill");
+    case "task.acknowledged":
+      return subjects.task(e.hostId, e.frameworkId, "ack");
+    case "role.weight":
+      return subjects.role;
+    case "call.rejected": {
+      const [, , kind, id] = e.origin.split(".");
+      return subjects.rejected(kind ?? "unknown", id ?? "unknown");
+    }
+  }
+}

@@ -1,0 +1,1 @@
+export { startNatsServer, startNatsCluster, type NatsServerHandle, type NatsServerOptions } from "./server.js";

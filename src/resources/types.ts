@@ -1,0 +1,31 @@
+/**
+ * A resource as Mesos defines it: a name, the role it is reserved for ("*" = unreserved), and one
+ * of three kinds of value. Scalars are kept to three decimals (Mesos's fixed-point rule) so that
+ * adding and subtracting many 0.1 cpus never drifts.
+ */
+export interface ScalarResource {
+  name: string;
+  role: string;
+  scalar: number;
+}
+export interface RangesResource {
+  name: string;
+  role: string;
+  /** Inclusive, sorted, non-overlapping, coalesced. */
+  ranges: Array<[number, number]>;
+}
+export interface SetResource {
+  name: string;
+  role: string;
+  /** Sorted, unique. */
+  set: string[];
+}
+export type Resource = ScalarResource | RangesResource | SetResource;
+
+/** A bag of resources: at most one entry per (name, role, kind). */
+export type Resources = Resource[];
+
+/** Scalar totals by name, all roles summed: `{ cpus: 4, mem: 2048 }`. */
+export type ScalarTotals = Record<string, number>;
+
+export const DEFAULT_ROLE = "*";

@@ -1,0 +1,309 @@
+import type { CorralEvent, EventOf, LogEntry } from "../events/index.js";
+import { isTerminal } from "../events/index.js";
+import { taskTable } from "../actors/machines/index.js";
+import { add, subtract, type Resources, type ScalarTotals } from "../resources/index.js";
+import type { ClusterState, FrameworkView, HostView, RoleView, TaskView } from "./types.js";
+
+/** How many finished tasks the state remembers (Mesos keeps a bounded list too). */
+export const MAX_COMPLETED_TASKS = 1000;
+
+export function createState(): ClusterState {
+  return {
+    seq: 0,
+    time: 0,
+    masterId: undefined,
+    epoch: 0,
+    hosts: new Map(),
+    frameworks: new Map(),
+    tasks: new Map(),
+    offers: new Map(),
+    roles: new Map(),
+    totals: {},
+    completed: [],
+    counters: { invalidMessages: 0, ignoredEvents: 0, events: 0 },
+  };
+}
+
+/** Add (sign 1) or remove (sign -1) a bag's scalars to running totals, in place, fixed-point. */
+export function accumulate(target: ScalarTotals, rs: Resources, sign: 1 | -1): void {
+  for (const r of rs) {
+    if (!("scalar" in r)) continue;
+    const v = Math.round(((target[r.name] ?? 0) + sign * r.scalar) * 1000) / 1000;
+    target[r.name] = v;
+  }
+}
+
+export function roleOf(state: ClusterState, role: string): RoleView {
+  let r = state.roles.get(role);
+  if (!r) {
+    r = { role, weight: 1, allocated: {}, allocations: 0, frameworks: new Set() };
+    state.roles.set(role, r);
+  }
+  return r;
+}
+
+/** Hosts whose resources count towards the cluster total (the DRF denominator). */
+function counted(h: HostView): boolean {
+  return h.status === "ACTIVE" || h.status === "DRAINING";
+}
+
+function allocate(state: ClusterState, fwId: string, role: string, rs: Resources, sign: 1 | -1): void {
+  const fw = state.frameworks.get(fwId);
+  if (fw) accumulate(fw.allocated, rs, sign);
+  accumulate(roleOf(state, role).allocated, rs, sign);
+}
+
+function release(state: ClusterState, hostId: string, rs: Resources): void {
+  const h = state.hosts.get(hostId);
+  if (h) h.available = add(h.available, rs);
+}
+
+/** Fold one log message. Invalid messages are counted and skipped, never thrown. */
+export function foldEntry(state: ClusterState, entry: LogEntry): ClusterState {
+  if (entry.seq <= state.seq) return state; // already folded (redelivery)
+  state.seq = entry.seq;
+  if (entry.error) {
+    state.counters.invalidMessages++;
+    return state;
+  }
+  for (const e of entry.events) evolve(state, e);
+  return state;
+}
+
+export function fold(entries: Iterable<LogEntry>, state = createState()): ClusterState {
+  for (const e of entries) foldEntry(state, e);
+  return state;
+}
+
+/**
+ * The one evolve function: master, projections and replay all fold through it. It mutates the
+ * state it is given (folding millions of events cannot afford a copy per event) and never reads
+ * the clock: time comes from the events.
+ */
+export function evolve(state: ClusterState, e: CorralEvent): void {
+  state.counters.events++;
+  if (e.at > state.time) state.time = e.at;
+  switch (e.type) {
+    case "master.elected":
+      state.masterId = e.masterId;
+      state.epoch = e.epoch;
+      return;
+    case "host.registered":
+    case "host.reregistered":
+      return hostRegistered(state, e);
+    case "host.unreachable":
+    case "host.removed": {
+      const h = state.hosts.get(e.hostId);
+      if (!h) return ignore(state);
+      if (counted(h)) accumulate(state.totals, h.total, -1);
+      h.status = e.type === "host.removed" ? "REMOVED" : "UNREACHABLE";
+      h.updatedAt = e.at;
+      return;
+    }
+    case "framework.subscribed":
+      return frameworkSubscribed(state, e);
+    case "framework.suppressed": {
+      const fw = state.frameworks.get(e.frameworkId);
+      if (!fw) return ignore(state);
+      for (const r of e.roles.length ? e.roles : fw.roles) fw.suppressedRoles.add(r);
+      return;
+    }
+    case "framework.revived": {
+      const fw = state.frameworks.get(e.frameworkId);
+      if (!fw) return ignore(state);
+      for (const r of e.roles.length ? e.roles : fw.roles) fw.suppressedRoles.delete(r);
+      fw.filters.clear();
+      return;
+    }
+    case "framework.removed": {
+      const fw = state.frameworks.get(e.frameworkId);
+      if (!fw) return ignore(state);
+      fw.status = "REMOVED";
+      fw.filters.clear();
+      for (const r of fw.roles) state.roles.get(r)?.frameworks.delete(fw.frameworkId);
+      return;
+    }
+    case "offer.made": {
+      const h = state.hosts.get(e.hostId);
+      const fw = state.frameworks.get(e.frameworkId);
+      if (!h || !fw) return ignore(state);
+      h.available = subtract(h.available, e.resources);
+      h.offerCount++;
+      fw.offerCount++;
+      fw.allocations++;
+      roleOf(state, e.role).allocations++;
+      allocate(state, e.frameworkId, e.role, e.resources, 1);
+      state.offers.set(e.offerId, {
+        offerId: e.offerId,
+        frameworkId: e.frameworkId,
+        hostId: e.hostId,
+        role: e.role,
+        resources: e.resources,
+        madeAt: e.at,
+      });
+      return;
+    }
+    case "offer.declined":
+    case "offer.rescinded":
+    case "offer.accepted": {
+      const o = state.offers.get(e.offerId);
+      if (!o) return ignore(state);
+      state.offers.delete(e.offerId);
+      release(state, o.hostId, o.resources);
+      allocate(state, o.frameworkId, o.role, o.resources, -1);
+      const h = state.hosts.get(o.hostId);
+      if (h) h.offerCount--;
+      const fw = state.frameworks.get(o.frameworkId);
+      if (fw) {
+        fw.offerCount--;
+        const refuse = e.type === "offer.rescinded" ? 0 : e.refuseSeconds;
+        if (refuse > 0) fw.filters.set(o.hostId, e.at + refuse * 1000);
+      }
+      return;
+    }
+    case "task.launched":
+      return taskLaunched(state, e);
+    case "task.status":
+      return taskStatus(state, e);
+    case "task.kill": {
+      const t = state.tasks.get(e.taskId);
+      if (!t) return ignore(state);
+      t.killRequested = true;
+      return;
+    }
+    case "task.acknowledged": {
+      const t = state.tasks.get(e.taskId);
+      if (!t || t.unackedUuid !== e.uuid) return ignore(state);
+      t.unackedUuid = undefined;
+      if (isTerminal(t.state)) complete(state, t);
+      return;
+    }
+    case "role.weight":
+      roleOf(state, e.role).weight = e.weight;
+      return;
+    case "call.rejected":
+      return;
+  }
+}
+
+function ignore(state: ClusterState): void {
+  state.counters.ignoredEvents++;
+}
+
+function hostRegistered(state: ClusterState, e: EventOf<"host.registered"> | EventOf<"host.reregistered">): void {
+  const prev = state.hosts.get(e.hostId);
+  if (prev && counted(prev)) accumulate(state.totals, prev.total, -1);
+  let available = e.resources;
+  if (prev) {
+    // What is in use stays in use: recompute availability from the new total.
+    let inUse: Resources = [];
+    for (const t of state.tasks.values()) if (t.hostId === e.hostId) inUse = add(inUse, t.resources);
+    for (const o of state.offers.values()) if (o.hostId === e.hostId) inUse = add(inUse, o.resources);
+    try {
+      available = subtract(e.resources, inUse);
+    } catch {
+      available = []; // the host shrank below what runs on it: offer nothing until tasks end
+    }
+  }
+  const h: HostView = {
+    hostId: e.hostId,
+    hostname: e.hostname,
+    attributes: e.attributes,
+    sim: e.sim,
+    status: prev?.status === "DRAINING" ? "DRAINING" : "ACTIVE",
+    total: e.resources,
+    available,
+    registeredAt: prev?.registeredAt ?? e.at,
+    updatedAt: e.at,
+    taskCount: prev?.taskCount ?? 0,
+    offerCount: prev?.offerCount ?? 0,
+  };
+  state.hosts.set(e.hostId, h);
+  accumulate(state.totals, h.total, 1);
+}
+
+function frameworkSubscribed(state: ClusterState, e: EventOf<"framework.subscribed">): void {
+  const prev = state.frameworks.get(e.frameworkId);
+  if (prev) for (const r of prev.roles) state.roles.get(r)?.frameworks.delete(e.frameworkId);
+  const fw: FrameworkView = prev ?? {
+    frameworkId: e.frameworkId,
+    name: e.name,
+    roles: e.roles,
+    failoverTimeoutS: e.failoverTimeoutS,
+    principal: e.principal,
+    status: "ACTIVE",
+    suppressedRoles: new Set(),
+    subscribedAt: e.at,
+    allocated: {},
+    allocations: 0,
+    offerCount: 0,
+    taskCount: 0,
+    filters: new Map(),
+  };
+  fw.name = e.name;
+  fw.roles = e.roles;
+  fw.failoverTimeoutS = e.failoverTimeoutS;
+  fw.principal = e.principal;
+  fw.status = "ACTIVE";
+  state.frameworks.set(e.frameworkId, fw);
+  for (const r of e.roles) roleOf(state, r).frameworks.add(e.frameworkId);
+}
+
+function taskLaunched(state: ClusterState, e: EventOf<"task.launched">): void {
+  const h = state.hosts.get(e.hostId);
+  if (!h || state.tasks.has(e.taskId)) return ignore(state);
+  h.available = subtract(h.available, e.resources);
+  h.taskCount++;
+  const fw = state.frameworks.get(e.frameworkId);
+  if (fw) fw.taskCount++;
+  allocate(state, e.frameworkId, e.role, e.resources, 1);
+  state.tasks.set(e.taskId, {
+    taskId: e.taskId,
+    frameworkId: e.frameworkId,
+    hostId: e.hostId,
+    role: e.role,
+    name: e.name,
+    resources: e.resources,
+    state: "TASK_STAGING",
+    reason: undefined,
+    message: undefined,
+    healthy: undefined,
+    exitCode: undefined,
+    unackedUuid: undefined,
+    killRequested: false,
+    launchedAt: e.at,
+    updatedAt: e.at,
+  });
+}
+
+function taskStatus(state: ClusterState, e: EventOf<"task.status">): void {
+  const t = state.tasks.get(e.taskId);
+  if (!t) return ignore(state);
+  const next = taskTable.step(t.state, `STATUS.${e.state}`);
+  if (next === undefined || next === "NEW") return ignore(state);
+  const wasLive = !isTerminal(t.state);
+  t.state = next;
+  t.reason = e.reason;
+  t.message = e.message;
+  if (e.healthy !== undefined) t.healthy = e.healthy;
+  if (e.exitCode !== undefined) t.exitCode = e.exitCode;
+  t.updatedAt = e.at;
+  t.unackedUuid = e.uuid;
+  if (wasLive && isTerminal(next)) {
+    const h = state.hosts.get(t.hostId);
+    if (h) {
+      h.taskCount--;
+      if (h.status !== "REMOVED") h.available = add(h.available, t.resources);
+    }
+    const fw = state.frameworks.get(t.frameworkId);
+    if (fw) fw.taskCount--;
+    allocate(state, t.frameworkId, t.role, t.resources, -1);
+    if (!e.uuid) complete(state, t);
+  }
+}
+
+function complete(state: ClusterState, t: TaskView): void {
+  state.tasks.delete(t.taskId);
+  state.completed.push(t);
+  if (state.completed.length > MAX_COMPLETED_TASKS * 1.5) state.completed.splice(0, state.completed.length - MAX_COMPLETED_TASKS);
+}

@@ -1,0 +1,13 @@
+export { createState, evolve, fold, foldEntry, accumulate, roleOf, MAX_COMPLETED_TASKS } from "./fold.js";
+export { stateToJSON, type StateJSON } from "./serialize.js";
+export type {
+  ClusterState,
+  HostView,
+  HostStatus,
+  FrameworkView,
+  FrameworkStatus,
+  TaskView,
+  OfferView,
+  RoleView,
+  FoldCounters,
+} from "./types.js";

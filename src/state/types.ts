@@ -1,0 +1,105 @@
+import type { Resources, ScalarTotals } from "../resources/index.js";
+import type { TaskState } from "../events/index.js";
+
+export type HostStatus = "ACTIVE" | "UNREACHABLE" | "DRAINING" | "REMOVED";
+export type FrameworkStatus = "ACTIVE" | "DISCONNECTED" | "REMOVED";
+
+export interface HostView {
+  hostId: string;
+  hostname: string;
+  attributes: Record<string, string>;
+  sim: boolean;
+  status: HostStatus;
+  total: Resources;
+  /** Neither offered nor used by a task: what the allocator may offer. */
+  available: Resources;
+  registeredAt: number;
+  updatedAt: number;
+  /** Live tasks on this host. */
+  taskCount: number;
+  offerCount: number;
+}
+
+export interface FrameworkView {
+  frameworkId: string;
+  name: string;
+  roles: string[];
+  failoverTimeoutS: number;
+  principal: string | undefined;
+  status: FrameworkStatus;
+  suppressedRoles: Set<string>;
+  subscribedAt: number;
+  /** Scalars in outstanding offers and live tasks, all roles. */
+  allocated: ScalarTotals;
+  /** Times this framework was offered resources (Mesos's tie-breaker within a role). */
+  allocations: number;
+  offerCount: number;
+  taskCount: number;
+  /** Offer filters from DECLINE / ACCEPT refuse_seconds: hostId → time until which it is refused. */
+  filters: Map<string, number>;
+}
+
+export interface TaskView {
+  taskId: string;
+  frameworkId: string;
+  hostId: string;
+  role: string;
+  name: string;
+  resources: Resources;
+  state: TaskState;
+  reason: string | undefined;
+  message: string | undefined;
+  healthy: boolean | undefined;
+  exitCode: number | undefined;
+  /** uuid of the latest update still waiting for the framework's acknowledgement. */
+  unackedUuid: string | undefined;
+  killRequested: boolean;
+  launchedAt: number;
+  updatedAt: number;
+}
+
+export interface OfferView {
+  offerId: string;
+  frameworkId: string;
+  hostId: string;
+  role: string;
+  resources: Resources;
+  madeAt: number;
+}
+
+export interface RoleView {
+  role: string;
+  weight: number;
+  /** Scalars in outstanding offers and live tasks allocated to this role. */
+  allocated: ScalarTotals;
+  /** Times a framework of this role was offered resources (tie-breaker). */
+  allocations: number;
+  frameworks: Set<string>;
+}
+
+export interface FoldCounters {
+  /** Messages in the log that were not valid batches (skipped). */
+  invalidMessages: number;
+  /** Valid events that did not apply to the state (e.g. an update for an unknown task). */
+  ignoredEvents: number;
+  events: number;
+}
+
+export interface ClusterState {
+  /** Sequence of the last log message folded in. */
+  seq: number;
+  /** `at` of the last event folded in: the fold's notion of "now". */
+  time: number;
+  masterId: string | undefined;
+  epoch: number;
+  hosts: Map<string, HostView>;
+  frameworks: Map<string, FrameworkView>;
+  tasks: Map<string, TaskView>;
+  offers: Map<string, OfferView>;
+  roles: Map<string, RoleView>;
+  /** Sum of scalars over hosts that are not removed or unreachable (the DRF denominator). */
+  totals: ScalarTotals;
+  /** Most recent terminal, acknowledged tasks (bounded, oldest dropped first). */
+  completed: TaskView[];
+  counters: FoldCounters;
+}
