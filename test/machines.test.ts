@@ -14,7 +14,11 @@ import {
   taskMachine,
   taskTable,
 } from "../src/actors/machines/index.js";
-import type { TaskLifecycleEvent, TaskLifecycleState, TransitionTable } from "../src/actors/machines/index.js";
+import type {
+  TaskLifecycleEvent,
+  TaskLifecycleState,
+  TransitionTable,
+} from "../src/actors/machines/index.js";
 
 type AnyTable = TransitionTable<string, string>;
 
@@ -23,6 +27,9 @@ function xstateStep(machine: AnyStateMachine, state: string, event: string): str
   const snapshot = machine.resolveState({ value: state, context: {} });
   const [next] = transition(machine, snapshot, { type: event });
   const value: unknown = next.value;
+  // A finished actor drops every event, but the pure transition() does not check `status` and would
+  // still take a root-level transition out of a final state. The table follows the actor.
+  if (snapshot.status === "done") return undefined;
   if (!snapshot.can({ type: event })) {
     // Unhandled: XState hands back the same state. The table must not mistake it for a self-loop.
     expect(value).toBe(state);
@@ -53,7 +60,8 @@ describe.each(compiled)("%s table", (_name, machine, table) => {
       for (const event of table.events) {
         const expected = xstateStep(machine, state, event);
         expect({ state, event, next: table.step(state, event) }).toEqual({ state, event, next: expected });
-        const raw = table.next[table.stateIndex.get(state)! * table.events.length + table.eventIndex.get(event)!];
+        const raw =
+          table.next[table.stateIndex.get(state)! * table.events.length + table.eventIndex.get(event)!];
         expect(raw).toBe(expected === undefined ? -1 : table.stateIndex.get(expected));
         if (expected !== undefined) accepted++;
       }
@@ -166,7 +174,7 @@ describe("host, framework and offer lifecycles", () => {
 describe("compileTable", () => {
   it("refuses guarded transitions rather than compile them wrongly", () => {
     const guarded = setup({
-      types: {} as { events: { type: "GO" } },
+      types: { events: {} as { type: "GO" } },
       guards: { never: () => false },
     }).createMachine({
       id: "guarded",
@@ -177,7 +185,7 @@ describe("compileTable", () => {
   });
 
   it("resolves root-level transitions and #id targets", () => {
-    const m = setup({ types: {} as { events: { type: "X" } | { type: "Y" } } }).createMachine({
+    const m = setup({ types: { events: {} as { type: "X" } | { type: "Y" } } }).createMachine({
       id: "m",
       initial: "a",
       on: { X: ".c" },
@@ -203,7 +211,11 @@ describe("master leadership", () => {
     expect(actor.getSnapshot().value).toBe("leader");
     actor.send({ type: "FENCED", reason: "wrong last sequence" });
     expect(actor.getSnapshot().value).toBe("follower");
-    expect(actor.getSnapshot().context).toEqual({ masterId: "m1", epoch: 7, lastError: "wrong last sequence" });
+    expect(actor.getSnapshot().context).toEqual({
+      masterId: "m1",
+      epoch: 7,
+      lastError: "wrong last sequence",
+    });
     actor.stop();
   });
 

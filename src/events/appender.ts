@@ -13,6 +13,8 @@ export interface Batch {
 
 /** Header carrying the master epoch that wrote a message, for auditors. */
 export const EPOCH_HEADER = "Corral-Epoch";
+/** Header naming the INPUTS sequence a message answers: a new leader skips inputs already answered. */
+export const INPUT_SEQ_HEADER = "Corral-Input";
 
 /** Group events by subject, keeping their order within each subject. */
 export function batchesOf(events: CorralEvent[]): Batch[] {
@@ -64,13 +66,14 @@ export class FencedAppender {
    * `msgId` must identify the decision (e.g. the input sequence it answers); each message gets
    * `${msgId}/${k}`.
    */
-  append(batches: Batch[], msgId: string): Promise<number[]> {
+  append(batches: Batch[], msgId: string, inputSeq?: number): Promise<number[]> {
     if (this.#fenced) return Promise.reject(this.#fenced);
     const pending: Promise<PubAck>[] = [];
     for (let k = 0; k < batches.length; k++) {
       const b = batches[k]!;
       const h = headers();
       h.set(EPOCH_HEADER, String(this.#epoch));
+      if (inputSeq !== undefined) h.set(INPUT_SEQ_HEADER, String(inputSeq));
       const expected = this.#expected;
       this.#expected++;
       this.#inFlight++;
@@ -85,7 +88,15 @@ export class FencedAppender {
       );
     }
     return Promise.all(pending).then(
-      (acks) => acks.map((a) => a.seq),
+      (acks) => {
+        // A duplicate means this message was stored before (a retried input): the stream did
+        // not grow as we predicted, so our expected sequences are wrong from here on.
+        if (acks.some((a) => a.duplicate)) {
+          this.#fenced ??= new FencedError(`append ${msgId} was a duplicate; the log must be re-read`);
+          throw this.#fenced;
+        }
+        return acks.map((a) => a.seq);
+      },
       (err: unknown) => {
         const fenced =
           err instanceof JetStreamApiError && /last sequence/i.test(err.message)

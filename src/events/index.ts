@@ -42,8 +42,8 @@ export {
   type InputOrigin,
 } from "./subjects.js";
 export { ensureStreams, type StreamOptions } from "./streams.js";
-export { FencedAppender, batchesOf, EPOCH_HEADER, type Batch } from "./appender.js";
-export { readEvents, type LogEntry, type ReadOptions } from "./reader.js";
+export { FencedAppender, batchesOf, EPOCH_HEADER, INPUT_SEQ_HEADER, type Batch } from "./appender.js";
+export { readEvents, entryOf, type LogEntry, type ReadOptions } from "./reader.js";
 export {
   TASK_STATES,
   TERMINAL_TASK_STATES,

@@ -1,5 +1,6 @@
 import { DeliverPolicy, jetstream, type JsMsg, type OrderedConsumerOptions } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
+import { INPUT_SEQ_HEADER } from "./appender.js";
 import { decode } from "./codec.js";
 import type { CorralEvent } from "./schema.js";
 import { EVENTS_STREAM } from "./subjects.js";
@@ -14,6 +15,8 @@ export interface LogEntry {
   events: CorralEvent[];
   /** Set when the message is not a valid batch: counted and skipped by every fold. */
   error?: string;
+  /** The INPUTS sequence this message answers, when it answers one. */
+  inputSeq?: number;
 }
 
 export interface ReadOptions {
@@ -32,7 +35,9 @@ export interface ReadOptions {
 }
 
 export function entryOf(m: JsMsg): LogEntry {
-  const base = { seq: m.seq, subject: m.subject, time: Math.floor(m.info.timestampNanos / 1e6) };
+  const input = m.headers?.get(INPUT_SEQ_HEADER);
+  const base: Omit<LogEntry, "events"> = { seq: m.seq, subject: m.subject, time: Math.floor(m.info.timestampNanos / 1e6) };
+  if (input) base.inputSeq = Number(input);
   try {
     const v = decode(m.data);
     if (!Array.isArray(v)) return { ...base, events: [], error: "message is not a batch (array) of events" };

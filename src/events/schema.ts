@@ -103,7 +103,9 @@ export const EventSchemas = {
     offerId: Id,
     frameworkId: Id,
     hostId: Id,
+    /** Filter on what was left unused (Mesos: refuse offers that are a subset of it for this long). */
     refuseSeconds: Type.Number({ minimum: 0 }),
+    unused: ResourcesSchema,
   }),
   "task.launched": ev("task.launched", {
     taskId: TaskId,

@@ -66,7 +66,15 @@ export function foldEntry(state: ClusterState, entry: LogEntry): ClusterState {
     state.counters.invalidMessages++;
     return state;
   }
-  for (const e of entry.events) evolve(state, e);
+  for (const e of entry.events) {
+    try {
+      evolve(state, e);
+    } catch {
+      // Only a log written by something other than a correct master gets here (e.g. an offer of
+      // resources the host does not have). Count it; the fold goes on.
+      state.counters.ignoredEvents++;
+    }
+  }
   return state;
 }
 
@@ -156,8 +164,11 @@ export function evolve(state: ClusterState, e: CorralEvent): void {
       const fw = state.frameworks.get(o.frameworkId);
       if (fw) {
         fw.offerCount--;
-        const refuse = e.type === "offer.rescinded" ? 0 : e.refuseSeconds;
-        if (refuse > 0) fw.filters.set(o.hostId, e.at + refuse * 1000);
+        if (e.type === "offer.declined" && e.refuseSeconds > 0) {
+          fw.filters.set(o.hostId, { until: e.at + e.refuseSeconds * 1000, resources: o.resources });
+        } else if (e.type === "offer.accepted" && e.refuseSeconds > 0 && e.unused.length > 0) {
+          fw.filters.set(o.hostId, { until: e.at + e.refuseSeconds * 1000, resources: e.unused });
+        }
       }
       return;
     }
@@ -270,6 +281,7 @@ function taskLaunched(state: ClusterState, e: EventOf<"task.launched">): void {
     healthy: undefined,
     exitCode: undefined,
     unackedUuid: undefined,
+    lastUuid: undefined,
     killRequested: false,
     launchedAt: e.at,
     updatedAt: e.at,
@@ -289,6 +301,7 @@ function taskStatus(state: ClusterState, e: EventOf<"task.status">): void {
   if (e.exitCode !== undefined) t.exitCode = e.exitCode;
   t.updatedAt = e.at;
   t.unackedUuid = e.uuid;
+  if (e.uuid) t.lastUuid = e.uuid;
   if (wasLive && isTerminal(next)) {
     const h = state.hosts.get(t.hostId);
     if (h) {

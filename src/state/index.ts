@@ -8,6 +8,7 @@ export type {
   FrameworkStatus,
   TaskView,
   OfferView,
+  OfferFilter,
   RoleView,
   FoldCounters,
 } from "./types.js";

@@ -35,8 +35,16 @@ export interface FrameworkView {
   allocations: number;
   offerCount: number;
   taskCount: number;
-  /** Offer filters from DECLINE / ACCEPT refuse_seconds: hostId → time until which it is refused. */
-  filters: Map<string, number>;
+  /**
+   * Offer filters from DECLINE / ACCEPT refuse_seconds, per host: until `until`, an offer from that
+   * host whose resources are a subset of `resources` is not made (Mesos's filter semantics).
+   */
+  filters: Map<string, OfferFilter>;
+}
+
+export interface OfferFilter {
+  until: number;
+  resources: Resources;
 }
 
 export interface TaskView {
@@ -53,6 +61,8 @@ export interface TaskView {
   exitCode: number | undefined;
   /** uuid of the latest update still waiting for the framework's acknowledgement. */
   unackedUuid: string | undefined;
+  /** uuid of the latest update recorded (acknowledged or not): retries of it are duplicates. */
+  lastUuid: string | undefined;
   killRequested: boolean;
   launchedAt: number;
   updatedAt: number;

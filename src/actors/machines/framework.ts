@@ -13,7 +13,7 @@ export const FRAMEWORK_LIFECYCLE_EVENTS: readonly FrameworkLifecycleEvent[] = [
 ];
 
 export const frameworkMachine = setup({
-  types: {} as { events: FrameworkMachineEvent },
+  types: { events: {} as FrameworkMachineEvent },
 }).createMachine({
   id: "framework",
   initial: "NEW",

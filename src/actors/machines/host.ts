@@ -2,7 +2,8 @@ import { setup } from "xstate";
 
 /** An agent host's lifecycle state. */
 export type HostLifecycleState = "NEW" | "ACTIVE" | "UNREACHABLE" | "DRAINING" | "REMOVED";
-export type HostLifecycleEvent = "REGISTER" | "REREGISTER" | "UNREACHABLE" | "DRAIN" | "REACTIVATE" | "REMOVE";
+export type HostLifecycleEvent =
+  "REGISTER" | "REREGISTER" | "UNREACHABLE" | "DRAIN" | "REACTIVATE" | "REMOVE";
 export type HostMachineEvent = { type: HostLifecycleEvent };
 
 export const HOST_LIFECYCLE_EVENTS: readonly HostLifecycleEvent[] = [
@@ -18,7 +19,7 @@ export const HOST_LIFECYCLE_EVENTS: readonly HostLifecycleEvent[] = [
 const REMOVABLE = { REMOVE: "REMOVED" } as const;
 
 export const hostMachine = setup({
-  types: {} as { events: HostMachineEvent },
+  types: { events: {} as HostMachineEvent },
 }).createMachine({
   id: "host",
   initial: "NEW",

@@ -26,7 +26,7 @@ export type MasterEvent =
 export type MasterState = "follower" | "candidate" | "recovering" | "leader" | "stopped";
 
 export const masterMachine = setup({
-  types: {} as { context: MasterContext; events: MasterEvent; input: MasterInput },
+  types: { context: {} as MasterContext, events: {} as MasterEvent, input: {} as MasterInput },
   actions: {
     assignEpoch: assign((_, params: { epoch: number }) => ({ epoch: params.epoch })),
     recordFence: assign((_, params: { reason: string }) => ({ lastError: params.reason })),

@@ -5,10 +5,15 @@ export type OfferLifecycleState = "NEW" | "OUTSTANDING" | "ACCEPTED" | "DECLINED
 export type OfferLifecycleEvent = "MAKE" | "ACCEPT" | "DECLINE" | "RESCIND";
 export type OfferMachineEvent = { type: OfferLifecycleEvent };
 
-export const OFFER_LIFECYCLE_EVENTS: readonly OfferLifecycleEvent[] = ["MAKE", "ACCEPT", "DECLINE", "RESCIND"];
+export const OFFER_LIFECYCLE_EVENTS: readonly OfferLifecycleEvent[] = [
+  "MAKE",
+  "ACCEPT",
+  "DECLINE",
+  "RESCIND",
+];
 
 export const offerMachine = setup({
-  types: {} as { events: OfferMachineEvent },
+  types: { events: {} as OfferMachineEvent },
 }).createMachine({
   id: "offer",
   initial: "NEW",

@@ -63,9 +63,9 @@ export function compileTable<M extends AnyStateMachine>(
     throw new Error(`compileTable(${id}): ${msg}`);
   };
   const rawStates = config.states ?? fail("machine has no states");
-  const states = Object.keys(rawStates) as S[];
+  const states = Object.keys(rawStates);
   if (states.length === 0 || states.length > 0x7fff) fail(`unsupported state count ${states.length}`);
-  const stateIndex = new Map<S, number>(states.map((s, i) => [s, i]));
+  const stateIndex = new Map<string, number>(states.map((s, i) => [s, i]));
 
   // `from` is the node whose `on` map holds the entry: a top-level state name, or null for the root.
   const resolveTarget = (target: string, from: string | null): string => {
@@ -73,7 +73,7 @@ export function compileTable<M extends AnyStateMachine>(
     if (target.startsWith(`#${id}.`)) name = target.slice(id.length + 2);
     else if (target.startsWith(".")) name = from === null ? target.slice(1) : undefined;
     else if (!target.startsWith("#")) name = from === null ? undefined : target;
-    if (name === undefined || !stateIndex.has(name as S)) {
+    if (name === undefined || !stateIndex.has(name)) {
       return fail(`cannot resolve target "${target}" from ${from ?? "the root"}`);
     }
     return name;
@@ -84,7 +84,8 @@ export function compileTable<M extends AnyStateMachine>(
     if (first === undefined) return { kind: "forbidden" };
     if (typeof first === "string") return { kind: "target", state: resolveTarget(first, from) };
     if (first.guard !== undefined) fail(`guarded transition on ${event} cannot be compiled`);
-    const targets = first.target === undefined ? [] : typeof first.target === "string" ? [first.target] : first.target;
+    const targets =
+      first.target === undefined ? [] : typeof first.target === "string" ? [first.target] : first.target;
     if (targets.length > 1) fail(`multi-target transition on ${event} cannot be compiled`);
     const target = targets[0];
     if (target !== undefined) return { kind: "target", state: resolveTarget(target, from) };
@@ -95,10 +96,10 @@ export function compileTable<M extends AnyStateMachine>(
   const seen = new Set<string>(Object.keys(config.on ?? {}));
   for (const s of states) for (const e of Object.keys(rawStates[s]?.on ?? {})) seen.add(e);
   if (seen.has("*")) fail("wildcard transitions cannot be compiled");
-  const columns = (events ? [...events] : [...seen]) as E[];
-  const eventIndex = new Map<E, number>(columns.map((e, i) => [e, i]));
+  const columns: string[] = events ? [...events] : [...seen];
+  const eventIndex = new Map<string, number>(columns.map((e, i) => [e, i]));
   if (eventIndex.size !== columns.length) fail("duplicate event in the declared events");
-  for (const e of seen) if (!eventIndex.has(e as E)) fail(`event ${e} is handled but not declared`);
+  for (const e of seen) if (!eventIndex.has(e)) fail(`event ${e} is handled but not declared`);
 
   const width = columns.length;
   const next = new Int16Array(states.length * width).fill(-1);
@@ -116,12 +117,13 @@ export function compileTable<M extends AnyStateMachine>(
       // The state's own entry wins (even a forbidden one); otherwise the root's `on` applies.
       const own = raw.on !== undefined && Object.hasOwn(raw.on, e);
       const r = own ? resolve(raw.on?.[e], s, e) : resolve(config.on?.[e], null, e);
-      if (r.kind === "target") next[si * width + ei] = stateIndex.get(r.state as S) ?? -1;
+      if (r.kind === "target") next[si * width + ei] = stateIndex.get(r.state) ?? -1;
       else if (r.kind === "stay") next[si * width + ei] = si;
     });
   });
 
-  const frozenStates = Object.freeze(states);
+  // The config's keys are the machine's state names, and the columns its event types.
+  const frozenStates = Object.freeze(states) as readonly S[];
   return {
     states: frozenStates,
     events: Object.freeze(columns),

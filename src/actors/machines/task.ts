@@ -64,7 +64,7 @@ function taskStates(): Record<TaskLifecycleState, TaskStateConfig> {
 
 /** The task lifecycle. Plain (no guards, no actions) so that `compileTable` reproduces it exactly. */
 export const taskMachine = setup({
-  types: {} as { events: TaskMachineEvent },
+  types: { events: {} as TaskMachineEvent },
 }).createMachine({
   id: "task",
   initial: "NEW",

@@ -1,0 +1,2 @@
+export { allocate, dominantShare, roleShares, type AllocatorOptions, type OfferDecision } from "./drf.js";
+export { dominant } from "./sorter.js";

@@ -1,0 +1,196 @@
+import type { CorralEvent, FrameworkCall, FrameworkCallOf, TaskState } from "../../events/index.js";
+import { isTerminal, subjects } from "../../events/index.js";
+import { ErrorCode } from "../../errors/index.js";
+import { add, contains, isEmpty, subtract, validateRole, type Resources } from "../../resources/index.js";
+import type { ClusterState, FrameworkView, TaskView } from "../../state/index.js";
+import { event, reject, type DecideContext, type Decision } from "./context.js";
+
+/** A task status as the SDK sees it (reconciliation answers and unacknowledged updates). */
+export interface StatusReply {
+  taskId: string;
+  frameworkId: string;
+  hostId: string;
+  state: TaskState;
+  reason?: string;
+  message?: string;
+  uuid?: string;
+  healthy?: boolean;
+  exitCode?: number;
+  at: number;
+  source: "master";
+}
+
+function statusOf(t: TaskView, withUuid: boolean): StatusReply {
+  const s: StatusReply = { taskId: t.taskId, frameworkId: t.frameworkId, hostId: t.hostId, state: t.state, at: t.updatedAt, source: "master" };
+  if (t.reason !== undefined) s.reason = t.reason;
+  if (t.message !== undefined) s.message = t.message;
+  if (t.healthy !== undefined) s.healthy = t.healthy;
+  if (t.exitCode !== undefined) s.exitCode = t.exitCode;
+  if (withUuid && t.unackedUuid) s.uuid = t.unackedUuid;
+  return s;
+}
+
+function activeFramework(state: ClusterState, id: string): FrameworkView {
+  const fw = state.frameworks.get(id);
+  if (!fw || fw.status === "REMOVED") reject(ErrorCode.UnknownFramework, `framework ${id} is not subscribed; send SUBSCRIBE first`);
+  return fw;
+}
+
+export function decideFrameworkCall(state: ClusterState, call: FrameworkCall, ctx: DecideContext): Decision {
+  switch (call.type) {
+    case "SUBSCRIBE":
+      return subscribe(state, call, ctx);
+    case "ACCEPT":
+      return accept(state, call, ctx);
+    case "DECLINE": {
+      const fw = activeFramework(state, call.frameworkId);
+      const refuseSeconds = call.filters?.refuseSeconds ?? ctx.defaultRefuseSeconds;
+      const events: CorralEvent[] = [];
+      const dirty: string[] = [];
+      for (const id of new Set(call.offerIds)) {
+        const o = state.offers.get(id);
+        // Declining an offer that is already gone is harmless (it raced a rescind): skip it.
+        if (!o || o.frameworkId !== fw.frameworkId) continue;
+        events.push(event(ctx, "offer.declined", { offerId: id, frameworkId: fw.frameworkId, hostId: o.hostId, refuseSeconds }));
+        dirty.push(o.hostId);
+      }
+      return { events, dirty };
+    }
+    case "REVIVE": {
+      const fw = activeFramework(state, call.frameworkId);
+      const roles = checkOwnRoles(fw, call.roles ?? []);
+      return { events: [event(ctx, "framework.revived", { frameworkId: fw.frameworkId, roles })], dirty: "all" };
+    }
+    case "SUPPRESS": {
+      const fw = activeFramework(state, call.frameworkId);
+      const roles = checkOwnRoles(fw, call.roles ?? []);
+      return { events: [event(ctx, "framework.suppressed", { frameworkId: fw.frameworkId, roles })] };
+    }
+    case "KILL": {
+      const fw = activeFramework(state, call.frameworkId);
+      const t = state.tasks.get(call.taskId);
+      if (!t || t.frameworkId !== fw.frameworkId) reject(ErrorCode.UnknownTask, `task ${call.taskId} is not a live task of framework ${fw.frameworkId}`);
+      if (isTerminal(t.state)) return { events: [], result: { state: t.state } };
+      const e = event(ctx, "task.kill", { taskId: t.taskId, frameworkId: t.frameworkId, hostId: t.hostId });
+      if (call.gracePeriodS !== undefined) e.gracePeriodS = call.gracePeriodS;
+      return { events: [e] };
+    }
+    case "ACKNOWLEDGE": {
+      const fw = activeFramework(state, call.frameworkId);
+      const events: CorralEvent[] = [];
+      for (const a of call.acks) {
+        const t = state.tasks.get(a.taskId);
+        // Mesos ignores acknowledgements of unknown updates; so do we (they may be retries).
+        if (!t || t.frameworkId !== fw.frameworkId || t.unackedUuid !== a.uuid) continue;
+        events.push(event(ctx, "task.acknowledged", { taskId: t.taskId, frameworkId: t.frameworkId, hostId: t.hostId, uuid: a.uuid }));
+      }
+      return { events };
+    }
+    case "RECONCILE":
+      return { events: [], result: { statuses: reconcile(state, activeFramework(state, call.frameworkId), call.taskIds, ctx) } };
+    case "TEARDOWN":
+      return teardown(state, activeFramework(state, call.frameworkId), "framework teardown", ctx);
+  }
+}
+
+function checkOwnRoles(fw: FrameworkView, roles: string[]): string[] {
+  for (const r of roles) if (!fw.roles.includes(r)) reject(ErrorCode.InvalidRole, `role "${r}" is not one of framework ${fw.frameworkId}'s roles (${fw.roles.join(", ")})`);
+  return roles;
+}
+
+function subscribe(state: ClusterState, call: FrameworkCallOf<"SUBSCRIBE">, ctx: DecideContext): Decision {
+  for (const r of call.roles) {
+    const err = validateRole(r);
+    if (err) reject(ErrorCode.InvalidRole, `invalid role "${r}": ${err}`);
+  }
+  const prev = state.frameworks.get(call.frameworkId);
+  if (prev?.status === "REMOVED") reject(ErrorCode.UnknownFramework, `framework ${call.frameworkId} was torn down; subscribe with a new id`);
+  const e = event(ctx, "framework.subscribed", {
+    frameworkId: call.frameworkId,
+    name: call.name,
+    roles: [...new Set(call.roles)],
+    failoverTimeoutS: call.failoverTimeoutS ?? 0,
+  });
+  if (call.principal !== undefined) e.principal = call.principal;
+  const unacknowledged: StatusReply[] = [];
+  for (const t of state.tasks.values()) if (t.frameworkId === call.frameworkId && t.unackedUuid) unacknowledged.push(statusOf(t, true));
+  return { events: [e], result: { frameworkId: call.frameworkId, unacknowledged }, dirty: "all" };
+}
+
+function accept(state: ClusterState, call: FrameworkCallOf<"ACCEPT">, ctx: DecideContext): Decision {
+  const fw = activeFramework(state, call.frameworkId);
+  const offerIds = [...new Set(call.offerIds)];
+  const offers = offerIds.map((id) => {
+    const o = state.offers.get(id);
+    if (!o || o.frameworkId !== fw.frameworkId) reject(ErrorCode.UnknownOffer, `offer ${id} is not an outstanding offer to framework ${fw.frameworkId} (used, declined, rescinded or never made)`);
+    return o;
+  });
+  const first = offers[0]!;
+  if (offers.some((o) => o.hostId !== first.hostId)) reject(ErrorCode.InvalidCall, "all offers in one ACCEPT must come from the same host");
+  if (offers.some((o) => o.role !== first.role)) reject(ErrorCode.InvalidCall, "all offers in one ACCEPT must be allocated to the same role");
+  let pool: Resources = [];
+  for (const o of offers) pool = add(pool, o.resources);
+
+  const launched: CorralEvent[] = [];
+  const seen = new Set<string>();
+  for (const op of call.operations) {
+    for (const t of op.tasks) {
+      if (seen.has(t.taskId) || state.tasks.has(t.taskId)) reject(ErrorCode.DuplicateTask, `task id ${t.taskId} is already in use by a live task`);
+      seen.add(t.taskId);
+      if (isEmpty(t.resources)) reject(ErrorCode.InsufficientResources, `task ${t.taskId} asks for no resources`);
+      if (!t.command.value && !(t.command.argv && t.command.argv.length > 0)) reject(ErrorCode.InvalidCall, `task ${t.taskId} has no command (give command.value or command.argv)`);
+      if (!contains(pool, t.resources)) reject(ErrorCode.InsufficientResources, `task ${t.taskId} needs more than is left in the offers (remaining after earlier tasks of this call)`);
+      pool = subtract(pool, t.resources);
+      const e = event(ctx, "task.launched", {
+        taskId: t.taskId,
+        frameworkId: fw.frameworkId,
+        hostId: first.hostId,
+        role: first.role,
+        name: t.name ?? t.taskId,
+        resources: t.resources,
+        command: t.command,
+        offerId: first.offerId,
+      });
+      if (t.labels) e.labels = t.labels;
+      launched.push(e);
+    }
+  }
+  const refuseSeconds = call.filters?.refuseSeconds ?? ctx.defaultRefuseSeconds;
+  // The first offer carries what was left unused as its filter; the others are simply used.
+  const accepted = offers.map((o, i) =>
+    event(ctx, "offer.accepted", { offerId: o.offerId, frameworkId: fw.frameworkId, hostId: o.hostId, refuseSeconds, unused: i === 0 ? pool : [] }),
+  );
+  // One decision, one message: the host sees the launches and the offers' end together.
+  const events = [...accepted, ...launched];
+  return { events, batches: [{ subject: subjects.task(first.hostId, fw.frameworkId, "launch"), events }], dirty: [first.hostId] };
+}
+
+function reconcile(state: ClusterState, fw: FrameworkView, taskIds: string[] | undefined, ctx: DecideContext): StatusReply[] {
+  if (!taskIds || taskIds.length === 0) {
+    const out: StatusReply[] = [];
+    for (const t of state.tasks.values()) if (t.frameworkId === fw.frameworkId) out.push(statusOf(t, false));
+    return out;
+  }
+  return taskIds.map((id) => {
+    const t = state.tasks.get(id) ?? state.completed.find((c) => c.taskId === id);
+    if (t && t.frameworkId === fw.frameworkId) return { ...statusOf(t, false), reason: "REASON_RECONCILIATION" };
+    return { taskId: id, frameworkId: fw.frameworkId, hostId: "", state: "TASK_UNKNOWN", reason: "REASON_RECONCILIATION", message: "the master knows no such task", at: ctx.now, source: "master" };
+  });
+}
+
+/** Remove a framework: its offers are rescinded and its live tasks killed. */
+export function teardown(state: ClusterState, fw: FrameworkView, reason: string, ctx: DecideContext): Decision {
+  const events: CorralEvent[] = [];
+  const dirty = new Set<string>();
+  for (const o of state.offers.values()) {
+    if (o.frameworkId !== fw.frameworkId) continue;
+    events.push(event(ctx, "offer.rescinded", { offerId: o.offerId, frameworkId: fw.frameworkId, hostId: o.hostId, reason }));
+    dirty.add(o.hostId);
+  }
+  for (const t of state.tasks.values()) {
+    if (t.frameworkId !== fw.frameworkId || isTerminal(t.state)) continue;
+    events.push(event(ctx, "task.kill", { taskId: t.taskId, frameworkId: t.frameworkId, hostId: t.hostId }));
+  }
+  events.push(event(ctx, "framework.removed", { frameworkId: fw.frameworkId, reason }));
+  return { events, dirty: [...dirty] };
+}

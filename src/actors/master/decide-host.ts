@@ -1,0 +1,88 @@
+import type { CorralEvent, EventOf, HostCall, OperatorCall } from "../../events/index.js";
+import { isTerminal } from "../../events/index.js";
+import { ErrorCode } from "../../errors/index.js";
+import { validateRole } from "../../resources/index.js";
+import type { ClusterState } from "../../state/index.js";
+import { taskTable } from "../machines/index.js";
+import { event, reject, type DecideContext, type Decision } from "./context.js";
+import { teardown } from "./decide-framework.js";
+
+
+export function decideHostCall(state: ClusterState, call: HostCall, ctx: DecideContext): Decision {
+  switch (call.type) {
+    case "REGISTER": {
+      const prev = state.hosts.get(call.hostId);
+      if (prev?.status === "REMOVED") reject(ErrorCode.UnknownHost, `host ${call.hostId} was removed from the cluster; start it with a new id`);
+      const payload = {
+        hostId: call.hostId,
+        hostname: call.hostname,
+        resources: call.resources,
+        attributes: call.attributes,
+        sim: call.sim ?? false,
+      };
+      const e = prev ? event(ctx, "host.reregistered", payload) : event(ctx, "host.registered", payload);
+      return { events: [e], dirty: [call.hostId] };
+    }
+    case "STATUS": {
+      const host = state.hosts.get(call.hostId);
+      if (!host) reject(ErrorCode.UnknownHost, `host ${call.hostId} is not registered; send REGISTER first`);
+      const events: CorralEvent[] = [];
+      const recorded: string[] = [];
+      const ignored: Array<{ uuid: string; reason: string }> = [];
+      const dirty = new Set<string>();
+      // Updates of one call are in order per task; track states as this call moves them.
+      const stateNow = new Map<string, EventOf<"task.status">["state"]>();
+      for (const u of call.updates) {
+        const t = state.tasks.get(u.taskId);
+        if (!t || t.hostId !== call.hostId || t.frameworkId !== u.frameworkId) {
+          ignored.push({ uuid: u.uuid, reason: `task ${u.taskId} of framework ${u.frameworkId} is not known on host ${call.hostId}` });
+          continue;
+        }
+        if (t.lastUuid === u.uuid) {
+          recorded.push(u.uuid); // a retry of an update already in the log
+          continue;
+        }
+        const from = stateNow.get(u.taskId) ?? t.state;
+        const to = taskTable.step(from, `STATUS.${u.state}`);
+        if (to === undefined) {
+          ignored.push({ uuid: u.uuid, reason: `${from} cannot become ${u.state}` });
+          continue;
+        }
+        stateNow.set(u.taskId, u.state);
+        const e = event(ctx, "task.status", {
+          taskId: u.taskId,
+          frameworkId: u.frameworkId,
+          hostId: call.hostId,
+          state: u.state,
+          source: "host",
+          uuid: u.uuid,
+          ts: u.ts,
+        });
+        if (u.reason !== undefined) e.reason = u.reason;
+        if (u.message !== undefined) e.message = u.message;
+        if (u.healthy !== undefined) e.healthy = u.healthy;
+        if (u.exitCode !== undefined) e.exitCode = u.exitCode;
+        events.push(e);
+        recorded.push(u.uuid);
+        if (isTerminal(u.state)) dirty.add(call.hostId);
+      }
+      return { events, result: { recorded, ignored }, dirty: [...dirty] };
+    }
+  }
+}
+
+export function decideOperatorCall(state: ClusterState, call: OperatorCall, ctx: DecideContext): Decision {
+  switch (call.type) {
+    case "SET_WEIGHT": {
+      const err = validateRole(call.role);
+      if (err) reject(ErrorCode.InvalidRole, `invalid role "${call.role}": ${err}`);
+      if (call.role === "*") reject(ErrorCode.InvalidRole, `the default role "*" has no weight to set`);
+      return { events: [event(ctx, "role.weight", { role: call.role, weight: call.weight })], dirty: "all" };
+    }
+    case "TEARDOWN_FRAMEWORK": {
+      const fw = state.frameworks.get(call.frameworkId);
+      if (!fw || fw.status === "REMOVED") reject(ErrorCode.UnknownFramework, `framework ${call.frameworkId} is not subscribed`);
+      return teardown(state, fw, "torn down by operator", ctx);
+    }
+  }
+}

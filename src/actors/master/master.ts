@@ -1,0 +1,410 @@
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type JsMsg } from "@nats-io/jetstream";
+import { nuid, type NatsConnection, type Subscription } from "@nats-io/transport-node";
+import { setTimeout as sleep } from "node:timers/promises";
+import { createActor } from "xstate";
+import {
+  FencedAppender,
+  INPUTS_STREAM,
+  REPLY_HEADER,
+  batchesOf,
+  decode,
+  encode,
+  ensureStreams,
+  parseInputSubject,
+  readEvents,
+  subjects,
+  validateFrameworkCall,
+  validateHostCall,
+  validateOperatorCall,
+  type CallReply,
+  type CorralEvent,
+  type InputOrigin,
+} from "../../events/index.js";
+import { CorralError, ErrorCode, FencedError } from "../../errors/index.js";
+import type { Logger } from "../../log/index.js";
+import { DEFAULT_MIN_ALLOCATABLE, type ScalarTotals } from "../../resources/index.js";
+import { createState, evolve, foldEntry, type ClusterState } from "../../state/index.js";
+import { allocate } from "../allocator/index.js";
+import { masterMachine } from "../machines/index.js";
+import { event, type DecideContext, type Decision } from "./context.js";
+import { decideFrameworkCall } from "./decide-framework.js";
+import { decideHostCall, decideOperatorCall } from "./decide-host.js";
+import { LeaderLease } from "./lease.js";
+import { hostTimeouts, offerTimeouts } from "./timeouts.js";
+
+export interface MasterOptions {
+  nc: NatsConnection;
+  logger: Logger;
+  masterId?: string;
+  /** Allocation over every host runs this often (Mesos --allocation_interval, default 1 s). */
+  allocationIntervalMs?: number;
+  /** After resources are freed, allocate those hosts this soon (batching frees together). */
+  allocationDelayMs?: number;
+  /** Outstanding offers are rescinded after this long (Mesos --offer_timeout). */
+  offerTimeoutS?: number;
+  /** A host silent this long is marked unreachable (Mesos: 15 s ping timeout x 5). */
+  hostTimeoutMs?: number;
+  leaseTtlMs?: number;
+  minAllocatable?: ScalarTotals[];
+  defaultRefuseSeconds?: number;
+  replicas?: number;
+}
+
+export interface MasterCounters {
+  inputs: number;
+  rejected: number;
+  appendedMessages: number;
+  appendedEvents: number;
+  offersMade: number;
+  allocationRuns: number;
+  heartbeats: number;
+}
+
+export const MASTER_CONSUMER = "corral-master";
+
+/**
+ * The master: wins the lease, folds the log, then turns inputs into events. Decisions are made
+ * one input at a time against the folded state (applied at once, optimistically), while their
+ * appends are pipelined; an input is acknowledged, and its caller answered, only once its events
+ * are stored. If an append is refused the master steps down and rebuilds from the log.
+ */
+export class Master {
+  readonly masterId: string;
+  readonly counters: MasterCounters = { inputs: 0, rejected: 0, appendedMessages: 0, appendedEvents: 0, offersMade: 0, allocationRuns: 0, heartbeats: 0 };
+  #o: Required<Omit<MasterOptions, "masterId" | "minAllocatable" | "replicas">> & { minAllocatable: ScalarTotals[]; replicas: number };
+  #log: Logger;
+  #actor;
+  #state: ClusterState = createState();
+  #appender: FencedAppender | undefined;
+  #lastInputSeq = 0;
+  #offerSeq = 0;
+  #decisionSeq = 0;
+  #dirtyHosts = new Set<string>();
+  #allDirty = false;
+  #allocTimer: NodeJS.Timeout | undefined;
+  #timers: NodeJS.Timeout[] = [];
+  #lastSeen = new Map<string, number>();
+  #subs: Subscription[] = [];
+  #inputs: { close(): Promise<void | Error> } | undefined;
+  #stopped = false;
+  #lost: ((why: string) => void) | undefined;
+  #loop: Promise<void> | undefined;
+  #leaderWaiters: Array<() => void> = [];
+
+  constructor(opts: MasterOptions) {
+    this.masterId = opts.masterId ?? `m-${nuid.next()}`;
+    this.#log = opts.logger.child({ component: "master", masterId: this.masterId });
+    this.#o = {
+      nc: opts.nc,
+      logger: opts.logger,
+      allocationIntervalMs: opts.allocationIntervalMs ?? 1000,
+      allocationDelayMs: opts.allocationDelayMs ?? 5,
+      offerTimeoutS: opts.offerTimeoutS ?? 60,
+      hostTimeoutMs: opts.hostTimeoutMs ?? 75_000,
+      leaseTtlMs: opts.leaseTtlMs ?? 10_000,
+      minAllocatable: opts.minAllocatable ?? [...DEFAULT_MIN_ALLOCATABLE],
+      defaultRefuseSeconds: opts.defaultRefuseSeconds ?? 5,
+      replicas: opts.replicas ?? 1,
+    };
+    this.#actor = createActor(masterMachine, { input: { masterId: this.masterId } });
+  }
+
+  get state(): ClusterState {
+    return this.#state;
+  }
+  get phase(): string {
+    return String(this.#actor.getSnapshot().value);
+  }
+  get epoch(): number {
+    return this.#actor.getSnapshot().context.epoch;
+  }
+
+  start(): this {
+    this.#actor.start();
+    this.#loop = this.#run();
+    return this;
+  }
+
+  /** Resolves when this master leads and has recovered. */
+  whenLeader(): Promise<void> {
+    if (this.phase === "leader") return Promise.resolve();
+    return new Promise((resolve) => this.#leaderWaiters.push(resolve));
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#lost?.("stopping");
+    await this.#loop;
+    this.#actor.send({ type: "STOP" });
+    this.#actor.stop();
+  }
+
+  async #run(): Promise<void> {
+    const nc = this.#o.nc;
+    await ensureStreams(nc, { replicas: this.#o.replicas });
+    const lease = new LeaderLease(nc, this.masterId, this.#o.leaseTtlMs, this.#log);
+    const querySub = nc.subscribe(subjects.query("master"), {
+      callback: (_err, m) => {
+        m.respond(encode({ masterId: this.masterId, phase: this.phase, epoch: this.epoch, seq: this.#state.seq, counters: this.counters }));
+      },
+    });
+    while (!this.#stopped) {
+      this.#actor.send({ type: "LEASE_FREE" });
+      let epoch: number | undefined;
+      try {
+        epoch = await lease.tryAcquire();
+      } catch (err) {
+        this.#log.warn({ err }, "lease check failed");
+      }
+      if (epoch === undefined) {
+        this.#actor.send({ type: "LEASE_TAKEN" });
+        await sleep(Math.max(100, this.#o.leaseTtlMs / 4));
+        continue;
+      }
+      this.#actor.send({ type: "LEASE_ACQUIRED", epoch });
+      const why = await this.#lead(lease, epoch).catch((err: unknown) => {
+        this.#log.error({ err }, "leadership failed");
+        return (err as Error).message;
+      });
+      this.#endLeadership();
+      if (why.startsWith("fenced")) this.#actor.send({ type: "FENCED", reason: why });
+      else this.#actor.send({ type: "LEASE_LOST" });
+      if (this.#stopped) {
+        await lease.release().catch(() => undefined);
+        break;
+      }
+      this.#log.warn({ why }, "stepped down");
+      await sleep(200);
+    }
+    querySub.unsubscribe();
+  }
+
+  /** Recover, then serve until the lease is lost, an append is fenced or the master stops. */
+  async #lead(lease: LeaderLease, epoch: number): Promise<string> {
+    const nc = this.#o.nc;
+    const lost = new Promise<string>((resolve) => (this.#lost = resolve));
+    const t0 = Date.now();
+    const state = createState();
+    let lastInputSeq = 0;
+    for await (const entry of readEvents(nc)) {
+      foldEntry(state, entry);
+      if (entry.inputSeq !== undefined && entry.inputSeq > lastInputSeq) lastInputSeq = entry.inputSeq;
+    }
+    this.#state = state;
+    this.#lastInputSeq = lastInputSeq;
+    const js = jetstream(nc);
+    const info = await (await jetstreamManager(nc)).streams.info("CORRAL_EVENTS");
+    this.#appender = new FencedAppender(js, info.state.last_seq, epoch);
+    this.#state.seq = info.state.last_seq;
+    this.#log.info({ epoch, seq: info.state.last_seq, ms: Date.now() - t0, tasks: state.tasks.size, hosts: state.hosts.size }, "recovered from the log");
+
+    // A new leader owns no offers: the old leader's are rescinded, and allocation starts afresh.
+    const ctx = this.#ctx();
+    const events: CorralEvent[] = [event(ctx, "master.elected", { masterId: this.masterId, epoch })];
+    for (const o of state.offers.values()) {
+      events.push(event(ctx, "offer.rescinded", { offerId: o.offerId, frameworkId: o.frameworkId, hostId: o.hostId, reason: "master failover" }));
+    }
+    this.#commit({ events }, `elected-${epoch}`);
+    const now = Date.now();
+    for (const h of state.hosts.values()) if (h.status === "ACTIVE") this.#lastSeen.set(h.hostId, now);
+
+    this.#subs.push(
+      nc.subscribe(subjects.heartbeats, {
+        callback: (_err, m) => {
+          const hostId = m.subject.slice("corral.hb.".length);
+          this.counters.heartbeats++;
+          if (this.#state.hosts.has(hostId)) this.#lastSeen.set(hostId, Date.now());
+        },
+      }),
+    );
+    this.#timers.push(
+      setInterval(() => void lease.renew().then((ok) => ok || this.#lost?.("lease lost")), Math.max(100, this.#o.leaseTtlMs / 3)),
+      setInterval(() => this.#scheduleAllocation("all"), this.#o.allocationIntervalMs),
+      setInterval(() => this.#sweep(), 1000),
+    );
+    this.#actor.send({ type: "RECOVERED" });
+    for (const w of this.#leaderWaiters.splice(0)) w();
+    this.#scheduleAllocation("all");
+    void this.#consumeInputs();
+    return lost;
+  }
+
+  #endLeadership(): void {
+    this.#lost = undefined;
+    for (const t of this.#timers.splice(0)) clearInterval(t);
+    if (this.#allocTimer) clearTimeout(this.#allocTimer);
+    this.#allocTimer = undefined;
+    for (const s of this.#subs.splice(0)) s.unsubscribe();
+    void this.#inputs?.close();
+    this.#inputs = undefined;
+    this.#appender = undefined;
+  }
+
+  #ctx(): DecideContext {
+    return {
+      now: Date.now(),
+      nextOfferId: () => `o${this.epoch.toString(36)}-${(++this.#offerSeq).toString(36)}`,
+      minAllocatable: this.#o.minAllocatable,
+      defaultRefuseSeconds: this.#o.defaultRefuseSeconds,
+    };
+  }
+
+  async #consumeInputs(): Promise<void> {
+    const nc = this.#o.nc;
+    const jsm = await jetstreamManager(nc);
+    try {
+      await jsm.consumers.info(INPUTS_STREAM, MASTER_CONSUMER);
+    } catch {
+      await jsm.consumers.add(INPUTS_STREAM, {
+        durable_name: MASTER_CONSUMER,
+        ack_policy: AckPolicy.Explicit,
+        deliver_policy: DeliverPolicy.All,
+        max_ack_pending: 20_000,
+        ack_wait: 30_000_000_000,
+      });
+    }
+    const consumer = await jetstream(nc).consumers.get(INPUTS_STREAM, MASTER_CONSUMER);
+    const messages = await consumer.consume({ max_messages: 1000 });
+    this.#inputs = messages;
+    for await (const m of messages) {
+      if (!this.#appender) break;
+      const p = this.#handleInput(m);
+      // Backpressure: let appends drain before deciding far ahead of the log.
+      if (p && this.#appender.inFlight > 2000) await p.catch(() => undefined);
+    }
+  }
+
+  #handleInput(m: JsMsg): Promise<unknown> | undefined {
+    this.counters.inputs++;
+    if (m.seq <= this.#lastInputSeq) {
+      m.ack(); // answered before a failover: its events are in the log already
+      return undefined;
+    }
+    const replyTo = m.headers?.get(REPLY_HEADER) || undefined;
+    const ctx = this.#ctx();
+    let callId: string | undefined;
+    let callType: string | undefined;
+    let decision: Decision;
+    try {
+      const origin = parseInputSubject(m.subject);
+      if (!origin) throw new CorralError(ErrorCode.InvalidCall, `inputs must be sent on corral.in.{fw,host,op}.<id>, not ${m.subject}`);
+      const value = decode(m.data);
+      if (typeof value === "object" && value !== null) {
+        const v = value as { callId?: unknown; type?: unknown };
+        if (typeof v.callId === "string") callId = v.callId.slice(0, 64);
+        if (typeof v.type === "string") callType = v.type.slice(0, 64);
+      }
+      decision = this.#decide(origin, value, ctx);
+    } catch (err) {
+      const e = err instanceof CorralError ? err : new CorralError(ErrorCode.InvalidCall, (err as Error).message);
+      this.counters.rejected++;
+      this.#log.warn({ err: e, input: { subject: m.subject, seq: m.seq, callId, callType } }, "input rejected");
+      const rejected = event(ctx, "call.rejected", { origin: m.subject, code: e.code, message: e.message, inputSeq: m.seq });
+      if (callId) rejected.callId = callId;
+      if (callType) rejected.call = callType;
+      const reply: CallReply = { ok: false, code: e.code, name: e.name, message: e.message };
+      if (callId) reply.callId = callId;
+      return this.#commit({ events: [rejected] }, `in-${m.seq}`, m, replyTo, reply);
+    }
+    const reply: CallReply = { ok: true, callId: callId ?? "" };
+    if (decision.result !== undefined) reply.result = decision.result;
+    return this.#commit(decision, `in-${m.seq}`, m, replyTo, reply);
+  }
+
+  #decide(origin: InputOrigin, value: unknown, ctx: DecideContext): Decision {
+    switch (origin.kind) {
+      case "fw": {
+        const call = validateFrameworkCall(value);
+        if (call.frameworkId !== origin.id) throw new CorralError(ErrorCode.InvalidCall, `framework ${origin.id} may not call for framework ${call.frameworkId}`);
+        return decideFrameworkCall(this.#state, call, ctx);
+      }
+      case "host": {
+        const call = validateHostCall(value);
+        if (call.hostId !== origin.id) throw new CorralError(ErrorCode.InvalidCall, `host ${origin.id} may not report for host ${call.hostId}`);
+        return decideHostCall(this.#state, call, ctx);
+      }
+      case "op":
+        return decideOperatorCall(this.#state, validateOperatorCall(value), ctx);
+    }
+  }
+
+  /** Apply a decision to the state, append it, then ack the input and answer the caller. */
+  #commit(decision: Decision, msgId: string, input?: JsMsg, replyTo?: string, reply?: CallReply): Promise<unknown> | undefined {
+    const appender = this.#appender;
+    const answer = () => {
+      input?.ack();
+      if (replyTo && reply) this.#o.nc.publish(replyTo, encode(reply));
+    };
+    if (!appender) return undefined;
+    if (decision.events.length === 0) {
+      answer();
+      return undefined;
+    }
+    for (const e of decision.events) evolve(this.#state, e);
+    const batches = decision.batches ?? batchesOf(decision.events);
+    this.counters.appendedMessages += batches.length;
+    this.counters.appendedEvents += decision.events.length;
+    const p = appender.append(batches, msgId, input?.seq);
+    this.#state.seq = appender.lastSeq;
+    if (decision.dirty) this.#scheduleAllocation(decision.dirty);
+    return p.then(answer, (err: unknown) => {
+      this.#log.error({ err }, "append failed: stepping down");
+      this.#lost?.(err instanceof FencedError ? `fenced: ${err.message}` : `append failed: ${(err as Error).message}`);
+    });
+  }
+
+  #scheduleAllocation(dirty: string[] | "all"): void {
+    if (dirty === "all") this.#allDirty = true;
+    else for (const h of dirty) this.#dirtyHosts.add(h);
+    if (this.#allocTimer || !this.#appender) return;
+    this.#allocTimer = setTimeout(() => {
+      this.#allocTimer = undefined;
+      this.#allocate();
+    }, this.#o.allocationDelayMs);
+  }
+
+  #allocate(): void {
+    if (!this.#appender) return;
+    const hostIds = this.#allDirty ? undefined : [...this.#dirtyHosts];
+    this.#allDirty = false;
+    this.#dirtyHosts.clear();
+    const ctx = this.#ctx();
+    const decisions = allocate(this.#state, ctx.now, hostIds ? { minAllocatable: this.#o.minAllocatable, hostIds } : { minAllocatable: this.#o.minAllocatable });
+    this.counters.allocationRuns++;
+    if (decisions.length === 0) return;
+    const events: CorralEvent[] = [];
+    for (const d of decisions) {
+      const h = this.#state.hosts.get(d.hostId)!;
+      events.push(
+        event(ctx, "offer.made", {
+          offerId: ctx.nextOfferId(),
+          frameworkId: d.frameworkId,
+          role: d.role,
+          hostId: d.hostId,
+          hostname: h.hostname,
+          attributes: h.attributes,
+          resources: d.resources,
+        }),
+      );
+    }
+    this.counters.offersMade += events.length;
+    void this.#commit({ events }, `alloc-${this.epoch}-${++this.#decisionSeq}`);
+  }
+
+  /** Offer timeouts and silent hosts: decisions the clock makes. */
+  #sweep(): void {
+    if (!this.#appender) return;
+    const ctx = this.#ctx();
+    const events = [
+      ...offerTimeouts(this.#state, ctx, this.#o.offerTimeoutS),
+      ...hostTimeouts(this.#state, ctx, this.#lastSeen, this.#o.hostTimeoutMs),
+    ];
+    if (events.length === 0) return;
+    const dirty = [...new Set(events.map((e) => ("hostId" in e ? e.hostId : "")).filter(Boolean))];
+    void this.#commit({ events, dirty }, `sweep-${this.epoch}-${++this.#decisionSeq}`);
+  }
+}
+
+export function startMaster(opts: MasterOptions): Master {
+  return new Master(opts).start();
+}

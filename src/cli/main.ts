@@ -1,0 +1,20 @@
+#!/usr/bin/env node
+import { Command } from "commander";
+import { registerClusterCommands } from "./cluster-commands.js";
+import { registerQueryCommands } from "./query-commands.js";
+
+/** `corral`: one command for operators, framework authors and auditors. */
+const program = new Command()
+  .name("corral")
+  .description("Corral: an event-sourced cluster resource manager on NATS JetStream")
+  .version("0.1.0")
+  .showHelpAfterError();
+
+registerClusterCommands(program);
+registerQueryCommands(program);
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  const e = err as { code?: string; message?: string };
+  process.stderr.write(`corral: ${e.message ?? String(err)}${e.code ? ` (${e.code})` : ""}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,242 @@
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import type { Command } from "commander";
+import { iso } from "./format.js";
+import * as fmt from "./format.js";
+import {
+  frameworkRows,
+  hostRows,
+  query,
+  taskRow,
+  taskViews,
+  type FrameworkRow,
+  type HostRow,
+  type OfferRow,
+  type RoleRow,
+  type StatusRow,
+  type TaskRow,
+} from "../projections/index.js";
+import {
+  diffStates,
+  expandTypes,
+  keyFields,
+  parsePoint,
+  readHistory,
+  stateAt,
+  verifyFold,
+  type HistoryItem,
+  type HistoryOptions,
+} from "../replay/index.js";
+import { stateToJSON, type ClusterState } from "../state/index.js";
+
+const defaultNats = () => process.env.CORRAL_NATS ?? "nats://127.0.0.1:4222";
+
+function out(text: string): void {
+  process.stdout.write(text.endsWith("\n") ? text : `${text}\n`);
+}
+
+/** Connect, run, close. A server that cannot be reached is one line on stderr and exit code 1. */
+async function withNats(url: string, fn: (nc: NatsConnection) => Promise<void>): Promise<void> {
+  let nc: NatsConnection;
+  try {
+    nc = await connect({ servers: url, name: "corral-cli" });
+  } catch {
+    process.stderr.write(`cannot reach NATS at ${url}: is \`corral up\` running? (use --nats URL)\n`);
+    process.exitCode = 1;
+    return;
+  }
+  try {
+    await fn(nc);
+  } finally {
+    await nc.close().catch(() => undefined);
+  }
+}
+
+interface QueryCommand<T> {
+  name: string;
+  description: string;
+  options?: (c: Command) => void;
+  filters?: (o: Record<string, unknown>) => Record<string, unknown>;
+  render: (items: T) => string;
+}
+
+function addQuery<T>(program: Command, q: QueryCommand<T>): void {
+  const c = program.command(q.name).description(q.description);
+  q.options?.(c);
+  c.option("--nats <url>", "NATS server URL", defaultNats())
+    .option("--json", "print the answer as one JSON document")
+    .action(async (o: Record<string, unknown> & { nats: string; json?: boolean }) => {
+      const filters = q.filters?.(o) ?? {};
+      await withNats(o.nats, async (nc) => {
+        const { items } = await query<T>(nc, q.name, filters);
+        out(o.json ? JSON.stringify(items, null, 2) : q.render(items));
+      });
+    });
+}
+
+const collect = (v: string, prev: string[]) => prev.concat(v.split(",").filter((s) => s.trim() !== ""));
+
+function point(text: string, what: string): { seq: number } | { time: Date } {
+  const p = parsePoint(text, what);
+  return typeof p === "number" ? { seq: p } : { time: p };
+}
+
+function historyLine(item: HistoryItem): string {
+  if ("error" in item) return `${item.seq} ${iso(item.time)} INVALID subject=${item.subject} error=${JSON.stringify(item.error)}`;
+  const fields = keyFields(item.event);
+  return `${item.seq} ${iso(item.time)} ${item.event.type}${fields ? ` ${fields}` : ""}`;
+}
+
+function stateSummary(s: ClusterState): string {
+  const tasks = taskViews(s, true).map(taskRow);
+  const hosts = hostRows(s);
+  const fws = frameworkRows(s);
+  const head =
+    `state at seq ${s.seq}${s.time > 0 ? ` (last event ${iso(s.time)})` : ""}: ` +
+    `${hosts.length} hosts, ${fws.length} frameworks, ${s.tasks.size} live tasks, ` +
+    `${s.completed.length} completed tasks, ${s.offers.size} offers`;
+  const section = (title: string, text: string, n: number) => (n > 0 ? [``, title, text] : []);
+  return [
+    head,
+    ...section("HOSTS", fmt.hostsTable(hosts), hosts.length),
+    ...section("FRAMEWORKS", fmt.frameworksTable(fws), fws.length),
+    ...section("TASKS", fmt.tasksTable(tasks), tasks.length),
+  ].join("\n");
+}
+
+interface ReplayOpts {
+  from?: string;
+  to?: string;
+  type: string[];
+  task?: string;
+  framework?: string;
+  host?: string;
+  follow?: boolean;
+  stateAt?: string;
+  diff?: string[];
+  verify?: boolean;
+  json?: boolean;
+  nats: string;
+}
+
+async function replay(o: ReplayOpts): Promise<void> {
+  const modes = [o.stateAt !== undefined, o.diff !== undefined, o.verify === true].filter(Boolean).length;
+  if (modes > 1) throw new Error("use one of --state-at, --diff and --verify at a time");
+  if (o.stateAt !== undefined) {
+    const at = point(o.stateAt, "--state-at");
+    return withNats(o.nats, async (nc) => {
+      const s = await stateAt(nc, at);
+      out(o.json ? JSON.stringify(stateToJSON(s), null, 2) : stateSummary(s));
+    });
+  }
+  if (o.diff !== undefined) {
+    const [a, b, ...rest] = o.diff;
+    if (a === undefined || b === undefined || rest.length > 0) throw new Error("--diff takes two points: --diff A B");
+    const pa = point(a, "--diff A");
+    const pb = point(b, "--diff B");
+    return withNats(o.nats, async (nc) => {
+      const d = diffStates(await stateAt(nc, pa), await stateAt(nc, pb));
+      out(o.json ? JSON.stringify(d, null, 2) : fmt.diffText(d));
+    });
+  }
+  if (o.verify) {
+    return withNats(o.nats, async (nc) => {
+      const r = await verifyFold(nc);
+      out(
+        o.json
+          ? JSON.stringify(r)
+          : `fold is deterministic: ${r.messages} messages (${r.invalidMessages} invalid), ${r.events} events ` +
+              `(${r.ignoredEvents} ignored) up to seq ${r.seq}, state ${r.digest}`,
+      );
+    });
+  }
+  const opts: HistoryOptions = { follow: o.follow === true };
+  if (o.from !== undefined) opts.from = parsePoint(o.from, "--from");
+  if (o.to !== undefined) opts.to = parsePoint(o.to, "--to");
+  if (o.type.length > 0) opts.types = [...expandTypes(o.type)];
+  if (o.task) opts.taskId = o.task;
+  if (o.framework) opts.frameworkId = o.framework;
+  if (o.host) opts.hostId = o.host;
+  await withNats(o.nats, async (nc) => {
+    const ac = new AbortController();
+    const onSigint = () => {
+      ac.abort();
+      setTimeout(() => process.exit(130), 1000).unref();
+    };
+    process.once("SIGINT", onSigint);
+    opts.signal = ac.signal;
+    try {
+      for await (const item of readHistory(nc, opts)) out(o.json ? JSON.stringify(item) : historyLine(item));
+    } finally {
+      process.off("SIGINT", onSigint);
+    }
+  });
+}
+
+export function registerQueryCommands(program: Command): void {
+  // `corral replay | head` closes the pipe early: that is not an error.
+  process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+    if (err.code === "EPIPE") process.exit(0);
+    throw err;
+  });
+  addQuery<HostRow[]>(program, {
+    name: "hosts",
+    description: "list the hosts: status, resources total / used / offered / available",
+    render: (rows) => fmt.orNone(fmt.hostsTable(rows), rows.length, "hosts"),
+  });
+  addQuery<FrameworkRow[]>(program, {
+    name: "frameworks",
+    description: "list the frameworks: roles, tasks, offers, allocation and dominant share",
+    render: (rows) => fmt.orNone(fmt.frameworksTable(rows), rows.length, "frameworks"),
+  });
+  addQuery<TaskRow[]>(program, {
+    name: "tasks",
+    description: "list live tasks (--all adds completed ones)",
+    options: (c) =>
+      c
+        .option("--framework <id>", "only this framework's tasks")
+        .option("--host <id>", "only tasks on this host")
+        .option("--state <state>", "only tasks in this state (e.g. RUNNING or TASK_RUNNING)")
+        .option("--all", "include completed tasks"),
+    filters: (o) => {
+      const f: Record<string, unknown> = {};
+      if (typeof o.framework === "string") f.frameworkId = o.framework;
+      if (typeof o.host === "string") f.hostId = o.host;
+      if (typeof o.state === "string") f.state = o.state;
+      if (o.all === true) f.includeCompleted = true;
+      return f;
+    },
+    render: (rows) => fmt.orNone(fmt.tasksTable(rows), rows.length, "tasks"),
+  });
+  addQuery<OfferRow[]>(program, {
+    name: "offers",
+    description: "list outstanding offers",
+    render: (rows) => fmt.orNone(fmt.offersTable(rows), rows.length, "outstanding offers"),
+  });
+  addQuery<RoleRow[]>(program, {
+    name: "roles",
+    description: "list roles: weight, frameworks, allocation and DRF share",
+    render: (rows) => fmt.orNone(fmt.rolesTable(rows), rows.length, "roles"),
+  });
+  addQuery<StatusRow>(program, {
+    name: "status",
+    description: "cluster summary: master, counts, totals, fold counters",
+    render: (s) => fmt.statusText(s),
+  });
+
+  program
+    .command("replay")
+    .description("read the cluster's history: events, the state at a point, a diff of two points, a fold check")
+    .option("--from <point>", "start at SEQ or TIME (ISO, or relative like -5m)")
+    .option("--to <point>", "stop at SEQ or TIME")
+    .option("--type <types>", "event type or prefix (task., host.registered); repeatable or comma list", collect, [])
+    .option("--task <id>", "only events of this task")
+    .option("--framework <id>", "only events naming this framework")
+    .option("--host <id>", "only events naming this host")
+    .option("--follow", "keep printing new events as they are appended (Ctrl-C stops)")
+    .option("--state-at <point>", "print the state folded up to SEQ or TIME")
+    .option("--diff <points...>", "print what changed between the states at two points A B")
+    .option("--verify", "fold the log twice and check both folds agree")
+    .option("--json", "JSON lines (events), or one JSON document")
+    .option("--nats <url>", "NATS server URL", defaultNats())
+    .action((o: ReplayOpts) => replay(o));
+}

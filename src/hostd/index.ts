@@ -1,0 +1,8 @@
+export {
+  startSimHosts,
+  simHostIds,
+  type SimHostOptions,
+  type SimHostPool,
+  type SimHostStats,
+} from "./sim.js";
+export { parseBehaviour, parseScript, type SimBehaviour } from "./sim-behaviour.js";

@@ -1,0 +1,155 @@
+import { randomUUID } from "node:crypto";
+import type { TaskStatusReport } from "../events/calls.js";
+import type { CorralEvent, EventOf } from "../events/schema.js";
+import { isTerminal, type TaskReason, type TaskState } from "../events/task-states.js";
+import type { Logger } from "../log/index.js";
+import { parseBehaviour } from "./sim-behaviour.js";
+import { TimerQueue } from "./timer-queue.js";
+
+/** What the tasks need of the status reporter. */
+export interface UpdateSink {
+  report(hostId: string, key: string, report: TaskStatusReport): void;
+  ack(uuid: string): boolean;
+  forget(hostId: string, key: string): void;
+}
+
+interface SimTask {
+  hostId: string;
+  key: string;
+  taskId: string;
+  frameworkId: string;
+  running: boolean;
+  exitCode: number;
+  /** Uuid of the terminal update: its acknowledgement lets the task be forgotten. */
+  terminalUuid?: string;
+}
+
+/** Finished tasks remembered (so a replayed launch is not run twice) until acknowledged. */
+const MAX_DONE = 100_000;
+
+/**
+ * The simulated tasks of every host of a pool, acting on task events. Run times are kept on one
+ * timer queue, whatever the number of tasks.
+ */
+export class SimTasks {
+  running = 0;
+  launched = 0;
+  finished = 0;
+  #tasks = new Map<string, Map<string, SimTask>>();
+  #done = new Set<SimTask>();
+  #queue: TimerQueue<SimTask>;
+  #sink: UpdateSink;
+  #log: Logger;
+
+  constructor(sink: UpdateSink, log: Logger) {
+    this.#sink = sink;
+    this.#log = log;
+    this.#queue = new TimerQueue<SimTask>(
+      (t) => this.#exit(t),
+      (err) => log.error({ err }, "task timer failed"),
+    );
+  }
+
+  /**
+   * Act on one event of a message on `corral.evt.task.<hostId>.…`. Returns an error text when
+   * the event does not belong there (it is then ignored).
+   */
+  onEvent(hostId: string, e: CorralEvent): string | undefined {
+    if (!("taskId" in e) || e.hostId !== hostId)
+      return `event ${e.type} is not a task event of host ${hostId}`;
+    const key = `${e.frameworkId}/${e.taskId}`;
+    const t = this.#tasks.get(hostId)?.get(key);
+    switch (e.type) {
+      case "task.launched":
+        if (t) this.#log.debug({ hostId, taskId: e.taskId }, "launch of a task already known; ignored");
+        else this.#launch(hostId, key, e);
+        return;
+      case "task.kill":
+        if (t?.running)
+          this.#terminal(t, "TASK_KILLED", "REASON_KILLED_BY_FRAMEWORK", "killed by the framework");
+        return;
+      case "task.status":
+        if (e.uuid !== undefined) this.#sink.ack(e.uuid);
+        // The master declared the task over (e.g. TASK_LOST): stop it without a word.
+        if (t?.running && isTerminal(e.state)) {
+          this.#end(t);
+          this.#sink.forget(hostId, key);
+        }
+        return;
+      case "task.acknowledged":
+        this.#sink.ack(e.uuid);
+        if (t && !t.running && t.terminalUuid === e.uuid) this.#forget(t);
+        return;
+    }
+  }
+
+  /** Stop every task timer (nothing more is reported). */
+  close(): void {
+    this.#queue.close();
+  }
+
+  #launch(hostId: string, key: string, e: EventOf<"task.launched">): void {
+    const b = parseBehaviour(e.command, e.labels);
+    const t: SimTask = {
+      hostId,
+      key,
+      taskId: e.taskId,
+      frameworkId: e.frameworkId,
+      running: true,
+      exitCode: b.exitCode,
+    };
+    let tasks = this.#tasks.get(hostId);
+    if (!tasks) this.#tasks.set(hostId, (tasks = new Map()));
+    tasks.set(key, t);
+    this.launched++;
+    this.running++;
+    this.#report(t, "TASK_RUNNING");
+    if (b.durationMs <= 0) this.#exit(t);
+    else this.#queue.schedule(Date.now() + b.durationMs, t);
+  }
+
+  #exit(t: SimTask): void {
+    if (!t.running) return; // killed meanwhile
+    const msg = `exited with status ${t.exitCode}`;
+    if (t.exitCode === 0) this.#terminal(t, "TASK_FINISHED", undefined, msg, 0);
+    else this.#terminal(t, "TASK_FAILED", "REASON_COMMAND_EXITED", msg, t.exitCode);
+  }
+
+  #terminal(
+    t: SimTask,
+    state: TaskState,
+    reason: TaskReason | undefined,
+    message: string,
+    code?: number,
+  ): void {
+    this.#end(t);
+    const extra: Partial<TaskStatusReport> = { message };
+    if (reason) extra.reason = reason;
+    if (code !== undefined) extra.exitCode = code;
+    t.terminalUuid = this.#report(t, state, extra);
+  }
+
+  #report(t: SimTask, state: TaskState, extra: Partial<TaskStatusReport> = {}): string {
+    const uuid = randomUUID();
+    const r: TaskStatusReport = { taskId: t.taskId, frameworkId: t.frameworkId, state, uuid, ts: Date.now() };
+    this.#sink.report(t.hostId, t.key, Object.assign(r, extra));
+    return uuid;
+  }
+
+  #end(t: SimTask): void {
+    t.running = false;
+    this.running--;
+    this.finished++;
+    this.#done.add(t);
+    if (this.#done.size > MAX_DONE) {
+      const oldest = this.#done.values().next().value;
+      if (oldest) this.#forget(oldest);
+    }
+  }
+
+  #forget(t: SimTask): void {
+    this.#done.delete(t);
+    const tasks = this.#tasks.get(t.hostId);
+    if (tasks?.get(t.key) === t) tasks.delete(t.key);
+  }
+}

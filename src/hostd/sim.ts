@@ -1,0 +1,243 @@
+import { setMaxListeners } from "node:events";
+import { DeliverPolicy, jetstream, type ConsumerMessages, type JsMsg } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { encode } from "../events/codec.js";
+import { entryOf } from "../events/reader.js";
+import { SUBJECT_ID } from "../events/schema.js";
+import { EVENTS_STREAM, subjects } from "../events/subjects.js";
+import { CorralError, ErrorCode } from "../errors/index.js";
+import type { Logger } from "../log/index.js";
+import type { Resources } from "../resources/types.js";
+import { registerAll, registerHost, type RegisterContext } from "./sim-register.js";
+import { ReplyRouter } from "./sim-replies.js";
+import { StatusReporter } from "./sim-reporter.js";
+import { SimTasks } from "./sim-tasks.js";
+
+export interface SimHostOptions {
+  nc: NatsConnection;
+  /** How many hosts (default 1); ignored when `ids` is given. */
+  count?: number;
+  /** Ids are `${idPrefix}-${i}`, zero-padded to the same width (default "sim"). */
+  idPrefix?: string;
+  ids?: string[];
+  /** What every host offers. */
+  resources: Resources;
+  attributes?: Record<string, string>;
+  logger: Logger;
+  heartbeatIntervalMs?: number;
+  /** How long status updates are collected before one STATUS call per host (default 5). */
+  flushMs?: number;
+  /** Resend an update the master has not recorded after this long (default 5000). */
+  retryMs?: number;
+  /** First EVENTS sequence to act on (default: the end of the log at start). */
+  startSeq?: number;
+  /** REGISTERs in flight at once (default 100). */
+  registerConcurrency?: number;
+  /** Time between REGISTER attempts (default 2000). */
+  registerRetryMs?: number;
+  /** Aborting stops the pool, also while it is still registering. */
+  signal?: AbortSignal;
+}
+
+export interface SimHostStats {
+  running: number;
+  launched: number;
+  finished: number;
+  registered: number;
+  /** Messages that could not be decoded or validated (task events and replies). */
+  invalid: number;
+  /** Status updates not yet seen recorded by the master. */
+  pendingUpdates: number;
+  statusCalls: number;
+  retried: number;
+}
+
+export interface SimHostPool {
+  hostIds: string[];
+  stop(): Promise<void>;
+  stats(): SimHostStats;
+}
+
+interface SimHost {
+  id: string;
+  registered: boolean;
+  registering: boolean;
+}
+
+const MAX_INVALID_WARNINGS = 20;
+const ID_RE = new RegExp(SUBJECT_ID);
+
+export function simHostIds(opts: Pick<SimHostOptions, "ids" | "count" | "idPrefix">): string[] {
+  if (opts.ids) return [...opts.ids];
+  const count = opts.count ?? 1;
+  const width = String(Math.max(0, count - 1)).length;
+  return Array.from(
+    { length: count },
+    (_, i) => `${opts.idPrefix ?? "sim"}-${String(i).padStart(width, "0")}`,
+  );
+}
+
+/**
+ * A pool of simulated hosts in one process, cheap enough for thousands: one ordered consumer on
+ * every task event (routed by the host token of the subject), one heartbeat timer, one timer
+ * queue for running tasks, and one reporter (flush and retry timers) for all status updates.
+ */
+export async function startSimHosts(opts: SimHostOptions): Promise<SimHostPool> {
+  const log = opts.logger.child({ component: "hostd-sim" });
+  const ids = simHostIds(opts);
+  const bad = ids.find((id) => !ID_RE.test(id));
+  if (bad !== undefined)
+    throw new CorralError(ErrorCode.InvalidCall, `invalid host id "${bad}": use [A-Za-z0-9_-]{1,64}`);
+  if (new Set(ids).size !== ids.length)
+    throw new CorralError(ErrorCode.InvalidCall, "host ids must be unique");
+  if (opts.signal?.aborted)
+    throw new CorralError(ErrorCode.Closed, "aborted before the simulated hosts started");
+  const { nc } = opts;
+  const js = jetstream(nc);
+  const hosts = new Map<string, SimHost>(ids.map((id) => [id, { id, registered: false, registering: true }]));
+  const c = { registered: 0, invalid: 0 };
+  const ac = new AbortController();
+  setMaxListeners(0, ac.signal);
+  const onOuterAbort = () => void stop();
+  opts.signal?.addEventListener("abort", onOuterAbort, { once: true });
+
+  const invalid = (why: string, subject?: string) => {
+    c.invalid++;
+    const level = c.invalid <= MAX_INVALID_WARNINGS ? "warn" : "debug";
+    log[level]({ subject, invalid: c.invalid }, `ignored an invalid message: ${why}`);
+  };
+  const replies = new ReplyRouter(nc, log, (why) => invalid(why));
+  const reporter = new StatusReporter({
+    js,
+    replies,
+    log,
+    flushMs: opts.flushMs ?? 5,
+    retryMs: opts.retryMs ?? 5000,
+    onUnknownHost: (id) => reregister(id),
+  });
+  const tasks = new SimTasks(reporter, log);
+  const reg: RegisterContext = {
+    js,
+    replies,
+    log,
+    signal: ac.signal,
+    resources: opts.resources,
+    attributes: opts.attributes ?? {},
+    retryMs: opts.registerRetryMs ?? 2000,
+  };
+
+  const onMessage = (m: JsMsg) => {
+    // corral.evt.task.<hostId>.<frameworkId>.<kind>: only our hosts' messages are decoded.
+    const host = hosts.get(m.subject.split(".", 4)[3] ?? "");
+    if (!host) return;
+    try {
+      const entry = entryOf(m);
+      if (entry.error !== undefined) return invalid(entry.error, m.subject);
+      for (const e of entry.events) {
+        const wrong = tasks.onEvent(host.id, e);
+        if (wrong !== undefined) invalid(wrong, m.subject);
+      }
+    } catch (err) {
+      log.error({ err, subject: m.subject, seq: m.seq }, "failed to act on a task event");
+    }
+  };
+
+  // ---- registration and heartbeats ------------------------------------------------------------
+  const registered = (id: string) => {
+    const h = hosts.get(id);
+    if (!h || h.registered) return;
+    h.registered = true;
+    h.registering = false;
+    c.registered++;
+    reporter.resume(id);
+  };
+  function reregister(id: string): void {
+    const h = hosts.get(id);
+    if (!h || h.registering || ac.signal.aborted) return;
+    if (h.registered) c.registered--;
+    h.registered = false;
+    h.registering = true;
+    reporter.pause(id);
+    registerHost(reg, id)
+      .then((ok) => (ok ? registered(id) : undefined))
+      .catch((err: unknown) => log.error({ err, hostId: id }, "re-registration failed"));
+  }
+
+  const hbMs = Math.max(1, opts.heartbeatIntervalMs ?? 1000);
+  const hostList = [...hosts.values()];
+  const slots = Math.max(1, Math.min(10, hostList.length, hbMs));
+  let tick = 0;
+  let hbFailed = false;
+  const hbTimer = setInterval(
+    () => {
+      const ts = Date.now();
+      for (let i = tick++ % slots; i < hostList.length; i += slots) {
+        const h = hostList[i]!;
+        if (!h.registered) continue;
+        try {
+          nc.publish(subjects.heartbeat(h.id), encode({ hostId: h.id, ts }));
+          hbFailed = false;
+        } catch (err) {
+          if (!hbFailed) log.warn({ err }, "heartbeat publish failed");
+          hbFailed = true;
+        }
+      }
+    },
+    Math.max(1, Math.floor(hbMs / slots)),
+  );
+
+  // ---- lifecycle ------------------------------------------------------------------------------
+  let messages: ConsumerMessages | undefined;
+  let stopping: Promise<void> | undefined;
+  function stop(): Promise<void> {
+    stopping ??= (async () => {
+      ac.abort();
+      opts.signal?.removeEventListener("abort", onOuterAbort);
+      clearInterval(hbTimer);
+      tasks.close();
+      await messages?.close().catch(() => undefined);
+      await reporter.stop();
+      replies.close();
+      log.info({ hosts: ids.length, ...stats() }, "simulated hosts stopped");
+    })();
+    return stopping;
+  }
+  const stats = (): SimHostStats => ({
+    running: tasks.running,
+    launched: tasks.launched,
+    finished: tasks.finished,
+    registered: c.registered,
+    invalid: c.invalid,
+    pendingUpdates: reporter.pending,
+    statusCalls: reporter.calls,
+    retried: reporter.retried,
+  });
+
+  try {
+    // Consume before registering, so no launch for a newly registered host can be missed. A start
+    // sequence (not DeliverPolicy.New) lets the ordered consumer resume from its cursor on reset.
+    const startSeq =
+      opts.startSeq ?? (await (await js.jetstreamManager()).streams.info(EVENTS_STREAM)).state.last_seq + 1;
+    const consumer = await js.consumers.get(EVENTS_STREAM, {
+      filter_subjects: subjects.allTasks,
+      deliver_policy: DeliverPolicy.StartSequence,
+      opt_start_seq: startSeq,
+    });
+    messages = await consumer.consume({ callback: onMessage, max_messages: 4096 });
+    void messages.closed().then((err) => {
+      if (err && !ac.signal.aborted)
+        log.error({ err }, "task event consumer ended; simulated hosts are deaf");
+    });
+    log.info({ hosts: ids.length, startSeq }, "registering simulated hosts");
+    await registerAll(reg, ids, opts.registerConcurrency ?? 100, registered);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  if (ac.signal.aborted) {
+    await stop();
+    throw new CorralError(ErrorCode.Closed, "simulated hosts stopped before all registered");
+  }
+  log.info({ hosts: ids.length }, "simulated hosts registered");
+  return { hostIds: ids, stop, stats };
+}

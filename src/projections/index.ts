@@ -1,0 +1,34 @@
+export {
+  startProjections,
+  type Projections,
+  type ProjectionsOptions,
+  type QueryErrorReply,
+} from "./projections.js";
+export { query } from "./client.js";
+export {
+  answer,
+  parseFilters,
+  normalizeTaskState,
+  QUERY_NAMES,
+  type QueryName,
+  type HostFilters,
+  type FrameworkFilters,
+  type TaskFilters,
+  type OfferFilters,
+  type RoleFilters,
+} from "./queries.js";
+export {
+  hostRows,
+  frameworkRows,
+  taskRow,
+  taskViews,
+  offerRows,
+  roleRows,
+  statusRow,
+  type HostRow,
+  type FrameworkRow,
+  type TaskRow,
+  type OfferRow,
+  type RoleRow,
+  type StatusRow,
+} from "./rows.js";

@@ -1,0 +1,177 @@
+import { decode, TASK_STATES, type TaskState } from "../events/index.js";
+import { CorralError, ErrorCode } from "../errors/index.js";
+import { stateToJSON, type ClusterState } from "../state/index.js";
+import {
+  frameworkRows,
+  hostRows,
+  offerRows,
+  roleRows,
+  statusRow,
+  taskRow,
+  taskViews,
+  type FrameworkRow,
+  type HostRow,
+  type OfferRow,
+  type RoleRow,
+  type TaskRow,
+} from "./rows.js";
+
+/** The filters each query accepts. Every field is optional; none means "everything". */
+export interface HostFilters {
+  hostId?: string;
+  status?: string;
+  limit?: number;
+}
+export interface FrameworkFilters {
+  frameworkId?: string;
+  role?: string;
+  status?: string;
+  limit?: number;
+}
+export interface TaskFilters {
+  frameworkId?: string;
+  hostId?: string;
+  /** `TASK_RUNNING`, or just `running`. */
+  state?: string;
+  /** Add completed (terminal, acknowledged) tasks, newest first, after the live ones. */
+  includeCompleted?: boolean;
+  limit?: number;
+}
+export interface OfferFilters {
+  frameworkId?: string;
+  hostId?: string;
+  limit?: number;
+}
+export interface RoleFilters {
+  role?: string;
+}
+
+type FieldKind = "string" | "boolean" | "limit";
+type Spec = Record<string, FieldKind>;
+
+const SPECS = {
+  hosts: { hostId: "string", status: "string", limit: "limit" },
+  frameworks: { frameworkId: "string", role: "string", status: "string", limit: "limit" },
+  tasks: { frameworkId: "string", hostId: "string", state: "string", includeCompleted: "boolean", limit: "limit" },
+  offers: { frameworkId: "string", hostId: "string", limit: "limit" },
+  roles: { role: "string" },
+  state: {},
+  status: {},
+} satisfies Record<string, Spec>;
+
+export type QueryName = keyof typeof SPECS;
+export const QUERY_NAMES = Object.keys(SPECS) as QueryName[];
+
+const invalid = (message: string) => new CorralError(ErrorCode.InvalidCall, message);
+
+/** Decode and check a request body against the query's filters; an empty body means none. */
+export function parseFilters(name: QueryName, body: Uint8Array): Record<string, unknown> {
+  if (body.length === 0) return {};
+  const value = decode(body); // throws DecodeError
+  if (value === null || value === undefined) return {};
+  if (typeof value !== "object" || Array.isArray(value)) {
+    throw invalid(`${name} filters must be a map, got ${Array.isArray(value) ? "an array" : typeof value}`);
+  }
+  const spec: Spec = SPECS[name];
+  const out: Record<string, unknown> = {};
+  for (const [key, v] of Object.entries(value)) {
+    const kind = spec[key];
+    if (!kind) {
+      const known = Object.keys(spec);
+      throw invalid(
+        `unknown ${name} filter "${key.slice(0, 64)}"; ${known.length ? `accepted: ${known.join(", ")}` : "it takes none"}`,
+      );
+    }
+    if (v === undefined || v === null) continue;
+    if (kind === "limit") {
+      if (typeof v !== "number" || !Number.isInteger(v) || v < 1) {
+        throw invalid(`${name} filter "limit" must be a positive integer`);
+      }
+    } else if (typeof v !== kind) {
+      throw invalid(`${name} filter "${key}" must be a ${kind}, got ${typeof v}`);
+    }
+    out[key] = v;
+  }
+  return out;
+}
+
+const STATE_SET: ReadonlySet<string> = new Set(TASK_STATES);
+
+/** `running`, `RUNNING` or `TASK_RUNNING` → `TASK_RUNNING`. */
+export function normalizeTaskState(s: string): TaskState {
+  const up = s.toUpperCase();
+  const full = up.startsWith("TASK_") ? up : `TASK_${up}`;
+  if (!STATE_SET.has(full)) {
+    throw invalid(`unknown task state "${s.slice(0, 64)}"; known: ${TASK_STATES.join(", ")}`);
+  }
+  return full as TaskState;
+}
+
+function limited<T>(rows: T[], limit: number | undefined): T[] {
+  return limit === undefined ? rows : rows.slice(0, limit);
+}
+
+function hosts(state: ClusterState, f: HostFilters): HostRow[] {
+  const status = f.status?.toUpperCase();
+  const rows = hostRows(state).filter(
+    (h) => (!f.hostId || h.hostId === f.hostId) && (!status || h.status === status),
+  );
+  return limited(rows, f.limit);
+}
+
+function frameworks(state: ClusterState, f: FrameworkFilters): FrameworkRow[] {
+  const status = f.status?.toUpperCase();
+  const rows = frameworkRows(state).filter(
+    (r) =>
+      (!f.frameworkId || r.frameworkId === f.frameworkId) &&
+      (!status || r.status === status) &&
+      (!f.role || r.roles.includes(f.role)),
+  );
+  return limited(rows, f.limit);
+}
+
+function tasks(state: ClusterState, f: TaskFilters): TaskRow[] {
+  const wanted = f.state === undefined ? undefined : normalizeTaskState(f.state);
+  const limit = f.limit ?? Number.POSITIVE_INFINITY;
+  const out: TaskRow[] = [];
+  // Filter the views before building rows: a cluster may hold many thousands of tasks.
+  for (const t of taskViews(state, f.includeCompleted === true)) {
+    if (out.length >= limit) break;
+    if (f.frameworkId && t.frameworkId !== f.frameworkId) continue;
+    if (f.hostId && t.hostId !== f.hostId) continue;
+    if (wanted && t.state !== wanted) continue;
+    out.push(taskRow(t));
+  }
+  return out;
+}
+
+function offers(state: ClusterState, f: OfferFilters): OfferRow[] {
+  const rows = offerRows(state).filter(
+    (o) => (!f.frameworkId || o.frameworkId === f.frameworkId) && (!f.hostId || o.hostId === f.hostId),
+  );
+  return limited(rows, f.limit);
+}
+
+function roles(state: ClusterState, f: RoleFilters): RoleRow[] {
+  return roleRows(state).filter((r) => !f.role || r.role === f.role);
+}
+
+/** Answer one query from the state as it stands (synchronous: no fold can interleave). */
+export function answer(name: QueryName, state: ClusterState, filters: Record<string, unknown>): unknown {
+  switch (name) {
+    case "hosts":
+      return hosts(state, filters as HostFilters);
+    case "frameworks":
+      return frameworks(state, filters as FrameworkFilters);
+    case "tasks":
+      return tasks(state, filters as TaskFilters);
+    case "offers":
+      return offers(state, filters as OfferFilters);
+    case "roles":
+      return roles(state, filters as RoleFilters);
+    case "state":
+      return stateToJSON(state);
+    case "status":
+      return statusRow(state);
+  }
+}

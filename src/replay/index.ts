@@ -1,0 +1,12 @@
+export {
+  readHistory,
+  expandTypes,
+  matchesIds,
+  subjectFilterFor,
+  type HistoryItem,
+  type HistoryOptions,
+} from "./history.js";
+export { stateAt, verifyFold, firstDifference, type StateAtOptions, type VerifyResult } from "./fold.js";
+export { diffStates, isEmptyDiff, type StateDiff, type EntityDiff, type EntityChange } from "./diff.js";
+export { parsePoint, POINT_FORMS } from "./point.js";
+export { keyFields } from "./describe.js";

@@ -1,0 +1,214 @@
+import { jetstream } from "@nats-io/jetstream";
+import { connect, nuid, type NatsConnection } from "@nats-io/transport-node";
+import type { Logger } from "pino";
+import { SUBJECT_ID } from "../events/index.js";
+import { CorralError, ErrorCode } from "../errors/index.js";
+import { AckBatcher } from "./acks.js";
+import { statusesFromWire, toOperations } from "./convert.js";
+import { Feeds } from "./feeds.js";
+import { CallChannel, type CallBody } from "./rpc.js";
+import type {
+  Filters,
+  FrameworkOptions,
+  LaunchTask,
+  Notification,
+  Offer,
+  Operation,
+  TaskStatus,
+} from "./types.js";
+
+/** A subscribed framework: the Mesos v1 scheduler API over Corral's streams (see docs/sdk.md). */
+export interface FrameworkClient {
+  readonly frameworkId: string;
+  /** Outstanding offers in arrival order (an offer rescinded before it is read is skipped). */
+  offers(): AsyncIterable<Offer>;
+  /** Task status updates, at least once: acknowledge each one that has a uuid. */
+  updates(): AsyncIterable<TaskStatus>;
+  notifications(): AsyncIterable<Notification>;
+  /** Use offers (all from one host): a bare task list means one LAUNCH of them all. */
+  accept(offerIds: string[], operations: Operation[] | LaunchTask[], filters?: Filters): Promise<void>;
+  decline(offerIds: string[], filters?: Filters): Promise<void>;
+  revive(roles?: string[]): Promise<void>;
+  suppress(roles?: string[]): Promise<void>;
+  kill(taskId: string, gracePeriodS?: number): Promise<void>;
+  /** Batched: resolves when the ACKNOWLEDGE call carrying this ack is answered. */
+  acknowledge(update: TaskStatus): Promise<void>;
+  /** Ask the master for the latest state of these tasks (all of the framework's when omitted). */
+  reconcile(taskIds?: string[]): Promise<TaskStatus[]>;
+  /** Remove the framework: its tasks are killed and its offers rescinded. */
+  teardown(): Promise<void>;
+  /** Received and neither accepted, declined nor rescinded. */
+  isOutstanding(offerId: string): boolean;
+  /** Stop reading, reject pending calls with a Closed error, end the iterators. */
+  close(): Promise<void>;
+}
+
+const DEFAULT_CALL_TIMEOUT_MS = 10_000;
+const ID_RE = new RegExp(SUBJECT_ID);
+
+/** Connect (unless `opts.nc` is given), subscribe the framework, and return its client. */
+export async function connectFramework(opts: FrameworkOptions): Promise<FrameworkClient> {
+  const frameworkId = opts.frameworkId ?? `fw-${nuid.next()}`;
+  if (!ID_RE.test(frameworkId)) {
+    throw new CorralError(ErrorCode.InvalidCall, `framework id "${frameworkId}" must match ${SUBJECT_ID}`);
+  }
+  if (!opts.name) throw new CorralError(ErrorCode.InvalidCall, "a framework needs a name");
+  const nc =
+    opts.nc ??
+    (await connect({
+      servers: opts.servers,
+      name: `corral-framework:${opts.name}`,
+      maxReconnectAttempts: -1,
+    }));
+  const client = new Client(nc, opts.nc === undefined, opts, frameworkId);
+  try {
+    await client.start();
+  } catch (err) {
+    await client.close();
+    throw err;
+  }
+  return client;
+}
+
+const withFilters = (f?: Filters) =>
+  f?.refuseSeconds !== undefined ? { filters: { refuseSeconds: f.refuseSeconds } } : {};
+
+class Client implements FrameworkClient {
+  private readonly rpc: CallChannel;
+  private readonly acks: AckBatcher;
+  private readonly feeds: Feeds;
+  private readonly log: Logger | undefined;
+  private closing: Promise<void> | undefined;
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly ownsNc: boolean,
+    private readonly opts: FrameworkOptions,
+    readonly frameworkId: string,
+  ) {
+    const js = jetstream(nc);
+    this.log = opts.logger?.child({ component: "sdk", frameworkId });
+    const timeout = opts.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
+    this.rpc = new CallChannel(nc, js, frameworkId, timeout, this.log);
+    this.feeds = new Feeds(nc, js, frameworkId, this.log, (id, code, msg) =>
+      this.rpc.rejectFromEvent(id, code, msg),
+    );
+    this.acks = new AckBatcher(
+      (acks) => this.rpc.send({ type: "ACKNOWLEDGE", frameworkId, acks }),
+      (acks) => this.feeds.acknowledged(acks.map((a) => a.uuid)),
+      this.log,
+    );
+  }
+
+  async start(): Promise<void> {
+    await this.feeds.open();
+    const o = this.opts;
+    const roles = o.roles ?? ["*"];
+    const result = await this.rpc.send({
+      type: "SUBSCRIBE",
+      frameworkId: this.frameworkId,
+      name: o.name,
+      roles,
+      failoverTimeoutS: o.failoverTimeoutS ?? 0,
+      ...(o.principal !== undefined ? { principal: o.principal } : {}),
+    });
+    const r = (result ?? {}) as { frameworkId?: unknown; unacknowledged?: unknown };
+    if (typeof r.frameworkId === "string" && r.frameworkId !== this.frameworkId) {
+      const msg = `the master subscribed ${r.frameworkId}, not ${this.frameworkId}`;
+      throw new CorralError(ErrorCode.InvalidCall, msg);
+    }
+    // Updates still awaiting acknowledgement come first, then the live stream.
+    const unacknowledged = statusesFromWire(r.unacknowledged, this.frameworkId);
+    for (const s of unacknowledged) this.feeds.pushUpdate(s);
+    await this.feeds.start();
+    void this.nc.closed().then(() => this.close());
+    this.log?.info({ roles, unacknowledged: unacknowledged.length }, "framework subscribed");
+  }
+
+  offers(): AsyncIterable<Offer> {
+    return this.feeds.outstandingOffers();
+  }
+
+  updates(): AsyncIterable<TaskStatus> {
+    return this.feeds.updates;
+  }
+
+  notifications(): AsyncIterable<Notification> {
+    return this.feeds.notes;
+  }
+
+  async accept(offerIds: string[], operations: Operation[] | LaunchTask[], filters?: Filters): Promise<void> {
+    const ops = toOperations(operations);
+    this.forget(offerIds);
+    const frameworkId = this.frameworkId;
+    await this.rpc.send({ type: "ACCEPT", frameworkId, offerIds, operations: ops, ...withFilters(filters) });
+  }
+
+  async decline(offerIds: string[], filters?: Filters): Promise<void> {
+    this.forget(offerIds);
+    await this.rpc.send({
+      type: "DECLINE",
+      frameworkId: this.frameworkId,
+      offerIds,
+      ...withFilters(filters),
+    });
+  }
+
+  async revive(roles?: string[]): Promise<void> {
+    await this.rpc.send({ type: "REVIVE", frameworkId: this.frameworkId, ...(roles ? { roles } : {}) });
+  }
+
+  async suppress(roles?: string[]): Promise<void> {
+    await this.rpc.send({ type: "SUPPRESS", frameworkId: this.frameworkId, ...(roles ? { roles } : {}) });
+  }
+
+  async kill(taskId: string, gracePeriodS?: number): Promise<void> {
+    const grace = gracePeriodS !== undefined ? { gracePeriodS } : {};
+    await this.rpc.send({ type: "KILL", frameworkId: this.frameworkId, taskId, ...grace });
+  }
+
+  acknowledge(update: TaskStatus): Promise<void> {
+    if (!update.uuid) return Promise.resolve();
+    return this.acks.add({ taskId: update.taskId, uuid: update.uuid });
+  }
+
+  async reconcile(taskIds?: string[]): Promise<TaskStatus[]> {
+    const body: CallBody = {
+      type: "RECONCILE",
+      frameworkId: this.frameworkId,
+      ...(taskIds ? { taskIds } : {}),
+    };
+    const result = (await this.rpc.send(body)) as { statuses?: unknown } | undefined;
+    const statuses = statusesFromWire(result?.statuses, this.frameworkId);
+    for (const s of statuses) this.feeds.updates.push(s);
+    return statuses;
+  }
+
+  async teardown(): Promise<void> {
+    await this.rpc.send({ type: "TEARDOWN", frameworkId: this.frameworkId });
+  }
+
+  isOutstanding(offerId: string): boolean {
+    return this.feeds.outstanding.has(offerId);
+  }
+
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
+    const err = new CorralError(ErrorCode.Closed, `framework client ${this.frameworkId} was closed`);
+    // Acknowledgements already made are sent, not dropped (the updates would come back).
+    if (!this.nc.isClosed()) await this.acks.flush();
+    this.acks.close(err);
+    this.rpc.close(err);
+    await this.feeds.close();
+    if (this.ownsNc && !this.nc.isClosed()) await this.nc.close();
+    this.log?.debug("framework client closed");
+  }
+
+  private forget(offerIds: string[]): void {
+    for (const id of offerIds) this.feeds.outstanding.delete(id);
+  }
+}

@@ -1,0 +1,118 @@
+import {
+  TASK_STATES,
+  type EventOf,
+  type Operation as WireOperation,
+  type TaskInfo,
+  type TaskState,
+} from "../events/index.js";
+import { CorralError, ErrorCode } from "../errors/index.js";
+import { parseResources } from "../resources/index.js";
+import type { LaunchTask, Offer, Operation, TaskStatus } from "./types.js";
+
+/** Translations between the SDK's types and the wire's events and calls. */
+
+export function offerOf(e: EventOf<"offer.made">, receivedAt: number): Offer {
+  return {
+    offerId: e.offerId,
+    frameworkId: e.frameworkId,
+    hostId: e.hostId,
+    hostname: e.hostname,
+    attributes: e.attributes,
+    role: e.role,
+    resources: e.resources,
+    receivedAt,
+  };
+}
+
+export function statusOf(e: EventOf<"task.status">): TaskStatus {
+  const s: TaskStatus = {
+    taskId: e.taskId,
+    frameworkId: e.frameworkId,
+    hostId: e.hostId,
+    state: e.state,
+    at: e.at,
+    source: e.source,
+  };
+  if (e.reason !== undefined) s.reason = e.reason;
+  if (e.message !== undefined) s.message = e.message;
+  if (e.uuid !== undefined) s.uuid = e.uuid;
+  if (e.healthy !== undefined) s.healthy = e.healthy;
+  if (e.exitCode !== undefined) s.exitCode = e.exitCode;
+  return s;
+}
+
+const STATES = new Set<string>(TASK_STATES);
+const str = (v: unknown): string | undefined => (typeof v === "string" ? v : undefined);
+
+/** A status from a call's result (SUBSCRIBE's `unacknowledged`, RECONCILE's `statuses`). */
+export function statusFromWire(v: unknown, frameworkId: string): TaskStatus | undefined {
+  if (typeof v !== "object" || v === null) return undefined;
+  const o = v as Record<string, unknown>;
+  const taskId = str(o.taskId);
+  const state = str(o.state);
+  if (!taskId || !state || !STATES.has(state)) return undefined;
+  const s: TaskStatus = {
+    taskId,
+    frameworkId: str(o.frameworkId) ?? frameworkId,
+    hostId: str(o.hostId) ?? "",
+    state: state as TaskState,
+    at: typeof o.at === "number" ? o.at : Date.now(),
+    source: o.source === "host" ? "host" : "master",
+  };
+  const reason = str(o.reason);
+  const message = str(o.message);
+  const uuid = str(o.uuid);
+  if (reason !== undefined) s.reason = reason;
+  if (message !== undefined) s.message = message;
+  if (uuid) s.uuid = uuid;
+  if (typeof o.healthy === "boolean") s.healthy = o.healthy;
+  if (typeof o.exitCode === "number") s.exitCode = o.exitCode;
+  return s;
+}
+
+/** The statuses in a result field, skipping malformed entries. */
+export function statusesFromWire(v: unknown, frameworkId: string): TaskStatus[] {
+  if (!Array.isArray(v)) return [];
+  const out: TaskStatus[] = [];
+  for (const x of v) {
+    const s = statusFromWire(x, frameworkId);
+    if (s) out.push(s);
+  }
+  return out;
+}
+
+export function toTaskInfo(t: LaunchTask): TaskInfo {
+  const info: TaskInfo = {
+    taskId: t.taskId,
+    resources: typeof t.resources === "string" ? parseResources(t.resources) : t.resources,
+    command: typeof t.command === "string" ? { value: t.command, shell: true } : t.command,
+  };
+  if (t.name !== undefined) info.name = t.name;
+  if (t.labels !== undefined) info.labels = t.labels;
+  return info;
+}
+
+function isOperation(x: Operation | LaunchTask): x is Operation {
+  return "type" in x && typeof x.type === "string";
+}
+
+/** A list of operations, or a bare task list meaning one LAUNCH of them all. */
+export function toOperations(ops: readonly Operation[] | readonly LaunchTask[]): WireOperation[] {
+  const list: ReadonlyArray<Operation | LaunchTask> = ops;
+  if (list.length === 0) return [];
+  if (list.every(isOperation)) {
+    return list.map((op) => {
+      if (op.type !== "LAUNCH") {
+        throw new CorralError(
+          ErrorCode.InvalidCall,
+          `unsupported operation ${JSON.stringify(op.type)}: use LAUNCH`,
+        );
+      }
+      return { type: "LAUNCH", tasks: op.tasks.map(toTaskInfo) };
+    });
+  }
+  if (list.some(isOperation)) {
+    throw new CorralError(ErrorCode.InvalidCall, "give either operations or tasks to accept(), not a mix");
+  }
+  return [{ type: "LAUNCH", tasks: (list as LaunchTask[]).map(toTaskInfo) }];
+}

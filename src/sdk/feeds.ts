@@ -1,0 +1,211 @@
+import {
+  DeliverPolicy,
+  type Consumer,
+  type ConsumerMessages,
+  type JetStreamClient,
+} from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+import type { Logger } from "pino";
+import { EVENTS_STREAM, subjects, type CorralEvent } from "../events/index.js";
+// Not (yet) in the events entry: the one decoder of a log message every reader shares.
+import { entryOf } from "../events/reader.js";
+import { CorralError, ErrorCode } from "../errors/index.js";
+import { offerOf, statusOf } from "./convert.js";
+import { AsyncQueue } from "./queue.js";
+import type { Notification, Offer, TaskStatus } from "./types.js";
+
+/** Messages a consumer pulls at a time (the bound on what sits in the client beyond the queues). */
+const PULL_BATCH = 256;
+
+interface Route {
+  subject: string;
+  /** The queue this route feeds: waited on for flow control, failed when the route fails. */
+  queue: AsyncQueue<unknown>;
+  handle(e: CorralEvent): void;
+}
+
+/**
+ * What the master tells one framework, read from EVENTS through one ordered consumer per
+ * subject (nats-server 2.9 takes one filter per consumer) into three queues: offers, task
+ * updates and notifications. Also tracks the outstanding offers and the unacknowledged updates.
+ */
+export class Feeds {
+  readonly offers = new AsyncQueue<Offer>();
+  readonly updates = new AsyncQueue<TaskStatus>();
+  readonly notes = new AsyncQueue<Notification>();
+  /** Offers received and not yet used, declined or rescinded. */
+  readonly outstanding = new Map<string, Offer>();
+  /** Uuids of updates handed out and not yet acknowledged: a second delivery is dropped. */
+  private readonly unacked = new Set<string>();
+  private readonly routes: Route[];
+  private consumers: Consumer[] = [];
+  private readonly messages: ConsumerMessages[] = [];
+  private readonly pumps: Array<Promise<void>> = [];
+  private stopStatus: (() => void) | undefined;
+  private closing = false;
+  private removed = false;
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly js: JetStreamClient,
+    private readonly frameworkId: string,
+    private readonly log: Logger | undefined,
+    /** A `call.rejected` event: its call's reply may have been lost. */
+    private readonly onRejectedCall: (callId: string | undefined, code: string, message: string) => void,
+  ) {
+    const fw = frameworkId;
+    this.routes = [
+      { subject: subjects.offers(fw), queue: this.offers, handle: (e) => this.onOffer(e) },
+      { subject: subjects.task("*", fw, "status"), queue: this.updates, handle: (e) => this.onTask(e) },
+      { subject: subjects.framework(fw), queue: this.notes, handle: (e) => this.onFramework(e) },
+      { subject: subjects.rejected("fw", fw), queue: this.notes, handle: (e) => this.onRejected(e) },
+    ];
+  }
+
+  /**
+   * Create the consumers; call before SUBSCRIBE is sent, so the first offers are kept for us.
+   * They start after the log's current end: like DeliverPolicy.New, but a consumer the client
+   * recreates (after a reconnect) before its first message resumes there instead of replaying
+   * the subject's history (an ordered consumer restarts at its last delivered sequence + 1).
+   */
+  async open(): Promise<void> {
+    const jsm = await this.js.jetstreamManager();
+    const start = (await jsm.streams.info(EVENTS_STREAM)).state.last_seq + 1;
+    this.consumers = await Promise.all(
+      this.routes.map((r) =>
+        this.js.consumers.get(EVENTS_STREAM, {
+          filter_subjects: r.subject,
+          deliver_policy: DeliverPolicy.StartSequence,
+          opt_start_seq: start,
+        }),
+      ),
+    );
+  }
+
+  /** Start reading (after SUBSCRIBE's answer, whose unacknowledged updates go first). */
+  async start(): Promise<void> {
+    for (const [i, c] of this.consumers.entries()) {
+      const m = await c.consume({ max_messages: PULL_BATCH });
+      this.messages.push(m);
+      this.pumps.push(this.pump(m, this.routes[i]!));
+    }
+    this.watchConnection();
+  }
+
+  pushUpdate(s: TaskStatus): void {
+    if (s.uuid !== undefined) {
+      if (this.unacked.has(s.uuid)) return;
+      this.unacked.add(s.uuid);
+    }
+    this.updates.push(s);
+  }
+
+  acknowledged(uuids: string[]): void {
+    for (const u of uuids) this.unacked.delete(u);
+  }
+
+  /** The offers queue, skipping offers no longer outstanding when they are read. */
+  outstandingOffers(): AsyncIterable<Offer> {
+    const q = this.offers;
+    const outstanding = this.outstanding;
+    return {
+      async *[Symbol.asyncIterator]() {
+        for await (const o of q) if (outstanding.has(o.offerId)) yield o;
+      },
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    this.stopStatus?.();
+    this.offers.close();
+    this.updates.close();
+    this.notes.close();
+    await Promise.allSettled(this.messages.map((m) => m.close()));
+    await Promise.allSettled(this.pumps);
+    if (!this.nc.isClosed()) {
+      const deleted = Promise.allSettled(this.consumers.map((c) => c.delete()));
+      await Promise.race([deleted, new Promise((r) => setTimeout(r, 2000).unref())]);
+    }
+  }
+
+  private onOffer(e: CorralEvent): void {
+    if (e.type === "offer.made" && e.frameworkId === this.frameworkId) {
+      const o = offerOf(e, Date.now());
+      this.outstanding.set(o.offerId, o);
+      this.offers.push(o);
+    } else if (e.type === "offer.rescinded") {
+      this.outstanding.delete(e.offerId);
+      this.notes.push({ type: "offer.rescinded", offerId: e.offerId, reason: e.reason });
+    } else if (e.type === "offer.declined" || e.type === "offer.accepted") {
+      this.outstanding.delete(e.offerId);
+    }
+  }
+
+  private onTask(e: CorralEvent): void {
+    if (e.type === "task.status" && e.frameworkId === this.frameworkId) this.pushUpdate(statusOf(e));
+  }
+
+  private onFramework(e: CorralEvent): void {
+    if (e.type !== "framework.removed" || this.removed) return;
+    this.removed = true;
+    this.log?.warn({ reason: e.reason }, "framework removed");
+    this.notes.push({ type: "framework.removed", reason: e.reason });
+    this.outstanding.clear();
+    // Like Mesos's ERROR event: nothing more will come. Calls in flight still get their answers.
+    this.offers.close();
+    this.updates.close();
+    this.notes.close();
+  }
+
+  private onRejected(e: CorralEvent): void {
+    if (e.type !== "call.rejected") return;
+    this.log?.debug({ callId: e.callId, code: e.code }, "call rejected (event)");
+    const n: Notification = { type: "call.rejected", code: e.code, message: e.message };
+    if (e.callId !== undefined) n.callId = e.callId;
+    this.notes.push(n);
+    this.onRejectedCall(e.callId, e.code, e.message);
+  }
+
+  private async pump(msgs: ConsumerMessages, route: Route): Promise<void> {
+    try {
+      for await (const m of msgs) {
+        const entry = entryOf(m);
+        if (entry.error !== undefined) {
+          const { seq, subject, error } = entry;
+          this.log?.warn({ seq, subject, error }, "unreadable event message skipped");
+          continue;
+        }
+        for (const e of entry.events) route.handle(e);
+        // Flow control: pull no more while the framework is behind reading this queue.
+        await route.queue.whenWritable();
+      }
+      if (!this.closing) throw new Error("the consumer ended");
+    } catch (err) {
+      if (this.closing) return;
+      this.log?.error({ err, subject: route.subject }, "event consumer failed");
+      const reason = err instanceof Error ? err.message : String(err);
+      const cause = { cause: err };
+      route.queue.close(
+        new CorralError(ErrorCode.Closed, `reading ${route.subject} failed: ${reason}`, cause),
+      );
+    }
+  }
+
+  private watchConnection(): void {
+    const status = this.nc.status();
+    this.stopStatus = () => (status as { stop?: () => void }).stop?.();
+    void (async () => {
+      for await (const s of status) {
+        if (s.type === "disconnect") {
+          this.log?.warn("disconnected from NATS");
+          this.notes.push({ type: "disconnected" });
+        } else if (s.type === "reconnect") {
+          this.log?.info("reconnected to NATS");
+          this.notes.push({ type: "reconnected" });
+        }
+      }
+    })().catch(() => undefined);
+  }
+}

@@ -1,0 +1,21 @@
+/** The framework SDK: `import { connectFramework } from "corral/sdk"` (see docs/sdk.md). */
+export { connectFramework, type FrameworkClient } from "./client.js";
+export type {
+  Filters,
+  FrameworkOptions,
+  LaunchTask,
+  Notification,
+  Offer,
+  Operation,
+  TaskStatus,
+} from "./types.js";
+export { AsyncQueue, DEFAULT_HIGH_WATER } from "./queue.js";
+export {
+  CallRejectedError,
+  CorralError,
+  ErrorCode,
+  PayloadTooLargeError,
+  TimeoutError,
+} from "../errors/index.js";
+export { isTerminal, TERMINAL_TASK_STATES, type TaskState } from "../events/index.js";
+export { parseResources, type Resource, type Resources } from "../resources/index.js";

@@ -1,0 +1,89 @@
+import type { NatsConnection } from "@nats-io/transport-node";
+import type { Logger } from "pino";
+import type { Command, TaskState } from "../events/index.js";
+import type { Resources } from "../resources/index.js";
+
+/** Resources of one host offered to the framework (Mesos `Offer`). */
+export interface Offer {
+  offerId: string;
+  frameworkId: string;
+  hostId: string;
+  hostname: string;
+  attributes: Record<string, string>;
+  /** The framework role the resources are allocated to. */
+  role: string;
+  /** Each resource keeps its own reservation role ("*" = unreserved). */
+  resources: Resources;
+  /** Local clock (ms since the epoch) when the client received the offer. */
+  receivedAt: number;
+}
+
+/** A task status update (Mesos `TaskStatus`). */
+export interface TaskStatus {
+  taskId: string;
+  frameworkId: string;
+  /** Empty for a reconciliation answer about a task the master does not know. */
+  hostId: string;
+  state: TaskState;
+  /** A Mesos reason name, e.g. REASON_COMMAND_EXITED. */
+  reason?: string;
+  message?: string;
+  /** Present when the update must be acknowledged; absent on reconciliation answers. */
+  uuid?: string;
+  healthy?: boolean;
+  exitCode?: number;
+  /** The master's clock (ms since the epoch) when it recorded the update. */
+  at: number;
+  /** "host" when reported by the task's host, "master" when decided by the master (e.g. TASK_LOST). */
+  source: "host" | "master";
+}
+
+/** A task to launch (Mesos `TaskInfo`), with two shorthands. */
+export interface LaunchTask {
+  /** Unique among the framework's live tasks: [A-Za-z0-9_.:@-]{1,200}. */
+  taskId: string;
+  name?: string;
+  /** A resource list, or a spec in the Mesos grammar: "cpus:0.1;mem:32" or "cpus(dev):1;ports:[8000-8010]". */
+  resources: Resources | string;
+  /** A command, or a string meaning `{ value: string, shell: true }`. */
+  command: Command | string;
+  labels?: Record<string, string>;
+}
+
+/** An offer operation (Mesos `Offer.Operation`); Corral supports LAUNCH. */
+export type Operation = { type: "LAUNCH"; tasks: LaunchTask[] };
+
+/** Mesos `Filters`: how long the master must not re-offer the unused/declined resources. */
+export interface Filters {
+  refuseSeconds?: number;
+}
+
+export interface FrameworkOptions {
+  /** NATS server URL(s), e.g. "nats://127.0.0.1:4222". Ignored when `nc` is given. */
+  servers: string | string[];
+  /** Human-readable framework name. */
+  name: string;
+  /** Roles the framework subscribes in (default ["*"]). */
+  roles?: string[];
+  /**
+   * Seconds the master keeps the framework's tasks running after it is gone before tearing it
+   * down (default 0, as in Mesos).
+   */
+  failoverTimeoutS?: number;
+  /** Subscribe again with an existing id (failover); else a fresh id `fw-<nuid>` is chosen. */
+  frameworkId?: string;
+  principal?: string;
+  /** How long a call waits for the master's answer (ms, default 10,000). */
+  callTimeoutMs?: number;
+  logger?: Logger;
+  /** An open connection to use instead of connecting; the client then never closes it. */
+  nc?: NatsConnection;
+}
+
+/** Things the framework is told about besides offers and task updates. */
+export type Notification =
+  | { type: "offer.rescinded"; offerId: string; reason: string }
+  | { type: "framework.removed"; reason: string }
+  | { type: "call.rejected"; callId?: string; code: string; message: string }
+  | { type: "disconnected" }
+  | { type: "reconnected" };

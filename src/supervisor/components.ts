@@ -1,0 +1,137 @@
+import type { NatsConnection } from "@nats-io/transport-node";
+import { setTimeout as sleep } from "node:timers/promises";
+import { CorralError, ErrorCode } from "../errors/index.js";
+import type { Logger } from "../log/index.js";
+import type { Resources } from "../resources/index.js";
+
+/**
+ * The components a supervisor can run, each in its own worker thread. A component talks to the
+ * rest of the cluster only through its NATS connection, so the same start function serves
+ * `corral up` (all in one process) and `corral master` / `corral hostd --sim` (one per process).
+ * Modules are imported lazily: a thread loads only the component it runs.
+ */
+
+export interface ComponentContext<O> {
+  nc: NatsConnection;
+  logger: Logger;
+  options: O;
+  /** The child's name under the supervisor. */
+  name: string;
+}
+
+export interface ComponentHandle {
+  stop(): Promise<void>;
+  /** A structured-cloneable summary, sent with `ready` and on `info` requests. */
+  info?: () => unknown;
+}
+
+export interface MasterComponentOptions {
+  /** `start` resolves once this master leads, or after this long as a standby (default 30 s). */
+  waitForLeaderMs?: number;
+  allocationIntervalMs?: number;
+  offerTimeoutS?: number;
+  hostTimeoutMs?: number;
+  leaseTtlMs?: number;
+}
+
+export interface SimHostsComponentOptions {
+  count: number;
+  idPrefix?: string;
+  ids?: string[];
+  resources: Resources;
+  attributes?: Record<string, string>;
+}
+
+/** Test-only behaviour (enabled by CORRAL_TEST_COMPONENTS=1): crash, fail or hang on purpose. */
+export interface TestCrashComponentOptions {
+  crashAfterMs?: number;
+  failStart?: boolean;
+  hangInfo?: boolean;
+  hangStop?: boolean;
+}
+
+export interface ComponentOptions {
+  master: MasterComponentOptions;
+  projections: Record<string, never>;
+  "sim-hosts": SimHostsComponentOptions;
+  "test-crash": TestCrashComponentOptions;
+}
+
+export type ComponentName = keyof ComponentOptions;
+
+type StartFn<K extends ComponentName> = (ctx: ComponentContext<ComponentOptions[K]>) => Promise<ComponentHandle>;
+
+export const components: { [K in ComponentName]: StartFn<K> } = {
+  async master({ nc, logger, options }) {
+    const { startMaster } = await import("../actors/master/index.js");
+    const { waitForLeaderMs = 30_000, ...masterOptions } = options;
+    const master = startMaster({ nc, logger, ...masterOptions });
+    const ac = new AbortController();
+    // A standby (another master holds the lease) is still a healthy, started component.
+    await Promise.race([master.whenLeader(), sleep(waitForLeaderMs, undefined, { signal: ac.signal }).catch(() => undefined)]);
+    ac.abort();
+    return {
+      stop: () => master.stop(),
+      info: () => ({
+        masterId: master.masterId,
+        phase: master.phase,
+        epoch: master.epoch,
+        seq: master.state.seq,
+        hosts: master.state.hosts.size,
+        frameworks: master.state.frameworks.size,
+        tasks: master.state.tasks.size,
+      }),
+    };
+  },
+
+  async projections({ nc, logger }) {
+    const { startProjections } = await import("../projections/index.js");
+    const projections = await startProjections({ nc, logger });
+    return { stop: () => projections.stop() };
+  },
+
+  async "sim-hosts"({ nc, logger, options }) {
+    const { startSimHosts } = await import("../hostd/index.js");
+    const pool = await startSimHosts({ nc, logger, ...options });
+    return { stop: () => pool.stop(), info: () => ({ hostIds: pool.hostIds, ...pool.stats() }) };
+  },
+
+  async "test-crash"({ options }) {
+    if (process.env.CORRAL_TEST_COMPONENTS !== "1") {
+      throw new CorralError(ErrorCode.InvalidCall, "test-crash is a test-only component (CORRAL_TEST_COMPONENTS=1)");
+    }
+    if (options.failStart) throw new CorralError(ErrorCode.InvalidCall, "test-crash was told to fail at start");
+    const timer =
+      options.crashAfterMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            throw new Error("test-crash crashed on purpose");
+          }, options.crashAfterMs);
+    return {
+      stop: () => (options.hangStop ? new Promise<void>(() => undefined) : Promise.resolve(clearTimeout(timer))),
+      info: () => (options.hangInfo ? new Promise(() => undefined) : { pid: process.pid, at: Date.now() }),
+    };
+  },
+};
+
+export function isComponentName(name: string): name is ComponentName {
+  return Object.hasOwn(components, name);
+}
+
+/** Host attributes from `rack:r1;zone:west` (Mesos --attributes grammar, text values only). */
+export function parseAttributes(spec: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const part of spec.split(";")) {
+    const item = part.trim();
+    if (item === "") continue;
+    const colon = item.indexOf(":");
+    const key = colon < 0 ? "" : item.slice(0, colon).trim();
+    const value = colon < 0 ? "" : item.slice(colon + 1).trim();
+    if (key === "" || value === "" || key.length > 128 || value.length > 1024) {
+      throw new CorralError(ErrorCode.InvalidCall, `invalid attribute "${item}": expected name:value, e.g. rack:r1;zone:west`);
+    }
+    if (Object.hasOwn(out, key)) throw new CorralError(ErrorCode.InvalidCall, `attribute "${key}" is given twice`);
+    out[key] = value;
+  }
+  return out;
+}

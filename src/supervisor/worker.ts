@@ -1,0 +1,77 @@
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { pino } from "pino";
+import { parentPort, workerData } from "node:worker_threads";
+import { CorralError, ErrorCode } from "../errors/index.js";
+import { components, isComponentName, type ComponentHandle } from "./components.js";
+import { toWire, type WorkerData, type WorkerMessage, type WorkerRequest } from "./protocol.js";
+
+/**
+ * The entry of a component's worker thread: connect to NATS, start the component, then answer
+ * the parent's requests until asked to stop. Any uncaught error ends the thread, and the
+ * supervisor decides what happens next.
+ */
+
+if (!parentPort) throw new Error("src/supervisor/worker.js runs only as a worker thread of a Supervisor");
+const port = parentPort;
+const data = workerData as WorkerData;
+const post = (m: WorkerMessage) => port.postMessage(m);
+
+// Log lines travel to the parent, which writes them through its own logger: one writer for the
+// process's stderr, and nothing is lost in a buffer when the thread ends.
+const logger = pino({ level: data.logLevel, base: { thread: data.name } }, { write: (line: string) => post({ type: "log", line }) });
+
+let nc: NatsConnection | undefined;
+let stopping = false;
+
+async function start(): Promise<ComponentHandle> {
+  const name = data.component;
+  if (!isComponentName(name)) throw new CorralError(ErrorCode.InvalidCall, `unknown component "${name}"`);
+  nc = await connect({ servers: data.natsUrl, name: `corral-${data.name}`, maxReconnectAttempts: -1, reconnectTimeWait: 500 });
+  void nc.closed().then((err) => {
+    if (stopping) return;
+    logger.error({ err }, "NATS connection closed");
+    process.exit(1);
+  });
+  const start = components[name] as (ctx: unknown) => Promise<ComponentHandle>;
+  return start({ nc, logger, options: data.options, name: data.name });
+}
+
+const started = start();
+
+started.then(
+  (handle) => post({ type: "ready", info: handle.info?.() }),
+  (err: unknown) => {
+    post({ type: "error", error: toWire(err) });
+    process.exit(1);
+  },
+);
+
+async function answer(req: WorkerRequest): Promise<unknown> {
+  const handle = await started;
+  switch (req.type) {
+    case "info":
+      return await handle.info?.();
+    case "stop":
+      stopping = true;
+      await handle.stop();
+      await nc?.drain().catch(() => nc?.close());
+      return undefined;
+  }
+}
+
+port.on("message", (req: WorkerRequest) => {
+  answer(req).then(
+    (value) => {
+      try {
+        post({ id: req.id, type: "result", value });
+      } catch (err) {
+        post({ id: req.id, type: "error", error: toWire(err) }); // e.g. a DataCloneError
+      }
+      if (req.type === "stop") process.exit(0);
+    },
+    (err: unknown) => {
+      post({ id: req.id, type: "error", error: toWire(err) });
+      if (req.type === "stop") process.exit(1);
+    },
+  );
+});
