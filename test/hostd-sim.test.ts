@@ -217,6 +217,19 @@ describe("simulated hosts", () => {
     expect(pool.stats().invalid).toBe(before + 3);
   });
 
+  it("registers again when marked unreachable, and goes silent when removed", async () => {
+    const regs = () => master.calls.filter((c) => c.type === "REGISTER" && c.hostId === "sim-2").length;
+    const before = regs();
+    const hostEvent = (type: string) => encode([{ type, v: 1, at: Date.now(), hostId: "sim-2", reason: "test" }]);
+    await js.publish(subjects.host("sim-2"), hostEvent("host.unreachable"));
+    await until(() => regs() === before + 1 && pool.stats().registered === 3);
+    await js.publish(subjects.host("sim-2"), hostEvent("host.removed"));
+    await until(() => pool.stats().registered === 2);
+    const beats = master.heartbeats.get("sim-2");
+    await sleep(300);
+    expect(master.heartbeats.get("sim-2")).toBe(beats);
+  });
+
   it("ends with every update recorded", async () => {
     await until(() => pool.stats().pendingUpdates === 0);
     const s = pool.stats();

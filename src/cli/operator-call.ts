@@ -1,11 +1,22 @@
 import { jetstream } from "@nats-io/jetstream";
 import { createInbox, headers, nuid, type NatsConnection } from "@nats-io/transport-node";
 import { userInfo } from "node:os";
-import { decode, encode, REPLY_HEADER, subjects, type CallReply, type OperatorCall } from "../events/index.js";
+import {
+  decode,
+  encode,
+  REPLY_HEADER,
+  subjects,
+  type CallReply,
+  type OperatorCall,
+} from "../events/index.js";
 import { CallRejectedError, CorralError, ErrorCode, errorFromWire, TimeoutError } from "../errors/index.js";
 
 /** An operator call before it is given its callId. */
-export type OperatorCallBody = OperatorCall extends infer C ? (C extends OperatorCall ? Omit<C, "callId"> : never) : never;
+export type OperatorCallBody = OperatorCall extends infer C
+  ? C extends OperatorCall
+    ? Omit<C, "callId">
+    : never
+  : never;
 
 /** Who is calling: `$USER` (or the login name), as a subject token; "operator" when unknown. */
 export function operatorPrincipal(): string {

@@ -88,7 +88,9 @@ export async function runTask(o: RunOptions): Promise<number> {
         // Nothing more to launch: stop the offers rather than decline them one by one.
         await fw.suppress().catch(() => undefined);
       } catch (err) {
-        print(`offer ${offer.offerId} on ${offer.hostId} could not be used (${(err as Error).message}); waiting for another`);
+        print(
+          `offer ${offer.offerId} on ${offer.hostId} could not be used (${(err as Error).message}); waiting for another`,
+        );
       } finally {
         launching = false;
       }

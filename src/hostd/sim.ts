@@ -62,6 +62,8 @@ interface SimHost {
   id: string;
   registered: boolean;
   registering: boolean;
+  /** The master removed it (host.removed): it goes silent for good. */
+  removed: boolean;
 }
 
 const MAX_INVALID_WARNINGS = 20;
@@ -94,7 +96,9 @@ export async function startSimHosts(opts: SimHostOptions): Promise<SimHostPool> 
     throw new CorralError(ErrorCode.Closed, "aborted before the simulated hosts started");
   const { nc } = opts;
   const js = jetstream(nc);
-  const hosts = new Map<string, SimHost>(ids.map((id) => [id, { id, registered: false, registering: true }]));
+  const hosts = new Map<string, SimHost>(
+    ids.map((id) => [id, { id, registered: false, registering: true, removed: false }]),
+  );
   const c = { registered: 0, invalid: 0 };
   const ac = new AbortController();
   setMaxListeners(0, ac.signal);
@@ -142,10 +146,33 @@ export async function startSimHosts(opts: SimHostOptions): Promise<SimHostPool> 
     }
   };
 
+  // An unreachable host must register again to become active; a removed one goes silent.
+  const onHostMessage = (m: JsMsg) => {
+    const host = hosts.get(m.subject.split(".", 4)[3] ?? "");
+    if (!host) return;
+    const entry = entryOf(m);
+    if (entry.error !== undefined) return invalid(entry.error, m.subject);
+    for (const e of entry.events) {
+      if (e.type === "host.unreachable" && e.hostId === host.id) {
+        log.warn(
+          { hostId: host.id, reason: e.reason },
+          "master marked the host unreachable; registering again",
+        );
+        reregister(host.id);
+      } else if (e.type === "host.removed" && e.hostId === host.id && !host.removed) {
+        log.error({ hostId: host.id, reason: e.reason }, "master removed the host; it goes silent");
+        host.removed = true;
+        if (host.registered) c.registered--;
+        host.registered = false;
+        reporter.pause(host.id);
+      }
+    }
+  };
+
   // ---- registration and heartbeats ------------------------------------------------------------
   const registered = (id: string) => {
     const h = hosts.get(id);
-    if (!h || h.registered) return;
+    if (!h || h.registered || h.removed) return;
     h.registered = true;
     h.registering = false;
     c.registered++;
@@ -153,7 +180,7 @@ export async function startSimHosts(opts: SimHostOptions): Promise<SimHostPool> 
   };
   function reregister(id: string): void {
     const h = hosts.get(id);
-    if (!h || h.registering || ac.signal.aborted) return;
+    if (!h || h.registering || h.removed || ac.signal.aborted) return;
     if (h.registered) c.registered--;
     h.registered = false;
     h.registering = true;
@@ -187,7 +214,20 @@ export async function startSimHosts(opts: SimHostOptions): Promise<SimHostPool> 
   );
 
   // ---- lifecycle ------------------------------------------------------------------------------
-  let messages: ConsumerMessages | undefined;
+  const consumers: ConsumerMessages[] = [];
+  const consume = async (filter: string, startSeq: number, callback: (m: JsMsg) => void) => {
+    const consumer = await js.consumers.get(EVENTS_STREAM, {
+      filter_subjects: filter,
+      deliver_policy: DeliverPolicy.StartSequence,
+      opt_start_seq: startSeq,
+    });
+    const messages = await consumer.consume({ callback, max_messages: 4096 });
+    consumers.push(messages);
+    void messages.closed().then((err) => {
+      if (err && !ac.signal.aborted)
+        log.error({ err, filter }, "event consumer ended; simulated hosts are deaf");
+    });
+  };
   let stopping: Promise<void> | undefined;
   function stop(): Promise<void> {
     stopping ??= (async () => {
@@ -195,7 +235,7 @@ export async function startSimHosts(opts: SimHostOptions): Promise<SimHostPool> 
       opts.signal?.removeEventListener("abort", onOuterAbort);
       clearInterval(hbTimer);
       tasks.close();
-      await messages?.close().catch(() => undefined);
+      await Promise.all(consumers.map((m) => m.close().catch(() => undefined)));
       await reporter.stop();
       replies.close();
       log.info({ hosts: ids.length, ...stats() }, "simulated hosts stopped");
@@ -218,16 +258,8 @@ export async function startSimHosts(opts: SimHostOptions): Promise<SimHostPool> 
     // sequence (not DeliverPolicy.New) lets the ordered consumer resume from its cursor on reset.
     const startSeq =
       opts.startSeq ?? (await (await js.jetstreamManager()).streams.info(EVENTS_STREAM)).state.last_seq + 1;
-    const consumer = await js.consumers.get(EVENTS_STREAM, {
-      filter_subjects: subjects.allTasks,
-      deliver_policy: DeliverPolicy.StartSequence,
-      opt_start_seq: startSeq,
-    });
-    messages = await consumer.consume({ callback: onMessage, max_messages: 4096 });
-    void messages.closed().then((err) => {
-      if (err && !ac.signal.aborted)
-        log.error({ err }, "task event consumer ended; simulated hosts are deaf");
-    });
+    await consume(subjects.allTasks, startSeq, onMessage);
+    await consume(subjects.host("*"), startSeq, onHostMessage);
     log.info({ hosts: ids.length, startSeq }, "registering simulated hosts");
     await registerAll(reg, ids, opts.registerConcurrency ?? 100, registered);
   } catch (err) {

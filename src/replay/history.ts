@@ -110,19 +110,39 @@ function merge(patterns: string[]): string | undefined {
 }
 
 /**
- * The one subject filter (nats-server 2.9 takes one per consumer) that covers every event the
- * query can select, or undefined when only reading everything does. The server then skips the
- * rest; events are still checked one by one on the client.
+ * The subjects on which the events a query selects can travel, or undefined when any subject
+ * can (no type or id filter). Empty when no event can match (e.g. `master.` events of a host).
  */
-export function subjectFilterFor(o: HistoryOptions): string | undefined {
+export function subjectsFor(o: HistoryOptions): Set<string> | undefined {
   const types = o.types && o.types.length > 0 ? [...expandTypes(o.types)] : undefined;
-  if (!types && !o.taskId) return undefined;
+  if (!types && !o.taskId && !o.frameworkId && !o.hostId) return undefined;
   const patterns = new Set<string>();
   for (const t of types ?? EVENT_TYPES) {
     const p = patternOf(t, o);
     if (p !== undefined) patterns.add(p);
   }
-  if (patterns.size === 0) return undefined;
+  return patterns;
+}
+
+/** NATS subject matching: `*` is one token, `>` one or more at the end. */
+export function subjectMatches(pattern: string, subject: string): boolean {
+  const p = pattern.split(".");
+  const s = subject.split(".");
+  for (let i = 0; i < p.length; i++) {
+    if (p[i] === ">") return s.length > i;
+    if (i >= s.length || (p[i] !== "*" && p[i] !== s[i])) return false;
+  }
+  return p.length === s.length;
+}
+
+/**
+ * The one subject filter (nats-server 2.9 takes one per consumer) that covers every event the
+ * query can select, or undefined when only reading everything does. The server then skips the
+ * rest; events are still checked one by one on the client.
+ */
+export function subjectFilterFor(o: HistoryOptions): string | undefined {
+  const patterns = subjectsFor(o);
+  if (!patterns || patterns.size === 0) return undefined;
   if (patterns.size === 1) return [...patterns][0];
   const merged = merge([...patterns]);
   // `corral.evt.*.*` filters nothing worth filtering; read everything instead.
@@ -131,8 +151,9 @@ export function subjectFilterFor(o: HistoryOptions): string | undefined {
 
 /**
  * The log as events, one item per event (batches flattened), filtered by time, sequence,
- * type and ids. Invalid messages (that the subject filter lets through) come as `{ error }`
- * items so that an audit sees them. Without `follow` it ends at the log's end when it started.
+ * type and ids. Invalid messages come as `{ error }` items, so that an audit sees them, when
+ * they sit on a subject where the selected events travel (all of them without filters).
+ * Without `follow` it ends at the log's end as it was when reading started.
  */
 export async function* readHistory(nc: NatsConnection, o: HistoryOptions = {}): AsyncGenerator<HistoryItem> {
   const types = o.types && o.types.length > 0 ? expandTypes(o.types) : undefined;
@@ -141,8 +162,11 @@ export async function* readHistory(nc: NatsConnection, o: HistoryOptions = {}): 
   if (typeof o.from === "number") read.fromSeq = o.from;
   else if (o.from instanceof Date) read.fromTime = o.from;
   if (typeof o.to === "number") read.toSeq = o.to;
+  const where = subjectsFor(o);
+  if (where?.size === 0) return; // no event can match
   const filter = subjectFilterFor(o);
   if (filter) read.filter = filter;
+  const errorShown = (subject: string) => !where || [...where].some((p) => subjectMatches(p, subject));
   const toTime = o.to instanceof Date ? o.to.getTime() : undefined;
   const ids = o.taskId || o.frameworkId || o.hostId ? o : undefined;
 
@@ -150,7 +174,7 @@ export async function* readHistory(nc: NatsConnection, o: HistoryOptions = {}): 
     if (toTime !== undefined && entry.time > toTime) return;
     const { seq, time, subject } = entry;
     if (entry.error !== undefined) {
-      yield { seq, time, subject, error: entry.error };
+      if (errorShown(subject)) yield { seq, time, subject, error: entry.error };
       continue;
     }
     for (const event of entry.events) {

@@ -3,6 +3,8 @@ export {
   expandTypes,
   matchesIds,
   subjectFilterFor,
+  subjectsFor,
+  subjectMatches,
   type HistoryItem,
   type HistoryOptions,
 } from "./history.js";

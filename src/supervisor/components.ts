@@ -59,7 +59,9 @@ export interface ComponentOptions {
 
 export type ComponentName = keyof ComponentOptions;
 
-type StartFn<K extends ComponentName> = (ctx: ComponentContext<ComponentOptions[K]>) => Promise<ComponentHandle>;
+type StartFn<K extends ComponentName> = (
+  ctx: ComponentContext<ComponentOptions[K]>,
+) => Promise<ComponentHandle>;
 
 export const components: { [K in ComponentName]: StartFn<K> } = {
   async master({ nc, logger, options }) {
@@ -68,7 +70,10 @@ export const components: { [K in ComponentName]: StartFn<K> } = {
     const master = startMaster({ nc, logger, ...masterOptions });
     const ac = new AbortController();
     // A standby (another master holds the lease) is still a healthy, started component.
-    await Promise.race([master.whenLeader(), sleep(waitForLeaderMs, undefined, { signal: ac.signal }).catch(() => undefined)]);
+    await Promise.race([
+      master.whenLeader(),
+      sleep(waitForLeaderMs, undefined, { signal: ac.signal }).catch(() => undefined),
+    ]);
     ac.abort();
     return {
       stop: () => master.stop(),
@@ -98,9 +103,13 @@ export const components: { [K in ComponentName]: StartFn<K> } = {
 
   async "test-crash"({ options }) {
     if (process.env.CORRAL_TEST_COMPONENTS !== "1") {
-      throw new CorralError(ErrorCode.InvalidCall, "test-crash is a test-only component (CORRAL_TEST_COMPONENTS=1)");
+      throw new CorralError(
+        ErrorCode.InvalidCall,
+        "test-crash is a test-only component (CORRAL_TEST_COMPONENTS=1)",
+      );
     }
-    if (options.failStart) throw new CorralError(ErrorCode.InvalidCall, "test-crash was told to fail at start");
+    if (options.failStart)
+      throw new CorralError(ErrorCode.InvalidCall, "test-crash was told to fail at start");
     const timer =
       options.crashAfterMs === undefined
         ? undefined
@@ -108,7 +117,8 @@ export const components: { [K in ComponentName]: StartFn<K> } = {
             throw new Error("test-crash crashed on purpose");
           }, options.crashAfterMs);
     return {
-      stop: () => (options.hangStop ? new Promise<void>(() => undefined) : Promise.resolve(clearTimeout(timer))),
+      stop: () =>
+        options.hangStop ? new Promise<void>(() => undefined) : Promise.resolve(clearTimeout(timer)),
       info: () => (options.hangInfo ? new Promise(() => undefined) : { pid: process.pid, at: Date.now() }),
     };
   },
@@ -128,9 +138,13 @@ export function parseAttributes(spec: string): Record<string, string> {
     const key = colon < 0 ? "" : item.slice(0, colon).trim();
     const value = colon < 0 ? "" : item.slice(colon + 1).trim();
     if (key === "" || value === "" || key.length > 128 || value.length > 1024) {
-      throw new CorralError(ErrorCode.InvalidCall, `invalid attribute "${item}": expected name:value, e.g. rack:r1;zone:west`);
+      throw new CorralError(
+        ErrorCode.InvalidCall,
+        `invalid attribute "${item}": expected name:value, e.g. rack:r1;zone:west`,
+      );
     }
-    if (Object.hasOwn(out, key)) throw new CorralError(ErrorCode.InvalidCall, `attribute "${key}" is given twice`);
+    if (Object.hasOwn(out, key))
+      throw new CorralError(ErrorCode.InvalidCall, `attribute "${key}" is given twice`);
     out[key] = value;
   }
   return out;

@@ -1,12 +1,12 @@
+export { Supervisor, defaultWorkerUrl, type SupervisorOptions } from "./supervisor.js";
 export {
-  Supervisor,
-  defaultWorkerUrl,
+  describeChild,
   type BackoffOptions,
   type ChildSpec,
   type ChildState,
   type ChildStatus,
-  type SupervisorOptions,
-} from "./supervisor.js";
+} from "./child.js";
+export { repoNatsConf, startLocalNats } from "./local-nats.js";
 export { Broadcast, type SupervisorNotification } from "./notifications.js";
 export {
   components,
@@ -20,4 +20,12 @@ export {
   type SimHostsComponentOptions,
   type TestCrashComponentOptions,
 } from "./components.js";
-export { WorkerExitedError, fromWire, toWire, type WireError, type WorkerMessage, type WorkerRequest } from "./protocol.js";
+export { serveUntilSignal, type ServeOptions } from "./service.js";
+export {
+  WorkerExitedError,
+  fromWire,
+  toWire,
+  type WireError,
+  type WorkerMessage,
+  type WorkerRequest,
+} from "./protocol.js";

@@ -1,6 +1,7 @@
 import type { NatsServerHandle } from "../natsd/index.js";
 import type { Logger } from "../log/index.js";
-import { Supervisor, type ChildSpec, type ChildStatus } from "./supervisor.js";
+import type { ChildSpec, ChildStatus } from "./child.js";
+import { Supervisor } from "./supervisor.js";
 
 export interface ServeOptions {
   natsUrl: string;

@@ -1,29 +1,25 @@
 import { Worker } from "node:worker_threads";
 import { CorralError, ErrorCode } from "../errors/index.js";
 import type { Logger } from "../log/index.js";
-import type { ComponentName, ComponentOptions } from "./components.js";
+import {
+  newChild,
+  relayLog,
+  statusOf,
+  type BackoffOptions,
+  type Child,
+  type ChildSpec,
+  type ChildStatus,
+} from "./child.js";
 import { Broadcast, type SupervisorNotification } from "./notifications.js";
 import {
   fromWire,
   isWorkerMessage,
   toWire,
   WorkerExitedError,
-  type WireError,
   type WorkerData,
   type WorkerMessage,
   type WorkerRequest,
 } from "./protocol.js";
-
-export type ChildSpec = { [K in ComponentName]: { name: string; component: K; options: ComponentOptions[K] } }[ComponentName];
-
-export interface BackoffOptions {
-  /** Delay before the first restart (default 100 ms); it doubles on each further crash... */
-  initialMs: number;
-  /** ...up to this (default 10 s)... */
-  maxMs: number;
-  /** ...and starts again from `initialMs` once a child has run this long (default 30 s). */
-  resetAfterMs: number;
-}
 
 export interface SupervisorOptions {
   natsUrl: string;
@@ -36,42 +32,6 @@ export interface SupervisorOptions {
   /** The worker entry (default: the compiled worker.js beside this module). */
   workerUrl?: URL;
 }
-
-export type ChildState = "starting" | "running" | "restarting" | "stopping" | "stopped";
-
-export interface ChildStatus {
-  name: string;
-  component: ComponentName;
-  state: ChildState;
-  restarts: number;
-  threadId: number | undefined;
-  /** What the component reported when it last became ready. */
-  info: unknown;
-}
-
-interface Pending {
-  resolve(value: unknown): void;
-  reject(err: Error): void;
-}
-
-interface Child {
-  spec: ChildSpec;
-  state: ChildState;
-  worker: Worker | undefined;
-  exited: Promise<number> | undefined;
-  startedAt: number;
-  restarts: number;
-  delayMs: number;
-  lastCode: number;
-  lastError: WireError | undefined;
-  info: unknown;
-  pending: Map<number, Pending>;
-  restartTimer: NodeJS.Timeout | undefined;
-  /** Settles the `start()` waiting for this child's first `ready`. */
-  firstStart: Pending | undefined;
-}
-
-const LEVELS = { 10: "trace", 20: "debug", 30: "info", 40: "warn", 50: "error", 60: "fatal" } as const;
 
 /** Under vitest this module runs from src/*.ts; worker threads need the compiled JavaScript. */
 export function defaultWorkerUrl(): URL {
@@ -116,22 +76,9 @@ export class Supervisor {
   async start(specs: readonly ChildSpec[]): Promise<void> {
     for (const spec of specs) {
       if (this.#stopping) throw new WorkerExitedError("the supervisor is stopping");
-      if (this.#children.has(spec.name)) throw new CorralError(ErrorCode.InvalidCall, `a child named "${spec.name}" already exists`);
-      const child: Child = {
-        spec,
-        state: "starting",
-        worker: undefined,
-        exited: undefined,
-        startedAt: 0,
-        restarts: 0,
-        delayMs: this.#o.backoff.initialMs,
-        lastCode: 0,
-        lastError: undefined,
-        info: undefined,
-        pending: new Map(),
-        restartTimer: undefined,
-        firstStart: undefined,
-      };
+      if (this.#children.has(spec.name))
+        throw new CorralError(ErrorCode.InvalidCall, `a child named "${spec.name}" already exists`);
+      const child = newChild(spec, this.#o.backoff.initialMs);
       this.#children.set(spec.name, child);
       try {
         await new Promise((resolve, reject) => {
@@ -151,14 +98,7 @@ export class Supervisor {
   }
 
   children(): ChildStatus[] {
-    return [...this.#children.values()].map((c) => ({
-      name: c.spec.name,
-      component: c.spec.component,
-      state: c.state,
-      restarts: c.restarts,
-      threadId: c.worker?.threadId,
-      info: c.info,
-    }));
+    return [...this.#children.values()].map(statusOf);
   }
 
   /** Stop every child in reverse start order: ask, then terminate after `stopTimeoutMs`. */
@@ -178,7 +118,13 @@ export class Supervisor {
 
   #spawn(child: Child): void {
     const { name, component, options } = child.spec;
-    const workerData: WorkerData = { name, component, options, natsUrl: this.#o.natsUrl, logLevel: this.#o.logLevel };
+    const workerData: WorkerData = {
+      name,
+      component,
+      options,
+      natsUrl: this.#o.natsUrl,
+      logLevel: this.#o.logLevel,
+    };
     child.state = "starting";
     child.startedAt = Date.now();
     child.lastError = undefined;
@@ -201,7 +147,14 @@ export class Supervisor {
         child.info = m.info;
         const { name, component } = child.spec;
         const threadId = child.worker?.threadId ?? -1;
-        this.#notes.publish({ type: "started", name, component, threadId, restarts: child.restarts, info: m.info });
+        this.#notes.publish({
+          type: "started",
+          name,
+          component,
+          threadId,
+          restarts: child.restarts,
+          info: m.info,
+        });
         this.#log.info({ child: name, restarts: child.restarts }, "component started");
         child.firstStart?.resolve(undefined);
         child.firstStart = undefined;
@@ -221,7 +174,7 @@ export class Supervisor {
         return;
       }
       case "log":
-        return this.#relay(m.line);
+        return relayLog(this.#o.logger, m.line);
     }
   }
 
@@ -247,7 +200,9 @@ export class Supervisor {
     if (child.firstStart) {
       child.state = "stopped";
       const cause = error ? fromWire(error) : exited;
-      const failed = error ? fromWire({ ...error, message: `${name} failed to start: ${error.message}` }) : exited;
+      const failed = error
+        ? fromWire({ ...error, message: `${name} failed to start: ${error.message}` })
+        : exited;
       if (failed !== cause) Object.defineProperty(failed, "cause", { value: cause });
       child.firstStart.reject(failed);
       child.firstStart = undefined;
@@ -260,7 +215,10 @@ export class Supervisor {
     child.restarts++;
     child.state = "restarting";
     this.#notes.publish({ type: "restarting", name, attempt: child.restarts, delayMs });
-    this.#log.warn({ child: name, code, error, uptimeMs, delayMs, attempt: child.restarts }, "component exited: restarting");
+    this.#log.warn(
+      { child: name, code, error, uptimeMs, delayMs, attempt: child.restarts },
+      "component exited: restarting",
+    );
     child.restartTimer = setTimeout(() => {
       child.restartTimer = undefined;
       if (!this.#stopping) this.#spawn(child);
@@ -270,7 +228,9 @@ export class Supervisor {
   #request(child: Child, type: WorkerRequest["type"]): Promise<unknown> {
     const worker = child.worker;
     if (!worker || child.state === "stopped") {
-      return Promise.reject(new WorkerExitedError(`component "${child.spec.name}" is not running (${child.state})`));
+      return Promise.reject(
+        new WorkerExitedError(`component "${child.spec.name}" is not running (${child.state})`),
+      );
     }
     const id = ++this.#nextId;
     return new Promise((resolve, reject) => {
@@ -285,7 +245,8 @@ export class Supervisor {
     const worker = child.worker;
     const { name } = child.spec;
     if (!worker || !child.exited) {
-      if (child.state !== "stopped") this.#notes.publish({ type: "stopped", name, code: child.lastCode, terminated: false });
+      if (child.state !== "stopped")
+        this.#notes.publish({ type: "stopped", name, code: child.lastCode, terminated: false });
       child.state = "stopped";
       return;
     }
@@ -295,26 +256,15 @@ export class Supervisor {
     let terminated = false;
     const timer = setTimeout(() => {
       terminated = true;
-      this.#log.warn({ child: name, ms: this.#o.stopTimeoutMs }, "component did not stop in time: terminating its thread");
+      this.#log.warn(
+        { child: name, ms: this.#o.stopTimeoutMs },
+        "component did not stop in time: terminating its thread",
+      );
       void worker.terminate();
     }, this.#o.stopTimeoutMs);
     const code = await exited;
     clearTimeout(timer);
     this.#notes.publish({ type: "stopped", name, code, terminated });
     this.#log.info({ child: name, code, terminated }, "component stopped");
-  }
-
-  /** Write a worker's log line through our logger, keeping its bindings and level. */
-  #relay(line: string): void {
-    let rec: Record<string, unknown>;
-    try {
-      rec = JSON.parse(line) as Record<string, unknown>;
-    } catch {
-      this.#o.logger.info({ line }, "unparsable log line from a worker");
-      return;
-    }
-    const { level, msg, time: _time, pid: _pid, hostname: _hostname, ...rest } = rec;
-    const label = LEVELS[level as keyof typeof LEVELS] ?? "info";
-    this.#o.logger[label](rest, typeof msg === "string" ? msg : "");
   }
 }

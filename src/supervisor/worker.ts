@@ -18,7 +18,10 @@ const post = (m: WorkerMessage) => port.postMessage(m);
 
 // Log lines travel to the parent, which writes them through its own logger: one writer for the
 // process's stderr, and nothing is lost in a buffer when the thread ends.
-const logger = pino({ level: data.logLevel, base: { thread: data.name } }, { write: (line: string) => post({ type: "log", line }) });
+const logger = pino(
+  { level: data.logLevel, base: { thread: data.name } },
+  { write: (line: string) => post({ type: "log", line }) },
+);
 
 let nc: NatsConnection | undefined;
 let stopping = false;
@@ -26,7 +29,12 @@ let stopping = false;
 async function start(): Promise<ComponentHandle> {
   const name = data.component;
   if (!isComponentName(name)) throw new CorralError(ErrorCode.InvalidCall, `unknown component "${name}"`);
-  nc = await connect({ servers: data.natsUrl, name: `corral-${data.name}`, maxReconnectAttempts: -1, reconnectTimeWait: 500 });
+  nc = await connect({
+    servers: data.natsUrl,
+    name: `corral-${data.name}`,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 500,
+  });
   void nc.closed().then((err) => {
     if (stopping) return;
     logger.error({ err }, "NATS connection closed");

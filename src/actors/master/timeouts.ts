@@ -23,7 +23,8 @@ export function hostTimeouts(state: ClusterState, ctx: DecideContext, lastSeen: 
   const events: CorralEvent[] = [];
   for (const h of state.hosts.values()) {
     if (h.status !== "ACTIVE" && h.status !== "DRAINING") continue;
-    const seen = lastSeen.get(h.hostId) ?? 0;
+    // Registering is a sign of life too.
+    const seen = Math.max(lastSeen.get(h.hostId) ?? 0, h.updatedAt);
     if (ctx.now - seen < timeoutMs) continue;
     events.push(event(ctx, "host.unreachable", { hostId: h.hostId, reason: `no heartbeat for ${Math.round((ctx.now - seen) / 1000)} s` }));
     for (const o of state.offers.values()) {

@@ -1,0 +1,266 @@
+import { connect } from "@nats-io/transport-node";
+import { InvalidArgumentError, Option, type Command } from "commander";
+import { hostname } from "node:os";
+import { join, resolve } from "node:path";
+import type { CorralError } from "../errors/index.js";
+import { createLogger } from "../log/index.js";
+import { formatResources, parseResources } from "../resources/index.js";
+import {
+  describeChild,
+  parseAttributes,
+  serveUntilSignal,
+  startLocalNats,
+  type ChildSpec,
+} from "../supervisor/index.js";
+import { operatorCall } from "./operator-call.js";
+import { runTask } from "./run.js";
+
+const DEFAULT_NATS = process.env.CORRAL_NATS ?? "nats://127.0.0.1:4222";
+const DEFAULT_SIM_RESOURCES = "cpus:8;mem:32768;disk:100000;ports:[31000-32000]";
+const NATS_HELP = "NATS server URL (or set $CORRAL_NATS)";
+
+const print = (line: string) => void process.stdout.write(`${line}\n`);
+
+function integer(min: number) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`expected an integer >= ${min}`);
+    return n;
+  };
+}
+
+function positive(v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError("expected a number > 0");
+  return n;
+}
+
+function resources(v: string) {
+  try {
+    return parseResources(v);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+}
+
+function attributes(v: string) {
+  try {
+    return parseAttributes(v);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+}
+
+interface UpOptions {
+  simHosts: number;
+  simHostResources: ReturnType<typeof parseResources>;
+  data: string;
+  nats?: string;
+  port: number;
+  httpPort: number;
+}
+
+async function up(o: UpOptions): Promise<void> {
+  const logger = createLogger();
+  const dataDir = resolve(o.data);
+  const server = o.nats ? undefined : await startLocalNats({ dataDir, port: o.port, httpPort: o.httpPort });
+  const natsUrl = o.nats ?? server?.url ?? DEFAULT_NATS;
+  const specs: ChildSpec[] = [
+    { name: "master", component: "master", options: {} },
+    { name: "projections", component: "projections", options: {} },
+  ];
+  if (o.simHosts > 0) {
+    const options = { count: o.simHosts, idPrefix: "sim", resources: o.simHostResources };
+    specs.push({ name: "sim-hosts", component: "sim-hosts", options });
+  }
+  await serveUntilSignal({
+    natsUrl,
+    logger,
+    specs,
+    ...(server ? { natsServer: server } : {}),
+    onReady(children) {
+      print(`corral is up`);
+      print(`  nats         ${natsUrl}${server ? ` (nats-server pid ${server.pid})` : " (external)"}`);
+      print(`  monitoring   ${server?.monitorUrl ?? "-"}`);
+      print(
+        `  data         ${server ? `${dataDir} (JetStream store ${join(dataDir, "jetstream")})` : "- (external NATS)"}`,
+      );
+      for (const c of children) print(`  ${c.name.padEnd(12)} ${describeChild(c)}`);
+      if (o.simHosts > 0) print(`  each host    ${formatResources(o.simHostResources)}`);
+      print(`stop with Ctrl-C; try: corral run -- sleep 1`);
+    },
+  });
+}
+
+/** `corral master`, `corral projections`, `corral hostd --sim`: one component in its own process. */
+async function serveOne(natsUrl: string, spec: ChildSpec): Promise<void> {
+  await serveUntilSignal({
+    natsUrl,
+    logger: createLogger(),
+    specs: [spec],
+    onReady(children) {
+      for (const c of children) print(`${c.name} connected to ${natsUrl}: ${describeChild(c)}`);
+    },
+  });
+}
+
+function defaultHostId(): string {
+  return `sim-${hostname().replace(/[^A-Za-z0-9_-]/g, "_")}`.slice(0, 48);
+}
+
+export function registerClusterCommands(program: Command): void {
+  program
+    .command("up")
+    .description("run a whole cluster in this process: nats-server, master, projections and simulated hosts")
+    .option(
+      "--sim-hosts <n>",
+      "simulated hosts to run: 1 by default so that `corral run` works out of the box while real hosts are not implemented; 0 for none",
+      integer(0),
+      1,
+    )
+    .addOption(
+      new Option("--sim-host-resources <spec>", "what each simulated host offers")
+        .argParser(resources)
+        .default(parseResources(DEFAULT_SIM_RESOURCES), DEFAULT_SIM_RESOURCES),
+    )
+    .option(
+      "--data <dir>",
+      "data directory; the JetStream store is <dir>/jetstream and is kept between runs",
+      ".corral",
+    )
+    .option("--nats <url>", "use this NATS server instead of starting nats-server")
+    .option("--port <n>", "NATS client port", integer(1), 4222)
+    .option("--http-port <n>", "NATS monitoring port", integer(1), 8222)
+    .action(
+      async (
+        o: Omit<UpOptions, "simHostResources"> & { simHostResources?: UpOptions["simHostResources"] },
+      ) => {
+        await up({ ...o, simHostResources: o.simHostResources ?? parseResources(DEFAULT_SIM_RESOURCES) });
+      },
+    );
+
+  program
+    .command("master")
+    .description("run a master (leader or standby) against a NATS server")
+    .option("--nats <url>", NATS_HELP, DEFAULT_NATS)
+    .action(async (o: { nats: string }) =>
+      serveOne(o.nats, { name: "master", component: "master", options: {} }),
+    );
+
+  program
+    .command("projections")
+    .description("run the read side (the live views behind the query commands) against a NATS server")
+    .option("--nats <url>", NATS_HELP, DEFAULT_NATS)
+    .action(async (o: { nats: string }) =>
+      serveOne(o.nats, { name: "projections", component: "projections", options: {} }),
+    );
+
+  program
+    .command("hostd")
+    .description("run a host daemon; only simulated hosts (--sim) exist so far")
+    .option("--sim", "simulate hosts: same protocol, task processes are faked")
+    .option("--nats <url>", NATS_HELP, DEFAULT_NATS)
+    .option(
+      "--id <id>",
+      "host id; with --count N > 1, the prefix of <id>-0 ... <id>-(N-1) (default sim-<hostname>)",
+    )
+    .option("--count <n>", "simulated hosts in this process", integer(1), 1)
+    .addOption(
+      new Option("--resources <spec>", "what each host offers")
+        .argParser(resources)
+        .default(parseResources(DEFAULT_SIM_RESOURCES), DEFAULT_SIM_RESOURCES),
+    )
+    .option("--attributes <spec>", "host attributes, e.g. rack:r1;zone:west", attributes)
+    .action(
+      async (o: {
+        sim?: boolean;
+        nats: string;
+        id?: string;
+        count: number;
+        resources: UpOptions["simHostResources"];
+        attributes?: Record<string, string>;
+      }) => {
+        if (!o.sim) {
+          process.stderr.write(
+            "corral: real host isolation (cgroups, namespaces) is not implemented yet; use `corral hostd --sim`\n",
+          );
+          process.exit(2);
+        }
+        const id = o.id ?? defaultHostId();
+        const options = {
+          count: o.count,
+          ...(o.count === 1 ? { ids: [id] } : { idPrefix: id }),
+          resources: o.resources,
+          ...(o.attributes ? { attributes: o.attributes } : {}),
+        };
+        await serveOne(o.nats, { name: "sim-hosts", component: "sim-hosts", options });
+      },
+    );
+
+  program
+    .command("weight")
+    .description("role weights for fair sharing (DRF)")
+    .command("set <role> <weight>")
+    .description("set the weight of a role (default 1); a role with weight 2 is entitled to twice the share")
+    .option("--nats <url>", NATS_HELP, DEFAULT_NATS)
+    .action(async (role: string, w: string, o: { nats: string }) => {
+      const weight = positive(w);
+      const nc = await connect({ servers: o.nats, name: "corral-cli", maxReconnectAttempts: 0 });
+      try {
+        await operatorCall(nc, { type: "SET_WEIGHT", role, weight }, 10_000);
+        print(`role ${role}: weight ${weight}`);
+      } catch (err) {
+        const e = err as CorralError;
+        process.stderr.write(
+          `corral: weight set failed: ${e.name}: ${e.message}${e.code ? ` (${e.code})` : ""}\n`,
+        );
+        process.exitCode = 1;
+      } finally {
+        await nc.close();
+      }
+    });
+
+  program
+    .command("run")
+    .description("run one command as a task on the cluster and wait for it to end (exit code: the task's)")
+    .argument("<command...>", "the command line, after `--` (run with /bin/sh -c)")
+    .option("--cpus <n>", "CPUs for the task", positive, 0.5)
+    .option("--mem <mb>", "memory for the task (MB)", positive, 128)
+    .option("--disk <mb>", "disk for the task (MB)", positive)
+    .option("--role <role>", "role the framework subscribes in", "*")
+    .option("--name <name>", "framework and task name", "corral-run")
+    .option("--nats <url>", NATS_HELP, DEFAULT_NATS)
+    .option("--timeout <s>", "seconds to wait for a suitable offer", positive, 30)
+    .action(
+      async (
+        command: string[],
+        o: {
+          cpus: number;
+          mem: number;
+          disk?: number;
+          role: string;
+          name: string;
+          nats: string;
+          timeout: number;
+        },
+      ) => {
+        const ac = new AbortController();
+        process.once("SIGINT", () => ac.abort());
+        process.once("SIGTERM", () => ac.abort());
+        const code = await runTask({
+          natsUrl: o.nats,
+          command,
+          cpus: o.cpus,
+          mem: o.mem,
+          ...(o.disk !== undefined ? { disk: o.disk } : {}),
+          role: o.role,
+          name: o.name,
+          timeoutS: o.timeout,
+          logger: createLogger({ level: process.env.CORRAL_LOG_LEVEL ?? "warn" }),
+          signal: ac.signal,
+        });
+        process.exitCode = code;
+        setTimeout(() => process.exit(code), 1000).unref();
+      },
+    );
+}

@@ -1,0 +1,48 @@
+import { existsSync } from "node:fs";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { CorralError, ErrorCode } from "../errors/index.js";
+import { startNatsServer, type NatsServerHandle } from "../natsd/index.js";
+
+/** The repository's nats.conf (from dist/src/supervisor/ or src/supervisor/). */
+export function repoNatsConf(): string {
+  const fromDist = fileURLToPath(new URL("../../../nats.conf", import.meta.url));
+  return existsSync(fromDist) ? fromDist : fileURLToPath(new URL("../../nats.conf", import.meta.url));
+}
+
+/**
+ * The nats-server of `corral up`: the repository's nats.conf with its JetStream store in
+ * `<dataDir>/jetstream`, kept between runs so that the next `up` recovers from the log.
+ *
+ * nats-server refuses a store directory given both in the file and with -sd ("Duplicate
+ * 'store_dir' configuration"), so the server reads a copy of nats.conf without `store_dir`,
+ * written to `<dataDir>/nats.conf` on every start.
+ */
+export async function startLocalNats(opts: {
+  dataDir: string;
+  port: number;
+  httpPort: number;
+}): Promise<NatsServerHandle> {
+  const dataDir = resolve(opts.dataDir);
+  await mkdir(dataDir, { recursive: true });
+  const source = repoNatsConf();
+  if (!existsSync(source))
+    throw new CorralError(ErrorCode.NatsServerFailed, `nats.conf not found at ${source}`);
+  const text = (await readFile(source, "utf8")).replace(
+    /^(\s*)store_dir\s*[:=].*$/gm,
+    "$1# store_dir: given with -sd",
+  );
+  const configFile = join(dataDir, "nats.conf");
+  await writeFile(
+    configFile,
+    `# Written by \`corral up\` from ${source} on every start: edit that file instead.\n${text}`,
+  );
+  return startNatsServer({
+    configFile,
+    storeDir: join(dataDir, "jetstream"),
+    port: opts.port,
+    monitorPort: opts.httpPort,
+    removeStore: false,
+  });
+}
