@@ -163,7 +163,19 @@ describe("simulated hosts", () => {
 
   it("acts on every event of a batch and sends one STATUS call for them", async () => {
     const ids = ["t-b1", "t-b2", "t-b3"];
+    const invalid = pool.stats().invalid;
     await publish("sim-2", "launch", [
+      // the master sends the offer's end with its launches: not the host's business, not invalid
+      {
+        type: "offer.accepted",
+        v: 1,
+        at: Date.now(),
+        offerId: "o1",
+        frameworkId: "fw1",
+        hostId: "sim-2",
+        refuseSeconds: 5,
+        unused: [],
+      },
       launchEvent("sim-2", "t-b1", "true"),
       launchEvent("sim-2", "t-b2", "false"),
       launchEvent("sim-2", "t-b3", "anything at all", { "sim.duration": "0", "sim.exit": "7" }),
@@ -171,6 +183,7 @@ describe("simulated hosts", () => {
     await until(() => ids.every((id) => master.of(id).length === 2));
     expect(ids.map((id) => master.of(id)[1]!.exitCode)).toEqual([0, 1, 7]);
     expect(new Set(ids.flatMap((id) => master.of(id).map((u) => u.call))).size).toBe(1);
+    expect(pool.stats().invalid).toBe(invalid);
   });
 
   it("resends an update not echoed, with the same uuid, until it is", async () => {
@@ -220,7 +233,8 @@ describe("simulated hosts", () => {
   it("registers again when marked unreachable, and goes silent when removed", async () => {
     const regs = () => master.calls.filter((c) => c.type === "REGISTER" && c.hostId === "sim-2").length;
     const before = regs();
-    const hostEvent = (type: string) => encode([{ type, v: 1, at: Date.now(), hostId: "sim-2", reason: "test" }]);
+    const hostEvent = (type: string) =>
+      encode([{ type, v: 1, at: Date.now(), hostId: "sim-2", reason: "test" }]);
     await js.publish(subjects.host("sim-2"), hostEvent("host.unreachable"));
     await until(() => regs() === before + 1 && pool.stats().registered === 3);
     await js.publish(subjects.host("sim-2"), hostEvent("host.removed"));

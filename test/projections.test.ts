@@ -23,7 +23,7 @@ import { startTestNats, type TestNats } from "./helpers/nats.js";
 const run = promisify(execFile);
 const T0 = Date.now() - 60_000;
 let at = T0;
-const ev = (e: NewEvent): CorralEvent => ({ ...e, v: 1, at: (at += 1000) }) as CorralEvent;
+const ev = (e: NewEvent): CorralEvent => ({ ...e, v: 1, at: (at += 1000) });
 
 /** A small history, as the master would append it: one message per decision and subject. */
 function history(): Array<CorralEvent | "garbage"> {
@@ -39,7 +39,13 @@ function history(): Array<CorralEvent | "garbage"> {
   return [
     ev(host("h1")),
     ev(host("h2")),
-    ev({ type: "framework.subscribed", frameworkId: "f1", name: "web", roles: ["web"], failoverTimeoutS: 60 }),
+    ev({
+      type: "framework.subscribed",
+      frameworkId: "f1",
+      name: "web",
+      roles: ["web"],
+      failoverTimeoutS: 60,
+    }),
     ev({
       type: "offer.made",
       offerId: "o1",
@@ -120,11 +126,19 @@ describe("projections", () => {
   it("answers frameworks, roles and offers", async () => {
     const fws = (await query<FrameworkRow[]>(nc, "frameworks")).items;
     expect(fws).toHaveLength(1);
-    expect(fws[0]).toMatchObject({ frameworkId: "f1", name: "web", roles: ["web"], status: "ACTIVE", tasks: 1 });
+    expect(fws[0]).toMatchObject({
+      frameworkId: "f1",
+      name: "web",
+      roles: ["web"],
+      status: "ACTIVE",
+      tasks: 1,
+    });
     expect(fws[0]?.allocated).toEqual({ cpus: 1, mem: 512 });
     expect(fws[0]?.share).toBeCloseTo(1 / 8);
     const roles = (await query<RoleRow[]>(nc, "roles")).items;
-    expect(roles).toEqual([{ role: "web", weight: 1, frameworks: ["f1"], allocated: { cpus: 1, mem: 512 }, share: 0.125 }]);
+    expect(roles).toEqual([
+      { role: "web", weight: 1, frameworks: ["f1"], allocated: { cpus: 1, mem: 512 }, share: 0.125 },
+    ]);
     expect((await query<OfferRow[]>(nc, "offers")).items).toEqual([]);
   });
 
@@ -162,12 +176,24 @@ describe("projections", () => {
 
   it("refuses bad request bodies with ok:false and keeps serving", async () => {
     const raw = async (name: string, body: Uint8Array) =>
-      decode((await nc.request(subjects.query(name), body, { timeout: 2000 })).data) as Record<string, unknown>;
-    expect(await raw("tasks", new Uint8Array([0xc1, 0xff, 0x00]))).toMatchObject({ ok: false, code: "DECODE_FAILED" });
+      decode((await nc.request(subjects.query(name), body, { timeout: 2000 })).data) as Record<
+        string,
+        unknown
+      >;
+    expect(await raw("tasks", new Uint8Array([0xc1, 0xff, 0x00]))).toMatchObject({
+      ok: false,
+      code: "DECODE_FAILED",
+    });
     expect(await raw("tasks", encode([1, 2]))).toMatchObject({ ok: false, code: "INVALID_CALL" });
     expect(await raw("tasks", encode({ limit: "ten" }))).toMatchObject({ ok: false, code: "INVALID_CALL" });
-    expect(await raw("hosts", encode({ frameworkId: "f1" }))).toMatchObject({ ok: false, code: "INVALID_CALL" });
-    expect(await raw("tasks", encode({ state: "TASK_SLEEPING" }))).toMatchObject({ ok: false, code: "INVALID_CALL" });
+    expect(await raw("hosts", encode({ frameworkId: "f1" }))).toMatchObject({
+      ok: false,
+      code: "INVALID_CALL",
+    });
+    expect(await raw("tasks", encode({ state: "TASK_SLEEPING" }))).toMatchObject({
+      ok: false,
+      code: "INVALID_CALL",
+    });
     expect(await raw("tasks", new Uint8Array())).toMatchObject({ ok: true, seq: 8 });
     const err = await query(nc, "tasks", { includeCompleted: "yes" }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(CorralError);
@@ -188,7 +214,15 @@ describe("projections", () => {
     await append(js, "garbage");
     const seq = await append(
       js,
-      ev({ type: "task.status", taskId: "t1", frameworkId: "f1", hostId: "h1", state: "TASK_FINISHED", source: "host", exitCode: 0 }),
+      ev({
+        type: "task.status",
+        taskId: "t1",
+        frameworkId: "f1",
+        hostId: "h1",
+        state: "TASK_FINISHED",
+        source: "host",
+        exitCode: 0,
+      }),
     );
     await p.waitForSeq(seq);
     expect(p.state.counters.invalidMessages).toBe(2);

@@ -22,7 +22,7 @@ import { startTestNats, type TestNats } from "./helpers/nats.js";
 const run = promisify(execFile);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 let at = Date.now() - 60_000;
-const ev = (e: NewEvent): CorralEvent => ({ ...e, v: 1, at: (at += 1000) }) as CorralEvent;
+const ev = (e: NewEvent): CorralEvent => ({ ...e, v: 1, at: (at += 1000) });
 const ids = { frameworkId: "f1", hostId: "h1" };
 const host = (hostId: string): NewEvent => ({
   type: "host.registered",
@@ -37,7 +37,13 @@ const host = (hostId: string): NewEvent => ({
 const HISTORY: Array<CorralEvent | "garbage" | "mid"> = [
   ev(host("h1")),
   ev(host("h2")),
-  ev({ type: "framework.subscribed", frameworkId: "f1", name: "batch", roles: ["batch"], failoverTimeoutS: 0 }),
+  ev({
+    type: "framework.subscribed",
+    frameworkId: "f1",
+    name: "batch",
+    roles: ["batch"],
+    failoverTimeoutS: 0,
+  }),
   ev({
     type: "offer.made",
     offerId: "o1",
@@ -191,15 +197,26 @@ describe("replay", () => {
   });
 
   describe("corral replay (built CLI)", () => {
-    const cli = (...args: string[]) => run("node", ["dist/src/cli/main.js", "replay", ...args, "--nats", nats.url]);
-    const lines = (s: string) => s.trim().split("\n").map((l) => JSON.parse(l) as HistoryItem);
+    const cli = (...args: string[]) =>
+      run("node", ["dist/src/cli/main.js", "replay", ...args, "--nats", nats.url]);
+    const lines = (s: string) =>
+      s
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l) as HistoryItem);
 
     it("prints JSON lines, one per event", async () => {
       const items = lines((await cli("--json")).stdout);
       expect(seqs(items)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9]);
-      expect(items[0]).toMatchObject({ seq: 1, subject: "corral.evt.host.h1", event: { type: "host.registered", hostId: "h1" } });
+      expect(items[0]).toMatchObject({
+        seq: 1,
+        subject: "corral.evt.host.h1",
+        event: { type: "host.registered", hostId: "h1" },
+      });
       expect(items[6]).toHaveProperty("error");
-      const tasks = lines((await cli("--json", "--type", "task.status,task.launched", "--task", "t1")).stdout);
+      const tasks = lines(
+        (await cli("--json", "--type", "task.status,task.launched", "--task", "t1")).stdout,
+      );
       expect(types(tasks)).toEqual(["task.launched", "task.status", "task.status"]);
       expect(seqs(lines((await cli("--json", "--from", "5", "--to", "6")).stdout))).toEqual([5, 6]);
     });
@@ -207,25 +224,40 @@ describe("replay", () => {
     it("prints one line per event for people", async () => {
       const out = (await cli("--type", "task.")).stdout.trim().split("\n");
       expect(out).toHaveLength(3);
-      expect(out[0]).toMatch(/^6 \S+Z task\.launched task=t1 fw=f1 host=h1 name=job resources=cpus:2;mem:1024$/);
+      expect(out[0]).toMatch(
+        /^6 \S+Z task\.launched task=t1 fw=f1 host=h1 name=job resources=cpus:2;mem:1024$/,
+      );
       expect(out[2]).toMatch(/^9 \S+Z task\.status .*state=TASK_FINISHED exit=0$/);
     });
 
     it("--state-at, --diff and --verify", async () => {
-      const state = JSON.parse((await cli("--state-at", "6", "--json")).stdout) as { tasks: Array<{ state: string }> };
+      const state = JSON.parse((await cli("--state-at", "6", "--json")).stdout) as {
+        tasks: Array<{ state: string }>;
+      };
       expect(state.tasks.map((t) => t.state)).toEqual(["TASK_STAGING"]);
-      expect((await cli("--state-at", "8")).stdout).toMatch(/^state at seq 8 .*2 hosts, 1 frameworks, 1 live tasks/);
-      expect((await cli("--diff", "8", "9")).stdout).toContain("~ task t1: state TASK_RUNNING → TASK_FINISHED");
+      expect((await cli("--state-at", "8")).stdout).toMatch(
+        /^state at seq 8 .*2 hosts, 1 frameworks, 1 live tasks/,
+      );
+      expect((await cli("--diff", "8", "9")).stdout).toContain(
+        "~ task t1: state TASK_RUNNING → TASK_FINISHED",
+      );
       expect((await cli("--verify")).stdout).toMatch(/^fold is deterministic: 9 messages/);
     });
 
     it("rejects a bad point and an unreachable server with one clear line", async () => {
-      const bad = await cli("--from", "yesterday").catch((e: unknown) => e as { code: number; stderr: string });
-      expect(bad).toMatchObject({ code: 1 });
-      expect((bad as { stderr: string }).stderr).toMatch(/invalid --from "yesterday": expected a sequence number/);
-      const down = await run("node", ["dist/src/cli/main.js", "replay", "--nats", "nats://127.0.0.1:1"]).catch(
+      const bad = await cli("--from", "yesterday").catch(
         (e: unknown) => e as { code: number; stderr: string },
       );
+      expect(bad).toMatchObject({ code: 1 });
+      expect((bad as { stderr: string }).stderr).toMatch(
+        /invalid --from "yesterday": expected a sequence number/,
+      );
+      const down = await run("node", [
+        "dist/src/cli/main.js",
+        "replay",
+        "--nats",
+        "nats://127.0.0.1:1",
+      ]).catch((e: unknown) => e as { code: number; stderr: string });
       expect(down).toMatchObject({ code: 1 });
       expect((down as { stderr: string }).stderr.trim()).toBe(
         "cannot reach NATS at nats://127.0.0.1:1: is `corral up` running? (use --nats URL)",

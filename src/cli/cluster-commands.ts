@@ -131,13 +131,7 @@ export function registerClusterCommands(program: Command): void {
     .option("--nats <url>", "use this NATS server instead of starting nats-server")
     .option("--port <n>", "NATS client port", integer(1), 4222)
     .option("--http-port <n>", "NATS monitoring port", integer(1), 8222)
-    .action(
-      async (
-        o: Omit<UpOptions, "simHostResources"> & { simHostResources?: UpOptions["simHostResources"] },
-      ) => {
-        await up({ ...o, simHostResources: o.simHostResources ?? parseResources(DEFAULT_SIM_RESOURCES) });
-      },
-    );
+    .action(async (o: UpOptions) => up(o));
 
   program
     .command("master")
@@ -200,11 +194,12 @@ export function registerClusterCommands(program: Command): void {
   program
     .command("weight")
     .description("role weights for fair sharing (DRF)")
-    .command("set <role> <weight>")
+    .command("set")
     .description("set the weight of a role (default 1); a role with weight 2 is entitled to twice the share")
+    .argument("<role>", "the role")
+    .argument("<weight>", "a number > 0", positive)
     .option("--nats <url>", NATS_HELP, DEFAULT_NATS)
-    .action(async (role: string, w: string, o: { nats: string }) => {
-      const weight = positive(w);
+    .action(async (role: string, weight: number, o: { nats: string }) => {
       const nc = await connect({ servers: o.nats, name: "corral-cli", maxReconnectAttempts: 0 });
       try {
         await operatorCall(nc, { type: "SET_WEIGHT", role, weight }, 10_000);
@@ -256,7 +251,7 @@ export function registerClusterCommands(program: Command): void {
           role: o.role,
           name: o.name,
           timeoutS: o.timeout,
-          logger: createLogger({ level: process.env.CORRAL_LOG_LEVEL ?? "warn" }),
+          logger: createLogger({ level: process.env.CORRAL_LOG_LEVEL ?? "error" }),
           signal: ac.signal,
         });
         process.exitCode = code;

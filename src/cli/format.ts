@@ -1,16 +1,12 @@
-import type {
-  FrameworkRow,
-  HostRow,
-  OfferRow,
-  RoleRow,
-  StatusRow,
-  TaskRow,
-} from "../projections/rows.js";
+import type { FrameworkRow, HostRow, OfferRow, RoleRow, StatusRow, TaskRow } from "../projections/rows.js";
 import type { EntityDiff, StateDiff } from "../replay/index.js";
 import type { ScalarTotals } from "../resources/index.js";
 
 /** Column-aligned text: a header row, then rows, columns padded to their widest cell. */
-export function table(header: readonly string[], rows: ReadonlyArray<ReadonlyArray<string | number>>): string {
+export function table(
+  header: readonly string[],
+  rows: ReadonlyArray<ReadonlyArray<string | number>>,
+): string {
   const cells = [header.map(String), ...rows.map((r) => r.map((c) => String(c)))];
   const widths = header.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? "").length)));
   return cells
@@ -30,7 +26,13 @@ export function when(ms: number | null | undefined, now = Date.now()): string {
   const abs = Math.abs(d);
   if (abs >= 86_400_000) return new Date(ms).toISOString();
   const [n, unit] =
-    abs < 1000 ? [0, "s"] : abs < 60_000 ? [abs / 1000, "s"] : abs < 3_600_000 ? [abs / 60_000, "m"] : [abs / 3_600_000, "h"];
+    abs < 1000
+      ? [0, "s"]
+      : abs < 60_000
+        ? [abs / 1000, "s"]
+        : abs < 3_600_000
+          ? [abs / 60_000, "m"]
+          : [abs / 3_600_000, "h"];
   const v = `${Math.floor(n)}${unit}`;
   return d >= 0 ? `${v} ago` : `in ${v}`;
 }
@@ -98,7 +100,7 @@ export function tasksTable(rows: TaskRow[], now = Date.now()): string {
       t.frameworkId,
       t.hostId,
       t.acknowledged ? t.state : `${t.state} (unacked)`,
-      t.exitCode === null ? dash(t.reason) : `${dash(t.reason)} exit=${t.exitCode}`,
+      dash([t.reason, t.exitCode === null ? "" : `exit=${t.exitCode}`].filter(Boolean).join(" ")),
       dash(t.resources),
       when(t.updatedAt, now),
     ]),
@@ -115,7 +117,13 @@ export function offersTable(rows: OfferRow[], now = Date.now()): string {
 export function rolesTable(rows: RoleRow[]): string {
   return table(
     ["ROLE", "WEIGHT", "SHARE", "FRAMEWORKS", "ALLOCATED"],
-    rows.map((r) => [r.role, r.weight, percent(r.share), r.frameworks.join(",") || "-", scalars(r.allocated)]),
+    rows.map((r) => [
+      r.role,
+      r.weight,
+      percent(r.share),
+      r.frameworks.join(",") || "-",
+      scalars(r.allocated),
+    ]),
   );
 }
 

@@ -81,7 +81,8 @@ function point(text: string, what: string): { seq: number } | { time: Date } {
 }
 
 function historyLine(item: HistoryItem): string {
-  if ("error" in item) return `${item.seq} ${iso(item.time)} INVALID subject=${item.subject} error=${JSON.stringify(item.error)}`;
+  if ("error" in item)
+    return `${item.seq} ${iso(item.time)} INVALID subject=${item.subject} error=${JSON.stringify(item.error)}`;
   const fields = keyFields(item.event);
   return `${item.seq} ${iso(item.time)} ${item.event.type}${fields ? ` ${fields}` : ""}`;
 }
@@ -130,7 +131,8 @@ async function replay(o: ReplayOpts): Promise<void> {
   }
   if (o.diff !== undefined) {
     const [a, b, ...rest] = o.diff;
-    if (a === undefined || b === undefined || rest.length > 0) throw new Error("--diff takes two points: --diff A B");
+    if (a === undefined || b === undefined || rest.length > 0)
+      throw new Error("--diff takes two points: --diff A B");
     const pa = point(a, "--diff A");
     const pb = point(b, "--diff B");
     return withNats(o.nats, async (nc) => {
@@ -225,10 +227,17 @@ export function registerQueryCommands(program: Command): void {
 
   program
     .command("replay")
-    .description("read the cluster's history: events, the state at a point, a diff of two points, a fold check")
+    .description(
+      "read the cluster's history: events, the state at a point, a diff of two points, a fold check",
+    )
     .option("--from <point>", "start at SEQ or TIME (ISO, or relative like -5m)")
     .option("--to <point>", "stop at SEQ or TIME")
-    .option("--type <types>", "event type or prefix (task., host.registered); repeatable or comma list", collect, [])
+    .option(
+      "--type <types>",
+      "event type or prefix (task., host.registered); repeatable or comma list",
+      collect,
+      [],
+    )
     .option("--task <id>", "only events of this task")
     .option("--framework <id>", "only events naming this framework")
     .option("--host <id>", "only events naming this host")

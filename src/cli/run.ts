@@ -56,8 +56,14 @@ export async function runTask(o: RunOptions): Promise<number> {
     roles: [o.role],
     ...(o.logger ? { logger: o.logger } : {}),
   });
+  let finished = false;
   let finish: (code: number) => void = () => undefined;
-  const done = new Promise<number>((resolve) => (finish = resolve));
+  const done = new Promise<number>((resolve) => {
+    finish = (code) => {
+      finished = true;
+      resolve(code);
+    };
+  });
   let launched: Offer | undefined;
   let launching = false;
 
@@ -108,7 +114,7 @@ export async function runTask(o: RunOptions): Promise<number> {
 
   const notes = (async () => {
     for await (const n of fw.notifications()) {
-      if (n.type === "framework.removed") {
+      if (n.type === "framework.removed" && !finished) {
         print(`the framework was removed: ${n.reason}`);
         finish(1);
       } else if (n.type === "call.rejected") {

@@ -78,6 +78,7 @@ export async function* readEvents(nc: NatsConnection, opts: ReadOptions = {}): A
   const messages = await consumer.consume({ max_messages: 2048 });
   const onAbort = () => void messages.close();
   opts.signal?.addEventListener("abort", onAbort, { once: true });
+  if (opts.signal?.aborted) await messages.close(); // aborted while the consumer was being set up
   try {
     for await (const m of messages) {
       if (m.seq > toSeq) break;

@@ -51,12 +51,13 @@ export class SimTasks {
   }
 
   /**
-   * Act on one event of a message on `corral.evt.task.<hostId>.…`. Returns an error text when
-   * the event does not belong there (it is then ignored).
+   * Act on one event of a message on `corral.evt.task.<hostId>.…`. Other events may ride along
+   * (the master sends `offer.accepted` with the launches it caused) and are passed over. Returns
+   * an error text for a task event of another host (it is then ignored).
    */
   onEvent(hostId: string, e: CorralEvent): string | undefined {
-    if (!("taskId" in e) || e.hostId !== hostId)
-      return `event ${e.type} is not a task event of host ${hostId}`;
+    if (!("taskId" in e)) return;
+    if (e.hostId !== hostId) return `${e.type} of host ${e.hostId} on a subject of host ${hostId}`;
     const key = `${e.frameworkId}/${e.taskId}`;
     const t = this.#tasks.get(hostId)?.get(key);
     switch (e.type) {

@@ -1,4 +1,4 @@
-import type { NatsConnection } from "@nats-io/transport-node";
+import { RequestError, type NatsConnection } from "@nats-io/transport-node";
 import { CorralError, ErrorCode, TimeoutError } from "../errors/index.js";
 import { decode, encode, subjects } from "../events/index.js";
 
@@ -21,9 +21,13 @@ export async function query<T>(
   try {
     data = (await nc.request(subject, body, { timeout: timeoutMs })).data;
   } catch (err) {
-    if (nc.isClosed()) throw new CorralError(ErrorCode.Closed, "the NATS connection is closed", { cause: err });
+    if (nc.isClosed())
+      throw new CorralError(ErrorCode.Closed, "the NATS connection is closed", { cause: err });
+    const none = err instanceof RequestError && err.isNoResponders();
     throw new TimeoutError(
-      `no answer on ${subject} within ${timeoutMs}ms: the read side (projections) is not running — is \`corral up\` running?`,
+      none
+        ? `nobody answers on ${subject}: the read side (projections) is not running — is \`corral up\` running?`
+        : `no answer on ${subject} within ${timeoutMs}ms: the read side (projections) is not running or is overloaded — is \`corral up\` running?`,
       { cause: err },
     );
   }
@@ -38,7 +42,10 @@ export async function query<T>(
     throw new CorralError(ErrorCode.Decode, `the answer on ${subject} is not a map`);
   }
   if (reply.ok !== true) {
-    const code = typeof reply.code === "string" && CODES.has(reply.code) ? (reply.code as ErrorCode) : ErrorCode.InvalidCall;
+    const code =
+      typeof reply.code === "string" && CODES.has(reply.code)
+        ? (reply.code as ErrorCode)
+        : ErrorCode.InvalidCall;
     throw new CorralError(code, typeof reply.message === "string" ? reply.message : `query ${name} failed`);
   }
   return { seq: Number(reply.seq), items: reply.items as T };

@@ -71,7 +71,10 @@ export async function startProjections(opts: ProjectionsOptions): Promise<Projec
     if (entry.error) {
       const n = state.counters.invalidMessages;
       if (n <= 10 || n % 1000 === 0) {
-        log.warn({ seq: entry.seq, subject: entry.subject, error: entry.error, invalidMessages: n }, "invalid message in the log, skipped");
+        log.warn(
+          { seq: entry.seq, subject: entry.subject, error: entry.error, invalidMessages: n },
+          "invalid message in the log, skipped",
+        );
       }
     }
     if (waiters.length > 0) settle();
@@ -120,7 +123,9 @@ export async function startProjections(opts: ProjectionsOptions): Promise<Projec
     }
   };
 
-  const aborted = new Promise<void>((resolve) => ac.signal.addEventListener("abort", () => resolve(), { once: true }));
+  const aborted = new Promise<void>((resolve) =>
+    ac.signal.addEventListener("abort", () => resolve(), { once: true }),
+  );
   const loop = (async () => {
     let delay = RETRY_MIN_MS;
     while (!ac.signal.aborted && !nc.isClosed()) {
@@ -148,7 +153,11 @@ export async function startProjections(opts: ProjectionsOptions): Promise<Projec
         w.timer = setTimeout(() => {
           const i = waiters.indexOf(w);
           if (i >= 0) waiters.splice(i, 1);
-          reject(new TimeoutError(`projections at seq ${state.seq} did not reach seq ${seq} within ${timeoutMs}ms`));
+          reject(
+            new TimeoutError(
+              `projections at seq ${state.seq} did not reach seq ${seq} within ${timeoutMs}ms`,
+            ),
+          );
         }, timeoutMs);
       }
       waiters.push(w);
@@ -190,6 +199,9 @@ export async function startProjections(opts: ProjectionsOptions): Promise<Projec
       await Promise.race([caughtUp, failedOnce]);
     }
   }
-  log.info({ seq: state.seq, hosts: state.hosts.size, tasks: state.tasks.size }, "projections serving queries");
+  log.info(
+    { seq: state.seq, hosts: state.hosts.size, tasks: state.tasks.size },
+    "projections serving queries",
+  );
   return projections;
 }

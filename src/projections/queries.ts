@@ -52,7 +52,13 @@ type Spec = Record<string, FieldKind>;
 const SPECS = {
   hosts: { hostId: "string", status: "string", limit: "limit" },
   frameworks: { frameworkId: "string", role: "string", status: "string", limit: "limit" },
-  tasks: { frameworkId: "string", hostId: "string", state: "string", includeCompleted: "boolean", limit: "limit" },
+  tasks: {
+    frameworkId: "string",
+    hostId: "string",
+    state: "string",
+    includeCompleted: "boolean",
+    limit: "limit",
+  },
   offers: { frameworkId: "string", hostId: "string", limit: "limit" },
   roles: { role: "string" },
   state: {},
@@ -160,15 +166,15 @@ function roles(state: ClusterState, f: RoleFilters): RoleRow[] {
 export function answer(name: QueryName, state: ClusterState, filters: Record<string, unknown>): unknown {
   switch (name) {
     case "hosts":
-      return hosts(state, filters as HostFilters);
+      return hosts(state, filters);
     case "frameworks":
-      return frameworks(state, filters as FrameworkFilters);
+      return frameworks(state, filters);
     case "tasks":
-      return tasks(state, filters as TaskFilters);
+      return tasks(state, filters);
     case "offers":
-      return offers(state, filters as OfferFilters);
+      return offers(state, filters);
     case "roles":
-      return roles(state, filters as RoleFilters);
+      return roles(state, filters);
     case "state":
       return stateToJSON(state);
     case "status":

@@ -2,7 +2,7 @@ import type { CorralEvent } from "../events/index.js";
 import { formatResources } from "../resources/index.js";
 
 /** `key=value`, quoting values with spaces so a line stays splittable. */
-function kv(key: string, value: unknown): string | undefined {
+function kv(key: string, value: string | number | undefined): string | undefined {
   if (value === undefined || value === null || value === "") return undefined;
   const s = String(value);
   return `${key}=${/[\s"]/.test(s) ? JSON.stringify(s) : s}`;

@@ -52,7 +52,11 @@ export function firstDifference(a: unknown, b: unknown, path = "$"): string | un
   if (Array.isArray(a) !== Array.isArray(b)) return `${path}: array ≠ map`;
   const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
   for (const k of keys) {
-    const d = firstDifference((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], `${path}.${k}`);
+    const d = firstDifference(
+      (a as Record<string, unknown>)[k],
+      (b as Record<string, unknown>)[k],
+      `${path}.${k}`,
+    );
     if (d) return d;
   }
   return undefined;

@@ -1,6 +1,12 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import { CorralError, ErrorCode } from "../errors/index.js";
-import { EVENT_TYPES, readEvents, type CorralEvent, type EventType, type ReadOptions } from "../events/index.js";
+import {
+  EVENT_TYPES,
+  readEvents,
+  type CorralEvent,
+  type EventType,
+  type ReadOptions,
+} from "../events/index.js";
 
 export interface HistoryOptions {
   /** First message: a sequence, or the first message at or after a time. */
@@ -32,7 +38,10 @@ export function expandTypes(patterns: readonly string[]): Set<EventType> {
     if (!p) continue;
     const hits = EVENT_TYPES.filter((t) => t.startsWith(p));
     if (hits.length === 0) {
-      throw new CorralError(ErrorCode.InvalidCall, `no event type matches "${p}"; known types: ${EVENT_TYPES.join(", ")}`);
+      throw new CorralError(
+        ErrorCode.InvalidCall,
+        `no event type matches "${p}"; known types: ${EVENT_TYPES.join(", ")}`,
+      );
     }
     for (const t of hits) out.add(t);
   }
@@ -53,7 +62,10 @@ function rejectedOrigin(e: CorralEvent & { type: "call.rejected" }): { kind?: st
 }
 
 /** Whether an event passes the id filters (an event without the field does not). */
-export function matchesIds(e: CorralEvent, o: Pick<HistoryOptions, "taskId" | "frameworkId" | "hostId">): boolean {
+export function matchesIds(
+  e: CorralEvent,
+  o: Pick<HistoryOptions, "taskId" | "frameworkId" | "hostId">,
+): boolean {
   if (e.type === "call.rejected") {
     if (o.taskId) return false;
     const { kind, id } = rejectedOrigin(e);

@@ -129,6 +129,8 @@ export function evolve(state: ClusterState, e: CorralEvent): void {
       fw.status = "REMOVED";
       fw.filters.clear();
       for (const r of fw.roles) state.roles.get(r)?.frameworks.delete(fw.frameworkId);
+      // Nobody is left to acknowledge its finished tasks' updates.
+      for (const t of [...state.tasks.values()]) if (t.frameworkId === fw.frameworkId && isTerminal(t.state)) complete(state, t);
       return;
     }
     case "offer.made": {
@@ -311,7 +313,7 @@ function taskStatus(state: ClusterState, e: EventOf<"task.status">): void {
     const fw = state.frameworks.get(t.frameworkId);
     if (fw) fw.taskCount--;
     allocate(state, t.frameworkId, t.role, t.resources, -1);
-    if (!e.uuid) complete(state, t);
+    if (!e.uuid || state.frameworks.get(t.frameworkId)?.status === "REMOVED") complete(state, t);
   }
 }
 

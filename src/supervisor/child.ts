@@ -111,5 +111,9 @@ export function relayLog(logger: Logger, line: string): void {
   }
   const { level, msg, time: _time, pid: _pid, hostname: _hostname, ...rest } = rec;
   const label = LEVELS[level as keyof typeof LEVELS] ?? "info";
+  // pino would re-serialize an already serialized error as type "Object": keep its own type.
+  const err = rest.err as { type?: unknown } | undefined;
+  if (typeof err === "object" && err !== null)
+    rest.err = Object.assign(Object.create(null), err, { name: err.type });
   logger[label](rest, typeof msg === "string" ? msg : "");
 }

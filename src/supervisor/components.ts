@@ -110,6 +110,7 @@ export const components: { [K in ComponentName]: StartFn<K> } = {
     }
     if (options.failStart)
       throw new CorralError(ErrorCode.InvalidCall, "test-crash was told to fail at start");
+    let infoCalls = 0;
     const timer =
       options.crashAfterMs === undefined
         ? undefined
@@ -119,7 +120,8 @@ export const components: { [K in ComponentName]: StartFn<K> } = {
     return {
       stop: () =>
         options.hangStop ? new Promise<void>(() => undefined) : Promise.resolve(clearTimeout(timer)),
-      info: () => (options.hangInfo ? new Promise(() => undefined) : { pid: process.pid, at: Date.now() }),
+      // With hangInfo, only the first call (the one `ready` carries) answers.
+      info: () => (options.hangInfo && infoCalls++ > 0 ? new Promise(() => undefined) : { pid: process.pid }),
     };
   },
 };

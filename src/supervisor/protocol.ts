@@ -41,9 +41,14 @@ export class WorkerExitedError extends CorralError {
 }
 
 export function toWire(err: unknown): WireError {
-  if (err instanceof Error) {
-    const code = (err as { code?: unknown }).code;
-    return { name: err.name, code: typeof code === "string" ? code : "", message: err.message };
+  // Errors thrown in a thread reach the parent's "error" event as clones, not always as Errors.
+  if (typeof err === "object" && err !== null && typeof (err as { message?: unknown }).message === "string") {
+    const { name, code, message } = err as { name?: unknown; code?: unknown; message: string };
+    return {
+      name: typeof name === "string" ? name : "Error",
+      code: typeof code === "string" ? code : "",
+      message,
+    };
   }
   return { name: "Error", code: "", message: String(err) };
 }

@@ -93,7 +93,7 @@ export class Supervisor {
   }
 
   /** Ask a running child for its component's summary. */
-  info(name: string): Promise<unknown> {
+  async info(name: string): Promise<unknown> {
     return this.#request(this.#child(name), "info");
   }
 

@@ -47,7 +47,15 @@ async function start(): Promise<ComponentHandle> {
 const started = start();
 
 started.then(
-  (handle) => post({ type: "ready", info: handle.info?.() }),
+  async (handle) => {
+    const info: unknown = await handle.info?.();
+    try {
+      post({ type: "ready", info });
+    } catch (err) {
+      logger.warn({ err }, "the component's info cannot be cloned: reporting ready without it");
+      post({ type: "ready", info: undefined });
+    }
+  },
   (err: unknown) => {
     post({ type: "error", error: toWire(err) });
     process.exit(1);

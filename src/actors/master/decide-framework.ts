@@ -114,7 +114,13 @@ function subscribe(state: ClusterState, call: FrameworkCallOf<"SUBSCRIBE">, ctx:
   if (call.principal !== undefined) e.principal = call.principal;
   const unacknowledged: StatusReply[] = [];
   for (const t of state.tasks.values()) if (t.frameworkId === call.frameworkId && t.unackedUuid) unacknowledged.push(statusOf(t, true));
-  return { events: [e], result: { frameworkId: call.frameworkId, unacknowledged }, dirty: "all" };
+  // A framework that fails over gets fresh offers: the old instance's are rescinded (as Mesos does).
+  const events: CorralEvent[] = [];
+  for (const o of state.offers.values()) {
+    if (o.frameworkId === call.frameworkId) events.push(event(ctx, "offer.rescinded", { offerId: o.offerId, frameworkId: o.frameworkId, hostId: o.hostId, reason: "framework failed over" }));
+  }
+  events.push(e);
+  return { events, result: { frameworkId: call.frameworkId, unacknowledged }, dirty: "all" };
 }
 
 function accept(state: ClusterState, call: FrameworkCallOf<"ACCEPT">, ctx: DecideContext): Decision {
