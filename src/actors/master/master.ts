@@ -55,6 +55,7 @@ export interface MasterCounters {
   rejected: number;
   appendedMessages: number;
   appendedEvents: number;
+  appendedBytes: number;
   offersMade: number;
   allocationRuns: number;
   heartbeats: number;
@@ -70,7 +71,7 @@ export const MASTER_CONSUMER = "corral-master";
  */
 export class Master {
   readonly masterId: string;
-  readonly counters: MasterCounters = { inputs: 0, rejected: 0, appendedMessages: 0, appendedEvents: 0, offersMade: 0, allocationRuns: 0, heartbeats: 0 };
+  readonly counters: MasterCounters = { inputs: 0, rejected: 0, appendedMessages: 0, appendedEvents: 0, appendedBytes: 0, offersMade: 0, allocationRuns: 0, heartbeats: 0 };
   #o: Required<Omit<MasterOptions, "masterId" | "minAllocatable" | "replicas">> & { minAllocatable: ScalarTotals[]; replicas: number };
   #log: Logger;
   #actor;
@@ -344,7 +345,9 @@ export class Master {
     const batches = decision.batches ?? batchesOf(decision.events);
     this.counters.appendedMessages += batches.length;
     this.counters.appendedEvents += decision.events.length;
+    const before = appender.bytes;
     const p = appender.append(batches, msgId, input?.seq);
+    this.counters.appendedBytes += appender.bytes - before;
     this.#state.seq = appender.lastSeq;
     if (decision.dirty) this.#scheduleAllocation(decision.dirty);
     return p.then(answer, (err: unknown) => {
