@@ -17,7 +17,10 @@ const { values } = parseArgs({
   },
 });
 
-const fmt = (n: number, d = 0) => (Number.isFinite(n) ? n.toLocaleString("en-US", { maximumFractionDigits: d, minimumFractionDigits: d }) : "n/a");
+const fmt = (n: number, d = 0) =>
+  Number.isFinite(n)
+    ? n.toLocaleString("en-US", { maximumFractionDigits: d, minimumFractionDigits: d })
+    : "n/a";
 
 const heap = heapPerLiveTask(1000, 100_000);
 console.log("== master state heap (1,000 hosts, 100,000 live tasks, folded with the master's evolve) ==");
@@ -38,13 +41,23 @@ const o = {
   taskCommand: values["task-command"],
   timeoutS: Number(values.timeout),
 };
-console.log(`\n== launch throughput: ${o.hosts} simulated hosts (${o.hostResources}), ${o.frameworks} frameworks in ${o.roles} roles, ${o.tasks} tasks (${o.taskResources}, "${o.taskCommand}") ==`);
+console.log(
+  `\n== launch throughput: ${o.hosts} simulated hosts (${o.hostResources}), ${o.frameworks} frameworks in ${o.roles} roles, ${o.tasks} tasks (${o.taskResources}, "${o.taskCommand}") ==`,
+);
 const r = await throughput(o);
-console.log(`tasks RUNNING / FINISHED  ${fmt(r.tasksRunning)} / ${fmt(r.tasksFinished)} in ${fmt(r.wallS, 1)} s (rejected calls: ${r.rejectedCalls})`);
+console.log(
+  `tasks RUNNING / FINISHED  ${fmt(r.tasksRunning)} / ${fmt(r.tasksFinished)} in ${fmt(r.wallS, 1)} s (rejected calls: ${r.rejectedCalls})`,
+);
 console.log(`tasks reaching RUNNING/s  ${fmt(r.runningPerS)}   (target >= 5,000)`);
 console.log(`tasks finished/s          ${fmt(r.finishedPerS)}`);
-console.log(`offer -> RUNNING          p50 ${fmt(r.offerToRunningP50Ms, 1)} ms, p99 ${fmt(r.offerToRunningP99Ms, 1)} ms`);
-console.log(`events appended/s         ${fmt(r.eventsAppendedPerS)} in ${fmt(r.messagesAppendedPerS)} messages/s (mean ${fmt(r.meanMessageBytes)} B)`);
-console.log(`raw JetStream publish/s   ${fmt(r.rawPublishPerS)} acked messages of ${fmt(r.meanMessageBytes)} B (${fmt(r.rawMBPerS, 1)} MB/s), same client, same run`);
+console.log(
+  `offer -> RUNNING          p50 ${fmt(r.offerToRunningP50Ms, 1)} ms, p99 ${fmt(r.offerToRunningP99Ms, 1)} ms`,
+);
+console.log(
+  `events appended/s         ${fmt(r.eventsAppendedPerS)} in ${fmt(r.messagesAppendedPerS)} messages/s (mean ${fmt(r.meanMessageBytes)} B)`,
+);
+console.log(
+  `raw JetStream publish/s   ${fmt(r.rawPublishPerS)} acked messages of ${fmt(r.meanMessageBytes)} B (${fmt(r.rawMBPerS, 1)} MB/s), same client, same run`,
+);
 console.log(`appended messages / raw   ${fmt((100 * r.messagesAppendedPerS) / r.rawPublishPerS, 1)} %`);
 process.exit(0);

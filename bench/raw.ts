@@ -6,7 +6,12 @@ import type { NatsConnection } from "@nats-io/transport-node";
  * `window` in flight at once, to a file-backed stream like EVENTS. Corral's figures read as a
  * ratio to this, measured in the same run on the same (shared, noisy) machine.
  */
-export async function rawPublishRate(nc: NatsConnection, size: number, count = 20_000, window = 1000): Promise<{ msgsPerS: number; mbPerS: number }> {
+export async function rawPublishRate(
+  nc: NatsConnection,
+  size: number,
+  count = 20_000,
+  window = 1000,
+): Promise<{ msgsPerS: number; mbPerS: number }> {
   const jsm = await jetstreamManager(nc);
   const name = `BENCH_RAW_${Date.now()}`;
   await jsm.streams.add({ name, subjects: [`bench.raw.${name}`] });

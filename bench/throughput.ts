@@ -3,7 +3,7 @@ import { decode, encode, subjects } from "../src/events/index.js";
 import { createLogger } from "../src/log/index.js";
 import { startNatsServer } from "../src/natsd/index.js";
 import { contains, parseResources, scalar } from "../src/resources/index.js";
-import { connectFramework, type FrameworkClient, type Offer } from "../src/sdk/index.js";
+import { connectFramework, type FrameworkClient } from "../src/sdk/index.js";
 import { Supervisor } from "../src/supervisor/index.js";
 import { rawPublishRate } from "./raw.js";
 
@@ -45,7 +45,13 @@ async function masterCounters(nc: NatsConnection): Promise<Record<string, number
 }
 
 /** One framework: packs every offer with as many tasks as fit until its share is launched. */
-async function runFramework(fw: FrameworkClient, quota: number, o: ThroughputOptions, latencies: number[], counts: { running: number; finished: number; lastRunning: number; lastFinished: number }): Promise<void> {
+async function runFramework(
+  fw: FrameworkClient,
+  quota: number,
+  o: ThroughputOptions,
+  latencies: number[],
+  counts: { running: number; finished: number; lastRunning: number; lastFinished: number },
+): Promise<void> {
   const need = parseResources(o.taskResources);
   const cpus = scalar(need, "cpus");
   const mem = scalar(need, "mem");
@@ -70,12 +76,17 @@ async function runFramework(fw: FrameworkClient, quota: number, o: ThroughputOpt
     }
   })();
   const offers = (async () => {
-    for await (const offer of fw.offers() as AsyncIterable<Offer>) {
+    for await (const offer of fw.offers()) {
       const received = performance.now();
-      const fit = Math.min(Math.floor(scalar(offer.resources, "cpus") / cpus + 1e-9), Math.floor(scalar(offer.resources, "mem") / mem + 1e-9));
+      const fit = Math.min(
+        Math.floor(scalar(offer.resources, "cpus") / cpus + 1e-9),
+        Math.floor(scalar(offer.resources, "mem") / mem + 1e-9),
+      );
       const n = Math.min(fit, quota - launched);
       if (n <= 0 || !contains(offer.resources, need)) {
-        void fw.decline([offer.offerId], { refuseSeconds: launched >= quota ? 3600 : 1 }).catch(() => undefined);
+        void fw
+          .decline([offer.offerId], { refuseSeconds: launched >= quota ? 3600 : 1 })
+          .catch(() => undefined);
         if (launched >= quota) {
           await fw.suppress().catch(() => undefined);
           return;
@@ -111,7 +122,11 @@ export async function throughput(o: ThroughputOptions): Promise<ThroughputResult
   try {
     await sup.start([
       { name: "master", component: "master", options: { allocationIntervalMs: 1000 } },
-      { name: "sim-hosts", component: "sim-hosts", options: { count: o.hosts, resources: parseResources(o.hostResources) } },
+      {
+        name: "sim-hosts",
+        component: "sim-hosts",
+        options: { count: o.hosts, resources: parseResources(o.hostResources) },
+      },
     ]);
     // Wait until every host is registered (the master's fold shows it).
     const deadline = Date.now() + 120_000;
@@ -127,7 +142,14 @@ export async function throughput(o: ThroughputOptions): Promise<ThroughputResult
     const quota = Math.ceil(o.tasks / o.frameworks);
     const clients: FrameworkClient[] = [];
     for (let i = 0; i < o.frameworks; i++) {
-      clients.push(await connectFramework({ servers: server.url, name: `bench-${i}`, roles: [`role${i % o.roles}`], callTimeoutMs: 60_000 }));
+      clients.push(
+        await connectFramework({
+          servers: server.url,
+          name: `bench-${i}`,
+          roles: [`role${i % o.roles}`],
+          callTimeoutMs: 60_000,
+        }),
+      );
     }
     const t0 = performance.now();
     await Promise.race([

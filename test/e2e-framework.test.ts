@@ -4,7 +4,13 @@ import { readEvents } from "../src/events/index.js";
 import { startSimHosts, type SimHostPool } from "../src/hostd/index.js";
 import { silentLogger } from "../src/log/index.js";
 import { parseResources } from "../src/resources/index.js";
-import { CallRejectedError, connectFramework, type FrameworkClient, type Offer, type TaskStatus } from "../src/sdk/index.js";
+import {
+  CallRejectedError,
+  connectFramework,
+  type FrameworkClient,
+  type Offer,
+  type TaskStatus,
+} from "../src/sdk/index.js";
 import { startTestNats, type TestNats } from "./helpers/nats.js";
 import { waitFor } from "./helpers/wait.js";
 
@@ -35,7 +41,14 @@ describe("a framework end to end", () => {
     nats = await startTestNats();
     master = startMaster({ nc: await nats.connect(), logger, allocationDelayMs: 1, defaultRefuseSeconds: 0 });
     await master.whenLeader();
-    hosts = await startSimHosts({ nc: await nats.connect(), count: 2, resources: parseResources("cpus:4;mem:4096;ports:[31000-31010]"), logger, flushMs: 2, retryMs: 1000 });
+    hosts = await startSimHosts({
+      nc: await nats.connect(),
+      count: 2,
+      resources: parseResources("cpus:4;mem:4096;ports:[31000-31010]"),
+      logger,
+      flushMs: 2,
+      retryMs: 1000,
+    });
     await waitFor(() => master.state.hosts.size === 2, "2 hosts registered");
   });
   afterAll(async () => {
@@ -49,11 +62,17 @@ describe("a framework end to end", () => {
     const offer = await nextOffer(fw);
     expect(offer.role).toBe("web");
     expect(offer.hostname).toBeTruthy();
-    await fw.accept([offer.offerId], [
-      { taskId: "ok-1", resources: "cpus:0.5;mem:128", command: "sleep 0.2" },
-      { taskId: "bad-1", resources: "cpus:0.5;mem:128", command: "exit 3" },
-    ]);
-    const seen = await collect(fw, (s) => s.filter((u) => ["TASK_FINISHED", "TASK_FAILED"].includes(u.state)).length === 2);
+    await fw.accept(
+      [offer.offerId],
+      [
+        { taskId: "ok-1", resources: "cpus:0.5;mem:128", command: "sleep 0.2" },
+        { taskId: "bad-1", resources: "cpus:0.5;mem:128", command: "exit 3" },
+      ],
+    );
+    const seen = await collect(
+      fw,
+      (s) => s.filter((u) => ["TASK_FINISHED", "TASK_FAILED"].includes(u.state)).length === 2,
+    );
     const ok = seen.filter((u) => u.taskId === "ok-1").map((u) => u.state);
     expect(ok).toEqual(["TASK_RUNNING", "TASK_FINISHED"]);
     const bad = seen.find((u) => u.taskId === "bad-1" && u.state === "TASK_FAILED");
@@ -66,7 +85,9 @@ describe("a framework end to end", () => {
   it("rejects an accept that asks for more than the offer, and loses nothing", async () => {
     const fw = await connectFramework({ servers: nats.url, name: "greedy", roles: ["*"] });
     const offer = await nextOffer(fw);
-    const err = await fw.accept([offer.offerId], [{ taskId: "huge", resources: "cpus:64;mem:128", command: "true" }]).catch((e: unknown) => e);
+    const err = await fw
+      .accept([offer.offerId], [{ taskId: "huge", resources: "cpus:64;mem:128", command: "true" }])
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(CallRejectedError);
     expect((err as CallRejectedError).code).toBe("INSUFFICIENT_RESOURCES");
     expect(master.state.offers.has(offer.offerId)).toBe(true); // still outstanding
@@ -77,13 +98,19 @@ describe("a framework end to end", () => {
   it("kills a task, reconciles, and kills what is left at teardown", async () => {
     const fw = await connectFramework({ servers: nats.url, name: "killer", roles: ["*"] });
     const offer = await nextOffer(fw);
-    await fw.accept([offer.offerId], [
-      { taskId: "long-1", resources: "cpus:0.1;mem:32", command: "sleep 60" },
-      { taskId: "long-2", resources: "cpus:0.1;mem:32", command: "sleep 60" },
-    ]);
+    await fw.accept(
+      [offer.offerId],
+      [
+        { taskId: "long-1", resources: "cpus:0.1;mem:32", command: "sleep 60" },
+        { taskId: "long-2", resources: "cpus:0.1;mem:32", command: "sleep 60" },
+      ],
+    );
     await collect(fw, (s) => s.filter((u) => u.state === "TASK_RUNNING").length === 2);
     const statuses = await fw.reconcile(["long-1", "nope"]);
-    expect(statuses.map((s) => [s.taskId, s.state])).toEqual([["long-1", "TASK_RUNNING"], ["nope", "TASK_UNKNOWN"]]);
+    expect(statuses.map((s) => [s.taskId, s.state])).toEqual([
+      ["long-1", "TASK_RUNNING"],
+      ["nope", "TASK_UNKNOWN"],
+    ]);
     await fw.kill("long-1");
     const killed = await collect(fw, (s) => s.some((u) => u.state === "TASK_KILLED"));
     expect(killed.find((u) => u.taskId === "long-1" && u.state === "TASK_KILLED")).toBeTruthy();
@@ -97,7 +124,19 @@ describe("a framework end to end", () => {
     const nc = await nats.connect();
     const types = new Set<string>();
     for await (const e of readEvents(nc)) for (const ev of e.events) types.add(ev.type);
-    for (const t of ["master.elected", "host.registered", "framework.subscribed", "offer.made", "offer.accepted", "task.launched", "task.status", "task.acknowledged", "task.kill", "framework.removed", "call.rejected"]) {
+    for (const t of [
+      "master.elected",
+      "host.registered",
+      "framework.subscribed",
+      "offer.made",
+      "offer.accepted",
+      "task.launched",
+      "task.status",
+      "task.acknowledged",
+      "task.kill",
+      "framework.removed",
+      "call.rejected",
+    ]) {
       expect(types, t).toContain(t);
     }
   });

@@ -40,7 +40,13 @@ describe("master inputs", () => {
       attributes: { rack: "r1" },
     });
     expect(reg).toMatchObject({ ok: true, callId: "r1" });
-    const sub = await rawCall(nc, subjects.frameworkInput("f1"), { type: "SUBSCRIBE", callId: "s1", frameworkId: "f1", name: "test", roles: ["role1"] });
+    const sub = await rawCall(nc, subjects.frameworkInput("f1"), {
+      type: "SUBSCRIBE",
+      callId: "s1",
+      frameworkId: "f1",
+      name: "test",
+      roles: ["role1"],
+    });
     expect(sub).toMatchObject({ ok: true, result: { frameworkId: "f1", unacknowledged: [] } });
     await expect.poll(() => master.state.offers.size, { timeout: 5000 }).toBe(1);
     const offer = [...master.state.offers.values()][0]!;
@@ -53,16 +59,66 @@ describe("master inputs", () => {
     const nc = await nats.connect();
     const before = JSON.stringify({ ...stateToJSON(master.state), seq: 0, time: 0, counters: null });
     const cases: Array<[string, string, unknown, string | RegExp]> = [
-      ["garbage bytes", subjects.frameworkInput("f1"), new Uint8Array([0xc1, 0xff, 0x00, 0x13]), /not valid msgpack|DECODE/],
+      [
+        "garbage bytes",
+        subjects.frameworkInput("f1"),
+        new Uint8Array([0xc1, 0xff, 0x00, 0x13]),
+        /not valid msgpack|DECODE/,
+      ],
       ["msgpack of the wrong shape", subjects.frameworkInput("f1"), [1, 2, 3], /must be a map/],
-      ["unknown type", subjects.frameworkInput("f1"), { type: "EXPLODE", callId: "x1" }, /unknown framework call type "EXPLODE"/],
-      ["missing fields", subjects.frameworkInput("f1"), { type: "ACCEPT", callId: "x2", frameworkId: "f1" }, /invalid framework call ACCEPT/],
-      ["acting for another framework", subjects.frameworkInput("f1"), { type: "TEARDOWN", callId: "x3", frameworkId: "f2" }, /may not call for framework f2/],
-      ["an unknown offer", subjects.frameworkInput("f1"), { type: "ACCEPT", callId: "x4", frameworkId: "f1", offerIds: ["nope"], operations: [] }, /not an outstanding offer/],
-      ["an invalid role", subjects.frameworkInput("f9"), { type: "SUBSCRIBE", callId: "x5", frameworkId: "f9", name: "n", roles: ["a//b"] }, /invalid role/],
-      ["deep nesting", subjects.frameworkInput("f1"), JSON.parse("[".repeat(100) + "]".repeat(100)), /deeper than/],
-      ["a report for an unregistered host", subjects.hostInput("ghost"), { type: "STATUS", callId: "x6", hostId: "ghost", updates: [{ taskId: "t", frameworkId: "f1", state: "TASK_RUNNING", uuid: "u", ts: 1 }] }, /not registered/],
-      ["an operator weight of zero", subjects.operatorInput("ops"), { type: "SET_WEIGHT", callId: "x7", role: "r", weight: 0 }, /invalid operator call SET_WEIGHT/],
+      [
+        "unknown type",
+        subjects.frameworkInput("f1"),
+        { type: "EXPLODE", callId: "x1" },
+        /unknown framework call type "EXPLODE"/,
+      ],
+      [
+        "missing fields",
+        subjects.frameworkInput("f1"),
+        { type: "ACCEPT", callId: "x2", frameworkId: "f1" },
+        /invalid framework call ACCEPT/,
+      ],
+      [
+        "acting for another framework",
+        subjects.frameworkInput("f1"),
+        { type: "TEARDOWN", callId: "x3", frameworkId: "f2" },
+        /may not call for framework f2/,
+      ],
+      [
+        "an unknown offer",
+        subjects.frameworkInput("f1"),
+        { type: "ACCEPT", callId: "x4", frameworkId: "f1", offerIds: ["nope"], operations: [] },
+        /not an outstanding offer/,
+      ],
+      [
+        "an invalid role",
+        subjects.frameworkInput("f9"),
+        { type: "SUBSCRIBE", callId: "x5", frameworkId: "f9", name: "n", roles: ["a//b"] },
+        /invalid role/,
+      ],
+      [
+        "deep nesting",
+        subjects.frameworkInput("f1"),
+        JSON.parse("[".repeat(100) + "]".repeat(100)),
+        /deeper than/,
+      ],
+      [
+        "a report for an unregistered host",
+        subjects.hostInput("ghost"),
+        {
+          type: "STATUS",
+          callId: "x6",
+          hostId: "ghost",
+          updates: [{ taskId: "t", frameworkId: "f1", state: "TASK_RUNNING", uuid: "u", ts: 1 }],
+        },
+        /not registered/,
+      ],
+      [
+        "an operator weight of zero",
+        subjects.operatorInput("ops"),
+        { type: "SET_WEIGHT", callId: "x7", role: "r", weight: 0 },
+        /invalid operator call SET_WEIGHT/,
+      ],
     ];
     for (const [what, subject, body, expected] of cases) {
       const reply = await rawCall(nc, subject, body);
@@ -79,14 +135,27 @@ describe("master inputs", () => {
 
   it("refuses a payload over the stream's size limit at publish time", async () => {
     const nc = await nats.connect();
-    const huge = encode({ type: "SUBSCRIBE", callId: "big", frameworkId: "f1", name: "x".repeat(2 * 1024 * 1024), roles: ["*"] });
-    await expect(jetstream(nc).publish(subjects.frameworkInput("f1"), huge)).rejects.toThrow(/maximum payload|message size|payload/i);
+    const huge = encode({
+      type: "SUBSCRIBE",
+      callId: "big",
+      frameworkId: "f1",
+      name: "x".repeat(2 * 1024 * 1024),
+      roles: ["*"],
+    });
+    await expect(jetstream(nc).publish(subjects.frameworkInput("f1"), huge)).rejects.toThrow(
+      /maximum payload|message size|payload/i,
+    );
     expect(master.phase).toBe("leader");
   });
 
   it("keeps serving after rejections: a weight can still be set", async () => {
     const nc = await nats.connect();
-    const r = await rawCall(nc, subjects.operatorInput("ops"), { type: "SET_WEIGHT", callId: "w1", role: "role1", weight: 2 });
+    const r = await rawCall(nc, subjects.operatorInput("ops"), {
+      type: "SET_WEIGHT",
+      callId: "w1",
+      role: "role1",
+      weight: 2,
+    });
     expect(r.ok).toBe(true);
     expect(master.state.roles.get("role1")?.weight).toBe(2);
   });

@@ -17,12 +17,25 @@ let master: Master;
 let nc: NatsConnection;
 
 async function agent(id: string, spec: string): Promise<void> {
-  const r = await rawCall(nc, subjects.hostInput(id), { type: "REGISTER", callId: `reg-${id}`, hostId: id, hostname: id, resources: parseResources(spec), attributes: {} });
+  const r = await rawCall(nc, subjects.hostInput(id), {
+    type: "REGISTER",
+    callId: `reg-${id}`,
+    hostId: id,
+    hostname: id,
+    resources: parseResources(spec),
+    attributes: {},
+  });
   expect(r.ok).toBe(true);
 }
 
 async function framework(id: string, role: string): Promise<void> {
-  const r = await rawCall(nc, subjects.frameworkInput(id), { type: "SUBSCRIBE", callId: `sub-${id}`, frameworkId: id, name: id, roles: [role] });
+  const r = await rawCall(nc, subjects.frameworkInput(id), {
+    type: "SUBSCRIBE",
+    callId: `sub-${id}`,
+    frameworkId: id,
+    name: id,
+    roles: [role],
+  });
   expect(r.ok).toBe(true);
 }
 
@@ -33,7 +46,8 @@ function shareBefore(role: string, hostId: string): number {
   for (const [name, total] of Object.entries(s.totals)) {
     let alloc = s.roles.get(role)?.allocated[name] ?? 0;
     for (const o of s.offers.values()) {
-      if (o.hostId === hostId && o.role === role) for (const r of o.resources) if (r.name === name && "scalar" in r) alloc -= r.scalar;
+      if (o.hostId === hostId && o.role === role)
+        for (const r of o.resources) if (r.name === name && "scalar" in r) alloc -= r.scalar;
     }
     share = Math.max(share, alloc / total);
   }
@@ -41,7 +55,9 @@ function shareBefore(role: string, hostId: string): number {
 }
 
 async function offeredTo(hostId: string): Promise<string> {
-  await expect.poll(() => [...master.state.offers.values()].some((o) => o.hostId === hostId), { timeout: 5000 }).toBe(true);
+  await expect
+    .poll(() => [...master.state.offers.values()].some((o) => o.hostId === hostId), { timeout: 5000 })
+    .toBe(true);
   return [...master.state.offers.values()].find((o) => o.hostId === hostId)!.frameworkId;
 }
 
@@ -85,7 +101,12 @@ describe("DRF offers through a real master", () => {
   });
 
   it("gives a role with weight 2 twice the hosts of a role with weight 1", async () => {
-    const w = await rawCall(nc, subjects.operatorInput("ops"), { type: "SET_WEIGHT", callId: "w", role: "heavy", weight: 2 });
+    const w = await rawCall(nc, subjects.operatorInput("ops"), {
+      type: "SET_WEIGHT",
+      callId: "w",
+      role: "heavy",
+      weight: 2,
+    });
     expect(w.ok).toBe(true);
     await framework("fh", "heavy");
     await framework("fl", "light");
@@ -104,11 +125,23 @@ describe("DRF offers through a real master", () => {
     expect(await offeredTo("h")).toBe("fa");
     const offerId = [...master.state.offers.keys()][0]!;
     await framework("fb", "r");
-    const d = await rawCall(nc, subjects.frameworkInput("fa"), { type: "DECLINE", callId: "d", frameworkId: "fa", offerIds: [offerId], filters: { refuseSeconds: 2 } });
+    const d = await rawCall(nc, subjects.frameworkInput("fa"), {
+      type: "DECLINE",
+      callId: "d",
+      frameworkId: "fa",
+      offerIds: [offerId],
+      filters: { refuseSeconds: 2 },
+    });
     expect(d.ok).toBe(true);
     expect(await offeredTo("h")).toBe("fb");
     const second = [...master.state.offers.keys()][0]!;
-    const d2 = await rawCall(nc, subjects.frameworkInput("fb"), { type: "DECLINE", callId: "d2", frameworkId: "fb", offerIds: [second], filters: { refuseSeconds: 60 } });
+    const d2 = await rawCall(nc, subjects.frameworkInput("fb"), {
+      type: "DECLINE",
+      callId: "d2",
+      frameworkId: "fb",
+      offerIds: [second],
+      filters: { refuseSeconds: 60 },
+    });
     expect(d2.ok).toBe(true);
     // Both filtered now; fa's filter lapses after 2 s and the interval allocation re-offers it.
     const t0 = Date.now();
@@ -118,12 +151,20 @@ describe("DRF offers through a real master", () => {
 
   it("offers nothing to a suppressed framework until it revives", async () => {
     await framework("fs", "r");
-    const s = await rawCall(nc, subjects.frameworkInput("fs"), { type: "SUPPRESS", callId: "s", frameworkId: "fs" });
+    const s = await rawCall(nc, subjects.frameworkInput("fs"), {
+      type: "SUPPRESS",
+      callId: "s",
+      frameworkId: "fs",
+    });
     expect(s.ok).toBe(true);
     await agent("h", "cpus:1;mem:512");
     await new Promise((r) => setTimeout(r, 300));
     expect(master.state.offers.size).toBe(0);
-    const r = await rawCall(nc, subjects.frameworkInput("fs"), { type: "REVIVE", callId: "rv", frameworkId: "fs" });
+    const r = await rawCall(nc, subjects.frameworkInput("fs"), {
+      type: "REVIVE",
+      callId: "rv",
+      frameworkId: "fs",
+    });
     expect(r.ok).toBe(true);
     expect(await offeredTo("h")).toBe("fs");
   });

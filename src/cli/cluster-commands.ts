@@ -1,4 +1,3 @@
-import { connect } from "@nats-io/transport-node";
 import { InvalidArgumentError, Option, type Command } from "commander";
 import { hostname } from "node:os";
 import { join, resolve } from "node:path";
@@ -12,7 +11,7 @@ import {
   startLocalNats,
   type ChildSpec,
 } from "../supervisor/index.js";
-import { operatorCall } from "./operator-call.js";
+import { connectForCli, operatorCall } from "./operator-call.js";
 import { runTask } from "./run.js";
 
 const DEFAULT_NATS = process.env.CORRAL_NATS ?? "nats://127.0.0.1:4222";
@@ -200,7 +199,8 @@ export function registerClusterCommands(program: Command): void {
     .argument("<weight>", "a number > 0", positive)
     .option("--nats <url>", NATS_HELP, DEFAULT_NATS)
     .action(async (role: string, weight: number, o: { nats: string }) => {
-      const nc = await connect({ servers: o.nats, name: "corral-cli", maxReconnectAttempts: 0 });
+      const nc = await connectForCli(o.nats);
+      if (!nc) return;
       try {
         await operatorCall(nc, { type: "SET_WEIGHT", role, weight }, 10_000);
         print(`role ${role}: weight ${weight}`);
@@ -242,18 +242,22 @@ export function registerClusterCommands(program: Command): void {
         const ac = new AbortController();
         process.once("SIGINT", () => ac.abort());
         process.once("SIGTERM", () => ac.abort());
+        const nc = await connectForCli(o.nats);
+        if (!nc) return;
+        const logger = createLogger({ level: process.env.CORRAL_LOG_LEVEL ?? "error" });
+        const { disk, role, name } = o;
         const code = await runTask({
-          natsUrl: o.nats,
+          nc,
           command,
           cpus: o.cpus,
           mem: o.mem,
-          ...(o.disk !== undefined ? { disk: o.disk } : {}),
-          role: o.role,
-          name: o.name,
+          ...(disk !== undefined ? { disk } : {}),
+          role,
+          name,
           timeoutS: o.timeout,
-          logger: createLogger({ level: process.env.CORRAL_LOG_LEVEL ?? "error" }),
+          logger,
           signal: ac.signal,
-        });
+        }).finally(() => nc.close());
         process.exitCode = code;
         setTimeout(() => process.exit(code), 1000).unref();
       },

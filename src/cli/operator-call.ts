@@ -1,5 +1,5 @@
 import { jetstream } from "@nats-io/jetstream";
-import { createInbox, headers, nuid, type NatsConnection } from "@nats-io/transport-node";
+import { connect, createInbox, headers, nuid, type NatsConnection } from "@nats-io/transport-node";
 import { userInfo } from "node:os";
 import {
   decode,
@@ -17,6 +17,17 @@ export type OperatorCallBody = OperatorCall extends infer C
     ? Omit<C, "callId">
     : never
   : never;
+
+/** Connect for one CLI command; when NATS cannot be reached, say so in one line (exit code 1). */
+export async function connectForCli(url: string): Promise<NatsConnection | undefined> {
+  try {
+    return await connect({ servers: url, name: "corral-cli", maxReconnectAttempts: 0 });
+  } catch {
+    process.stderr.write(`cannot reach NATS at ${url}: is \`corral up\` running? (use --nats URL)\n`);
+    process.exitCode = 1;
+    return undefined;
+  }
+}
 
 /** Who is calling: `$USER` (or the login name), as a subject token; "operator" when unknown. */
 export function operatorPrincipal(): string {

@@ -1,10 +1,12 @@
-import { nuid } from "@nats-io/transport-node";
+import { nuid, type NatsConnection } from "@nats-io/transport-node";
+import { CorralError, ErrorCode } from "../errors/index.js";
 import type { Logger } from "../log/index.js";
 import { contains, parseResources, type Resources } from "../resources/index.js";
 import { connectFramework, isTerminal, type Offer, type TaskStatus } from "../sdk/index.js";
 
 export interface RunOptions {
-  natsUrl: string;
+  /** The caller's connection: used, not closed. */
+  nc: NatsConnection;
   /** argv of the command, joined into one shell command line. */
   command: string[];
   cpus: number;
@@ -28,12 +30,11 @@ export function exitCodeOf(u: TaskStatus): number {
 
 export function describeUpdate(u: TaskStatus): string {
   const where = u.hostId ? ` on ${u.hostId}` : "";
-  const details = [
-    u.exitCode !== undefined ? `exit code ${u.exitCode}` : "",
-    u.reason ? `(${u.reason})` : "",
-    u.message ?? "",
-  ].filter((s) => s !== "");
-  return `${u.state.padEnd(14)} ${u.taskId}${where}${details.length > 0 ? `: ${details.join(" ")}` : ""}`;
+  const facts = [u.reason ?? "", u.exitCode !== undefined ? `exit code ${u.exitCode}` : ""].filter(
+    (f) => f !== "",
+  );
+  const message = u.message ? `: ${u.message}` : "";
+  return `${u.state.padEnd(14)} ${u.taskId}${where}${message}${facts.length > 0 ? ` [${facts.join(", ")}]` : ""}`;
 }
 
 /**
@@ -51,10 +52,16 @@ export async function runTask(o: RunOptions): Promise<number> {
   const taskId = `${o.name.replace(/[^A-Za-z0-9_.:@-]/g, "_").slice(0, 100)}-${nuid.next()}`;
 
   const fw = await connectFramework({
-    servers: o.natsUrl,
+    servers: [],
+    nc: o.nc,
     name: o.name,
     roles: [o.role],
     ...(o.logger ? { logger: o.logger } : {}),
+  }).catch((err: unknown) => {
+    if (!/stream not found/i.test((err as Error).message)) throw err;
+    const hint =
+      "no Corral streams on this NATS server: start a master first (`corral up` or `corral master`)";
+    throw new CorralError(ErrorCode.Closed, hint, { cause: err });
   });
   let finished = false;
   let finish: (code: number) => void = () => undefined;

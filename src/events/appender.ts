@@ -104,7 +104,9 @@ export class FencedAppender {
       (err: unknown) => {
         const fenced =
           err instanceof JetStreamApiError && /last sequence/i.test(err.message)
-            ? new FencedError(`append refused, another writer appended to the log: ${err.message}`, { cause: err })
+            ? new FencedError(`append refused, another writer appended to the log: ${err.message}`, {
+                cause: err,
+              })
             : new FencedError(`append failed, leadership must be re-established: ${(err as Error).message}`, {
                 cause: err,
               });

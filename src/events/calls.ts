@@ -1,5 +1,14 @@
 import { Type, type Static, type TSchema } from "@sinclair/typebox";
-import { Attributes, CommandSchema, Id, Labels, ResourcesSchema, Role, TaskId, TaskStateSchema } from "./schema.js";
+import {
+  Attributes,
+  CommandSchema,
+  Id,
+  Labels,
+  ResourcesSchema,
+  Role,
+  TaskId,
+  TaskStateSchema,
+} from "./schema.js";
 
 /**
  * Inputs: what frameworks, hosts and operators ask of the master, published to the INPUTS stream
@@ -8,7 +17,9 @@ import { Attributes, CommandSchema, Id, Labels, ResourcesSchema, Role, TaskId, T
  */
 
 const CallId = Type.String({ minLength: 1, maxLength: 64 });
-const Filters = Type.Object({ refuseSeconds: Type.Optional(Type.Number({ minimum: 0, maximum: 31_536_000 })) });
+const Filters = Type.Object({
+  refuseSeconds: Type.Optional(Type.Number({ minimum: 0, maximum: 31_536_000 })),
+});
 
 function call<T extends string, P extends Record<string, TSchema>>(type: T, payload: P) {
   return Type.Object({ type: Type.Literal(type), callId: CallId, ...payload });
@@ -23,7 +34,10 @@ export const TaskInfoSchema = Type.Object({
 });
 
 export const OperationSchema = Type.Union([
-  Type.Object({ type: Type.Literal("LAUNCH"), tasks: Type.Array(TaskInfoSchema, { minItems: 1, maxItems: 10_000 }) }),
+  Type.Object({
+    type: Type.Literal("LAUNCH"),
+    tasks: Type.Array(TaskInfoSchema, { minItems: 1, maxItems: 10_000 }),
+  }),
 ]);
 
 export const FrameworkCallSchemas = {
@@ -47,7 +61,11 @@ export const FrameworkCallSchemas = {
   }),
   REVIVE: call("REVIVE", { frameworkId: Id, roles: Type.Optional(Type.Array(Role)) }),
   SUPPRESS: call("SUPPRESS", { frameworkId: Id, roles: Type.Optional(Type.Array(Role)) }),
-  KILL: call("KILL", { frameworkId: Id, taskId: TaskId, gracePeriodS: Type.Optional(Type.Number({ minimum: 0 })) }),
+  KILL: call("KILL", {
+    frameworkId: Id,
+    taskId: TaskId,
+    gracePeriodS: Type.Optional(Type.Number({ minimum: 0 })),
+  }),
   ACKNOWLEDGE: call("ACKNOWLEDGE", {
     frameworkId: Id,
     acks: Type.Array(Type.Object({ taskId: TaskId, uuid: Type.String({ maxLength: 64 }) }), {
@@ -55,7 +73,10 @@ export const FrameworkCallSchemas = {
       maxItems: 100_000,
     }),
   }),
-  RECONCILE: call("RECONCILE", { frameworkId: Id, taskIds: Type.Optional(Type.Array(TaskId, { maxItems: 100_000 })) }),
+  RECONCILE: call("RECONCILE", {
+    frameworkId: Id,
+    taskIds: Type.Optional(Type.Array(TaskId, { maxItems: 100_000 })),
+  }),
   TEARDOWN: call("TEARDOWN", { frameworkId: Id }),
 } as const;
 

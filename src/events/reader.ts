@@ -36,7 +36,11 @@ export interface ReadOptions {
 
 export function entryOf(m: JsMsg): LogEntry {
   const input = m.headers?.get(INPUT_SEQ_HEADER);
-  const base: Omit<LogEntry, "events"> = { seq: m.seq, subject: m.subject, time: Math.floor(m.info.timestampNanos / 1e6) };
+  const base: Omit<LogEntry, "events"> = {
+    seq: m.seq,
+    subject: m.subject,
+    time: Math.floor(m.info.timestampNanos / 1e6),
+  };
   if (input) base.inputSeq = Number(input);
   try {
     const v = decode(m.data);

@@ -162,6 +162,10 @@ export type EventType = keyof Schemas;
 export type EventOf<T extends EventType> = Static<Schemas[T]>;
 export type CorralEvent = { [K in EventType]: EventOf<K> }[EventType];
 /** An event before the master stamps `v` and `at` on it. */
-export type NewEvent = CorralEvent extends infer E ? (E extends CorralEvent ? Omit<E, "v" | "at"> : never) : never;
+export type NewEvent = CorralEvent extends infer E
+  ? E extends CorralEvent
+    ? Omit<E, "v" | "at">
+    : never
+  : never;
 export const EVENT_TYPES = Object.keys(EventSchemas) as EventType[];
 export type Command = Static<typeof CommandSchema>;

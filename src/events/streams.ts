@@ -4,7 +4,6 @@ import {
   StorageType,
   DiscardPolicy,
   type JetStreamManager,
-  type StreamConfig,
 } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { EVENTS_STREAM, INPUTS_STREAM, subjects } from "./subjects.js";
@@ -53,7 +52,7 @@ export async function ensureStreams(nc: NatsConnection, opts: StreamOptions = {}
       await jsm.streams.info(cfg.name);
     } catch {
       try {
-        await jsm.streams.add(cfg as Partial<StreamConfig> & { name: string });
+        await jsm.streams.add(cfg);
       } catch (err) {
         // Two components racing to create the same stream: the loser finds it there.
         await jsm.streams.info(cfg.name).catch(() => {

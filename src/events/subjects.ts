@@ -15,7 +15,8 @@ export const subjects = {
   framework: (frameworkId: string) => `corral.evt.fw.${frameworkId}`,
   offers: (frameworkId: string) => `corral.evt.offer.${frameworkId}`,
   /** `kind` is launch | status | kill | ack. */
-  task: (hostId: string, frameworkId: string, kind: string) => `corral.evt.task.${hostId}.${frameworkId}.${kind}`,
+  task: (hostId: string, frameworkId: string, kind: string) =>
+    `corral.evt.task.${hostId}.${frameworkId}.${kind}`,
   /** Everything a host must act on. */
   hostTasks: (hostId: string) => `corral.evt.task.${hostId}.>`,
   allTasks: "corral.evt.task.>",

@@ -32,12 +32,15 @@ function checkWith(
   makeError: (msg: string) => Error,
 ): void {
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw makeError(`${what} must be a map with a "type" field, got ${Array.isArray(value) ? "array" : typeof value}`);
+    throw makeError(
+      `${what} must be a map with a "type" field, got ${Array.isArray(value) ? "array" : typeof value}`,
+    );
   }
   const type = (value as { type?: unknown }).type;
   if (typeof type !== "string") throw makeError(`${what} has no "type" string`);
   const check = checks.get(type);
-  if (!check) throw makeError(`unknown ${what} type "${type.slice(0, 64)}"; known: ${[...checks.keys()].join(", ")}`);
+  if (!check)
+    throw makeError(`unknown ${what} type "${type.slice(0, 64)}"; known: ${[...checks.keys()].join(", ")}`);
   if (!check.Check(value)) throw makeError(`invalid ${what} ${type}: ${describe(check, value)}`);
 }
 

@@ -1,1 +1,6 @@
-export { startNatsServer, startNatsCluster, type NatsServerHandle, type NatsServerOptions } from "./server.js";
+export {
+  startNatsServer,
+  startNatsCluster,
+  type NatsServerHandle,
+  type NatsServerOptions,
+} from "./server.js";

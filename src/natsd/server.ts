@@ -132,7 +132,16 @@ export async function startNatsCluster(n = 3): Promise<NatsServerHandle[]> {
   const servers = await Promise.all(
     clusterPorts.map((p, i) =>
       startNatsServer({
-        args: ["--name", `corral-n${i}`, "--cluster_name", "corral", "--cluster", `nats://127.0.0.1:${p}`, "--routes", routes],
+        args: [
+          "--name",
+          `corral-n${i}`,
+          "--cluster_name",
+          "corral",
+          "--cluster",
+          `nats://127.0.0.1:${p}`,
+          "--routes",
+          routes,
+        ],
       }),
     ),
   );
@@ -152,7 +161,10 @@ export async function startNatsCluster(n = 3): Promise<NatsServerHandle[]> {
     if (leaders[0] && leaders.every((l) => l === leaders[0])) return servers;
     if (Date.now() > deadline) {
       await Promise.all(servers.map((s) => s.stop()));
-      throw new CorralError(ErrorCode.NatsServerFailed, "JetStream cluster did not elect a meta leader in 30 s");
+      throw new CorralError(
+        ErrorCode.NatsServerFailed,
+        "JetStream cluster did not elect a meta leader in 30 s",
+      );
     }
     await sleep(100);
   }

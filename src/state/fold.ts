@@ -130,7 +130,8 @@ export function evolve(state: ClusterState, e: CorralEvent): void {
       fw.filters.clear();
       for (const r of fw.roles) state.roles.get(r)?.frameworks.delete(fw.frameworkId);
       // Nobody is left to acknowledge its finished tasks' updates.
-      for (const t of [...state.tasks.values()]) if (t.frameworkId === fw.frameworkId && isTerminal(t.state)) complete(state, t);
+      for (const t of [...state.tasks.values()])
+        if (t.frameworkId === fw.frameworkId && isTerminal(t.state)) complete(state, t);
       return;
     }
     case "offer.made": {
@@ -203,7 +204,10 @@ function ignore(state: ClusterState): void {
   state.counters.ignoredEvents++;
 }
 
-function hostRegistered(state: ClusterState, e: EventOf<"host.registered"> | EventOf<"host.reregistered">): void {
+function hostRegistered(
+  state: ClusterState,
+  e: EventOf<"host.registered"> | EventOf<"host.reregistered">,
+): void {
   const prev = state.hosts.get(e.hostId);
   if (prev && counted(prev)) accumulate(state.totals, prev.total, -1);
   let available = e.resources;
@@ -320,5 +324,6 @@ function taskStatus(state: ClusterState, e: EventOf<"task.status">): void {
 function complete(state: ClusterState, t: TaskView): void {
   state.tasks.delete(t.taskId);
   state.completed.push(t);
-  if (state.completed.length > MAX_COMPLETED_TASKS * 1.5) state.completed.splice(0, state.completed.length - MAX_COMPLETED_TASKS);
+  if (state.completed.length > MAX_COMPLETED_TASKS * 1.5)
+    state.completed.splice(0, state.completed.length - MAX_COMPLETED_TASKS);
 }

@@ -2,8 +2,9 @@ import { existsSync } from "node:fs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { CorralError, ErrorCode } from "../errors/index.js";
+import { CorralError, ErrorCode, NatsServerMissingError } from "../errors/index.js";
 import { startNatsServer, type NatsServerHandle } from "../natsd/index.js";
+import { natsServerAvailable } from "../natsd/server.js";
 
 /** The repository's nats.conf (from dist/src/supervisor/ or src/supervisor/). */
 export function repoNatsConf(): string {
@@ -24,6 +25,7 @@ export async function startLocalNats(opts: {
   port: number;
   httpPort: number;
 }): Promise<NatsServerHandle> {
+  if (!natsServerAvailable()) throw new NatsServerMissingError();
   const dataDir = resolve(opts.dataDir);
   await mkdir(dataDir, { recursive: true });
   const source = repoNatsConf();
@@ -38,11 +40,22 @@ export async function startLocalNats(opts: {
     configFile,
     `# Written by \`corral up\` from ${source} on every start: edit that file instead.\n${text}`,
   );
-  return startNatsServer({
-    configFile,
-    storeDir: join(dataDir, "jetstream"),
-    port: opts.port,
-    monitorPort: opts.httpPort,
-    removeStore: false,
-  });
+  try {
+    return await startNatsServer({
+      configFile,
+      storeDir: join(dataDir, "jetstream"),
+      port: opts.port,
+      monitorPort: opts.httpPort,
+      removeStore: false,
+    });
+  } catch (err) {
+    // The server's whole start-up banner is in the message: keep only what went wrong.
+    const fatal = (err as Error).message.split("\n").filter((l) => /\[(FTL|ERR)\]/.test(l));
+    if (!(err instanceof CorralError) || fatal.length === 0) throw err;
+    const why = fatal.map((l) => l.replace(/^.*\[(FTL|ERR)\]\s*/, "")).join("; ");
+    const hint = /address already in use/.test(why)
+      ? " (another `corral up`? choose --port/--http-port, or --nats URL)"
+      : "";
+    throw new CorralError(err.code, `nats-server could not start: ${why}${hint}`, { cause: err });
+  }
 }

@@ -26,15 +26,22 @@ const logger = pino(
 let nc: NatsConnection | undefined;
 let stopping = false;
 
+async function connectNats(): Promise<NatsConnection> {
+  try {
+    const opts = { servers: data.natsUrl, name: `corral-${data.name}`, reconnectTimeWait: 500 };
+    return await connect({ ...opts, maxReconnectAttempts: -1 });
+  } catch (err) {
+    const why = (err as Error).message;
+    throw new CorralError(ErrorCode.Closed, `could not connect to NATS at ${data.natsUrl}: ${why}`, {
+      cause: err,
+    });
+  }
+}
+
 async function start(): Promise<ComponentHandle> {
   const name = data.component;
   if (!isComponentName(name)) throw new CorralError(ErrorCode.InvalidCall, `unknown component "${name}"`);
-  nc = await connect({
-    servers: data.natsUrl,
-    name: `corral-${data.name}`,
-    maxReconnectAttempts: -1,
-    reconnectTimeWait: 500,
-  });
+  nc = await connectNats();
   void nc.closed().then((err) => {
     if (stopping) return;
     logger.error({ err }, "NATS connection closed");

@@ -6,7 +6,12 @@ import { decode, encode, REPLY_HEADER, type CallReply } from "../../src/events/i
  * Send raw bytes (or a value, msgpack-encoded) as an input on `subject` and wait for the
  * master's reply: the wire protocol without the SDK, so tests can send what the SDK never would.
  */
-export async function rawCall(nc: NatsConnection, subject: string, body: unknown, timeoutMs = 5000): Promise<CallReply> {
+export async function rawCall(
+  nc: NatsConnection,
+  subject: string,
+  body: unknown,
+  timeoutMs = 5000,
+): Promise<CallReply> {
   const inbox = createInbox();
   const sub = nc.subscribe(inbox, { max: 1, timeout: timeoutMs });
   const h = headers();

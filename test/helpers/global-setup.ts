@@ -13,6 +13,8 @@ export default function setup(): void {
     execFileSync("npx", ["tsc", "-p", "tsconfig.build.json"], { stdio: "pipe" });
   } catch (err) {
     // tsc still emits; the type errors are `npm run typecheck`'s to report, not every test run's.
-    console.warn(`build had type errors (dist/ written anyway): ${(err as { stdout?: Buffer }).stdout?.toString().slice(0, 2000)}`);
+    console.warn(
+      `build had type errors (dist/ written anyway): ${(err as { stdout?: Buffer }).stdout?.toString().slice(0, 2000)}`,
+    );
   }
 }

@@ -28,7 +28,7 @@ export async function startTestNats(opts: { streams?: boolean } = {}): Promise<T
     url: server.url,
     connect: open,
     async stop() {
-      await Promise.all(conns.map((c) => (c.isClosed() ? undefined : c.close().catch(() => undefined))));
+      await Promise.all(conns.filter((c) => !c.isClosed()).map((c) => c.close().catch(() => undefined)));
       await server.stop();
     },
   };

@@ -21,7 +21,14 @@ export interface StatusReply {
 }
 
 function statusOf(t: TaskView, withUuid: boolean): StatusReply {
-  const s: StatusReply = { taskId: t.taskId, frameworkId: t.frameworkId, hostId: t.hostId, state: t.state, at: t.updatedAt, source: "master" };
+  const s: StatusReply = {
+    taskId: t.taskId,
+    frameworkId: t.frameworkId,
+    hostId: t.hostId,
+    state: t.state,
+    at: t.updatedAt,
+    source: "master",
+  };
   if (t.reason !== undefined) s.reason = t.reason;
   if (t.message !== undefined) s.message = t.message;
   if (t.healthy !== undefined) s.healthy = t.healthy;
@@ -32,7 +39,8 @@ function statusOf(t: TaskView, withUuid: boolean): StatusReply {
 
 function activeFramework(state: ClusterState, id: string): FrameworkView {
   const fw = state.frameworks.get(id);
-  if (!fw || fw.status === "REMOVED") reject(ErrorCode.UnknownFramework, `framework ${id} is not subscribed; send SUBSCRIBE first`);
+  if (!fw || fw.status === "REMOVED")
+    reject(ErrorCode.UnknownFramework, `framework ${id} is not subscribed; send SUBSCRIBE first`);
   return fw;
 }
 
@@ -51,7 +59,14 @@ export function decideFrameworkCall(state: ClusterState, call: FrameworkCall, ct
         const o = state.offers.get(id);
         // Declining an offer that is already gone is harmless (it raced a rescind): skip it.
         if (!o || o.frameworkId !== fw.frameworkId) continue;
-        events.push(event(ctx, "offer.declined", { offerId: id, frameworkId: fw.frameworkId, hostId: o.hostId, refuseSeconds }));
+        events.push(
+          event(ctx, "offer.declined", {
+            offerId: id,
+            frameworkId: fw.frameworkId,
+            hostId: o.hostId,
+            refuseSeconds,
+          }),
+        );
         dirty.push(o.hostId);
       }
       return { events, dirty };
@@ -59,7 +74,10 @@ export function decideFrameworkCall(state: ClusterState, call: FrameworkCall, ct
     case "REVIVE": {
       const fw = activeFramework(state, call.frameworkId);
       const roles = checkOwnRoles(fw, call.roles ?? []);
-      return { events: [event(ctx, "framework.revived", { frameworkId: fw.frameworkId, roles })], dirty: "all" };
+      return {
+        events: [event(ctx, "framework.revived", { frameworkId: fw.frameworkId, roles })],
+        dirty: "all",
+      };
     }
     case "SUPPRESS": {
       const fw = activeFramework(state, call.frameworkId);
@@ -69,7 +87,11 @@ export function decideFrameworkCall(state: ClusterState, call: FrameworkCall, ct
     case "KILL": {
       const fw = activeFramework(state, call.frameworkId);
       const t = state.tasks.get(call.taskId);
-      if (!t || t.frameworkId !== fw.frameworkId) reject(ErrorCode.UnknownTask, `task ${call.taskId} is not a live task of framework ${fw.frameworkId}`);
+      if (!t || t.frameworkId !== fw.frameworkId)
+        reject(
+          ErrorCode.UnknownTask,
+          `task ${call.taskId} is not a live task of framework ${fw.frameworkId}`,
+        );
       if (isTerminal(t.state)) return { events: [], result: { state: t.state } };
       const e = event(ctx, "task.kill", { taskId: t.taskId, frameworkId: t.frameworkId, hostId: t.hostId });
       if (call.gracePeriodS !== undefined) e.gracePeriodS = call.gracePeriodS;
@@ -82,19 +104,34 @@ export function decideFrameworkCall(state: ClusterState, call: FrameworkCall, ct
         const t = state.tasks.get(a.taskId);
         // Mesos ignores acknowledgements of unknown updates; so do we (they may be retries).
         if (!t || t.frameworkId !== fw.frameworkId || t.unackedUuid !== a.uuid) continue;
-        events.push(event(ctx, "task.acknowledged", { taskId: t.taskId, frameworkId: t.frameworkId, hostId: t.hostId, uuid: a.uuid }));
+        events.push(
+          event(ctx, "task.acknowledged", {
+            taskId: t.taskId,
+            frameworkId: t.frameworkId,
+            hostId: t.hostId,
+            uuid: a.uuid,
+          }),
+        );
       }
       return { events };
     }
     case "RECONCILE":
-      return { events: [], result: { statuses: reconcile(state, activeFramework(state, call.frameworkId), call.taskIds, ctx) } };
+      return {
+        events: [],
+        result: { statuses: reconcile(state, activeFramework(state, call.frameworkId), call.taskIds, ctx) },
+      };
     case "TEARDOWN":
       return teardown(state, activeFramework(state, call.frameworkId), "framework teardown", ctx);
   }
 }
 
 function checkOwnRoles(fw: FrameworkView, roles: string[]): string[] {
-  for (const r of roles) if (!fw.roles.includes(r)) reject(ErrorCode.InvalidRole, `role "${r}" is not one of framework ${fw.frameworkId}'s roles (${fw.roles.join(", ")})`);
+  for (const r of roles)
+    if (!fw.roles.includes(r))
+      reject(
+        ErrorCode.InvalidRole,
+        `role "${r}" is not one of framework ${fw.frameworkId}'s roles (${fw.roles.join(", ")})`,
+      );
   return roles;
 }
 
@@ -104,7 +141,11 @@ function subscribe(state: ClusterState, call: FrameworkCallOf<"SUBSCRIBE">, ctx:
     if (err) reject(ErrorCode.InvalidRole, `invalid role "${r}": ${err}`);
   }
   const prev = state.frameworks.get(call.frameworkId);
-  if (prev?.status === "REMOVED") reject(ErrorCode.UnknownFramework, `framework ${call.frameworkId} was torn down; subscribe with a new id`);
+  if (prev?.status === "REMOVED")
+    reject(
+      ErrorCode.UnknownFramework,
+      `framework ${call.frameworkId} was torn down; subscribe with a new id`,
+    );
   const e = event(ctx, "framework.subscribed", {
     frameworkId: call.frameworkId,
     name: call.name,
@@ -113,11 +154,20 @@ function subscribe(state: ClusterState, call: FrameworkCallOf<"SUBSCRIBE">, ctx:
   });
   if (call.principal !== undefined) e.principal = call.principal;
   const unacknowledged: StatusReply[] = [];
-  for (const t of state.tasks.values()) if (t.frameworkId === call.frameworkId && t.unackedUuid) unacknowledged.push(statusOf(t, true));
+  for (const t of state.tasks.values())
+    if (t.frameworkId === call.frameworkId && t.unackedUuid) unacknowledged.push(statusOf(t, true));
   // A framework that fails over gets fresh offers: the old instance's are rescinded (as Mesos does).
   const events: CorralEvent[] = [];
   for (const o of state.offers.values()) {
-    if (o.frameworkId === call.frameworkId) events.push(event(ctx, "offer.rescinded", { offerId: o.offerId, frameworkId: o.frameworkId, hostId: o.hostId, reason: "framework failed over" }));
+    if (o.frameworkId === call.frameworkId)
+      events.push(
+        event(ctx, "offer.rescinded", {
+          offerId: o.offerId,
+          frameworkId: o.frameworkId,
+          hostId: o.hostId,
+          reason: "framework failed over",
+        }),
+      );
   }
   events.push(e);
   return { events, result: { frameworkId: call.frameworkId, unacknowledged }, dirty: "all" };
@@ -128,12 +178,18 @@ function accept(state: ClusterState, call: FrameworkCallOf<"ACCEPT">, ctx: Decid
   const offerIds = [...new Set(call.offerIds)];
   const offers = offerIds.map((id) => {
     const o = state.offers.get(id);
-    if (!o || o.frameworkId !== fw.frameworkId) reject(ErrorCode.UnknownOffer, `offer ${id} is not an outstanding offer to framework ${fw.frameworkId} (used, declined, rescinded or never made)`);
+    if (!o || o.frameworkId !== fw.frameworkId)
+      reject(
+        ErrorCode.UnknownOffer,
+        `offer ${id} is not an outstanding offer to framework ${fw.frameworkId} (used, declined, rescinded or never made)`,
+      );
     return o;
   });
   const first = offers[0]!;
-  if (offers.some((o) => o.hostId !== first.hostId)) reject(ErrorCode.InvalidCall, "all offers in one ACCEPT must come from the same host");
-  if (offers.some((o) => o.role !== first.role)) reject(ErrorCode.InvalidCall, "all offers in one ACCEPT must be allocated to the same role");
+  if (offers.some((o) => o.hostId !== first.hostId))
+    reject(ErrorCode.InvalidCall, "all offers in one ACCEPT must come from the same host");
+  if (offers.some((o) => o.role !== first.role))
+    reject(ErrorCode.InvalidCall, "all offers in one ACCEPT must be allocated to the same role");
   let pool: Resources = [];
   for (const o of offers) pool = add(pool, o.resources);
 
@@ -141,11 +197,18 @@ function accept(state: ClusterState, call: FrameworkCallOf<"ACCEPT">, ctx: Decid
   const seen = new Set<string>();
   for (const op of call.operations) {
     for (const t of op.tasks) {
-      if (seen.has(t.taskId) || state.tasks.has(t.taskId)) reject(ErrorCode.DuplicateTask, `task id ${t.taskId} is already in use by a live task`);
+      if (seen.has(t.taskId) || state.tasks.has(t.taskId))
+        reject(ErrorCode.DuplicateTask, `task id ${t.taskId} is already in use by a live task`);
       seen.add(t.taskId);
-      if (isEmpty(t.resources)) reject(ErrorCode.InsufficientResources, `task ${t.taskId} asks for no resources`);
-      if (!t.command.value && !(t.command.argv && t.command.argv.length > 0)) reject(ErrorCode.InvalidCall, `task ${t.taskId} has no command (give command.value or command.argv)`);
-      if (!contains(pool, t.resources)) reject(ErrorCode.InsufficientResources, `task ${t.taskId} needs more than is left in the offers (remaining after earlier tasks of this call)`);
+      if (isEmpty(t.resources))
+        reject(ErrorCode.InsufficientResources, `task ${t.taskId} asks for no resources`);
+      if (!t.command.value && !(t.command.argv && t.command.argv.length > 0))
+        reject(ErrorCode.InvalidCall, `task ${t.taskId} has no command (give command.value or command.argv)`);
+      if (!contains(pool, t.resources))
+        reject(
+          ErrorCode.InsufficientResources,
+          `task ${t.taskId} needs more than is left in the offers (remaining after earlier tasks of this call)`,
+        );
       pool = subtract(pool, t.resources);
       const e = event(ctx, "task.launched", {
         taskId: t.taskId,
@@ -164,14 +227,29 @@ function accept(state: ClusterState, call: FrameworkCallOf<"ACCEPT">, ctx: Decid
   const refuseSeconds = call.filters?.refuseSeconds ?? ctx.defaultRefuseSeconds;
   // The first offer carries what was left unused as its filter; the others are simply used.
   const accepted = offers.map((o, i) =>
-    event(ctx, "offer.accepted", { offerId: o.offerId, frameworkId: fw.frameworkId, hostId: o.hostId, refuseSeconds, unused: i === 0 ? pool : [] }),
+    event(ctx, "offer.accepted", {
+      offerId: o.offerId,
+      frameworkId: fw.frameworkId,
+      hostId: o.hostId,
+      refuseSeconds,
+      unused: i === 0 ? pool : [],
+    }),
   );
   // One decision, one message: the host sees the launches and the offers' end together.
   const events = [...accepted, ...launched];
-  return { events, batches: [{ subject: subjects.task(first.hostId, fw.frameworkId, "launch"), events }], dirty: [first.hostId] };
+  return {
+    events,
+    batches: [{ subject: subjects.task(first.hostId, fw.frameworkId, "launch"), events }],
+    dirty: [first.hostId],
+  };
 }
 
-function reconcile(state: ClusterState, fw: FrameworkView, taskIds: string[] | undefined, ctx: DecideContext): StatusReply[] {
+function reconcile(
+  state: ClusterState,
+  fw: FrameworkView,
+  taskIds: string[] | undefined,
+  ctx: DecideContext,
+): StatusReply[] {
   if (!taskIds || taskIds.length === 0) {
     const out: StatusReply[] = [];
     for (const t of state.tasks.values()) if (t.frameworkId === fw.frameworkId) out.push(statusOf(t, false));
@@ -179,18 +257,40 @@ function reconcile(state: ClusterState, fw: FrameworkView, taskIds: string[] | u
   }
   return taskIds.map((id) => {
     const t = state.tasks.get(id) ?? state.completed.find((c) => c.taskId === id);
-    if (t && t.frameworkId === fw.frameworkId) return { ...statusOf(t, false), reason: "REASON_RECONCILIATION" };
-    return { taskId: id, frameworkId: fw.frameworkId, hostId: "", state: "TASK_UNKNOWN", reason: "REASON_RECONCILIATION", message: "the master knows no such task", at: ctx.now, source: "master" };
+    if (t && t.frameworkId === fw.frameworkId)
+      return { ...statusOf(t, false), reason: "REASON_RECONCILIATION" };
+    return {
+      taskId: id,
+      frameworkId: fw.frameworkId,
+      hostId: "",
+      state: "TASK_UNKNOWN",
+      reason: "REASON_RECONCILIATION",
+      message: "the master knows no such task",
+      at: ctx.now,
+      source: "master",
+    };
   });
 }
 
 /** Remove a framework: its offers are rescinded and its live tasks killed. */
-export function teardown(state: ClusterState, fw: FrameworkView, reason: string, ctx: DecideContext): Decision {
+export function teardown(
+  state: ClusterState,
+  fw: FrameworkView,
+  reason: string,
+  ctx: DecideContext,
+): Decision {
   const events: CorralEvent[] = [];
   const dirty = new Set<string>();
   for (const o of state.offers.values()) {
     if (o.frameworkId !== fw.frameworkId) continue;
-    events.push(event(ctx, "offer.rescinded", { offerId: o.offerId, frameworkId: fw.frameworkId, hostId: o.hostId, reason }));
+    events.push(
+      event(ctx, "offer.rescinded", {
+        offerId: o.offerId,
+        frameworkId: fw.frameworkId,
+        hostId: o.hostId,
+        reason,
+      }),
+    );
     dirty.add(o.hostId);
   }
   for (const t of state.tasks.values()) {

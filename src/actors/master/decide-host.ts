@@ -7,12 +7,15 @@ import { taskTable } from "../machines/index.js";
 import { event, reject, type DecideContext, type Decision } from "./context.js";
 import { teardown } from "./decide-framework.js";
 
-
 export function decideHostCall(state: ClusterState, call: HostCall, ctx: DecideContext): Decision {
   switch (call.type) {
     case "REGISTER": {
       const prev = state.hosts.get(call.hostId);
-      if (prev?.status === "REMOVED") reject(ErrorCode.UnknownHost, `host ${call.hostId} was removed from the cluster; start it with a new id`);
+      if (prev?.status === "REMOVED")
+        reject(
+          ErrorCode.UnknownHost,
+          `host ${call.hostId} was removed from the cluster; start it with a new id`,
+        );
       const payload = {
         hostId: call.hostId,
         hostname: call.hostname,
@@ -35,7 +38,10 @@ export function decideHostCall(state: ClusterState, call: HostCall, ctx: DecideC
       for (const u of call.updates) {
         const t = state.tasks.get(u.taskId);
         if (!t || t.hostId !== call.hostId || t.frameworkId !== u.frameworkId) {
-          ignored.push({ uuid: u.uuid, reason: `task ${u.taskId} of framework ${u.frameworkId} is not known on host ${call.hostId}` });
+          ignored.push({
+            uuid: u.uuid,
+            reason: `task ${u.taskId} of framework ${u.frameworkId} is not known on host ${call.hostId}`,
+          });
           continue;
         }
         if (t.lastUuid === u.uuid) {
@@ -81,7 +87,8 @@ export function decideOperatorCall(state: ClusterState, call: OperatorCall, ctx:
     }
     case "TEARDOWN_FRAMEWORK": {
       const fw = state.frameworks.get(call.frameworkId);
-      if (!fw || fw.status === "REMOVED") reject(ErrorCode.UnknownFramework, `framework ${call.frameworkId} is not subscribed`);
+      if (!fw || fw.status === "REMOVED")
+        reject(ErrorCode.UnknownFramework, `framework ${call.frameworkId} is not subscribed`);
       return teardown(state, fw, "torn down by operator", ctx);
     }
   }

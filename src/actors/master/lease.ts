@@ -47,7 +47,11 @@ export class LeaderLease {
   async renew(): Promise<boolean> {
     const kv = await this.#bucket();
     try {
-      this.#revision = await kv.update(KEY, JSON.stringify({ masterId: this.masterId, at: Date.now() }), this.#revision);
+      this.#revision = await kv.update(
+        KEY,
+        JSON.stringify({ masterId: this.masterId, at: Date.now() }),
+        this.#revision,
+      );
       return true;
     } catch (err) {
       this.#log.warn({ err }, "lease renewal refused");
@@ -70,6 +74,7 @@ export class LeaderLease {
   async release(): Promise<void> {
     const kv = await this.#bucket();
     const e = await kv.get(KEY);
-    if (e?.operation === "PUT" && e.revision === this.#revision) await kv.delete(KEY, { previousSeq: this.#revision });
+    if (e?.operation === "PUT" && e.revision === this.#revision)
+      await kv.delete(KEY, { previousSeq: this.#revision });
   }
 }

@@ -71,8 +71,20 @@ export const MASTER_CONSUMER = "corral-master";
  */
 export class Master {
   readonly masterId: string;
-  readonly counters: MasterCounters = { inputs: 0, rejected: 0, appendedMessages: 0, appendedEvents: 0, appendedBytes: 0, offersMade: 0, allocationRuns: 0, heartbeats: 0 };
-  #o: Required<Omit<MasterOptions, "masterId" | "minAllocatable" | "replicas">> & { minAllocatable: ScalarTotals[]; replicas: number };
+  readonly counters: MasterCounters = {
+    inputs: 0,
+    rejected: 0,
+    appendedMessages: 0,
+    appendedEvents: 0,
+    appendedBytes: 0,
+    offersMade: 0,
+    allocationRuns: 0,
+    heartbeats: 0,
+  };
+  #o: Required<Omit<MasterOptions, "masterId" | "minAllocatable" | "replicas">> & {
+    minAllocatable: ScalarTotals[];
+    replicas: number;
+  };
   #log: Logger;
   #actor;
   #state: ClusterState = createState();
@@ -146,7 +158,15 @@ export class Master {
     const lease = new LeaderLease(nc, this.masterId, this.#o.leaseTtlMs, this.#log);
     const querySub = nc.subscribe(subjects.query("master"), {
       callback: (_err, m) => {
-        m.respond(encode({ masterId: this.masterId, phase: this.phase, epoch: this.epoch, seq: this.#state.seq, counters: this.counters }));
+        m.respond(
+          encode({
+            masterId: this.masterId,
+            phase: this.phase,
+            epoch: this.epoch,
+            seq: this.#state.seq,
+            counters: this.counters,
+          }),
+        );
       },
     });
     while (!this.#stopped) {
@@ -197,15 +217,31 @@ export class Master {
     const info = await (await jetstreamManager(nc)).streams.info("CORRAL_EVENTS");
     this.#appender = new FencedAppender(js, info.state.last_seq, epoch);
     this.#state.seq = info.state.last_seq;
-    this.#log.info({ epoch, seq: info.state.last_seq, ms: Date.now() - t0, tasks: state.tasks.size, hosts: state.hosts.size }, "recovered from the log");
+    this.#log.info(
+      {
+        epoch,
+        seq: info.state.last_seq,
+        ms: Date.now() - t0,
+        tasks: state.tasks.size,
+        hosts: state.hosts.size,
+      },
+      "recovered from the log",
+    );
 
     // A new leader owns no offers: the old leader's are rescinded, and allocation starts afresh.
     const ctx = this.#ctx();
     const events: CorralEvent[] = [event(ctx, "master.elected", { masterId: this.masterId, epoch })];
     for (const o of state.offers.values()) {
-      events.push(event(ctx, "offer.rescinded", { offerId: o.offerId, frameworkId: o.frameworkId, hostId: o.hostId, reason: "master failover" }));
+      events.push(
+        event(ctx, "offer.rescinded", {
+          offerId: o.offerId,
+          frameworkId: o.frameworkId,
+          hostId: o.hostId,
+          reason: "master failover",
+        }),
+      );
     }
-    this.#commit({ events }, `elected-${epoch}`);
+    void this.#commit({ events }, `elected-${epoch}`);
     const now = Date.now();
     for (const h of state.hosts.values()) if (h.status === "ACTIVE") this.#lastSeen.set(h.hostId, now);
 
@@ -219,7 +255,10 @@ export class Master {
       }),
     );
     this.#timers.push(
-      setInterval(() => void lease.renew().then((ok) => ok || this.#lost?.("lease lost")), Math.max(100, this.#o.leaseTtlMs / 3)),
+      setInterval(
+        () => void lease.renew().then((ok) => ok || this.#lost?.("lease lost")),
+        Math.max(100, this.#o.leaseTtlMs / 3),
+      ),
       setInterval(() => this.#scheduleAllocation("all"), this.#o.allocationIntervalMs),
       setInterval(() => this.#sweep(), 1000),
     );
@@ -288,7 +327,11 @@ export class Master {
     let decision: Decision;
     try {
       const origin = parseInputSubject(m.subject);
-      if (!origin) throw new CorralError(ErrorCode.InvalidCall, `inputs must be sent on corral.in.{fw,host,op}.<id>, not ${m.subject}`);
+      if (!origin)
+        throw new CorralError(
+          ErrorCode.InvalidCall,
+          `inputs must be sent on corral.in.{fw,host,op}.<id>, not ${m.subject}`,
+        );
       const value = decode(m.data);
       if (typeof value === "object" && value !== null) {
         const v = value as { callId?: unknown; type?: unknown };
@@ -297,10 +340,19 @@ export class Master {
       }
       decision = this.#decide(origin, value, ctx);
     } catch (err) {
-      const e = err instanceof CorralError ? err : new CorralError(ErrorCode.InvalidCall, (err as Error).message);
+      const e =
+        err instanceof CorralError ? err : new CorralError(ErrorCode.InvalidCall, (err as Error).message);
       this.counters.rejected++;
-      this.#log.warn({ err: e, input: { subject: m.subject, seq: m.seq, callId, callType } }, "input rejected");
-      const rejected = event(ctx, "call.rejected", { origin: m.subject, code: e.code, message: e.message, inputSeq: m.seq });
+      this.#log.warn(
+        { err: e, input: { subject: m.subject, seq: m.seq, callId, callType } },
+        "input rejected",
+      );
+      const rejected = event(ctx, "call.rejected", {
+        origin: m.subject,
+        code: e.code,
+        message: e.message,
+        inputSeq: m.seq,
+      });
       if (callId) rejected.callId = callId;
       if (callType) rejected.call = callType;
       const reply: CallReply = { ok: false, code: e.code, name: e.name, message: e.message };
@@ -316,12 +368,20 @@ export class Master {
     switch (origin.kind) {
       case "fw": {
         const call = validateFrameworkCall(value);
-        if (call.frameworkId !== origin.id) throw new CorralError(ErrorCode.InvalidCall, `framework ${origin.id} may not call for framework ${call.frameworkId}`);
+        if (call.frameworkId !== origin.id)
+          throw new CorralError(
+            ErrorCode.InvalidCall,
+            `framework ${origin.id} may not call for framework ${call.frameworkId}`,
+          );
         return decideFrameworkCall(this.#state, call, ctx);
       }
       case "host": {
         const call = validateHostCall(value);
-        if (call.hostId !== origin.id) throw new CorralError(ErrorCode.InvalidCall, `host ${origin.id} may not report for host ${call.hostId}`);
+        if (call.hostId !== origin.id)
+          throw new CorralError(
+            ErrorCode.InvalidCall,
+            `host ${origin.id} may not report for host ${call.hostId}`,
+          );
         return decideHostCall(this.#state, call, ctx);
       }
       case "op":
@@ -330,7 +390,13 @@ export class Master {
   }
 
   /** Apply a decision to the state, append it, then ack the input and answer the caller. */
-  #commit(decision: Decision, msgId: string, input?: JsMsg, replyTo?: string, reply?: CallReply): Promise<unknown> | undefined {
+  #commit(
+    decision: Decision,
+    msgId: string,
+    input?: JsMsg,
+    replyTo?: string,
+    reply?: CallReply,
+  ): Promise<unknown> | undefined {
     const appender = this.#appender;
     const answer = () => {
       input?.ack();
@@ -352,7 +418,9 @@ export class Master {
     if (decision.dirty) this.#scheduleAllocation(decision.dirty);
     return p.then(answer, (err: unknown) => {
       this.#log.error({ err }, "append failed: stepping down");
-      this.#lost?.(err instanceof FencedError ? `fenced: ${err.message}` : `append failed: ${(err as Error).message}`);
+      this.#lost?.(
+        err instanceof FencedError ? `fenced: ${err.message}` : `append failed: ${(err as Error).message}`,
+      );
     });
   }
 
@@ -372,7 +440,13 @@ export class Master {
     this.#allDirty = false;
     this.#dirtyHosts.clear();
     const ctx = this.#ctx();
-    const decisions = allocate(this.#state, ctx.now, hostIds ? { minAllocatable: this.#o.minAllocatable, hostIds } : { minAllocatable: this.#o.minAllocatable });
+    const decisions = allocate(
+      this.#state,
+      ctx.now,
+      hostIds
+        ? { minAllocatable: this.#o.minAllocatable, hostIds }
+        : { minAllocatable: this.#o.minAllocatable },
+    );
     this.counters.allocationRuns++;
     if (decisions.length === 0) return;
     const events: CorralEvent[] = [];

@@ -10,7 +10,14 @@ export function offerTimeouts(state: ClusterState, ctx: DecideContext, timeoutS:
   const cutoff = ctx.now - timeoutS * 1000;
   for (const o of state.offers.values()) {
     if (o.madeAt > cutoff) continue;
-    events.push(event(ctx, "offer.rescinded", { offerId: o.offerId, frameworkId: o.frameworkId, hostId: o.hostId, reason: "offer timeout" }));
+    events.push(
+      event(ctx, "offer.rescinded", {
+        offerId: o.offerId,
+        frameworkId: o.frameworkId,
+        hostId: o.hostId,
+        reason: "offer timeout",
+      }),
+    );
   }
   return events;
 }
@@ -19,16 +26,34 @@ export function offerTimeouts(state: ClusterState, ctx: DecideContext, timeoutS:
  * A host that stopped heartbeating is unreachable: its offers are rescinded and its tasks become
  * TASK_UNREACHABLE (they may still run; the host may come back and re-register).
  */
-export function hostTimeouts(state: ClusterState, ctx: DecideContext, lastSeen: Map<string, number>, timeoutMs: number): CorralEvent[] {
+export function hostTimeouts(
+  state: ClusterState,
+  ctx: DecideContext,
+  lastSeen: Map<string, number>,
+  timeoutMs: number,
+): CorralEvent[] {
   const events: CorralEvent[] = [];
   for (const h of state.hosts.values()) {
     if (h.status !== "ACTIVE" && h.status !== "DRAINING") continue;
     // Registering is a sign of life too.
     const seen = Math.max(lastSeen.get(h.hostId) ?? 0, h.updatedAt);
     if (ctx.now - seen < timeoutMs) continue;
-    events.push(event(ctx, "host.unreachable", { hostId: h.hostId, reason: `no heartbeat for ${Math.round((ctx.now - seen) / 1000)} s` }));
+    events.push(
+      event(ctx, "host.unreachable", {
+        hostId: h.hostId,
+        reason: `no heartbeat for ${Math.round((ctx.now - seen) / 1000)} s`,
+      }),
+    );
     for (const o of state.offers.values()) {
-      if (o.hostId === h.hostId) events.push(event(ctx, "offer.rescinded", { offerId: o.offerId, frameworkId: o.frameworkId, hostId: o.hostId, reason: "host unreachable" }));
+      if (o.hostId === h.hostId)
+        events.push(
+          event(ctx, "offer.rescinded", {
+            offerId: o.offerId,
+            frameworkId: o.frameworkId,
+            hostId: o.hostId,
+            reason: "host unreachable",
+          }),
+        );
     }
     for (const t of state.tasks.values()) {
       if (t.hostId !== h.hostId || isTerminal(t.state) || t.state === "TASK_UNREACHABLE") continue;
