@@ -74,6 +74,15 @@ export async function runTask(o: RunOptions): Promise<number> {
   let launched: Offer | undefined;
   let launching = false;
 
+  // The master records a launched task as TASK_STAGING but sends no update for it (as in Mesos):
+  // say so once, before the host's first update.
+  let stagingShown = false;
+  const staged = (hostId: string) => {
+    if (stagingShown) return;
+    stagingShown = true;
+    print(`${"TASK_STAGING".padEnd(14)} ${taskId} on ${hostId}`);
+  };
+
   const noOffer = setTimeout(() => {
     if (launched || launching) return;
     print(`no offer with ${spec} within ${o.timeoutS} s — are hosts registered? see \`corral hosts\``);
@@ -98,6 +107,7 @@ export async function runTask(o: RunOptions): Promise<number> {
         await fw.accept([offer.offerId], [task]);
         launched = offer;
         print(`launched ${taskId} on ${offer.hostname} (${offer.hostId}) with ${spec}: ${commandLine}`);
+        staged(offer.hostId);
         // Nothing more to launch: stop the offers rather than decline them one by one.
         await fw.suppress().catch(() => undefined);
       } catch (err) {
@@ -113,7 +123,11 @@ export async function runTask(o: RunOptions): Promise<number> {
   const updates = (async () => {
     for await (const u of fw.updates()) {
       const ours = u.taskId === taskId;
-      if (ours) print(describeUpdate(u));
+      if (ours) {
+        if (u.state === "TASK_STAGING") stagingShown = true;
+        else staged(u.hostId);
+        print(describeUpdate(u));
+      }
       await fw.acknowledge(u).catch(() => undefined);
       if (ours && isTerminal(u.state)) return finish(exitCodeOf(u));
     }
