@@ -62,7 +62,17 @@ interface UpOptions {
 async function up(o: UpOptions): Promise<void> {
   const logger = createLogger();
   const dataDir = resolve(o.data);
+  // A signal while nats-server starts must not leave it running without us.
+  let interrupted = false;
+  const early = () => (interrupted = true);
+  process.once("SIGINT", early).once("SIGTERM", early);
   const server = o.nats ? undefined : await startLocalNats({ dataDir, port: o.port, httpPort: o.httpPort });
+  process.off("SIGINT", early).off("SIGTERM", early);
+  if (interrupted) {
+    await server?.stop();
+    print("stopped");
+    process.exit(0);
+  }
   const natsUrl = o.nats ?? server?.url ?? DEFAULT_NATS;
   const specs: ChildSpec[] = [
     { name: "master", component: "master", options: {} },

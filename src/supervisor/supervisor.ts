@@ -128,7 +128,13 @@ export class Supervisor {
     child.state = "starting";
     child.startedAt = Date.now();
     child.lastError = undefined;
-    const worker = new Worker(this.#o.workerUrl, { workerData });
+    let worker: Worker;
+    try {
+      worker = new Worker(this.#o.workerUrl, { workerData });
+    } catch (err) {
+      child.lastError = toWire(err);
+      return this.#onExit(child, undefined, -1);
+    }
     child.worker = worker;
     child.exited = new Promise((resolve) => worker.once("exit", resolve));
     worker.on("message", (m: unknown) => {
@@ -178,7 +184,7 @@ export class Supervisor {
     }
   }
 
-  #onExit(child: Child, worker: Worker, code: number): void {
+  #onExit(child: Child, worker: Worker | undefined, code: number): void {
     if (child.worker !== worker) return;
     const { name } = child.spec;
     child.worker = undefined;

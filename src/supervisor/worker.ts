@@ -55,7 +55,9 @@ const started = start();
 
 started.then(
   async (handle) => {
-    const info: unknown = await handle.info?.();
+    const info: unknown = await Promise.resolve()
+      .then(() => handle.info?.())
+      .catch((err: unknown) => logger.warn({ err }, "the component's info failed at start"));
     try {
       post({ type: "ready", info });
     } catch (err) {
