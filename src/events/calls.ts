@@ -122,6 +122,29 @@ export type TaskInfo = Static<typeof TaskInfoSchema>;
 export type Operation = Static<typeof OperationSchema>;
 export type TaskStatusReport = Static<typeof TaskStatusReportSchema>;
 
+/**
+ * A task status as frameworks see it (Mesos `TaskStatus`): in `task.status` events, SUBSCRIBE's
+ * unacknowledged updates and RECONCILE's answers.
+ */
+export interface TaskStatusInfo {
+  taskId: string;
+  frameworkId: string;
+  /** Empty for a reconciliation answer about a task the master does not know. */
+  hostId: string;
+  state: Static<typeof TaskStateSchema>;
+  /** A Mesos reason name, e.g. REASON_COMMAND_EXITED. */
+  reason?: string;
+  message?: string;
+  /** Present when the update must be acknowledged; absent on reconciliation answers. */
+  uuid?: string;
+  healthy?: boolean;
+  exitCode?: number;
+  /** The master's clock (ms since the epoch) when it recorded the update. */
+  at: number;
+  /** "host" when reported by the task's host, "master" when decided by the master (e.g. TASK_LOST). */
+  source: "host" | "master";
+}
+
 /** The master's answer to a call, sent to the caller's reply subject (core NATS, not stored). */
 export type CallReply =
   | { ok: true; callId: string; result?: unknown }

@@ -22,6 +22,7 @@ export {
   type TaskInfo,
   type Operation,
   type TaskStatusReport,
+  type TaskStatusInfo,
   type CallReply,
 } from "./calls.js";
 export {

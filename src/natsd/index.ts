@@ -1,6 +1,7 @@
 export {
   startNatsServer,
   startNatsCluster,
+  natsServerAvailable,
   type NatsServerHandle,
   type NatsServerOptions,
 } from "./server.js";

@@ -1,6 +1,6 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
-import type { Command, TaskState } from "../events/index.js";
+import type { Command, TaskStatusInfo } from "../events/index.js";
 import type { Resources } from "../resources/index.js";
 
 /** Resources of one host offered to the framework (Mesos `Offer`). */
@@ -19,24 +19,7 @@ export interface Offer {
 }
 
 /** A task status update (Mesos `TaskStatus`). */
-export interface TaskStatus {
-  taskId: string;
-  frameworkId: string;
-  /** Empty for a reconciliation answer about a task the master does not know. */
-  hostId: string;
-  state: TaskState;
-  /** A Mesos reason name, e.g. REASON_COMMAND_EXITED. */
-  reason?: string;
-  message?: string;
-  /** Present when the update must be acknowledged; absent on reconciliation answers. */
-  uuid?: string;
-  healthy?: boolean;
-  exitCode?: number;
-  /** The master's clock (ms since the epoch) when it recorded the update. */
-  at: number;
-  /** "host" when reported by the task's host, "master" when decided by the master (e.g. TASK_LOST). */
-  source: "host" | "master";
-}
+export type TaskStatus = TaskStatusInfo;
 
 /** A task to launch (Mesos `TaskInfo`), with two shorthands. */
 export interface LaunchTask {

@@ -4,7 +4,7 @@ import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { CorralError, ErrorCode, NatsServerMissingError } from "../errors/index.js";
 import { startNatsServer, type NatsServerHandle } from "../natsd/index.js";
-import { natsServerAvailable } from "../natsd/server.js";
+import { natsServerAvailable } from "../natsd/index.js";
 
 /** The repository's nats.conf (from dist/src/supervisor/ or src/supervisor/). */
 export function repoNatsConf(): string {

@@ -1,24 +1,12 @@
-import type { CorralEvent, FrameworkCall, FrameworkCallOf, TaskState } from "../../events/index.js";
+import type { CorralEvent, FrameworkCall, FrameworkCallOf, TaskStatusInfo } from "../../events/index.js";
 import { isTerminal, subjects } from "../../events/index.js";
 import { ErrorCode } from "../../errors/index.js";
 import { add, contains, isEmpty, subtract, validateRole, type Resources } from "../../resources/index.js";
 import type { ClusterState, FrameworkView, TaskView } from "../../state/index.js";
 import { event, reject, type DecideContext, type Decision } from "./context.js";
 
-/** A task status as the SDK sees it (reconciliation answers and unacknowledged updates). */
-export interface StatusReply {
-  taskId: string;
-  frameworkId: string;
-  hostId: string;
-  state: TaskState;
-  reason?: string;
-  message?: string;
-  uuid?: string;
-  healthy?: boolean;
-  exitCode?: number;
-  at: number;
-  source: "master";
-}
+/** What a framework is told of a task (reconciliation answers, unacknowledged updates). */
+export type StatusReply = TaskStatusInfo;
 
 function statusOf(t: TaskView, withUuid: boolean): StatusReply {
   const s: StatusReply = {
