@@ -148,6 +148,18 @@ describe("master inputs", () => {
     expect(master.phase).toBe("leader");
   });
 
+  it("ignores garbage heartbeats and refuses inputs on subjects outside the scheme", async () => {
+    const nc = await nats.connect();
+    nc.publish(subjects.heartbeat("h1"), new Uint8Array([0xff, 0x00, 0x13]));
+    nc.publish(subjects.heartbeat("nobody"), encode({ hostId: "nobody" }));
+    await nc.flush();
+    const r = await rawCall(nc, "corral.in.bogus.x", { type: "SUBSCRIBE" });
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.message).toMatch(/corral\.in\.\{fw,host,op\}/);
+    expect(master.state.hosts.has("nobody")).toBe(false);
+    expect(master.phase).toBe("leader");
+  });
+
   it("keeps serving after rejections: a weight can still be set", async () => {
     const nc = await nats.connect();
     const r = await rawCall(nc, subjects.operatorInput("ops"), {
