@@ -4,13 +4,8 @@ import { join, resolve } from "node:path";
 import type { CorralError } from "../errors/index.js";
 import { createLogger } from "../log/index.js";
 import { formatResources, parseResources } from "../resources/index.js";
-import {
-  describeChild,
-  parseAttributes,
-  serveUntilSignal,
-  startLocalNats,
-  type ChildSpec,
-} from "../supervisor/index.js";
+import { describeChild, serveUntilSignal, startLocalNats, type ChildSpec } from "../supervisor/index.js";
+import { parseAttributes } from "../hostd/index.js";
 import { connectForCli, operatorCall } from "./operator-call.js";
 import { runTask } from "./run.js";
 

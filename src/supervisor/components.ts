@@ -129,25 +129,3 @@ export const components: { [K in ComponentName]: StartFn<K> } = {
 export function isComponentName(name: string): name is ComponentName {
   return Object.hasOwn(components, name);
 }
-
-/** Host attributes from `rack:r1;zone:west` (Mesos --attributes grammar, text values only). */
-export function parseAttributes(spec: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const part of spec.split(";")) {
-    const item = part.trim();
-    if (item === "") continue;
-    const colon = item.indexOf(":");
-    const key = colon < 0 ? "" : item.slice(0, colon).trim();
-    const value = colon < 0 ? "" : item.slice(colon + 1).trim();
-    if (key === "" || value === "" || key.length > 128 || value.length > 1024) {
-      throw new CorralError(
-        ErrorCode.InvalidCall,
-        `invalid attribute "${item}": expected name:value, e.g. rack:r1;zone:west`,
-      );
-    }
-    if (Object.hasOwn(out, key))
-      throw new CorralError(ErrorCode.InvalidCall, `attribute "${key}" is given twice`);
-    out[key] = value;
-  }
-  return out;
-}

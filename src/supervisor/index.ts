@@ -11,7 +11,6 @@ export { Broadcast, type SupervisorNotification } from "./notifications.js";
 export {
   components,
   isComponentName,
-  parseAttributes,
   type ComponentContext,
   type ComponentHandle,
   type ComponentName,
