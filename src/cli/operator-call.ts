@@ -1,22 +1,12 @@
 import { jetstream } from "@nats-io/jetstream";
-import { connect, createInbox, headers, nuid, type NatsConnection } from "@nats-io/transport-node";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { userInfo } from "node:os";
-import {
-  decode,
-  encode,
-  REPLY_HEADER,
-  subjects,
-  type CallReply,
-  type OperatorCall,
-} from "../events/index.js";
-import { CallRejectedError, CorralError, ErrorCode, errorFromWire, TimeoutError } from "../errors/index.js";
+import { subjects, type OperatorCall } from "../events/index.js";
+import { CorralError, ErrorCode, TimeoutError } from "../errors/index.js";
+import { CallChannel, type CallBody } from "../rpc/index.js";
 
 /** An operator call before it is given its callId. */
-export type OperatorCallBody = OperatorCall extends infer C
-  ? C extends OperatorCall
-    ? Omit<C, "callId">
-    : never
-  : never;
+export type OperatorCallBody = CallBody<OperatorCall>;
 
 /** Connect for one CLI command; when NATS cannot be reached, say so in one line (exit code 1). */
 export async function connectForCli(url: string): Promise<NatsConnection | undefined> {
@@ -46,8 +36,9 @@ export function operatorPrincipal(): string {
 /**
  * Send an operator call and wait for the master's answer: the call is stored in INPUTS on
  * `corral.in.op.<principal>` (its callId doubling as the JetStream message id), and the master
- * answers on the core-NATS inbox named in the `Corral-Reply` header. Resolves with the call's
- * result; rejects with the master's error rebuilt by name, or a TimeoutError.
+ * answers on the core-NATS inbox named in the `Corral-Reply` header (the SDK's CallChannel).
+ * Resolves with the call's result; rejects with the master's error rebuilt by name, or a
+ * TimeoutError that says what to check.
  */
 export async function operatorCall(
   nc: NatsConnection,
@@ -55,39 +46,23 @@ export async function operatorCall(
   timeoutMs = 10_000,
   principal = operatorPrincipal(),
 ): Promise<unknown> {
-  const callId = nuid.next();
-  const inbox = createInbox();
-  const sub = nc.subscribe(inbox, { max: 1 });
-  const timer = setTimeout(() => sub.unsubscribe(), timeoutMs);
+  const channel = new CallChannel<OperatorCallBody>(
+    nc,
+    jetstream(nc),
+    subjects.operatorInput(principal),
+    timeoutMs,
+    undefined,
+  );
   try {
-    const h = headers();
-    h.set(REPLY_HEADER, inbox);
-    try {
-      await jetstream(nc).publish(subjects.operatorInput(principal), encode({ ...call, callId }), {
-        headers: h,
-        msgID: callId,
-        timeout: timeoutMs,
+    return await channel.send(call);
+  } catch (err) {
+    if (err instanceof TimeoutError) {
+      throw new TimeoutError(`${err.message}: is a master running? (has one ever run on this NATS server?)`, {
+        cause: err,
       });
-    } catch (err) {
-      throw new CorralError(
-        ErrorCode.Closed,
-        `could not store the ${call.type} call (${(err as Error).message}): has a master ever run on this NATS server?`,
-        { cause: err, retryable: true },
-      );
     }
-    for await (const m of sub) {
-      const reply = decode(m.data) as CallReply;
-      if (reply.ok) return reply.result;
-      const e = errorFromWire(reply);
-      const rejected = new CallRejectedError(e.code, e.message, callId);
-      rejected.name = e.name;
-      throw rejected;
-    }
-    throw new TimeoutError(
-      `${call.type} call ${callId} got no answer within ${timeoutMs / 1000} s: is a master running? (the call is stored and may still be applied)`,
-    );
+    throw err;
   } finally {
-    clearTimeout(timer);
-    sub.unsubscribe();
+    channel.close(new CorralError(ErrorCode.Closed, "operator call finished"));
   }
 }

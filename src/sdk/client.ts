@@ -1,12 +1,12 @@
 import { jetstream } from "@nats-io/jetstream";
 import { connect, nuid, type NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
-import { SUBJECT_ID } from "../events/index.js";
+import { SUBJECT_ID, subjects, type FrameworkCall } from "../events/index.js";
 import { CorralError, ErrorCode } from "../errors/index.js";
 import { AckBatcher } from "./acks.js";
 import { statusesFromWire, toOperations } from "./convert.js";
 import { Feeds } from "./feeds.js";
-import { CallChannel, type CallBody } from "./rpc.js";
+import { CallChannel, type CallBody } from "../rpc/index.js";
 import type {
   Filters,
   FrameworkOptions,
@@ -74,7 +74,7 @@ const withFilters = (f?: Filters) =>
   f?.refuseSeconds !== undefined ? { filters: { refuseSeconds: f.refuseSeconds } } : {};
 
 class Client implements FrameworkClient {
-  private readonly rpc: CallChannel;
+  private readonly rpc: CallChannel<CallBody<FrameworkCall>>;
   private readonly acks: AckBatcher;
   private readonly feeds: Feeds;
   private readonly log: Logger | undefined;
@@ -89,7 +89,7 @@ class Client implements FrameworkClient {
     const js = jetstream(nc);
     this.log = opts.logger?.child({ component: "sdk", frameworkId });
     const timeout = opts.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
-    this.rpc = new CallChannel(nc, js, frameworkId, timeout, this.log);
+    this.rpc = new CallChannel(nc, js, subjects.frameworkInput(frameworkId), timeout, this.log);
     this.feeds = new Feeds(nc, js, frameworkId, this.log, (id, code, msg) =>
       this.rpc.rejectFromEvent(id, code, msg),
     );
@@ -173,7 +173,7 @@ class Client implements FrameworkClient {
   }
 
   async reconcile(taskIds?: string[]): Promise<TaskStatus[]> {
-    const body: CallBody = {
+    const body: CallBody<FrameworkCall> = {
       type: "RECONCILE",
       frameworkId: this.frameworkId,
       ...(taskIds ? { taskIds } : {}),

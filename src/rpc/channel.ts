@@ -14,9 +14,7 @@ import {
   INPUTS_STREAM,
   MAX_INPUT_BYTES,
   REPLY_HEADER,
-  subjects,
   type CallReply,
-  type FrameworkCall,
 } from "../events/index.js";
 import {
   CallRejectedError,
@@ -27,11 +25,9 @@ import {
   TimeoutError,
 } from "../errors/index.js";
 
-/** A framework call before the channel gives it a callId. */
-export type CallBody = FrameworkCall extends infer C
-  ? C extends FrameworkCall
-    ? Omit<C, "callId">
-    : never
+/** A call before the channel gives it a callId (distributes over a union of calls). */
+export type CallBody<C extends { type: string; callId: string }> = C extends unknown
+  ? Omit<C, "callId">
   : never;
 
 interface Pending {
@@ -53,12 +49,12 @@ export function rejection(
 }
 
 /**
- * Calls to the master: each is stored in INPUTS with its callId as the JetStream message id
+ * Calls to the master, from a framework (the SDK) or an operator (the CLI): each is stored in INPUTS with its callId as the JetStream message id
  * (so a retried publish is deduplicated), and answered on core NATS. One inbox subscription
  * (`<inbox>.*`) serves every call; the reply subject of a call is `<inbox>.<callId>`, so even an
  * answer that could not name the call (an undecodable call) finds its caller.
  */
-export class CallChannel {
+export class CallChannel<B extends { type: string } = { type: string }> {
   private readonly inbox = createInbox();
   private readonly sub: Subscription;
   private readonly pending = new Map<string, Pending>();
@@ -67,7 +63,8 @@ export class CallChannel {
   constructor(
     private readonly nc: NatsConnection,
     private readonly js: JetStreamClient,
-    private readonly frameworkId: string,
+    /** The input subject calls go to, e.g. `corral.in.fw.<frameworkId>`. */
+    private readonly subject: string,
     private readonly timeoutMs: number,
     private readonly log: Logger | undefined,
   ) {
@@ -75,7 +72,7 @@ export class CallChannel {
   }
 
   /** Send a call; resolves with its result, rejects with CallRejectedError, TimeoutError, ... */
-  async send(body: CallBody): Promise<unknown> {
+  async send(body: B): Promise<unknown> {
     if (this.closedWith) throw this.closedWith;
     const callId = nuid.next();
     const data = encode({ ...body, callId });
@@ -97,7 +94,7 @@ export class CallChannel {
     void answer.catch(() => undefined);
     this.log?.debug({ callId, call: body.type, bytes: data.length }, "call");
     try {
-      await this.js.publish(subjects.frameworkInput(this.frameworkId), data, {
+      await this.js.publish(this.subject, data, {
         msgID: callId,
         headers: h,
         timeout: this.timeoutMs,

@@ -1,0 +1,1 @@
+export { CallChannel, rejection, type CallBody } from "./channel.js";
