@@ -1,0 +1,277 @@
+import { spawn } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { chmod, chown, mkdir, open, realpath, stat, writeFile } from "node:fs/promises";
+import { dirname, isAbsolute, join } from "node:path";
+import type { Readable, Writable } from "node:stream";
+import { setTimeout as sleep } from "node:timers/promises";
+import { buildTaskEnv } from "./env.js";
+import { LaunchError } from "./errors.js";
+import type { LogOptions } from "./logs.js";
+import { captureLog } from "./logs.js";
+import type { ResolvedUser } from "./resolve.js";
+import { findExecutable, findTool, resolveUser } from "./resolve.js";
+import { resolveInSandbox, validateId } from "./sandbox.js";
+import type { WrapperOp } from "./wrapper.js";
+import { WRAPPER_FILE, WRAPPER_SCRIPT, innerArgs } from "./wrapper.js";
+
+export type Namespace = "pid" | "mount" | "uts" | "ipc" | "net";
+const NAMESPACES: readonly Namespace[] = ["pid", "mount", "uts", "ipc", "net"];
+
+export interface VolumeSpec {
+  /** Absolute, existing path on the host (directory or file). */
+  hostPath: string;
+  /** Relative path inside the sandbox where it appears. */
+  containerPath: string;
+  mode: "rw" | "ro";
+}
+
+export interface LaunchCommand {
+  value?: string;
+  argv?: string[];
+  shell?: boolean;
+  env?: Record<string, string>;
+  user?: string;
+}
+
+export interface LaunchSpec {
+  taskId: string;
+  frameworkId: string;
+  runId?: string;
+  command: LaunchCommand;
+  /** An existing directory (see createSandbox); becomes cwd and HOME. */
+  sandbox: string;
+  ports: number[];
+  /** Volumes imply "mount", a hostname implies "uts". */
+  namespaces?: Namespace[];
+  hostname?: string;
+  volumes?: VolumeSpec[];
+  extraEnv?: Record<string, string>;
+  logs?: LogOptions;
+  /** Runs after the process exists and before the task's command starts (e.g. cgroup placement). */
+  beforeExec?: (pid: number) => Promise<void>;
+}
+
+export interface TaskExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export interface RunningTask {
+  /** Leader of the task's process group (the wrapper, then unshare or the command itself). */
+  pid: number;
+  runId: string;
+  sandbox: string;
+  /** Settles (never rejects) when the top process exited and its output is flushed to the logs. */
+  exited: Promise<TaskExit>;
+  /**
+   * Signals the whole process group; false if nothing was left to signal. In a pid namespace the
+   * task is pid 1, which the kernel shields from signals it has no handler for (and unshare's
+   * own process blocks SIGTERM/SIGINT), so only a handled signal or SIGKILL ends it: use kill().
+   */
+  signal(sig: NodeJS.Signals): boolean;
+  /** Mesos's kill policy: SIGTERM to the group, then SIGKILL after `graceMs` (default 3000). */
+  kill(graceMs?: number): Promise<TaskExit>;
+}
+
+/** The argv to exec: `value` through /bin/sh -c (shell true or unset), otherwise argv as is. */
+export function commandArgv(c: LaunchCommand): string[] {
+  const shell = c.shell ?? c.value !== undefined;
+  let argv: string[];
+  if (shell) {
+    if (c.value === undefined || c.value.trim() === "") {
+      throw new LaunchError("INVALID_COMMAND", "a shell command needs a non-empty `value`");
+    }
+    argv = ["/bin/sh", "-c", c.value];
+  } else if (c.argv && c.argv.length > 0) {
+    argv = [...c.argv];
+  } else if (c.value !== undefined && c.value !== "") {
+    argv = [c.value];
+  } else {
+    throw new LaunchError("INVALID_COMMAND", "the command has neither `value` nor `argv`");
+  }
+  if (argv.some((a) => a.includes("\0")))
+    throw new LaunchError("INVALID_COMMAND", "arguments must not contain NUL");
+  return argv;
+}
+
+const HOSTNAME_RE =
+  /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+
+async function prepareVolumes(
+  sandbox: string,
+  volumes: readonly VolumeSpec[],
+  mountBin: string,
+): Promise<WrapperOp[]> {
+  const ops: WrapperOp[] = [];
+  for (const v of volumes) {
+    const bad = (why: string): never => {
+      throw new LaunchError("INVALID_VOLUME", `volume ${JSON.stringify(v.containerPath)}: ${why}`);
+    };
+    if (v.mode !== "rw" && v.mode !== "ro") bad(`mode must be "rw" or "ro"`);
+    if (!isAbsolute(v.hostPath)) bad(`hostPath ${JSON.stringify(v.hostPath)} must be absolute`);
+    const src = await realpath(v.hostPath).catch(() => bad(`hostPath ${v.hostPath} does not exist`));
+    const dst = await resolveInSandbox(sandbox, v.containerPath);
+    if (dst === sandbox) bad("cannot cover the sandbox itself");
+    if ((await stat(src)).isDirectory()) {
+      await mkdir(dst, { recursive: true });
+    } else {
+      await mkdir(dirname(dst), { recursive: true });
+      await (await open(dst, "a")).close();
+    }
+    // Nothing may have turned a component into a symlink while we created it.
+    if ((await realpath(dst)) !== dst) throw new LaunchError("PATH_ESCAPE", `volume target ${dst} moved`);
+    ops.push({ op: "bind", bin: mountBin, src, dst });
+    if (v.mode === "ro") ops.push({ op: "remount-ro", bin: mountBin, dst });
+  }
+  return ops;
+}
+
+function unshareFlags(ns: ReadonlySet<Namespace>): string[] {
+  const f: string[] = [];
+  if (ns.has("pid")) f.push("--pid", "--fork", "--kill-child", "--mount-proc");
+  if (ns.has("mount")) f.push("--mount");
+  if (ns.has("uts")) f.push("--uts");
+  if (ns.has("ipc")) f.push("--ipc");
+  if (ns.has("net")) f.push("--net");
+  return f;
+}
+
+/**
+ * Starts a task in its sandbox. Everything that can be checked is checked before spawning
+ * (ids, command form, environment, user, executable, volumes, tools); those failures reject with
+ * a LaunchError. The task's command starts only after `beforeExec` resolved.
+ */
+export async function launchTask(spec: LaunchSpec): Promise<RunningTask> {
+  validateId("task id", spec.taskId);
+  validateId("framework id", spec.frameworkId);
+  const runId = spec.runId ?? randomUUID();
+  validateId("run id", runId);
+  const sandbox = await realpath(spec.sandbox).catch(() => {
+    throw new LaunchError("INVALID_SANDBOX", `sandbox ${spec.sandbox} does not exist`);
+  });
+  if (!(await stat(sandbox)).isDirectory())
+    throw new LaunchError("INVALID_SANDBOX", `${sandbox} is not a directory`);
+
+  const argv = commandArgv(spec.command);
+  const env = buildTaskEnv({
+    taskId: spec.taskId,
+    frameworkId: spec.frameworkId,
+    sandbox,
+    ports: spec.ports,
+    commandEnv: spec.command.env,
+    extraEnv: spec.extraEnv,
+  });
+  const user: ResolvedUser | undefined = spec.command.user ? await resolveUser(spec.command.user) : undefined;
+  const exe = await findExecutable(argv[0] ?? "", env.PATH ?? "", sandbox);
+
+  const ns = new Set<Namespace>();
+  for (const n of spec.namespaces ?? []) {
+    if (!NAMESPACES.includes(n))
+      throw new LaunchError("INVALID_COMMAND", `unknown namespace ${JSON.stringify(n)}`);
+    ns.add(n);
+  }
+  const volumes = spec.volumes ?? [];
+  if (volumes.length > 0) ns.add("mount");
+  const ops: WrapperOp[] = [];
+  if (spec.hostname !== undefined) {
+    if (!HOSTNAME_RE.test(spec.hostname) || spec.hostname.length > 64) {
+      throw new LaunchError("INVALID_COMMAND", `invalid hostname ${JSON.stringify(spec.hostname)}`);
+    }
+    ns.add("uts");
+    ops.push({
+      op: "hostname",
+      bin: await findTool("hostname", "to set the task's hostname"),
+      name: spec.hostname,
+    });
+  }
+  if (volumes.length > 0)
+    ops.push(...(await prepareVolumes(sandbox, volumes, await findTool("mount", "for volumes"))));
+
+  let command = [exe, ...argv.slice(1)];
+  if (user) {
+    const setpriv = await findTool("setpriv", "to run as another user");
+    command = [setpriv, `--reuid=${user.uid}`, `--regid=${user.gid}`, "--clear-groups", "--", ...command];
+    await chown(sandbox, user.uid, user.gid);
+  }
+  const wrapper = join(sandbox, WRAPPER_FILE);
+  await writeFile(wrapper, WRAPPER_SCRIPT, { mode: 0o555 });
+  await chmod(wrapper, 0o555);
+  const gated =
+    ns.size > 0
+      ? [
+          await findTool("unshare", "for namespaces"),
+          ...unshareFlags(ns),
+          "/bin/sh",
+          wrapper,
+          ...innerArgs(ops, command),
+        ]
+      : command;
+
+  const child = spawn("/bin/sh", [wrapper, "gate", ...gated], {
+    cwd: sandbox,
+    env,
+    detached: true,
+    stdio: ["ignore", "pipe", "pipe", "pipe"],
+  });
+  const [, stdout, stderr, gateIo] = child.stdio;
+  const gate = gateIo as Writable;
+  gate.on("error", () => undefined); // EPIPE if the wrapper died first
+  try {
+    await new Promise<void>((res, rej) => {
+      child.once("spawn", res);
+      child.once("error", rej);
+    });
+  } catch (err) {
+    stdout?.destroy();
+    stderr?.destroy();
+    gate.destroy();
+    throw new LaunchError("SPAWN_FAILED", `could not start the task wrapper: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+  const pid = child.pid ?? -1;
+  const out = captureLog(stdout as Readable, sandbox, "stdout", spec.logs);
+  const errLog = captureLog(stderr as Readable, sandbox, "stderr", spec.logs);
+  const exited = new Promise<TaskExit>((res) => {
+    child.once("exit", (code, signal) => {
+      // Output is flushed first, but a background process holding the pipes may not delay us.
+      void Promise.race([Promise.all([out.done, errLog.done]), sleep(1000)]).then(() =>
+        res({ code, signal }),
+      );
+    });
+  });
+  const signal = (sig: NodeJS.Signals): boolean => {
+    try {
+      process.kill(-pid, sig);
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ESRCH") return false;
+      throw err;
+    }
+  };
+
+  if (spec.beforeExec) {
+    try {
+      await spec.beforeExec(pid);
+    } catch (err) {
+      gate.destroy(); // the wrapper reads EOF and exits without running the command
+      signal("SIGKILL");
+      await exited;
+      throw new LaunchError("HOOK_FAILED", `beforeExec failed: ${(err as Error).message}`, { cause: err });
+    }
+  }
+  gate.end("\n");
+  let exitedYet = false;
+  void exited.then(() => (exitedYet = true));
+  const kill = async (graceMs = 3000): Promise<TaskExit> => {
+    if (exitedYet) return exited;
+    signal("SIGTERM");
+    const timer = setTimeout(() => signal("SIGKILL"), graceMs);
+    try {
+      return await exited;
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+  return { pid, runId, sandbox, exited, signal, kill };
+}
