@@ -24,6 +24,9 @@ export interface RegisterContext {
   attributes: Record<string, string>;
   /** Time between attempts (ms). */
   retryMs: number;
+  /** A real host's name and kind; simulated hosts use their id and `sim: true`. */
+  hostname?: string;
+  sim?: boolean;
 }
 
 interface Waiter {
@@ -77,10 +80,10 @@ export async function registerHost(ctx: RegisterContext, hostId: string): Promis
         type: "REGISTER",
         callId: w.callId,
         hostId,
-        hostname: hostId,
+        hostname: ctx.hostname ?? hostId,
         resources: ctx.resources,
         attributes: ctx.attributes,
-        sim: true,
+        sim: ctx.sim ?? true,
       };
       const h = headers();
       h.set(REPLY_HEADER, ctx.replies.subject);

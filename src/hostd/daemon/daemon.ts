@@ -1,0 +1,217 @@
+import { hostname as osHostname } from "node:os";
+import { resolve } from "node:path";
+import { DeliverPolicy, jetstream, type ConsumerMessages, type JsMsg } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { encode } from "../../events/codec.js";
+import { entryOf } from "../../events/reader.js";
+import { EVENTS_STREAM, subjects } from "../../events/subjects.js";
+import type { Logger } from "../../log/index.js";
+import type { Resources } from "../../resources/types.js";
+import { cleanupStale } from "../isolation/index.js";
+import { discoverResources, hostIdFor } from "../discovery.js";
+import type { RegisterContext } from "../sim-register.js";
+import { ReplyRouter } from "../sim-replies.js";
+import { StatusReporter } from "../sim-reporter.js";
+import { chooseIsolation, removeHostCgroups, type IsolationMode } from "./isolation.js";
+import { registerHost } from "../sim-register.js";
+import { HostTasks, type HostTaskSummary } from "./tasks.js";
+
+export interface HostDaemonOptions {
+  nc: NatsConnection;
+  logger: Logger;
+  /** Holds the host id file and the task sandboxes. */
+  workDir: string;
+  /** Resources in the Mesos grammar (`cpus:2;mem:1024`), replacing what discovery finds. */
+  resources?: string;
+  attributes?: Record<string, string>;
+  /** Default: cgroups when memory, cpu and pids controllers are usable, else none (with a warning). */
+  isolation?: IsolationMode;
+  heartbeatIntervalMs?: number;
+  /** Time between SIGTERM and SIGKILL when a kill names no grace period (default 3). */
+  killGracePeriodS?: number;
+  /** Task cgroups live under `<mount>/<cgroupRoot>/<hostId>/` (default "corral"). */
+  cgroupRoot?: string;
+  /** Resend a status update the master has not recorded after this long (default 5000 ms). */
+  statusRetryMs?: number;
+  /** Time between REGISTER attempts (default 2000 ms). */
+  registerRetryMs?: number;
+}
+
+export interface HostDaemon {
+  hostId: string;
+  hostname: string;
+  resources: Resources;
+  isolation: IsolationMode;
+  /** Resolves true once the master accepted the registration (false if stopped first). */
+  whenRegistered(): Promise<boolean>;
+  /** Stop consuming and heartbeating, kill every task and remove its cgroup. */
+  stop(): Promise<void>;
+  tasks(): HostTaskSummary;
+}
+
+/** A real host: registers, heartbeats, and runs the tasks the master launches on it. */
+export async function startHostDaemon(opts: HostDaemonOptions): Promise<HostDaemon> {
+  const workDir = resolve(opts.workDir);
+  const hostId = await hostIdFor(workDir);
+  const hostname = osHostname() || hostId;
+  const log = opts.logger.child({ component: "hostd", hostId });
+  const { resources } = await discoverResources({ workDir, override: opts.resources });
+  const support = await chooseIsolation(opts.isolation, log);
+  const cgroupRoot = opts.cgroupRoot ?? "corral";
+  if (support) {
+    // Nothing is re-adopted yet: whatever an earlier run of this host left behind is killed.
+    const stale = await cleanupStale(support, cgroupRoot, hostId, new Set(), log);
+    if (stale.removed.length > 0) log.warn({ removed: stale.removed }, "killed tasks left by an earlier run");
+  }
+
+  const { nc } = opts;
+  const js = jetstream(nc);
+  const ac = new AbortController();
+  const replies = new ReplyRouter(nc, log, (why) => log.warn(`ignored an invalid reply: ${why}`));
+  const reporter = new StatusReporter({
+    js,
+    replies,
+    log,
+    flushMs: 5,
+    retryMs: opts.statusRetryMs ?? 5000,
+    onUnknownHost: () => reregister(),
+  });
+  const tasks = new HostTasks(
+    {
+      workDir,
+      hostId,
+      support,
+      cgroupRoot,
+      killGracePeriodS: opts.killGracePeriodS ?? 3,
+      log,
+    },
+    reporter,
+  );
+  const reg: RegisterContext = {
+    js,
+    replies,
+    log,
+    signal: ac.signal,
+    resources,
+    attributes: opts.attributes ?? {},
+    retryMs: opts.registerRetryMs ?? 2000,
+  };
+
+  let registered = false;
+  let registering = false;
+  let removed = false;
+  let registration: Promise<boolean> = Promise.resolve(false);
+  function reregister(): void {
+    if (registering || removed || ac.signal.aborted) return;
+    registered = false;
+    registering = true;
+    reporter.pause(hostId);
+    registration = registerHost({ ...reg, hostname, sim: false }, hostId)
+      .then((ok) => {
+        if (ok && !removed) {
+          registered = true;
+          reporter.resume(hostId);
+          log.info({ hostname }, "host registered");
+        }
+        return ok;
+      })
+      .catch((err: unknown) => {
+        log.error({ err }, "registration failed");
+        return false;
+      })
+      .finally(() => (registering = false));
+  }
+
+  let hbFailed = false;
+  const hbTimer = setInterval(
+    () => {
+      if (!registered) return;
+      try {
+        nc.publish(subjects.heartbeat(hostId), encode({ hostId, ts: Date.now() }));
+        hbFailed = false;
+      } catch (err) {
+        if (!hbFailed) log.warn({ err }, "heartbeat publish failed");
+        hbFailed = true;
+      }
+    },
+    Math.max(1, opts.heartbeatIntervalMs ?? 1000),
+  );
+
+  const onTaskMessage = (m: JsMsg) => {
+    const entry = entryOf(m);
+    if (entry.error !== undefined)
+      return log.warn({ subject: m.subject, why: entry.error }, "invalid task message");
+    for (const e of entry.events) {
+      try {
+        const wrong = tasks.onEvent(e);
+        if (wrong !== undefined) log.warn({ subject: m.subject }, `ignored a task event: ${wrong}`);
+      } catch (err) {
+        log.error({ err, subject: m.subject, seq: m.seq }, "failed to act on a task event");
+      }
+    }
+  };
+  // An unreachable host must register again to become active; a removed one goes silent.
+  const onHostMessage = (m: JsMsg) => {
+    const entry = entryOf(m);
+    for (const e of entry.events) {
+      if (e.type === "host.unreachable" && e.hostId === hostId) {
+        log.warn({ reason: e.reason }, "master marked the host unreachable; registering again");
+        reregister();
+      } else if (e.type === "host.removed" && e.hostId === hostId && !removed) {
+        log.error({ reason: e.reason }, "master removed the host; it goes silent");
+        removed = true;
+        registered = false;
+        reporter.pause(hostId);
+      }
+    }
+  };
+
+  const consumers: ConsumerMessages[] = [];
+  const consume = async (filter: string, startSeq: number, callback: (m: JsMsg) => void) => {
+    const consumer = await js.consumers.get(EVENTS_STREAM, {
+      filter_subjects: filter,
+      deliver_policy: DeliverPolicy.StartSequence,
+      opt_start_seq: startSeq,
+    });
+    const messages = await consumer.consume({ callback, max_messages: 256 });
+    consumers.push(messages);
+    void messages.closed().then((err) => {
+      if (err && !ac.signal.aborted) log.error({ err, filter }, "event consumer ended; the host is deaf");
+    });
+  };
+
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> =>
+    (stopping ??= (async () => {
+      ac.abort();
+      clearInterval(hbTimer);
+      await Promise.all(consumers.map((m) => m.close().catch(() => undefined)));
+      await tasks.close();
+      if (support) await removeHostCgroups(support, cgroupRoot, hostId);
+      await reporter.stop();
+      replies.close();
+      log.info(tasks.summary(), "host daemon stopped");
+    })());
+
+  try {
+    // Consume before registering, so no launch for this host can be missed.
+    const jsm = await js.jetstreamManager();
+    const startSeq = (await jsm.streams.info(EVENTS_STREAM)).state.last_seq + 1;
+    await consume(subjects.hostTasks(hostId), startSeq, onTaskMessage);
+    await consume(subjects.host(hostId), startSeq, onHostMessage);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  reregister();
+  log.info({ workDir, resources, isolation: support?.version ?? "none" }, "host daemon started");
+  return {
+    hostId,
+    hostname,
+    resources,
+    isolation: support ? "cgroups" : "none",
+    whenRegistered: () => registration,
+    stop,
+    tasks: () => tasks.summary(),
+  };
+}
