@@ -155,8 +155,15 @@ export function registerClusterCommands(program: Command): void {
 
   program
     .command("hostd")
-    .description("run a host daemon; only simulated hosts (--sim) exist so far")
+    .description("run a host daemon: real tasks in cgroups and namespaces, or simulated hosts with --sim")
     .option("--sim", "simulate hosts: same protocol, task processes are faked")
+    .option("--work-dir <dir>", "real host: where the host id and task sandboxes live", ".corral/hostd")
+    .addOption(
+      new Option("--isolation <mode>", "real host: cgroups (default when usable) or none").choices([
+        "cgroups",
+        "none",
+      ]),
+    )
     .option("--nats <url>", NATS_HELP, DEFAULT_NATS)
     .option(
       "--id <id>",
@@ -170,19 +177,30 @@ export function registerClusterCommands(program: Command): void {
     )
     .option("--attributes <spec>", "host attributes, e.g. rack:r1;zone:west", attributes)
     .action(
-      async (o: {
-        sim?: boolean;
-        nats: string;
-        id?: string;
-        count: number;
-        resources: UpOptions["simHostResources"];
-        attributes?: Record<string, string>;
-      }) => {
+      async (
+        o: {
+          sim?: boolean;
+          nats: string;
+          id?: string;
+          count: number;
+          resources: UpOptions["simHostResources"];
+          attributes?: Record<string, string>;
+          workDir: string;
+          isolation?: "cgroups" | "none";
+        },
+        cmd: Command,
+      ) => {
         if (!o.sim) {
-          process.stderr.write(
-            "corral: real host isolation (cgroups, namespaces) is not implemented yet; use `corral hostd --sim`\n",
-          );
-          process.exit(2);
+          // A real host discovers its resources unless --resources was given on the command line.
+          const given = cmd.getOptionValueSource("resources") === "cli";
+          const options = {
+            workDir: resolve(o.workDir),
+            ...(given ? { resources: formatResources(o.resources) } : {}),
+            ...(o.attributes ? { attributes: o.attributes } : {}),
+            ...(o.isolation ? { isolation: o.isolation } : {}),
+          };
+          await serveOne(o.nats, { name: "hostd", component: "hostd", options });
+          return;
         }
         const id = o.id ?? defaultHostId();
         const options = {

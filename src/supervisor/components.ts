@@ -34,6 +34,14 @@ export interface MasterComponentOptions {
   leaseTtlMs?: number;
 }
 
+export interface HostdComponentOptions {
+  workDir: string;
+  /** Mesos resource string replacing discovery (static reservations included). */
+  resources?: string;
+  attributes?: Record<string, string>;
+  isolation?: "cgroups" | "none";
+}
+
 export interface SimHostsComponentOptions {
   count: number;
   idPrefix?: string;
@@ -54,6 +62,7 @@ export interface ComponentOptions {
   master: MasterComponentOptions;
   projections: Record<string, never>;
   "sim-hosts": SimHostsComponentOptions;
+  hostd: HostdComponentOptions;
   "test-crash": TestCrashComponentOptions;
 }
 
@@ -99,6 +108,15 @@ export const components: { [K in ComponentName]: StartFn<K> } = {
     const { startSimHosts } = await import("../hostd/index.js");
     const pool = await startSimHosts({ nc, logger, ...options });
     return { stop: () => pool.stop(), info: () => ({ hostIds: pool.hostIds, ...pool.stats() }) };
+  },
+
+  async hostd({ nc, logger, options }) {
+    const { startHostDaemon } = await import("../hostd/daemon/index.js");
+    const daemon = await startHostDaemon({ nc, logger, ...options });
+    return {
+      stop: () => daemon.stop(),
+      info: () => ({ hostId: daemon.hostId, hostname: daemon.hostname, isolation: daemon.isolation }),
+    };
   },
 
   async "test-crash"({ options }) {
