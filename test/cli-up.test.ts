@@ -1,92 +1,10 @@
-import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { cli, freePort, interrupt, startUp, ups } from "./helpers/cli.js";
 
 /** `corral up`, `corral run` and a restart, through the built CLI (the global setup builds dist/). */
-
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const CLI = join(ROOT, "dist/src/cli/main.js");
-const ENV = { ...process.env, CORRAL_LOG_JSON: "1", CORRAL_LOG_LEVEL: "warn" };
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const a = s.address();
-      s.close(() => (typeof a === "object" && a ? resolve(a.port) : reject(new Error("no port"))));
-    });
-  });
-}
-
-interface Up {
-  proc: ChildProcess;
-  out(): string;
-  err(): string;
-  exited: Promise<number | null>;
-}
-
-const ups: Up[] = [];
-
-/** Start `corral up` and resolve once it prints `ready`. */
-async function startUp(args: string[]): Promise<Up> {
-  const proc = spawn(process.execPath, [CLI, "up", ...args], {
-    cwd: ROOT,
-    env: ENV,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let out = "";
-  let err = "";
-  proc.stdout?.on("data", (d: Buffer) => (out += d.toString()));
-  proc.stderr?.on("data", (d: Buffer) => (err = (err + d.toString()).slice(-20_000)));
-  const exited = new Promise<number | null>((resolve) => proc.once("exit", (code) => resolve(code)));
-  const up: Up = { proc, out: () => out, err: () => err, exited };
-  ups.push(up);
-  const deadline = Date.now() + 30_000;
-  while (!/^ready$/m.test(out)) {
-    if (proc.exitCode !== null) throw new Error(`corral up exited with ${proc.exitCode}:\n${out}\n${err}`);
-    if (Date.now() > deadline) throw new Error(`corral up not ready in 30 s:\n${out}\n${err}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return up;
-}
-
-function cli(
-  args: string[],
-  timeoutMs = 40_000,
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [CLI, ...args], {
-      cwd: ROOT,
-      env: ENV,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    p.stdout?.on("data", (d: Buffer) => (stdout += d.toString()));
-    p.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => p.kill("SIGKILL"), timeoutMs);
-    p.once("exit", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-async function interrupt(up: Up): Promise<number | null> {
-  up.proc.kill("SIGINT");
-  return Promise.race([
-    up.exited,
-    new Promise<"timeout">((r) => setTimeout(() => r("timeout"), 10_000)),
-  ]).then((code) => {
-    if (code === "timeout") throw new Error(`corral up did not exit within 10 s of SIGINT:\n${up.out()}`);
-    return code;
-  });
-}
 
 const launchedTask = (stdout: string) => /^launched (\S+) on /m.exec(stdout)?.[1];
 

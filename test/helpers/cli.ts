@@ -1,0 +1,93 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { createServer } from "node:net";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+/** Running the built CLI (`dist/`, built by the global test setup) as a user would. */
+
+export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+export const CLI = join(ROOT, "dist/src/cli/main.js");
+export const ENV = { ...process.env, CORRAL_LOG_JSON: "1", CORRAL_LOG_LEVEL: "warn" };
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const a = s.address();
+      s.close(() => (typeof a === "object" && a ? resolve(a.port) : reject(new Error("no port"))));
+    });
+  });
+}
+
+export interface Up {
+  proc: ChildProcess;
+  out(): string;
+  err(): string;
+  exited: Promise<number | null>;
+}
+
+/** Every long-running CLI process started here, so a test file can kill what is left. */
+export const ups: Up[] = [];
+
+/** Start `corral up` and resolve once it prints `ready`. */
+export function startUp(args: string[]): Promise<Up> {
+  return startService(["up", ...args], /^ready$/m);
+}
+
+/** Start a long-running `corral` command; resolve once its output matches `ready` (at once without). */
+export async function startService(args: string[], ready?: RegExp): Promise<Up> {
+  const proc = spawn(process.execPath, [CLI, ...args], {
+    cwd: ROOT,
+    env: ENV,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  let err = "";
+  proc.stdout?.on("data", (d: Buffer) => (out += d.toString()));
+  proc.stderr?.on("data", (d: Buffer) => (err = (err + d.toString()).slice(-20_000)));
+  const exited = new Promise<number | null>((resolve) => proc.once("exit", (code) => resolve(code)));
+  const up: Up = { proc, out: () => out, err: () => err, exited };
+  ups.push(up);
+  const deadline = Date.now() + 30_000;
+  while (ready && !ready.test(out + err)) {
+    if (proc.exitCode !== null)
+      throw new Error(`corral ${args[0]} exited with ${proc.exitCode}:\n${out}\n${err}`);
+    if (Date.now() > deadline) throw new Error(`corral ${args[0]} not ready in 30 s:\n${out}\n${err}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return up;
+}
+
+export function cli(
+  args: string[],
+  timeoutMs = 40_000,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [CLI, ...args], {
+      cwd: ROOT,
+      env: ENV,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    p.stdout?.on("data", (d: Buffer) => (stdout += d.toString()));
+    p.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => p.kill("SIGKILL"), timeoutMs);
+    p.once("exit", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+export async function interrupt(up: Up): Promise<number | null> {
+  up.proc.kill("SIGINT");
+  return Promise.race([
+    up.exited,
+    new Promise<"timeout">((r) => setTimeout(() => r("timeout"), 10_000)),
+  ]).then((code) => {
+    if (code === "timeout") throw new Error(`corral up did not exit within 10 s of SIGINT:\n${up.out()}`);
+    return code;
+  });
+}
