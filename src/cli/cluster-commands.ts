@@ -7,6 +7,7 @@ import { formatResources, parseResources } from "../resources/index.js";
 import { describeChild, serveUntilSignal, startLocalNats, type ChildSpec } from "../supervisor/index.js";
 import { parseAttributes } from "../hostd/index.js";
 import { connectForCli, operatorCall } from "./operator-call.js";
+import { registerLogsCommand } from "./logs.js";
 import { runTask } from "./run.js";
 
 const DEFAULT_NATS = process.env.CORRAL_NATS ?? "nats://127.0.0.1:4222";
@@ -285,4 +286,6 @@ export function registerClusterCommands(program: Command): void {
         setTimeout(() => process.exit(code), 1000).unref();
       },
     );
+
+  registerLogsCommand(program);
 }

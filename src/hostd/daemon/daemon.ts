@@ -15,6 +15,7 @@ import { StatusReporter } from "../sim-reporter.js";
 import { chooseIsolation, removeHostCgroups, type IsolationMode } from "./isolation.js";
 import { registerHost } from "../sim-register.js";
 import { HostTasks, type HostTaskSummary } from "./tasks.js";
+import { startLogsService } from "./logs-service.js";
 
 export interface HostDaemonOptions {
   nc: NatsConnection;
@@ -87,6 +88,7 @@ export async function startHostDaemon(opts: HostDaemonOptions): Promise<HostDaem
     },
     reporter,
   );
+  const logs = startLogsService({ nc, hostId, workDir, log, tasks: () => tasks.summary() });
   const reg: RegisterContext = {
     js,
     replies,
@@ -187,6 +189,7 @@ export async function startHostDaemon(opts: HostDaemonOptions): Promise<HostDaem
       clearInterval(hbTimer);
       await Promise.all(consumers.map((m) => m.close().catch(() => undefined)));
       await tasks.close();
+      await logs.stop();
       if (support) await removeHostCgroups(support, cgroupRoot, hostId);
       await reporter.stop();
       replies.close();

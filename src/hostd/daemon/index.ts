@@ -6,3 +6,5 @@ export { HostTasks } from "./tasks.js";
 export type { HostTaskInfo, HostTaskSummary } from "./tasks.js";
 export { TaskRun, DEFAULT_TASK_CPUS, DEFAULT_TASK_MEM_MB } from "./task-run.js";
 export type { Phase, ReportFn, RunContext } from "./task-run.js";
+export { startLogsService, logsSubject, DEFAULT_LOG_CHUNK, MAX_LOG_CHUNK } from "./logs-service.js";
+export type { LogsRequest, LogsReply, LogsService, LogsServiceOptions } from "./logs-service.js";

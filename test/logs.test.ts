@@ -1,0 +1,189 @@
+import { spawn } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startMaster, type Master } from "../src/actors/master/index.js";
+import { decode, encode } from "../src/events/codec.js";
+import { logsSubject, startHostDaemon, type HostDaemon, type LogsReply } from "../src/hostd/daemon/index.js";
+import { silentLogger } from "../src/log/index.js";
+import { query, startProjections, type Projections, type TaskRow } from "../src/projections/index.js";
+import {
+  connectFramework,
+  type FrameworkClient,
+  type LaunchTask,
+  type TaskStatus,
+} from "../src/sdk/index.js";
+import { CLI, ENV } from "./helpers/cli.js";
+import { startTestNats, type TestNats } from "./helpers/nats.js";
+import { waitFor } from "./helpers/wait.js";
+
+const logger = silentLogger();
+
+let nats: TestNats;
+let nc: NatsConnection;
+let master: Master;
+let projections: Projections;
+let daemon: HostDaemon;
+let fw: FrameworkClient;
+let workDir = "";
+const seen: TaskStatus[] = [];
+
+const waitState = async (taskId: string, states: string[], timeoutMs = 10_000): Promise<void> =>
+  waitFor(
+    () => seen.some((u) => u.taskId === taskId && states.includes(u.state)),
+    `${taskId} ${states}`,
+    timeoutMs,
+  );
+
+async function launch(tasks: LaunchTask[]): Promise<void> {
+  for await (const o of fw.offers()) {
+    if (o.hostId !== daemon.hostId) continue;
+    await fw.accept([o.offerId], tasks);
+    return;
+  }
+}
+
+async function ask(body: unknown): Promise<LogsReply> {
+  const bytes = body instanceof Uint8Array ? body : encode(body);
+  const m = await nc.request(logsSubject(daemon.hostId), bytes, { timeout: 3000 });
+  return decode(m.data) as LogsReply;
+}
+
+const text = (r: LogsReply): string => (r.ok ? Buffer.from(r.data).toString("utf8") : "");
+
+function runCli(args: string[]): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [CLI, ...args], { env: ENV, stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    p.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    p.stderr.on("data", (d: Buffer) => (err += d.toString()));
+    p.on("close", (code) => resolve({ code, out, err }));
+  });
+}
+
+beforeAll(async () => {
+  workDir = await mkdtemp(join(tmpdir(), "corral-logs-"));
+  nats = await startTestNats();
+  nc = await nats.connect();
+  master = startMaster({ nc: await nats.connect(), logger, allocationDelayMs: 1, defaultRefuseSeconds: 0 });
+  await master.whenLeader();
+  projections = await startProjections({ nc: await nats.connect(), logger });
+  daemon = await startHostDaemon({
+    nc: await nats.connect(),
+    logger,
+    workDir,
+    resources: "cpus:4;mem:2048;disk:1024",
+    isolation: "none",
+    heartbeatIntervalMs: 200,
+    killGracePeriodS: 1,
+  });
+  expect(await daemon.whenRegistered()).toBe(true);
+  await waitFor(() => master.state.hosts.has(daemon.hostId), "host registered with the master");
+  fw = await connectFramework({ servers: nats.url, name: "logs-e2e" });
+  void (async () => {
+    for await (const u of fw.updates()) {
+      seen.push(u);
+      await fw.acknowledge(u).catch(() => undefined);
+    }
+  })();
+});
+
+afterAll(async () => {
+  await fw?.close();
+  await daemon?.stop();
+  await projections?.stop();
+  await master?.stop();
+  await nats?.stop();
+  if (workDir) await rm(workDir, { recursive: true, force: true });
+});
+
+describe("task logs from the host daemon", () => {
+  it("serves stdout while the task runs and all of it after, plus stderr", async () => {
+    await launch([
+      {
+        taskId: "greet-1",
+        resources: "cpus:0.1;mem:32",
+        command: "echo hello; echo oops >&2; sleep 1; echo bye",
+      },
+    ]);
+    await waitState("greet-1", ["TASK_RUNNING"]);
+    let running: LogsReply = await ask({ taskId: "greet-1", stream: "stdout" });
+    await expect
+      .poll(
+        async () => {
+          running = await ask({ taskId: "greet-1", stream: "stdout" });
+          return text(running);
+        },
+        { timeout: 2000, interval: 50 },
+      )
+      .toBe("hello\n");
+    expect(running).toMatchObject({ ok: true, offset: 6, done: false });
+    // From an offset: nothing new yet.
+    expect(await ask({ taskId: "greet-1", stream: "stdout", offset: 6 })).toMatchObject({
+      ok: true,
+      offset: 6,
+      done: false,
+    });
+
+    await waitState("greet-1", ["TASK_FINISHED"]);
+    // Acknowledged: the daemon forgets the run; the service still remembers its sandbox.
+    await waitFor(() => !daemon.tasks().tasks.some((t) => t.taskId === "greet-1"), "greet-1 forgotten");
+    const after = await ask({ taskId: "greet-1", stream: "stdout" });
+    expect(after).toMatchObject({ ok: true, offset: 10, done: true });
+    expect(text(after)).toBe("hello\nbye\n");
+    expect(await ask({ taskId: "greet-1", stream: "stdout", offset: 6, maxBytes: 2 })).toMatchObject({
+      ok: true,
+      offset: 8,
+      done: false,
+    });
+    const err = await ask({ taskId: "greet-1", stream: "stderr" });
+    expect(err).toMatchObject({ ok: true, done: true });
+    expect(text(err)).toBe("oops\n");
+  });
+
+  it("answers ok:false to an unknown task and to bad requests, and keeps serving", async () => {
+    expect(await ask({ taskId: "nope-1", stream: "stdout" })).toMatchObject({
+      ok: false,
+      code: "UNKNOWN_TASK",
+    });
+    expect(await ask({ taskId: "greet-1", stream: "stdlog" })).toMatchObject({
+      ok: false,
+      code: "INVALID_CALL",
+    });
+    expect(await ask({ taskId: "greet-1", stream: "stdout", offset: -1 })).toMatchObject({ ok: false });
+    expect(await ask({ taskId: "../../etc", stream: "stdout" })).toMatchObject({ ok: false });
+    expect(await ask(new Uint8Array([0xc1, 0xc1]))).toMatchObject({ ok: false, code: "INVALID_CALL" });
+    expect(await ask([1, 2])).toMatchObject({ ok: false });
+    expect((await ask({ taskId: "greet-1", stream: "stdout" })).ok).toBe(true);
+  });
+
+  it("corral logs --follow prints both lines and exits 0; an unknown task exits 1", async () => {
+    await launch([
+      { taskId: "cli-1", resources: "cpus:0.1;mem:32", command: "echo hello; sleep 1; echo bye" },
+    ]);
+    await waitState("cli-1", ["TASK_RUNNING"]);
+    await expect
+      .poll(async () => (await query<TaskRow[]>(nc, "tasks", {})).items.some((t) => t.taskId === "cli-1"))
+      .toBe(true);
+    const follow = await runCli(["logs", "cli-1", "--follow", "--nats", nats.url]);
+    expect(follow).toMatchObject({ code: 0, out: "hello\nbye\n", err: "" });
+
+    const unknown = await runCli(["logs", "nope-2", "--nats", nats.url]);
+    expect(unknown.code).toBe(1);
+    expect(unknown.out).toBe("");
+    expect(unknown.err.trim().split("\n")).toHaveLength(1);
+    expect(unknown.err).toContain("unknown task nope-2");
+  });
+
+  it("corral logs names the host when its daemon does not answer", async () => {
+    await daemon.stop();
+    const r = await runCli(["logs", "greet-1", "--nats", nats.url]);
+    expect(r.code).toBe(1);
+    expect(r.out).toBe("");
+    expect(r.err.trim().split("\n")).toHaveLength(1);
+    expect(r.err).toContain(`host ${daemon.hostId}`);
+  });
+});
