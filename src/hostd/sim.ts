@@ -1,5 +1,6 @@
+import { followEvents } from "./follow.js";
 import { setMaxListeners } from "node:events";
-import { DeliverPolicy, jetstream, type ConsumerMessages, type JsMsg } from "@nats-io/jetstream";
+import { jetstream, type ConsumerMessages, type JsMsg } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { encode } from "../events/codec.js";
 import { entryOf } from "../events/reader.js";
@@ -216,17 +217,17 @@ export async function startSimHosts(opts: SimHostOptions): Promise<SimHostPool> 
   // ---- lifecycle ------------------------------------------------------------------------------
   const consumers: ConsumerMessages[] = [];
   const consume = async (filter: string, startSeq: number, callback: (m: JsMsg) => void) => {
-    const consumer = await js.consumers.get(EVENTS_STREAM, {
-      filter_subjects: filter,
-      deliver_policy: DeliverPolicy.StartSequence,
-      opt_start_seq: startSeq,
+    const messages = await followEvents({
+      js,
+      filter,
+      startSeq,
+      callback,
+      maxMessages: 4096,
+      log,
+      signal: ac.signal,
+      who: "simulated hosts are",
     });
-    const messages = await consumer.consume({ callback, max_messages: 4096 });
     consumers.push(messages);
-    void messages.closed().then((err) => {
-      if (err && !ac.signal.aborted)
-        log.error({ err, filter }, "event consumer ended; simulated hosts are deaf");
-    });
   };
   let stopping: Promise<void> | undefined;
   function stop(): Promise<void> {

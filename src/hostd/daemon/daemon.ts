@@ -1,6 +1,7 @@
+import { followEvents } from "../follow.js";
 import { hostname as osHostname } from "node:os";
 import { resolve } from "node:path";
-import { DeliverPolicy, jetstream, type ConsumerMessages, type JsMsg } from "@nats-io/jetstream";
+import { jetstream, type ConsumerMessages, type JsMsg } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { encode } from "../../events/codec.js";
 import { entryOf } from "../../events/reader.js";
@@ -170,16 +171,17 @@ export async function startHostDaemon(opts: HostDaemonOptions): Promise<HostDaem
 
   const consumers: ConsumerMessages[] = [];
   const consume = async (filter: string, startSeq: number, callback: (m: JsMsg) => void) => {
-    const consumer = await js.consumers.get(EVENTS_STREAM, {
-      filter_subjects: filter,
-      deliver_policy: DeliverPolicy.StartSequence,
-      opt_start_seq: startSeq,
+    const messages = await followEvents({
+      js,
+      filter,
+      startSeq,
+      callback,
+      maxMessages: 256,
+      log,
+      signal: ac.signal,
+      who: "the host is",
     });
-    const messages = await consumer.consume({ callback, max_messages: 256 });
     consumers.push(messages);
-    void messages.closed().then((err) => {
-      if (err && !ac.signal.aborted) log.error({ err, filter }, "event consumer ended; the host is deaf");
-    });
   };
 
   let stopping: Promise<void> | undefined;
