@@ -3,6 +3,7 @@ import { nuid, type NatsConnection, type Subscription } from "@nats-io/transport
 import { setTimeout as sleep } from "node:timers/promises";
 import { createActor } from "xstate";
 import {
+  EVENTS_STREAM,
   FencedAppender,
   INPUTS_STREAM,
   REPLY_HEADER,
@@ -214,7 +215,7 @@ export class Master {
     this.#state = state;
     this.#lastInputSeq = lastInputSeq;
     const js = jetstream(nc);
-    const info = await (await jetstreamManager(nc)).streams.info("CORRAL_EVENTS");
+    const info = await (await jetstreamManager(nc)).streams.info(EVENTS_STREAM);
     this.#appender = new FencedAppender(js, info.state.last_seq, epoch);
     this.#state.seq = info.state.last_seq;
     this.#log.info(
