@@ -9,9 +9,12 @@ import {
   createSandbox,
   launchTask,
   portsFromResources,
+  adoptTask,
+  processIdentity,
   readLog,
   removeSandbox,
   resolveInSandbox,
+  rotateLog,
 } from "../src/hostd/launcher/index.js";
 
 const isRoot = process.getuid?.() === 0;
@@ -137,19 +140,60 @@ describe.skipIf(!isRoot)("launchTask (real processes, root)", () => {
     expect(k).toMatchObject({ code: null, signal: "SIGKILL" });
   });
 
-  it("rotates logs by size, keeping N files", async () => {
-    const line = "x".repeat(99);
+  it("rotates logs by size (copy and truncate) while the task keeps writing them", async () => {
+    const line = "x".repeat(99); // 100 bytes with the digit, 101 with the newline
+    const chunk = (j: number): string => `${line}${j}\n`.repeat(20);
+    // Three bursts of 2,020 bytes, each followed by a pause long enough for a check.
     const r = await run({
-      command: { value: `i=0; while [ $i -lt 50 ]; do echo ${line}$i; i=$((i+1)); done` },
-      logs: { maxBytes: 1024, keep: 2 },
+      command: {
+        value: `for j in 1 2 3; do i=0; while [ $i -lt 20 ]; do echo ${line}$j; i=$((i+1)); done; sleep 0.6; done; echo end`,
+      },
+      logs: { maxBytes: 1024, keep: 2, checkMs: 30 },
     });
     const files = (await fsp.readdir(r.sb)).filter((f) => f.startsWith("stdout")).sort();
     expect(files).toEqual(["stdout", "stdout.1", "stdout.2"]);
     const read = (f: string): string => readFileSync(join(r.sb, f), "utf8");
-    const expected = Array.from({ length: 50 }, (_, i) => `${line}${i}\n`).join(""); // 5090 bytes
-    const kept = [read("stdout.2"), read("stdout.1"), r.out];
-    expect(kept.map((k) => k.length)).toEqual([1024, 1024, 5090 % 1024]);
-    expect(kept.join("")).toBe(expected.slice(-(2048 + (5090 % 1024))));
+    expect([read("stdout.2"), read("stdout.1"), r.out]).toEqual([chunk(2), chunk(3), "end\n"]);
+
+    // rotateLog itself: nothing below the size, and keep 0 only truncates.
+    const sb = r.sb;
+    await fsp.writeFile(join(sb, "stderr"), "y".repeat(10));
+    expect(await rotateLog(sb, "stderr", { maxBytes: 11 })).toBe(false);
+    expect(await rotateLog(sb, "stderr", { maxBytes: 10, keep: 0 })).toBe(true);
+    expect(read("stderr")).toBe("");
+    expect(existsSync(join(sb, "stderr.1"))).toBe(false);
+  });
+
+  it("a task is re-adopted by pid, start time and boot id; its exit status outlives its wrapper", async () => {
+    const t = await start({ command: { value: "sleep 0.5; echo done; exit 4" } });
+    const id = await processIdentity(t.pid);
+    expect(id).toBeDefined();
+    if (!id) return;
+    // Another process under the same pid is not the task.
+    expect(
+      await adoptTask({ id: { ...id, startTime: id.startTime + 1 }, runId: "r", sandbox: t.sandbox }),
+    ).toEqual({
+      running: false,
+      exit: undefined,
+    });
+    const a = await adoptTask({ id, runId: "r", sandbox: t.sandbox, pollMs: 20 });
+    expect(a.running).toBe(true);
+    if (!a.running) return;
+    expect(await a.task.exited).toEqual({ code: 4, signal: null });
+    expect(await t.exited).toEqual({ code: 4, signal: null });
+    // Ended: adoption reports how, from the status file the wrapper left.
+    expect(await adoptTask({ id, runId: "r", sandbox: t.sandbox })).toEqual({
+      running: false,
+      exit: { code: 4, signal: null },
+    });
+
+    const k = await start({ command: { value: "sleep 30" } });
+    const kid = await processIdentity(k.pid);
+    const b = kid && (await adoptTask({ id: kid, runId: "k", sandbox: k.sandbox, pollMs: 20 }));
+    if (!b?.running) throw new Error("expected a running task");
+    expect(b.task.signal("SIGTERM")).toBe(true);
+    expect(await b.task.exited).toEqual({ code: null, signal: "SIGTERM" });
+    expect(readFileSync(join(k.sandbox, "stderr"), "utf8")).toBe(""); // no shell chatter in the log
   });
 
   it("follows a running task's output until aborted", async () => {
@@ -239,8 +283,8 @@ describe.skipIf(!isRoot)("launchTask (real processes, root)", () => {
 
   it("signal() reaches the whole process group; kill() escalates to SIGKILL", async () => {
     const t = await start({ command: { value: "sleep 30 & wait" } });
-    await waitFor(() => childComms(t.pid).includes("sleep"));
-    const bg = Number(proc(`${t.pid}/task/${t.pid}/children`).trim());
+    await waitFor(() => descendants(t.pid).some((p) => comm(p) === "sleep"));
+    const bg = descendants(t.pid).find((p) => comm(p) === "sleep") ?? 0;
     expect(bg).toBeGreaterThan(1);
     expect(t.signal("SIGTERM")).toBe(true);
     expect(await t.exited).toEqual({ code: null, signal: "SIGTERM" });
@@ -252,7 +296,7 @@ describe.skipIf(!isRoot)("launchTask (real processes, root)", () => {
       command: { value: "trap 'echo got TERM; exit 7' TERM; sleep 30 & wait" },
       namespaces: ["pid"],
     });
-    await waitFor(() => childComms(h.pid).includes("sh"));
+    await waitFor(() => descendants(h.pid).some((p) => comm(p) === "sleep"));
     await new Promise((r) => setTimeout(r, 100)); // let the shell install its trap
     h.signal("SIGTERM");
     expect(await h.exited).toEqual({ code: 7, signal: null });
@@ -260,7 +304,7 @@ describe.skipIf(!isRoot)("launchTask (real processes, root)", () => {
 
     // pid 1 without a handler ignores SIGTERM: kill() escalates after the grace period.
     const p = await start({ command: { argv: ["sleep", "30"] }, namespaces: ["pid"] });
-    await waitFor(() => childComms(p.pid).includes("sleep")); // past the wrapper, inside the namespace
+    await waitFor(() => descendants(p.pid).some((q) => comm(q) === "sleep")); // inside the namespace
     const t0 = Date.now();
     // (unshare's own process may report the SIGTERM it had blocked, once pid 1 is gone)
     expect(["SIGKILL", "SIGTERM"]).toContain((await p.kill(300)).signal);
@@ -283,12 +327,14 @@ function proc(path: string): string {
     return ""; // gone
   }
 }
-/** Command names of `pid`'s children. */
-const childComms = (pid: number): string[] =>
+const comm = (pid: number): string => proc(`${pid}/comm`).trim();
+/** Every process below `pid` (the wrapper is the parent of the task's command). */
+const descendants = (pid: number): number[] =>
   proc(`${pid}/task/${pid}/children`)
     .split(/\s+/)
     .filter(Boolean)
-    .map((k) => proc(`${k}/comm`).trim());
+    .map(Number)
+    .flatMap((k) => [k, ...descendants(k)]);
 const alive = (pid: number): boolean => proc(`${pid}/stat`) !== ""; // until reaped
 async function waitFor(cond: () => boolean, ms = 3000): Promise<void> {
   const end = Date.now() + ms;

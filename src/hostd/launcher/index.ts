@@ -1,11 +1,13 @@
 export { LaunchError } from "./errors.js";
 export type { LaunchFailure } from "./errors.js";
 export { createSandbox, removeSandbox, resolveInSandbox, validateId } from "./sandbox.js";
-export { captureLog, readLog, DEFAULT_LOG_KEEP, DEFAULT_LOG_MAX_BYTES } from "./logs.js";
-export type { LogCapture, LogName, LogOptions, ReadLogOptions } from "./logs.js";
+export { readLog, rotateLog, watchLogs, DEFAULT_LOG_KEEP, DEFAULT_LOG_MAX_BYTES } from "./logs.js";
+export type { LogName, LogOptions, LogWatch, ReadLogOptions } from "./logs.js";
 export { launchTask, commandArgv } from "./launch.js";
 export type { LaunchCommand, LaunchSpec, Namespace, RunningTask, TaskExit, VolumeSpec } from "./launch.js";
 export { buildTaskEnv, portsFromResources } from "./env.js";
 export type { TaskEnvInput } from "./env.js";
 export { findExecutable, resolveUser, SYSTEM_PATH } from "./resolve.js";
 export type { ResolvedUser } from "./resolve.js";
+export { adoptTask, bootId, isRunning, processIdentity, readExitStatus } from "./adopt.js";
+export type { Adoption, AdoptSpec, ProcessIdentity } from "./adopt.js";

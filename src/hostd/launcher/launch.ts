@@ -1,18 +1,19 @@
 import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { chmod, chown, mkdir, open, realpath, stat, writeFile } from "node:fs/promises";
+import { openSync, closeSync } from "node:fs";
+import { chmod, chown, mkdir, open, realpath, rm, stat, writeFile } from "node:fs/promises";
 import { dirname, isAbsolute, join } from "node:path";
-import type { Readable, Writable } from "node:stream";
-import { setTimeout as sleep } from "node:timers/promises";
+import type { Writable } from "node:stream";
 import { buildTaskEnv } from "./env.js";
+import { taskHandle } from "./handle.js";
 import { LaunchError } from "./errors.js";
 import type { LogOptions } from "./logs.js";
-import { captureLog } from "./logs.js";
+import { watchLogs } from "./logs.js";
 import type { ResolvedUser } from "./resolve.js";
 import { findExecutable, findTool, resolveUser } from "./resolve.js";
 import { resolveInSandbox, validateId } from "./sandbox.js";
 import type { WrapperOp } from "./wrapper.js";
-import { WRAPPER_FILE, WRAPPER_SCRIPT, innerArgs } from "./wrapper.js";
+import { EXIT_STATUS_FILE, WRAPPER_FILE, WRAPPER_SCRIPT, innerArgs } from "./wrapper.js";
 
 export type Namespace = "pid" | "mount" | "uts" | "ipc" | "net";
 const NAMESPACES: readonly Namespace[] = ["pid", "mount", "uts", "ipc", "net"];
@@ -46,7 +47,8 @@ export interface LaunchSpec {
   hostname?: string;
   volumes?: VolumeSpec[];
   extraEnv?: Record<string, string>;
-  logs?: LogOptions;
+  /** Size-based rotation of stdout/stderr, checked every `checkMs` while the task runs. */
+  logs?: LogOptions & { checkMs?: number };
   /** Runs after the process exists and before the task's command starts (e.g. cgroup placement). */
   beforeExec?: (pid: number) => Promise<void>;
 }
@@ -57,11 +59,11 @@ export interface TaskExit {
 }
 
 export interface RunningTask {
-  /** Leader of the task's process group (the wrapper, then unshare or the command itself). */
+  /** Leader of the task's process group: the wrapper, parent of the command (see wrapper.ts). */
   pid: number;
   runId: string;
   sandbox: string;
-  /** Settles (never rejects) when the top process exited and its output is flushed to the logs. */
+  /** Settles (never rejects) when the wrapper exited: the command's own exit (see wrapper.ts). */
   exited: Promise<TaskExit>;
   /**
    * Signals the whole process group; false if nothing was left to signal. In a pid namespace the
@@ -207,14 +209,31 @@ export async function launchTask(spec: LaunchSpec): Promise<RunningTask> {
         ]
       : command;
 
-  const child = spawn("/bin/sh", [wrapper, "gate", ...gated], {
-    cwd: sandbox,
-    env,
-    detached: true,
-    stdio: ["ignore", "pipe", "pipe", "pipe"],
-  });
-  const [, stdout, stderr, gateIo] = child.stdio;
-  const gate = gateIo as Writable;
+  // The task writes its own stdout and stderr (O_APPEND): no pipe through the host daemon, so it
+  // keeps running and logging while the daemon restarts. watchLogs rotates them by size.
+  const status = join(sandbox, EXIT_STATUS_FILE);
+  await rm(status, { force: true });
+  const outFd = openSync(join(sandbox, "stdout"), "a", 0o644);
+  let errFd: number;
+  try {
+    errFd = openSync(join(sandbox, "stderr"), "a", 0o644);
+  } catch (err) {
+    closeSync(outFd);
+    throw new LaunchError("INVALID_SANDBOX", `cannot open the task's logs: ${(err as Error).message}`);
+  }
+  let child: ReturnType<typeof spawn>;
+  try {
+    child = spawn("/bin/sh", [wrapper, "gate", status, ...gated], {
+      cwd: sandbox,
+      env,
+      detached: true,
+      stdio: ["ignore", outFd, errFd, "pipe"],
+    });
+  } finally {
+    closeSync(outFd);
+    closeSync(errFd);
+  }
+  const gate = child.stdio[3] as Writable;
   gate.on("error", () => undefined); // EPIPE if the wrapper died first
   try {
     await new Promise<void>((res, rej) => {
@@ -222,56 +241,30 @@ export async function launchTask(spec: LaunchSpec): Promise<RunningTask> {
       child.once("error", rej);
     });
   } catch (err) {
-    stdout?.destroy();
-    stderr?.destroy();
     gate.destroy();
     throw new LaunchError("SPAWN_FAILED", `could not start the task wrapper: ${(err as Error).message}`, {
       cause: err,
     });
   }
   const pid = child.pid ?? -1;
-  const out = captureLog(stdout as Readable, sandbox, "stdout", spec.logs);
-  const errLog = captureLog(stderr as Readable, sandbox, "stderr", spec.logs);
+  const logs = watchLogs(sandbox, spec.logs);
   const exited = new Promise<TaskExit>((res) => {
     child.once("exit", (code, signal) => {
-      // Output is flushed first, but a background process holding the pipes may not delay us.
-      void Promise.race([Promise.all([out.done, errLog.done]), sleep(1000)]).then(() =>
-        res({ code, signal }),
-      );
+      logs.stop();
+      res({ code, signal });
     });
   });
-  const signal = (sig: NodeJS.Signals): boolean => {
-    try {
-      process.kill(-pid, sig);
-      return true;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ESRCH") return false;
-      throw err;
-    }
-  };
-
+  const handle = taskHandle(pid, runId, sandbox, exited);
   if (spec.beforeExec) {
     try {
       await spec.beforeExec(pid);
     } catch (err) {
       gate.destroy(); // the wrapper reads EOF and exits without running the command
-      signal("SIGKILL");
+      handle.signal("SIGKILL");
       await exited;
       throw new LaunchError("HOOK_FAILED", `beforeExec failed: ${(err as Error).message}`, { cause: err });
     }
   }
   gate.end("\n");
-  let exitedYet = false;
-  void exited.then(() => (exitedYet = true));
-  const kill = async (graceMs = 3000): Promise<TaskExit> => {
-    if (exitedYet) return exited;
-    signal("SIGTERM");
-    const timer = setTimeout(() => signal("SIGKILL"), graceMs);
-    try {
-      return await exited;
-    } finally {
-      clearTimeout(timer);
-    }
-  };
-  return { pid, runId, sandbox, exited, signal, kill };
+  return handle;
 }

@@ -1,6 +1,5 @@
 import type { FileHandle } from "node:fs/promises";
-import { open, rename, rm, stat } from "node:fs/promises";
-import type { Readable } from "node:stream";
+import { copyFile, open, rename, rm, stat, truncate } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import { join } from "node:path";
 
@@ -13,106 +12,60 @@ export interface LogOptions {
   keep?: number;
 }
 
-export interface LogCapture {
-  /** Settles when the stream ended and the file is closed (never rejects). */
-  done: Promise<void>;
-  /** The first write error, if any; output after it is drained and discarded. */
-  error(): Error | undefined;
-}
-
 export const DEFAULT_LOG_MAX_BYTES = 10 * 1024 * 1024;
 export const DEFAULT_LOG_KEEP = 3;
+/** How often a running task's logs are checked for rotation. */
+export const DEFAULT_LOG_CHECK_MS = 1000;
 
-async function rotate(path: string, keep: number): Promise<void> {
-  if (keep <= 0) {
-    await rm(path, { force: true });
-    return;
-  }
+async function shift(path: string, keep: number): Promise<void> {
   await rm(`${path}.${keep}`, { force: true });
   for (let i = keep - 1; i >= 1; i--) {
     await rename(`${path}.${i}`, `${path}.${i + 1}`).catch(() => undefined);
   }
-  await rename(path, `${path}.1`);
-}
-
-async function writeAll(fh: FileHandle, buf: Buffer): Promise<void> {
-  let off = 0;
-  while (off < buf.length) {
-    const { bytesWritten } = await fh.write(buf, off, buf.length - off);
-    off += bytesWritten;
-  }
 }
 
 /**
- * Copies `stream` into `<sandbox>/<name>`, rotating by size. Reading pauses only while a chunk is
- * being written (file backpressure), so the child never waits on a full pipe for long; if the
- * file becomes unwritable the rest of the stream is drained and discarded, never left to block.
+ * Rotate `<sandbox>/<name>` if it has reached `maxBytes`: copy it to `<name>.1` (older copies
+ * shift up, at most `keep` are kept) and truncate it in place.
+ *
+ * Copy-and-truncate (logrotate's `copytruncate`) because the task writes the file itself through
+ * an O_APPEND descriptor — no pipe through the host daemon, so a task keeps running and logging
+ * while the daemon restarts. After the truncation its next write lands at the new end (offset 0);
+ * what it writes between the copy and the truncation is lost, as with logrotate.
  */
-export function captureLog(
-  stream: Readable,
-  sandbox: string,
-  name: LogName,
-  opts: LogOptions = {},
-): LogCapture {
+export async function rotateLog(sandbox: string, name: LogName, opts: LogOptions = {}): Promise<boolean> {
   const maxBytes = Math.max(1, opts.maxBytes ?? DEFAULT_LOG_MAX_BYTES);
   const keep = Math.max(0, opts.keep ?? DEFAULT_LOG_KEEP);
   const path = join(sandbox, name);
-  let failure: Error | undefined;
-  let fh: FileHandle | undefined;
-  let size = 0;
-  const write = async (chunk: Buffer): Promise<void> => {
-    if (!fh) {
-      fh = await open(path, "a", 0o644);
-      size = (await fh.stat()).size;
-    }
-    let buf = chunk;
-    while (buf.length > 0) {
-      if (size >= maxBytes) {
-        await fh.close();
-        fh = undefined;
-        await rotate(path, keep);
-        fh = await open(path, "a", 0o644);
-        size = 0;
-      }
-      const n = Math.min(buf.length, maxBytes - size);
-      await writeAll(fh, buf.subarray(0, n));
-      size += n;
-      buf = buf.subarray(n);
-    }
-  };
-  // Create the file up front so readers find it even before the first byte.
-  let chain: Promise<void> = write(Buffer.alloc(0)).catch((err: Error) => {
-    failure = err;
-  });
-  stream.on("data", (chunk: Buffer | string) => {
-    if (failure) return; // discard, but keep draining
-    stream.pause();
-    chain = chain
-      .then(() => (failure ? undefined : write(typeof chunk === "string" ? Buffer.from(chunk) : chunk)))
-      .catch((err: Error) => {
-        failure = err;
-      })
-      .finally(() => stream.resume());
-  });
-  const done = new Promise<void>((res) => {
-    let settled = false;
-    const finish = (): void => {
-      if (settled) return;
-      settled = true;
-      void chain.then(async () => {
-        await fh?.close().catch(() => undefined);
-        fh = undefined;
-        res();
-      });
-    };
-    stream.once("end", finish);
-    stream.once("close", finish);
-    stream.once("error", (err) => {
-      failure ??= err;
-      finish();
-    });
-  });
-  return { done, error: () => failure };
+  const st = await stat(path).catch(() => undefined);
+  if (!st || st.size < maxBytes) return false;
+  if (keep > 0) {
+    await shift(path, keep);
+    await copyFile(path, `${path}.1`);
+  }
+  await truncate(path, 0);
+  return true;
+}
+
+export interface LogWatch {
+  stop(): void;
+}
+
+/** Rotate a running task's stdout and stderr by size, checking every `checkMs`. */
+export function watchLogs(sandbox: string, opts: LogOptions & { checkMs?: number } = {}): LogWatch {
+  let busy = false;
+  const timer = setInterval(
+    () => {
+      if (busy) return;
+      busy = true;
+      void Promise.all([rotateLog(sandbox, "stdout", opts), rotateLog(sandbox, "stderr", opts)])
+        .catch(() => undefined) // a vanished sandbox is the daemon's business, not the watcher's
+        .finally(() => (busy = false));
+    },
+    Math.max(10, opts.checkMs ?? DEFAULT_LOG_CHECK_MS),
+  );
+  timer.unref();
+  return { stop: () => clearInterval(timer) };
 }
 
 export interface ReadLogOptions {

@@ -2,8 +2,17 @@
  * The launch wrapper: a constant /bin/sh script. Every user-supplied string reaches it only as a
  * positional parameter and is always used quoted ("$2"), never spliced into shell code.
  *
- *   sh wrapper gate  CMD...           wait for one line on fd 3 (the launcher's go-ahead, sent
- *                                     after beforeExec), close fd 3, exec CMD (often `unshare …`)
+ *   sh wrapper gate STATUS CMD...     wait for one line on fd 3 (the launcher's go-ahead, sent
+ *                                     after beforeExec), close fd 3, run CMD (often `unshare …`)
+ *                                     as its child, write its exit status to the file STATUS, and
+ *                                     end the same way (re-raising a signal that killed it)
+ *
+ * The gate stays CMD's parent so that the exit status outlives the host daemon: a restarted
+ * daemon re-adopts a task by its wrapper's pid and reads STATUS once the wrapper is gone (see
+ * adopt.ts). The wrapper ignores nothing: it traps TERM/INT/HUP/QUIT with a no-op so a signal
+ * aimed at the task's whole cgroup or process group does not take it down before CMD ends; CMD
+ * itself starts with default dispositions (a trapped signal is reset by exec). Its own stderr
+ * goes to /dev/null so the shell's "Terminated" notices never reach the task's log.
  *   sh wrapper inner OP... -- CMD...  inside the new namespaces, run each OP then exec CMD:
  *       H <hostname-bin> <name>            set the UTS hostname
  *       B <mount-bin> <src> <dst>          bind-mount src onto dst
@@ -15,9 +24,18 @@ stage=\${1-}
 [ "$#" -gt 0 ] && shift
 case "$stage" in
 gate)
+  status=$1
+  shift
   IFS= read -r _go <&3 || { echo "corral: launch cancelled" >&2; exit 125; }
-  exec 3<&-
-  exec "$@"
+  exec 3<&- 4>&2 2>/dev/null
+  trap 'caught=1' TERM INT HUP QUIT
+  set +e
+  (exec 2>&4 4>&-; exec "$@")
+  rc=$?
+  printf '%s\n' "$rc" >"$status"
+  trap - TERM INT HUP QUIT
+  if [ "$rc" -gt 128 ] && [ "$rc" -lt 160 ]; then kill -s "$(kill -l "$rc")" $$; fi
+  exit "$rc"
   ;;
 inner)
   while [ "$#" -gt 0 ]; do
@@ -36,6 +54,8 @@ exit 126
 `;
 
 export const WRAPPER_FILE = ".corral-wrapper.sh";
+/** Written by the wrapper when the task's command ends: its exit status as `sh` reports it. */
+export const EXIT_STATUS_FILE = ".corral-exit-status";
 
 export type WrapperOp =
   | { op: "hostname"; bin: string; name: string }
