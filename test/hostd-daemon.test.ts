@@ -5,7 +5,6 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startMaster, type Master } from "../src/actors/master/index.js";
 import { startHostDaemon, type HostDaemon } from "../src/hostd/daemon/index.js";
-import { detectCgroups } from "../src/hostd/isolation/index.js";
 import { silentLogger } from "../src/log/index.js";
 import {
   connectFramework,
@@ -13,26 +12,12 @@ import {
   type LaunchTask,
   type TaskStatus,
 } from "../src/sdk/index.js";
+import { cgroupMounts, hostdSkipReason } from "./helpers/cgroups.js";
 import { startTestNats, type TestNats } from "./helpers/nats.js";
 import { waitFor } from "./helpers/wait.js";
 
-const support = await detectCgroups();
-const usable: readonly string[] = support.version === "none" ? [] : support.usable;
-const skipReason =
-  process.getuid?.() !== 0
-    ? "needs root"
-    : support.version === "none"
-      ? `no cgroups: ${support.reason}`
-      : ["memory", "cpu", "pids"].every((c) => usable.includes(c))
-        ? undefined
-        : `cgroup ${support.version} lacks memory/cpu/pids`;
-if (skipReason) console.warn(`test/hostd-daemon.test.ts skipped: ${skipReason}`);
-const mounts =
-  support.version === "v1"
-    ? [...new Set(Object.values(support.mounts))]
-    : support.version === "v2"
-      ? [support.mount]
-      : [];
+const skipReason = await hostdSkipReason("test/hostd-daemon.test.ts");
+const mounts = await cgroupMounts();
 
 const logger = silentLogger();
 const CGROUP_ROOT = `corral-test-${randomBytes(4).toString("hex")}`;

@@ -191,6 +191,7 @@ describe.skipIf(!isRoot)("launchTask (real processes, root)", () => {
     const kid = await processIdentity(k.pid);
     const b = kid && (await adoptTask({ id: kid, runId: "k", sandbox: k.sandbox, pollMs: 20 }));
     if (!b?.running) throw new Error("expected a running task");
+    await waitFor(() => descendants(k.pid).some((p) => comm(p) === "sleep")); // past the wrapper's trap
     expect(b.task.signal("SIGTERM")).toBe(true);
     expect(await b.task.exited).toEqual({ code: null, signal: "SIGTERM" });
     expect(readFileSync(join(k.sandbox, "stderr"), "utf8")).toBe(""); // no shell chatter in the log

@@ -177,9 +177,14 @@ export function registerClusterCommands(program: Command): void {
         .default(parseResources(DEFAULT_SIM_RESOURCES), DEFAULT_SIM_RESOURCES),
     )
     .option("--attributes <spec>", "host attributes, e.g. rack:r1;zone:west", attributes)
+    .option(
+      "--kill-tasks-on-stop",
+      "real host: kill the tasks when the daemon stops (default: leave them running for the next daemon to re-adopt)",
+    )
     .action(
       async (
         o: {
+          killTasksOnStop?: boolean;
           sim?: boolean;
           nats: string;
           id?: string;
@@ -199,6 +204,7 @@ export function registerClusterCommands(program: Command): void {
             ...(given ? { resources: formatResources(o.resources) } : {}),
             ...(o.attributes ? { attributes: o.attributes } : {}),
             ...(o.isolation ? { isolation: o.isolation } : {}),
+            leaveTasksRunning: !o.killTasksOnStop,
           };
           await serveOne(o.nats, { name: "hostd", component: "hostd", options });
           return;

@@ -92,6 +92,23 @@ export const TaskStatusReportSchema = Type.Object({
   ts: Type.Number(),
 });
 
+export const HostTaskSchema = Type.Object({
+  taskId: TaskId,
+  frameworkId: Id,
+  /** The host's view: its last reported state, or TASK_STAGING before any. */
+  state: TaskStateSchema,
+});
+
+/** The master's answer to a REGISTER that listed the host's tasks (Mesos's agent reconciliation). */
+export interface RegisterResult {
+  /** Tasks the master does not know (anymore): the host kills them and forgets them. */
+  unknown: Array<{ taskId: string; frameworkId: string }>;
+  /** Tasks the master already holds as ended: a host still running one kills it. */
+  ended: Array<{ taskId: string; frameworkId: string }>;
+  /** Live tasks of this host that it did not list: now TASK_LOST. */
+  lost: string[];
+}
+
 export const HostCallSchemas = {
   REGISTER: call("REGISTER", {
     hostId: Id,
@@ -99,6 +116,16 @@ export const HostCallSchemas = {
     resources: ResourcesSchema,
     attributes: Attributes,
     sim: Type.Optional(Type.Boolean()),
+    /**
+     * Every task the host has (running, or ended with its terminal update not yet acknowledged),
+     * with the last state it reported. With `fromSeq`, it lets the master account for the rest.
+     */
+    tasks: Type.Optional(Type.Array(HostTaskSchema, { maxItems: 100_000 })),
+    /**
+     * The host has seen (or will see) every task event of the log from this sequence on: a live
+     * task of this host launched before it and missing from `tasks` is lost.
+     */
+    fromSeq: Type.Optional(Type.Integer({ minimum: 0 })),
   }),
   STATUS: call("STATUS", {
     hostId: Id,
@@ -121,6 +148,7 @@ export type FrameworkCallOf<T extends FrameworkCall["type"]> = Extract<Framework
 export type TaskInfo = Static<typeof TaskInfoSchema>;
 export type Operation = Static<typeof OperationSchema>;
 export type TaskStatusReport = Static<typeof TaskStatusReportSchema>;
+export type HostTask = Static<typeof HostTaskSchema>;
 
 /**
  * A task status as frameworks see it (Mesos `TaskStatus`): in `task.status` events, SUBSCRIBE's

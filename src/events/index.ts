@@ -22,6 +22,8 @@ export {
   type TaskInfo,
   type Operation,
   type TaskStatusReport,
+  type HostTask,
+  type RegisterResult,
   type TaskStatusInfo,
   type CallReply,
 } from "./calls.js";

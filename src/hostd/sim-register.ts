@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { JetStreamClient } from "@nats-io/jetstream";
 import { headers } from "@nats-io/transport-node";
-import type { CallReply } from "../events/calls.js";
+import type { CallReply, HostTask } from "../events/calls.js";
 import { encode } from "../events/codec.js";
 import { REPLY_HEADER, subjects } from "../events/subjects.js";
 import type { Logger } from "../log/index.js";
@@ -27,6 +27,8 @@ export interface RegisterContext {
   /** A real host's name and kind; simulated hosts use their id and `sim: true`. */
   hostname?: string;
   sim?: boolean;
+  /** A real host's task list and the log sequence it reads task events from (see REGISTER). */
+  account?: { tasks: HostTask[]; fromSeq: number };
 }
 
 interface Waiter {
@@ -65,7 +67,7 @@ function waitReply(w: Waiter, ms: number, signal: AbortSignal): Promise<void> {
  * Register one host: publish REGISTER to INPUTS (msgID = callId) naming the pool's reply inbox,
  * and try again every `retryMs` until the master answers ok. False when aborted first.
  */
-export async function registerHost(ctx: RegisterContext, hostId: string): Promise<boolean> {
+export async function registerHost(ctx: RegisterContext, hostId: string): Promise<CallReply | undefined> {
   let w = newWaiter(ctx);
   let attempts = 0;
   try {
@@ -84,6 +86,7 @@ export async function registerHost(ctx: RegisterContext, hostId: string): Promis
         resources: ctx.resources,
         attributes: ctx.attributes,
         sim: ctx.sim ?? true,
+        ...(ctx.account ?? {}),
       };
       const h = headers();
       h.set(REPLY_HEADER, ctx.replies.subject);
@@ -102,7 +105,7 @@ export async function registerHost(ctx: RegisterContext, hostId: string): Promis
       const r = w.reply;
       if (r?.ok) {
         ctx.log.debug({ hostId, attempts }, "host registered");
-        return true;
+        return r;
       }
       if (r) {
         ctx.log.warn(
@@ -115,7 +118,7 @@ export async function registerHost(ctx: RegisterContext, hostId: string): Promis
       }
       await waitReply(w, started + ctx.retryMs - Date.now(), ctx.signal);
     }
-    return false;
+    return undefined;
   } finally {
     ctx.replies.cancel(w.callId);
   }
@@ -132,7 +135,7 @@ export async function registerAll(
   const worker = async (): Promise<void> => {
     while (next < hostIds.length && !ctx.signal.aborted) {
       const id = hostIds[next++]!;
-      if (await registerHost(ctx, id)) onRegistered(id);
+      if ((await registerHost(ctx, id)) !== undefined) onRegistered(id);
     }
   };
   const n = Math.max(1, Math.min(concurrency, hostIds.length));

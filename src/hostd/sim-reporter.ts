@@ -41,6 +41,8 @@ export interface StatusReporterOptions {
   flushMs: number;
   retryMs: number;
   onUnknownHost: (hostId: string) => void;
+  /** Called for each update the master recorded or refused (it is never sent again). */
+  onSettled?: (uuid: string) => void;
 }
 
 /**
@@ -95,7 +97,11 @@ export class StatusReporter {
     if (!p) return false;
     const s = p.stream;
     const idx = s.items.indexOf(p);
-    for (const q of s.items.splice(0, idx + 1)) this.#byUuid.delete(q.report.uuid);
+    const settled = this.#o.onSettled;
+    for (const q of s.items.splice(0, idx + 1)) {
+      this.#byUuid.delete(q.report.uuid);
+      settled?.(q.report.uuid);
+    }
     if (s.items.length === 0) this.#drop(s);
     return true;
   }

@@ -290,6 +290,7 @@ function taskLaunched(state: ClusterState, e: EventOf<"task.launched">): void {
     lastUuid: undefined,
     killRequested: false,
     launchedAt: e.at,
+    launchSeq: state.seq,
     updatedAt: e.at,
   });
 }

@@ -65,6 +65,8 @@ export interface TaskView {
   lastUuid: string | undefined;
   killRequested: boolean;
   launchedAt: number;
+  /** Log sequence of the `task.launched` event (a host re-registering accounts from a sequence). */
+  launchSeq: number;
   updatedAt: number;
 }
 

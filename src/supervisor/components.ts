@@ -40,6 +40,8 @@ export interface HostdComponentOptions {
   resources?: string;
   attributes?: Record<string, string>;
   isolation?: "cgroups" | "none";
+  /** On stop, leave the tasks running for the next daemon on this work dir (`corral hostd`). */
+  leaveTasksRunning?: boolean;
 }
 
 export interface SimHostsComponentOptions {
@@ -112,9 +114,10 @@ export const components: { [K in ComponentName]: StartFn<K> } = {
 
   async hostd({ nc, logger, options }) {
     const { startHostDaemon } = await import("../hostd/daemon/index.js");
-    const daemon = await startHostDaemon({ nc, logger, ...options });
+    const { leaveTasksRunning, ...rest } = options;
+    const daemon = await startHostDaemon({ nc, logger, ...rest });
     return {
-      stop: () => daemon.stop(),
+      stop: () => daemon.stop({ leaveTasksRunning: leaveTasksRunning ?? false }),
       info: () => ({ hostId: daemon.hostId, hostname: daemon.hostname, isolation: daemon.isolation }),
     };
   },

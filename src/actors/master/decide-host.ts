@@ -1,8 +1,15 @@
-import type { CorralEvent, EventOf, HostCall, OperatorCall } from "../../events/index.js";
+import type {
+  CorralEvent,
+  EventOf,
+  HostCall,
+  HostTask,
+  OperatorCall,
+  RegisterResult,
+} from "../../events/index.js";
 import { isTerminal } from "../../events/index.js";
 import { ErrorCode } from "../../errors/index.js";
 import { validateRole } from "../../resources/index.js";
-import type { ClusterState } from "../../state/index.js";
+import type { ClusterState, TaskView } from "../../state/index.js";
 import { taskTable } from "../machines/index.js";
 import { event, reject, type DecideContext, type Decision } from "./context.js";
 import { teardown } from "./decide-framework.js";
@@ -24,7 +31,9 @@ export function decideHostCall(state: ClusterState, call: HostCall, ctx: DecideC
         sim: call.sim ?? false,
       };
       const e = prev ? event(ctx, "host.reregistered", payload) : event(ctx, "host.registered", payload);
-      return { events: [e], dirty: [call.hostId] };
+      if (!prev || call.tasks === undefined) return { events: [e], dirty: [call.hostId] };
+      const { events, result } = accountForTasks(state, call, ctx);
+      return { events: [e, ...events], result, dirty: [call.hostId] };
     }
     case "STATUS": {
       const host = state.hosts.get(call.hostId);
@@ -92,4 +101,56 @@ export function decideOperatorCall(state: ClusterState, call: OperatorCall, ctx:
       return teardown(state, fw, "torn down by operator", ctx);
     }
   }
+}
+
+/**
+ * A host re-registering with its task list: live tasks the master has there but the host does not
+ * (launched before `fromSeq`, so the host saw their launch) become TASK_LOST; tasks the master had
+ * given up as unreachable come back in the state the host reports; the host's tasks that the
+ * master does not know, or holds as ended, are named in the reply for the host to kill.
+ */
+function accountForTasks(
+  state: ClusterState,
+  call: Extract<HostCall, { type: "REGISTER" }>,
+  ctx: DecideContext,
+): { events: CorralEvent[]; result: RegisterResult } {
+  const listed = new Map<string, HostTask>();
+  for (const t of call.tasks ?? []) listed.set(t.taskId, t);
+  const events: CorralEvent[] = [];
+  const result: RegisterResult = { unknown: [], ended: [], lost: [] };
+  const status = (t: TaskView, to: HostTask["state"], reason: string, message: string) =>
+    event(ctx, "task.status", {
+      taskId: t.taskId,
+      frameworkId: t.frameworkId,
+      hostId: t.hostId,
+      state: to,
+      source: "master",
+      reason,
+      message,
+      uuid: `m-${ctx.now.toString(36)}-${t.taskId}`.slice(0, 64),
+    });
+  for (const t of state.tasks.values()) {
+    if (t.hostId !== call.hostId || isTerminal(t.state)) continue;
+    const h = listed.get(t.taskId);
+    if (h && h.frameworkId === t.frameworkId) {
+      // Seen again: back to what the host says (its own pending updates follow on their own).
+      if (t.state === "TASK_UNREACHABLE" && h.state !== "TASK_STAGING" && !isTerminal(h.state)) {
+        if (taskTable.step(t.state, `STATUS.${h.state}`) !== undefined)
+          events.push(status(t, h.state, "REASON_AGENT_REREGISTERED", `host ${call.hostId} re-registered`));
+      }
+      continue;
+    }
+    if (call.fromSeq === undefined || t.launchSeq >= call.fromSeq) continue; // launch still on its way
+    result.lost.push(t.taskId);
+    events.push(
+      status(t, "TASK_LOST", "REASON_AGENT_RESTARTED", `host ${call.hostId} re-registered without this task`),
+    );
+  }
+  for (const h of listed.values()) {
+    const t = state.tasks.get(h.taskId);
+    const ref = { taskId: h.taskId, frameworkId: h.frameworkId };
+    if (!t || t.hostId !== call.hostId || t.frameworkId !== h.frameworkId) result.unknown.push(ref);
+    else if (isTerminal(t.state)) result.ended.push(ref);
+  }
+  return { events, result };
 }

@@ -15,6 +15,7 @@ import { ReplyRouter } from "../sim-replies.js";
 import { StatusReporter } from "../sim-reporter.js";
 import { chooseIsolation, removeHostCgroups, type IsolationMode } from "./isolation.js";
 import { registerHost } from "../sim-register.js";
+import { Checkpoints } from "./checkpoint.js";
 import { HostTasks, type HostTaskSummary } from "./tasks.js";
 import { startLogsService } from "./logs-service.js";
 
@@ -39,6 +40,14 @@ export interface HostDaemonOptions {
   registerRetryMs?: number;
 }
 
+export interface StopOptions {
+  /**
+   * Leave the tasks running, for the next daemon on this work dir to re-adopt (what a Mesos agent
+   * does on restart). Default: kill them all; the next daemon then reports them TASK_LOST.
+   */
+  leaveTasksRunning?: boolean;
+}
+
 export interface HostDaemon {
   hostId: string;
   hostname: string;
@@ -46,8 +55,8 @@ export interface HostDaemon {
   isolation: IsolationMode;
   /** Resolves true once the master accepted the registration (false if stopped first). */
   whenRegistered(): Promise<boolean>;
-  /** Stop consuming and heartbeating, kill every task and remove its cgroup. */
-  stop(): Promise<void>;
+  /** Stop consuming and heartbeating; kill every task and remove its cgroup, unless told to leave them. */
+  stop(opts?: StopOptions): Promise<void>;
   tasks(): HostTaskSummary;
 }
 
@@ -60,10 +69,15 @@ export async function startHostDaemon(opts: HostDaemonOptions): Promise<HostDaem
   const { resources } = await discoverResources({ workDir, override: opts.resources });
   const support = await chooseIsolation(opts.isolation, log);
   const cgroupRoot = opts.cgroupRoot ?? "corral";
+  // What an earlier daemon on this work dir left: runs to re-adopt, and where it stopped reading.
+  const checkpoints = new Checkpoints(workDir, log);
+  const recovered = await checkpoints.load();
+  const cursor = await checkpoints.readCursor();
   if (support) {
-    // Nothing is re-adopted yet: whatever an earlier run of this host left behind is killed.
-    const stale = await cleanupStale(support, cgroupRoot, hostId, new Set(), log);
-    if (stale.removed.length > 0) log.warn({ removed: stale.removed }, "killed tasks left by an earlier run");
+    const keep = new Set(recovered.flatMap((cp) => (cp.run.cgroup ? [cp.run.cgroup.taskId] : [])));
+    const stale = await cleanupStale(support, cgroupRoot, hostId, keep, log);
+    if (stale.removed.length > 0)
+      log.warn({ removed: stale.removed }, "killed unaccounted processes of an earlier run");
   }
 
   const { nc } = opts;
@@ -77,6 +91,7 @@ export async function startHostDaemon(opts: HostDaemonOptions): Promise<HostDaem
     flushMs: 5,
     retryMs: opts.statusRetryMs ?? 5000,
     onUnknownHost: () => reregister(),
+    onSettled: (uuid) => tasks.settled(uuid),
   });
   const tasks = new HostTasks(
     {
@@ -86,8 +101,10 @@ export async function startHostDaemon(opts: HostDaemonOptions): Promise<HostDaem
       cgroupRoot,
       killGracePeriodS: opts.killGracePeriodS ?? 3,
       log,
+      checkpoints,
     },
     reporter,
+    cursor,
   );
   const logs = startLogsService({ nc, hostId, workDir, log, tasks: () => tasks.summary() });
   const reg: RegisterContext = {
@@ -109,8 +126,11 @@ export async function startHostDaemon(opts: HostDaemonOptions): Promise<HostDaem
     registered = false;
     registering = true;
     reporter.pause(hostId);
-    registration = registerHost({ ...reg, hostname, sim: false }, hostId)
-      .then((ok) => {
+    const account = { tasks: tasks.known(), fromSeq: taskStartSeq };
+    registration = registerHost({ ...reg, hostname, sim: false, account }, hostId)
+      .then((reply) => {
+        const ok = reply !== undefined;
+        if (reply?.ok && reply.result) tasks.reconcile(reply.result);
         if (ok && !removed) {
           registered = true;
           reporter.resume(hostId);
@@ -146,7 +166,7 @@ export async function startHostDaemon(opts: HostDaemonOptions): Promise<HostDaem
       return log.warn({ subject: m.subject, why: entry.error }, "invalid task message");
     for (const e of entry.events) {
       try {
-        const wrong = tasks.onEvent(e);
+        const wrong = tasks.onEvent(e, m.seq);
         if (wrong !== undefined) log.warn({ subject: m.subject }, `ignored a task event: ${wrong}`);
       } catch (err) {
         log.error({ err, subject: m.subject, seq: m.seq }, "failed to act on a task event");
@@ -185,24 +205,28 @@ export async function startHostDaemon(opts: HostDaemonOptions): Promise<HostDaem
   };
 
   let stopping: Promise<void> | undefined;
-  const stop = (): Promise<void> =>
+  const stop = (so: StopOptions = {}): Promise<void> =>
     (stopping ??= (async () => {
       ac.abort();
       clearInterval(hbTimer);
       await Promise.all(consumers.map((m) => m.close().catch(() => undefined)));
-      await tasks.close();
+      await tasks.close({ leaveRunning: so.leaveTasksRunning ?? false });
       await logs.stop();
-      if (support) await removeHostCgroups(support, cgroupRoot, hostId);
+      if (support && !so.leaveTasksRunning) await removeHostCgroups(support, cgroupRoot, hostId);
       await reporter.stop();
       replies.close();
       log.info(tasks.summary(), "host daemon stopped");
     })());
 
+  let taskStartSeq = 0;
   try {
-    // Consume before registering, so no launch for this host can be missed.
+    // Consume before registering, so no launch for this host can be missed; after a restart,
+    // resume after the last task event the earlier daemon acted on.
     const jsm = await js.jetstreamManager();
     const startSeq = (await jsm.streams.info(EVENTS_STREAM)).state.last_seq + 1;
-    await consume(subjects.hostTasks(hostId), startSeq, onTaskMessage);
+    taskStartSeq = cursor > 0 && cursor < startSeq ? cursor + 1 : startSeq;
+    tasks.recover(recovered);
+    await consume(subjects.hostTasks(hostId), taskStartSeq, onTaskMessage);
     await consume(subjects.host(hostId), startSeq, onHostMessage);
   } catch (err) {
     await stop();

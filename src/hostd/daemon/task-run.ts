@@ -2,18 +2,22 @@ import { randomUUID } from "node:crypto";
 import { constants } from "node:os";
 import type { TaskStatusReport } from "../../events/calls.js";
 import type { EventOf } from "../../events/schema.js";
-import type { TaskReason, TaskState } from "../../events/task-states.js";
+import { isTerminal as isTerminalState, type TaskReason, type TaskState } from "../../events/task-states.js";
 import type { Logger } from "../../log/index.js";
 import type { Resources } from "../../resources/types.js";
 import { TaskCgroup, type CgroupSupport } from "../isolation/index.js";
 import {
   LaunchError,
+  adoptTask,
+  bootId,
   createSandbox,
   launchTask,
   portsFromResources,
+  processIdentity,
   type RunningTask,
   type TaskExit,
 } from "../launcher/index.js";
+import type { Checkpoints, CheckpointedRun, RunRecord } from "./checkpoint.js";
 
 export const DEFAULT_TASK_CPUS = 0.1;
 export const DEFAULT_TASK_MEM_MB = 32;
@@ -27,12 +31,16 @@ export interface RunContext {
   cgroupRoot: string;
   killGracePeriodS: number;
   log: Logger;
+  checkpoints: Checkpoints;
 }
 
+/** A new launch (with the sequence of the log message that carried it), or a checkpointed run. */
+export type RunOrigin = { launchSeq: number } | { recover: CheckpointedRun };
+
 export type Phase = "starting" | "running" | "done";
-type Extra = Partial<Pick<TaskStatusReport, "reason" | "message" | "exitCode">>;
-/** Sends one status update of this task; returns its uuid. */
-export type ReportFn = (state: TaskState, extra: Extra) => string;
+type Extra = Partial<Pick<TaskStatusReport, "reason" | "message" | "exitCode" | "healthy">>;
+/** Hands one status update to the reporter (which sends it until the master has recorded it). */
+export type SendFn = (report: TaskStatusReport) => void;
 
 /** Sum of the scalar resource `name` over all roles, or undefined when absent. */
 function scalar(resources: Resources, name: string): number | undefined {
@@ -46,39 +54,56 @@ const REQUEST_INVALID = new Set(["INVALID_ID", "INVALID_COMMAND"]);
 /**
  * One launch of one task: sandbox, cgroup (when isolated), process, kill policy, and the one
  * terminal update once nothing of the task is left running. Never throws: every failure becomes
- * a status update (or a log line when nothing can be reported).
+ * a status update (or a log line when nothing can be reported). A run is checkpointed once its
+ * process exists, so a restarted daemon takes it back (`{ recover }`) instead of losing it.
  */
 export class TaskRun {
   readonly taskId: string;
   readonly frameworkId: string;
-  readonly runId = randomUUID();
+  readonly runId: string;
   readonly cpus: number;
   readonly memMb: number;
   readonly done: Promise<void>;
+  /** The checkpoint (see checkpoint.ts). */
+  readonly record: RunRecord;
   phase: Phase = "starting";
   pid: number | undefined;
   sandbox: string | undefined;
+  /** The last state reported (TASK_STAGING before any). */
+  lastState: TaskState = "TASK_STAGING";
   /** Uuid of the terminal update: its acknowledgement lets the run be forgotten. */
   terminalUuid: string | undefined;
   #ctx: RunContext;
   #log: Logger;
-  #report: ReportFn;
+  #send: SendFn;
   #cg: TaskCgroup | undefined;
   #proc: RunningTask | undefined;
   #kill: { reason: TaskReason; graceS: number; escalated: boolean } | undefined;
   /** Ended without a word (daemon stopping, or the master already declared the task over). */
   #silent = false;
   #graceTimer: NodeJS.Timeout | undefined;
+  /** Updates are checkpointed only once the run itself is (a failed launch is never recovered). */
+  #checkpointed = false;
 
-  constructor(ctx: RunContext, e: EventOf<"task.launched">, report: ReportFn) {
+  constructor(ctx: RunContext, e: EventOf<"task.launched">, send: SendFn, origin: RunOrigin) {
+    const recovered = "recover" in origin ? origin.recover : undefined;
+    this.runId = recovered?.run.runId ?? randomUUID();
+    this.record = recovered?.run ?? {
+      v: 1,
+      runId: this.runId,
+      taskId: e.taskId,
+      frameworkId: e.frameworkId,
+      launch: e,
+      launchSeq: "launchSeq" in origin ? origin.launchSeq : 0,
+    };
     this.taskId = e.taskId;
     this.frameworkId = e.frameworkId;
     this.cpus = scalar(e.resources, "cpus") ?? DEFAULT_TASK_CPUS;
     this.memMb = scalar(e.resources, "mem") ?? DEFAULT_TASK_MEM_MB;
     this.#ctx = ctx;
     this.#log = ctx.log.child({ taskId: e.taskId, frameworkId: e.frameworkId, runId: this.runId });
-    this.#report = report;
-    this.done = this.#run(e).catch((err: unknown) => {
+    this.#send = send;
+    this.done = (recovered ? this.#recover(recovered) : this.#run(e)).catch((err: unknown) => {
       this.phase = "done";
       this.#log.error({ err }, "task run failed unexpectedly");
     });
@@ -90,14 +115,53 @@ export class TaskRun {
     const graceS = gracePeriodS ?? this.#ctx.killGracePeriodS;
     this.#kill = { reason, graceS, escalated: false };
     this.#log.info({ graceS }, "killing task");
+    if (this.#checkpointed) {
+      this.record.kill = { graceS, reason, at: Date.now() };
+      void this.#ctx.checkpoints.save(this.record);
+    }
     if (this.phase === "running") this.#terminate();
   }
 
-  /** Kill at once and report nothing; resolves when nothing of the task is left. */
-  abort(): Promise<void> {
+  get checkpointed(): boolean {
+    return this.#checkpointed;
+  }
+
+  /**
+   * Kill at once and report nothing; resolves when nothing of the task is left. Killed because the
+   * daemon stops, the run stays checkpointed and the next daemon reports it lost, saying why.
+   */
+  abort(why?: "daemon-stop"): Promise<void> {
     this.#silent = true;
+    if (why && this.#checkpointed && this.phase !== "done") {
+      this.record.stoppedAt = Date.now();
+      void this.#ctx.checkpoints.save(this.record);
+    }
     if (this.phase === "running") void this.#signal("SIGKILL");
     return this.done;
+  }
+
+  /** Stop watching the task without touching it: it keeps running for the next daemon to adopt. */
+  detach(): void {
+    this.#detached = true;
+    this.#stopWatching?.();
+  }
+  #detached = false;
+  #stopWatching: (() => void) | undefined;
+
+  /** Send one status update (checkpointed first, once the run is); returns its uuid. */
+  #report(state: TaskState, extra: Extra): string {
+    const r: TaskStatusReport = {
+      taskId: this.taskId,
+      frameworkId: this.frameworkId,
+      state,
+      uuid: randomUUID(),
+      ts: Date.now(),
+    };
+    Object.assign(r, extra);
+    this.lastState = state;
+    if (this.#checkpointed) void this.#ctx.checkpoints.update(this.runId, r);
+    this.#send(r);
+    return r.uuid;
   }
 
   async #run(e: EventOf<"task.launched">): Promise<void> {
@@ -105,16 +169,17 @@ export class TaskRun {
       this.sandbox = await createSandbox(this.#ctx.workDir, e.frameworkId, e.taskId, this.runId);
       const support = this.#ctx.support;
       if (support) {
-        const spec = { root: this.#ctx.cgroupRoot, hostId: this.#ctx.hostId, taskId: this.runId };
+        const id = { root: this.#ctx.cgroupRoot, hostId: this.#ctx.hostId, taskId: this.runId };
         this.#cg = await TaskCgroup.create(
           support,
-          { ...spec, cpus: this.cpus, memMb: this.memMb },
+          { ...id, cpus: this.cpus, memMb: this.memMb },
           this.#log,
         ).catch((err: unknown) => {
           throw new LaunchError("HOOK_FAILED", `cannot create the task's cgroup: ${(err as Error).message}`, {
             cause: err,
           });
         });
+        this.record.cgroup = id;
       }
       const cg = this.#cg;
       this.#proc = await launchTask({
@@ -133,16 +198,88 @@ export class TaskRun {
       return;
     }
     const proc = this.#proc;
+    this.record.sandbox = this.sandbox;
+    // Gone already (a very short task, reaped), it has no identity: a crash now loses it (LOST).
+    const id = await processIdentity(proc.pid);
+    if (id) this.record.process = id;
+    void this.#ctx.checkpoints.save(this.record);
+    this.#checkpointed = true;
+    await this.#supervise(proc, false);
+  }
+
+  /** Take back a run of an earlier daemon: still running, ended meanwhile, or gone without a trace. */
+  async #recover(cp: CheckpointedRun): Promise<void> {
+    const run = cp.run;
+    this.#checkpointed = true;
+    this.sandbox = run.sandbox;
+    const last = cp.updates.at(-1);
+    if (last) this.lastState = last.state;
+    if (last && isTerminalState(last.state)) {
+      // Reported already; only the acknowledgement is missing.
+      this.phase = "done";
+      this.terminalUuid = last.uuid;
+      return;
+    }
+    const support = this.#ctx.support;
+    if (support && run.cgroup)
+      this.#cg = await TaskCgroup.adopt(support, run.cgroup, this.#log).catch(() => undefined);
+    const adoption =
+      run.process && run.sandbox
+        ? await adoptTask({ id: run.process, runId: run.runId, sandbox: run.sandbox })
+        : { running: false as const, exit: undefined };
+    if (run.kill) this.#kill = { reason: run.kill.reason, graceS: run.kill.graceS, escalated: false };
+    if (adoption.running) {
+      this.#log.info({ pid: adoption.task.pid }, "re-adopted a running task");
+      const graceLeft = run.kill ? Math.max(0, run.kill.graceS - (Date.now() - run.kill.at) / 1000) : 0;
+      if (this.#kill) this.#kill.graceS = graceLeft;
+      await this.#supervise(adoption.task, this.lastState === "TASK_RUNNING");
+      return;
+    }
+    let state: TaskState;
+    let extra: Extra;
+    if (adoption.exit) {
+      [state, extra] = await this.#outcome(adoption.exit);
+      extra.message = `${extra.message ?? ""} (while the host daemon was down)`.trim();
+      this.#log.info({ ...adoption.exit, state }, "task ended while the host daemon was down");
+    } else {
+      const rebooted = run.process !== undefined && run.process.bootId !== (await bootId());
+      state = "TASK_LOST";
+      extra = rebooted
+        ? { reason: "REASON_AGENT_RESTARTED", message: "the host rebooted: the task is gone" }
+        : {
+            reason: "REASON_EXECUTOR_TERMINATED",
+            message: run.stoppedAt
+              ? "killed when its host daemon stopped"
+              : run.process
+                ? "the task ended while the host daemon was down and left no exit status"
+                : "the host daemon stopped while launching the task",
+          };
+      this.#log.warn({ reason: extra.reason }, "task lost while the host daemon was down");
+    }
+    await this.#cleanup();
+    this.phase = "done";
+    this.terminalUuid = this.#report(state, extra);
+  }
+
+  /** From a running process to its one terminal update. */
+  async #supervise(proc: RunningTask, runningReported: boolean): Promise<void> {
     this.pid = proc.pid;
     this.phase = "running";
     this.#log.info({ pid: proc.pid, sandbox: this.sandbox, isolated: !!this.#cg }, "task started");
     if (this.#silent) void this.#signal("SIGKILL");
     else if (this.#kill)
-      this.#terminate(); // the kill came while it was starting
-    else this.#report("TASK_RUNNING", {});
+      this.#terminate(); // the kill came while it was starting (or before a restart)
+    else if (!runningReported) this.#report("TASK_RUNNING", {});
 
-    const exit = await proc.exited;
+    const detached = new Promise<undefined>((resolve) => (this.#stopWatching = () => resolve(undefined)));
+    const exit = await Promise.race([proc.exited, detached]);
     clearTimeout(this.#graceTimer);
+    if (exit === undefined || this.#detached) {
+      proc.release();
+      this.phase = "done";
+      this.#log.info("left running for the next host daemon to adopt");
+      return;
+    }
     const [state, extra] = await this.#outcome(exit);
     await this.#cleanup();
     this.phase = "done";

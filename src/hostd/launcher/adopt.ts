@@ -108,8 +108,10 @@ export async function adoptTask(spec: AdoptSpec): Promise<Adoption> {
   const pid = id.pid;
   const logs = watchLogs(sandbox, spec.logs);
   const pollMs = Math.max(10, spec.pollMs ?? 200);
+  let released = false;
   const exited = new Promise<TaskExit>((resolve) => {
     const check = (): void => {
+      if (released) return;
       void isRunning(id).then(async (running) => {
         if (running) return void setTimeout(check, pollMs);
         logs.stop();
@@ -119,5 +121,11 @@ export async function adoptTask(spec: AdoptSpec): Promise<Adoption> {
     };
     setTimeout(check, pollMs);
   });
-  return { running: true, task: taskHandle(pid, spec.runId, sandbox, exited) };
+  return {
+    running: true,
+    task: taskHandle(pid, spec.runId, sandbox, exited, () => {
+      released = true;
+      logs.stop();
+    }),
+  };
 }

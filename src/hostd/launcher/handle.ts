@@ -10,6 +10,7 @@ export function taskHandle(
   runId: string,
   sandbox: string,
   exited: Promise<TaskExit>,
+  release: () => void,
 ): RunningTask {
   const signal = (sig: NodeJS.Signals): boolean => {
     try {
@@ -32,5 +33,5 @@ export function taskHandle(
       clearTimeout(timer);
     }
   };
-  return { pid, runId, sandbox, exited, signal, kill };
+  return { pid, runId, sandbox, exited, signal, kill, release };
 }

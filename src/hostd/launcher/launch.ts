@@ -73,6 +73,8 @@ export interface RunningTask {
   signal(sig: NodeJS.Signals): boolean;
   /** Mesos's kill policy: SIGTERM to the group, then SIGKILL after `graceMs` (default 3000). */
   kill(graceMs?: number): Promise<TaskExit>;
+  /** Stop watching: the task keeps running, and no longer keeps this process alive. */
+  release(): void;
 }
 
 /** The argv to exec: `value` through /bin/sh -c (shell true or unset), otherwise argv as is. */
@@ -254,7 +256,10 @@ export async function launchTask(spec: LaunchSpec): Promise<RunningTask> {
       res({ code, signal });
     });
   });
-  const handle = taskHandle(pid, runId, sandbox, exited);
+  const handle = taskHandle(pid, runId, sandbox, exited, () => {
+    logs.stop();
+    child.unref();
+  });
   if (spec.beforeExec) {
     try {
       await spec.beforeExec(pid);

@@ -1,0 +1,165 @@
+import { appendFile, mkdir, readFile, readdir, rename, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { TaskStatusReport } from "../../events/calls.js";
+import type { EventOf } from "../../events/schema.js";
+import type { TaskReason } from "../../events/task-states.js";
+import type { Logger } from "../../log/index.js";
+import type { TaskCgroupId } from "../isolation/index.js";
+import type { ProcessIdentity } from "../launcher/index.js";
+
+/**
+ * What a host daemon must remember of a task run to take it back after a restart (Mesos's agent
+ * checkpoints `meta/slaves/.../runs/<id>/`): `<workDir>/meta/runs/<runId>/run.json` (the launch,
+ * the sandbox, the cgroup, the wrapper's identity) and `updates.jsonl` (every status update sent,
+ * and which of them the master has recorded). The directory is removed once the framework has
+ * acknowledged the terminal update — and only after the task-event cursor has moved past the
+ * launch, so a restart never replays that launch into a second run.
+ *
+ * Writes are not fsynced: they survive a crash or restart of the daemon, not a power cut (after
+ * which the tasks are gone anyway and are reported lost).
+ */
+export interface RunRecord {
+  v: 1;
+  runId: string;
+  taskId: string;
+  frameworkId: string;
+  /** The launch as the master recorded it. */
+  launch: EventOf<"task.launched">;
+  /** Log sequence of the message that carried the launch. */
+  launchSeq: number;
+  sandbox?: string;
+  cgroup?: TaskCgroupId;
+  /** Set once the wrapper runs. */
+  process?: ProcessIdentity;
+  /** A kill in progress: a restarted daemon carries on with what is left of the grace period. */
+  kill?: { graceS: number; reason: TaskReason; at: number };
+  /** Killed because the daemon stopped (it reports nothing then; the next daemon does). */
+  stoppedAt?: number;
+}
+
+export interface CheckpointedRun {
+  run: RunRecord;
+  /** Every update sent, oldest first. */
+  updates: TaskStatusReport[];
+  /** Uuids of the updates the master has recorded. */
+  recorded: Set<string>;
+}
+
+type UpdateLine = { u: TaskStatusReport } | { r: string };
+
+export class Checkpoints {
+  readonly dir: string;
+  #log: Logger;
+  /** Writes of one run happen in order: a chain per run. */
+  #chains = new Map<string, Promise<void>>();
+  #cursorFile: string;
+  /** Run directories known to exist. */
+  #made = new Set<string>();
+
+  constructor(workDir: string, log: Logger) {
+    this.dir = join(workDir, "meta", "runs");
+    this.#cursorFile = join(workDir, "meta", "task-cursor");
+    this.#log = log;
+  }
+
+  /** Write the run's record (first when its process exists, again when a kill begins). */
+  save(run: RunRecord): Promise<void> {
+    return this.#queue(run.runId, async () => {
+      if (!this.#made.has(run.runId)) {
+        await mkdir(join(this.dir, run.runId), { recursive: true });
+        this.#made.add(run.runId);
+      }
+      await this.#writeRun(run);
+    });
+  }
+
+  update(runId: string, report: TaskStatusReport): Promise<void> {
+    return this.#append(runId, { u: report });
+  }
+
+  recorded(runId: string, uuid: string): Promise<void> {
+    return this.#append(runId, { r: uuid });
+  }
+
+  remove(runId: string): Promise<void> {
+    const done = this.#queue(runId, () => rm(join(this.dir, runId), { recursive: true, force: true }));
+    void done.finally(() => {
+      this.#made.delete(runId);
+      if (this.#chains.get(runId) === done) this.#chains.delete(runId);
+    });
+    return done;
+  }
+
+  /** Every run checkpointed by earlier daemon runs; unreadable ones are logged and removed. */
+  async load(): Promise<CheckpointedRun[]> {
+    const names = await readdir(this.dir).catch(() => [] as string[]);
+    const out: CheckpointedRun[] = [];
+    for (const name of names.sort()) {
+      const dir = join(this.dir, name);
+      try {
+        const run = JSON.parse(await readFile(join(dir, "run.json"), "utf8")) as RunRecord;
+        if (run.v !== 1 || run.runId !== name || !run.launch) throw new Error("not a run record");
+        const updates: TaskStatusReport[] = [];
+        const recorded = new Set<string>();
+        const text = await readFile(join(dir, "updates.jsonl"), "utf8").catch(() => "");
+        for (const line of text.split("\n")) {
+          if (line === "") continue;
+          let l: UpdateLine;
+          try {
+            l = JSON.parse(line) as UpdateLine;
+          } catch {
+            continue; // a line cut short by a crash: the update was never known to be sent
+          }
+          if ("u" in l) updates.push(l.u);
+          else recorded.add(l.r);
+        }
+        out.push({ run, updates, recorded });
+        this.#made.add(name);
+      } catch (err) {
+        this.#log.error({ err, dir }, "unreadable task checkpoint removed; its task will be reported lost");
+        await rm(dir, { recursive: true, force: true });
+      }
+    }
+    return out;
+  }
+
+  /** The sequence after which no task event has been acted on yet (0: none recorded). */
+  async readCursor(): Promise<number> {
+    const n = Number((await readFile(this.#cursorFile, "utf8").catch(() => "")).trim());
+    return Number.isSafeInteger(n) && n > 0 ? n : 0;
+  }
+
+  async writeCursor(seq: number): Promise<void> {
+    await mkdir(join(this.#cursorFile, ".."), { recursive: true });
+    const tmp = `${this.#cursorFile}.tmp`;
+    await writeFile(tmp, `${seq}\n`);
+    await rename(tmp, this.#cursorFile);
+  }
+
+  /** Resolves once every write queued so far is done. */
+  async flush(): Promise<void> {
+    await Promise.all(this.#chains.values());
+  }
+
+  #append(runId: string, line: UpdateLine): Promise<void> {
+    return this.#queue(runId, () =>
+      appendFile(join(this.dir, runId, "updates.jsonl"), `${JSON.stringify(line)}\n`),
+    );
+  }
+
+  async #writeRun(run: RunRecord): Promise<void> {
+    const file = join(this.dir, run.runId, "run.json");
+    await writeFile(`${file}.tmp`, JSON.stringify(run));
+    await rename(`${file}.tmp`, file);
+  }
+
+  #queue(runId: string, op: () => Promise<unknown>): Promise<void> {
+    const prev = this.#chains.get(runId) ?? Promise.resolve();
+    const next = prev.then(op).then(
+      () => undefined,
+      (err: unknown) => this.#log.error({ err, runId }, "could not write a task checkpoint"),
+    );
+    this.#chains.set(runId, next);
+    return next;
+  }
+}
