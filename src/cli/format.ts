@@ -1,4 +1,5 @@
 import type { FrameworkRow, HostRow, OfferRow, RoleRow, StatusRow, TaskRow } from "../projections/rows.js";
+import type { UsageRow } from "../projections/queries.js";
 import type { EntityDiff, StateDiff } from "../replay/index.js";
 import type { ScalarTotals } from "../resources/index.js";
 
@@ -149,6 +150,27 @@ export function statusText(s: StatusRow, now = Date.now()): string {
 }
 
 /** "none" in place of an empty table, so that people see the query did answer. */
+const mb = (bytes: number | undefined): string =>
+  bytes === undefined ? "-" : `${(bytes / (1024 * 1024)).toFixed(1)}M`;
+const secs = (s: number | undefined): string => (s === undefined ? "-" : `${s.toFixed(2)}s`);
+
+export function usageTable(rows: UsageRow[], now = Date.now()): string {
+  return table(
+    ["TASK", "HOST", "CPU", "THROTTLED", "MEM", "MEM PEAK", "PROCS", "DISK", "SAMPLED"],
+    rows.map((r) => [
+      r.taskId,
+      r.hostId,
+      secs(r.cpuTimeS),
+      secs(r.throttledS),
+      mb(r.memBytes),
+      mb(r.memMaxBytes),
+      r.procs ?? "-",
+      `${mb(r.diskBytes)}${r.diskExceeded ? " (over quota)" : ""}`,
+      when(r.ts, now),
+    ]),
+  );
+}
+
 export function orNone(text: string, count: number, what: string): string {
   return count > 0 ? text : `no ${what}`;
 }

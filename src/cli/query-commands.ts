@@ -14,6 +14,7 @@ import {
   type RoleRow,
   type StatusRow,
   type TaskRow,
+  type UsageRow,
 } from "../projections/index.js";
 import {
   diffStates,
@@ -218,6 +219,19 @@ export function registerQueryCommands(program: Command): void {
     name: "roles",
     description: "list roles: weight, frameworks, allocation and DRF share",
     render: (rows) => fmt.orNone(fmt.rolesTable(rows), rows.length, "roles"),
+  });
+  addQuery<UsageRow[]>(program, {
+    name: "usage",
+    description: "resource usage of running tasks, as their hosts last sampled it (cpu, memory, disk)",
+    options: (c) =>
+      c.option("--framework <id>", "only this framework's tasks").option("--host <id>", "only this host's"),
+    filters: (o) => {
+      const f: Record<string, unknown> = {};
+      if (typeof o.framework === "string") f.frameworkId = o.framework;
+      if (typeof o.host === "string") f.hostId = o.host;
+      return f;
+    },
+    render: (rows) => fmt.orNone(fmt.usageTable(rows), rows.length, "usage samples"),
   });
   addQuery<StatusRow>(program, {
     name: "status",

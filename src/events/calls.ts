@@ -7,6 +7,7 @@ import {
   ResourcesSchema,
   Role,
   TaskId,
+  TaskExtras,
   TaskStateSchema,
 } from "./schema.js";
 
@@ -31,6 +32,9 @@ export const TaskInfoSchema = Type.Object({
   resources: ResourcesSchema,
   command: CommandSchema,
   labels: Type.Optional(Labels),
+  container: TaskExtras.container,
+  healthCheck: TaskExtras.healthCheck,
+  killPolicy: TaskExtras.killPolicy,
 });
 
 export const OperationSchema = Type.Union([

@@ -55,3 +55,4 @@ export {
   type TaskState,
   type TaskReason,
 } from "./task-states.js";
+export type { HostUsageReport, TaskUsageSample } from "./usage.js";

@@ -45,6 +45,71 @@ export const CommandSchema = Type.Object({
   user: Type.Optional(Type.String({ maxLength: 64 })),
 });
 
+/** Mesos HealthCheck (COMMAND, HTTP, TCP); the host daemon checks the semantics (see hostd/health). */
+export const HealthCheckSchema = Type.Object({
+  type: Type.Union([Type.Literal("COMMAND"), Type.Literal("HTTP"), Type.Literal("TCP")]),
+  command: Type.Optional(
+    Type.Object({
+      value: Type.Optional(Type.String({ maxLength: 65536 })),
+      argv: Type.Optional(Type.Array(Type.String({ maxLength: 65536 }), { maxItems: 4096 })),
+    }),
+  ),
+  http: Type.Optional(
+    Type.Object({
+      port: Type.Integer(),
+      path: Type.Optional(Type.String({ maxLength: 4096 })),
+      scheme: Type.Optional(Type.Union([Type.Literal("http"), Type.Literal("https")])),
+      statuses: Type.Optional(Type.Array(Type.Integer(), { maxItems: 1000 })),
+    }),
+  ),
+  tcp: Type.Optional(Type.Object({ port: Type.Integer() })),
+  delaySeconds: Type.Optional(Type.Number()),
+  intervalSeconds: Type.Optional(Type.Number()),
+  timeoutSeconds: Type.Optional(Type.Number()),
+  consecutiveFailures: Type.Optional(Type.Integer()),
+  gracePeriodSeconds: Type.Optional(Type.Number()),
+});
+
+/** How a task is isolated beyond its resources (Mesos ContainerInfo, the parts Corral supports). */
+export const ContainerSchema = Type.Object({
+  namespaces: Type.Optional(
+    Type.Array(
+      Type.Union([
+        Type.Literal("pid"),
+        Type.Literal("mount"),
+        Type.Literal("uts"),
+        Type.Literal("ipc"),
+        Type.Literal("net"),
+      ]),
+      { maxItems: 5 },
+    ),
+  ),
+  hostname: Type.Optional(Type.String({ maxLength: 64 })),
+  /** Host directories bind-mounted into the task's mount namespace, at a path in its sandbox. */
+  volumes: Type.Optional(
+    Type.Array(
+      Type.Object({
+        hostPath: Type.String({ minLength: 1, maxLength: 4096 }),
+        containerPath: Type.String({ minLength: 1, maxLength: 4096 }),
+        mode: Type.Union([Type.Literal("rw"), Type.Literal("ro")]),
+      }),
+      { maxItems: 64 },
+    ),
+  ),
+  /** Cap CPU time at the task's `cpus` (CFS quota), not only weight it. */
+  cpuHardCap: Type.Optional(Type.Boolean()),
+});
+
+/** Mesos KillPolicy: the grace period between SIGTERM and SIGKILL. */
+export const KillPolicySchema = Type.Object({ gracePeriodS: Type.Number({ minimum: 0, maximum: 3600 }) });
+
+/** The optional parts of a task that the master passes to the host unchanged. */
+export const TaskExtras = {
+  container: Type.Optional(ContainerSchema),
+  healthCheck: Type.Optional(HealthCheckSchema),
+  killPolicy: Type.Optional(KillPolicySchema),
+};
+
 function ev<T extends string, P extends Record<string, TSchema>>(type: T, payload: P) {
   return Type.Object({ type: Type.Literal(type), v: Type.Literal(1), at: Type.Number(), ...payload });
 }
@@ -116,6 +181,9 @@ export const EventSchemas = {
     resources: ResourcesSchema,
     command: CommandSchema,
     labels: Type.Optional(Labels),
+    container: TaskExtras.container,
+    healthCheck: TaskExtras.healthCheck,
+    killPolicy: TaskExtras.killPolicy,
     offerId: Id,
   }),
   "task.status": ev("task.status", {

@@ -31,6 +31,8 @@ export const subjects = {
 
   heartbeat: (hostId: string) => `corral.hb.${hostId}`,
   heartbeats: "corral.hb.*",
+  usage: (hostId: string) => `corral.usage.${hostId}`,
+  usages: "corral.usage.*",
   query: (name: string) => `corral.q.${name}`,
 } as const;
 

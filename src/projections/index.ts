@@ -14,6 +14,7 @@ export {
   type HostFilters,
   type FrameworkFilters,
   type TaskFilters,
+  type UsageRow,
   type OfferFilters,
   type RoleFilters,
 } from "./queries.js";

@@ -1,10 +1,18 @@
 import { jetstreamManager } from "@nats-io/jetstream";
 import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
 import { CorralError, ErrorCode, TimeoutError } from "../errors/index.js";
-import { encode, EVENTS_STREAM, readEvents, subjects, type LogEntry } from "../events/index.js";
+import {
+  decode,
+  encode,
+  EVENTS_STREAM,
+  readEvents,
+  subjects,
+  type HostUsageReport,
+  type LogEntry,
+} from "../events/index.js";
 import type { Logger } from "../log/index.js";
 import { createState, foldEntry, type ClusterState } from "../state/index.js";
-import { answer, parseFilters, QUERY_NAMES, type QueryName } from "./queries.js";
+import { answer, parseFilters, QUERY_NAMES, type QueryName, type UsageRow } from "./queries.js";
 
 export interface ProjectionsOptions {
   nc: NatsConnection;
@@ -84,7 +92,8 @@ export async function startProjections(opts: ProjectionsOptions): Promise<Projec
     if (!m.reply) return;
     let reply: Uint8Array;
     try {
-      reply = encode({ ok: true, seq: state.seq, items: answer(name, state, parseFilters(name, m.data)) });
+      const items = answer(name, state, parseFilters(name, m.data), samples);
+      reply = encode({ ok: true, seq: state.seq, items });
     } catch (err) {
       reply = encode(errorReply(err));
     }
@@ -103,13 +112,40 @@ export async function startProjections(opts: ProjectionsOptions): Promise<Projec
     }
   };
 
-  const subs: Subscription[] = QUERY_NAMES.map((name) =>
-    nc.subscribe(subjects.query(name), {
-      callback: (err, m) => {
-        if (err) log.warn({ err, query: name }, "query subscription error");
-        else respond(name, m);
-      },
+  // The latest usage sample per task (bounded by the live tasks: pruned as they end).
+  const samples = new Map<string, UsageRow>();
+  const onUsage = (m: Msg): void => {
+    let r: HostUsageReport;
+    try {
+      r = decode(m.data) as HostUsageReport;
+      if (typeof r?.hostId !== "string" || typeof r.ts !== "number" || !Array.isArray(r.tasks))
+        throw new Error("not a usage report");
+    } catch (err) {
+      log.debug({ err, subject: m.subject }, "ignored an invalid usage report");
+      return;
+    }
+    for (const t of r.tasks) {
+      if (typeof t?.taskId !== "string" || typeof t.frameworkId !== "string") continue;
+      if (!state.tasks.has(t.taskId)) continue;
+      samples.set(t.taskId, { ...t, hostId: r.hostId, ts: r.ts });
+    }
+    if (samples.size > state.tasks.size * 2 + 1024)
+      for (const id of samples.keys()) if (!state.tasks.has(id)) samples.delete(id);
+  };
+  const subs: Subscription[] = [
+    nc.subscribe(subjects.usages, {
+      callback: (err, m) => (err ? log.warn({ err }, "usage subscription error") : onUsage(m)),
     }),
+  ];
+  subs.push(
+    ...QUERY_NAMES.map((name) =>
+      nc.subscribe(subjects.query(name), {
+        callback: (err, m) => {
+          if (err) log.warn({ err, query: name }, "query subscription error");
+          else respond(name, m);
+        },
+      }),
+    ),
   );
 
   let firstFailure: ((err: unknown) => void) | undefined;

@@ -1,4 +1,4 @@
-import { decode, TASK_STATES, type TaskState } from "../events/index.js";
+import { decode, TASK_STATES, type TaskState, type TaskUsageSample } from "../events/index.js";
 import { CorralError, ErrorCode } from "../errors/index.js";
 import { stateToJSON, type ClusterState } from "../state/index.js";
 import {
@@ -63,6 +63,7 @@ const SPECS = {
   roles: { role: "string" },
   state: {},
   status: {},
+  usage: { frameworkId: "string", hostId: "string", limit: "limit" },
 } satisfies Record<string, Spec>;
 
 export type QueryName = keyof typeof SPECS;
@@ -158,13 +159,42 @@ function offers(state: ClusterState, f: OfferFilters): OfferRow[] {
   return limited(rows, f.limit);
 }
 
+/** A live task's latest usage sample, as its host published it. */
+export interface UsageRow extends TaskUsageSample {
+  hostId: string;
+  /** When the host took the sample (its clock, ms). */
+  ts: number;
+}
+
+function usage(
+  state: ClusterState,
+  samples: ReadonlyMap<string, UsageRow>,
+  f: { frameworkId?: string; hostId?: string; limit?: number },
+): UsageRow[] {
+  const rows: UsageRow[] = [];
+  for (const t of state.tasks.values()) {
+    const u = samples.get(t.taskId);
+    if (!u || u.hostId !== t.hostId || u.frameworkId !== t.frameworkId) continue;
+    if ((f.frameworkId && t.frameworkId !== f.frameworkId) || (f.hostId && t.hostId !== f.hostId)) continue;
+    rows.push(u);
+  }
+  return limited(rows, f.limit);
+}
+
 function roles(state: ClusterState, f: RoleFilters): RoleRow[] {
   return roleRows(state).filter((r) => !f.role || r.role === f.role);
 }
 
 /** Answer one query from the state as it stands (synchronous: no fold can interleave). */
-export function answer(name: QueryName, state: ClusterState, filters: Record<string, unknown>): unknown {
+export function answer(
+  name: QueryName,
+  state: ClusterState,
+  filters: Record<string, unknown>,
+  samples: ReadonlyMap<string, UsageRow> = new Map(),
+): unknown {
   switch (name) {
+    case "usage":
+      return usage(state, samples, filters);
     case "hosts":
       return hosts(state, filters);
     case "frameworks":

@@ -89,6 +89,9 @@ export function toTaskInfo(t: LaunchTask): TaskInfo {
   };
   if (t.name !== undefined) info.name = t.name;
   if (t.labels !== undefined) info.labels = t.labels;
+  if (t.container !== undefined) info.container = t.container;
+  if (t.healthCheck !== undefined) info.healthCheck = t.healthCheck;
+  if (t.killPolicy !== undefined) info.killPolicy = t.killPolicy;
   return info;
 }
 

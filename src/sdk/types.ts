@@ -1,6 +1,6 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
-import type { Command, TaskStatusInfo } from "../events/index.js";
+import type { Command, TaskInfo, TaskStatusInfo } from "../events/index.js";
 import type { Resources } from "../resources/index.js";
 
 /** Resources of one host offered to the framework (Mesos `Offer`). */
@@ -31,6 +31,12 @@ export interface LaunchTask {
   /** A command, or a string meaning `{ value: string, shell: true }`. */
   command: Command | string;
   labels?: Record<string, string>;
+  /** Namespaces, hostname, host-path volumes, CPU hard cap (see docs/hostd.md). */
+  container?: TaskInfo["container"];
+  /** A Mesos health check: updates then carry `healthy`; too many failures kill the task. */
+  healthCheck?: TaskInfo["healthCheck"];
+  /** Grace period between SIGTERM and SIGKILL when the task is killed (default: the host's, 3 s). */
+  killPolicy?: TaskInfo["killPolicy"];
 }
 
 /** An offer operation (Mesos `Offer.Operation`); Corral supports LAUNCH. */

@@ -209,6 +209,9 @@ function accept(state: ClusterState, call: FrameworkCallOf<"ACCEPT">, ctx: Decid
         offerId: first.offerId,
       });
       if (t.labels) e.labels = t.labels;
+      if (t.container) e.container = t.container;
+      if (t.healthCheck) e.healthCheck = t.healthCheck;
+      if (t.killPolicy) e.killPolicy = t.killPolicy;
       launched.push(e);
     }
   }

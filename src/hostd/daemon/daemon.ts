@@ -4,6 +4,7 @@ import { resolve } from "node:path";
 import { jetstream, type ConsumerMessages, type JsMsg } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { encode } from "../../events/codec.js";
+import type { HostUsageReport } from "../../events/usage.js";
 import { entryOf } from "../../events/reader.js";
 import { EVENTS_STREAM, subjects } from "../../events/subjects.js";
 import type { Logger } from "../../log/index.js";
@@ -16,6 +17,8 @@ import { StatusReporter } from "../sim-reporter.js";
 import { chooseIsolation, removeHostCgroups, type IsolationMode } from "./isolation.js";
 import { registerHost } from "../sim-register.js";
 import { Checkpoints } from "./checkpoint.js";
+import { collectSandboxes } from "./gc.js";
+import type { DiskEnforcement } from "./disk.js";
 import { HostTasks, type HostTaskSummary } from "./tasks.js";
 import { startLogsService } from "./logs-service.js";
 
@@ -38,6 +41,14 @@ export interface HostDaemonOptions {
   statusRetryMs?: number;
   /** Time between REGISTER attempts (default 2000 ms). */
   registerRetryMs?: number;
+  /** A sandbox over the task's `disk`: "soft" reports it (default, as Mesos), "hard" kills the task. */
+  diskEnforcement?: DiskEnforcement;
+  /** How often sandboxes' disk use is measured (default 15000 ms, Mesos's container_disk_watch_interval). */
+  diskCheckMs?: number;
+  /** Sandboxes of ended (acknowledged) runs are removed this long after their last change (default 1 week, as Mesos). */
+  sandboxGcDelayMs?: number;
+  /** How often tasks' resource usage is published on `corral.usage.<hostId>` (default 10000 ms; 0: never). */
+  usageIntervalMs?: number;
 }
 
 export interface StopOptions {
@@ -102,6 +113,10 @@ export async function startHostDaemon(opts: HostDaemonOptions): Promise<HostDaem
       killGracePeriodS: opts.killGracePeriodS ?? 3,
       log,
       checkpoints,
+      disk: {
+        enforcement: opts.diskEnforcement ?? "soft",
+        checkMs: Math.max(10, opts.diskCheckMs ?? 15_000),
+      },
     },
     reporter,
     cursor,
@@ -204,11 +219,45 @@ export async function startHostDaemon(opts: HostDaemonOptions): Promise<HostDaem
     consumers.push(messages);
   };
 
+  // Usage samples for the read side: core NATS, a sample superseded by the next (see events/usage.ts).
+  const usageMs = opts.usageIntervalMs ?? 10_000;
+  let usageBusy = false;
+  const usageTimer =
+    usageMs > 0
+      ? setInterval(() => {
+          if (usageBusy || !registered) return;
+          usageBusy = true;
+          void tasks
+            .usage()
+            .then((samples) => {
+              const report: HostUsageReport = { hostId, ts: Date.now(), tasks: samples };
+              nc.publish(subjects.usage(hostId), encode(report));
+            })
+            .catch((err: unknown) => log.debug({ err }, "could not publish usage"))
+            .finally(() => (usageBusy = false));
+        }, usageMs)
+      : undefined;
+
+  const gcDelayMs = Math.max(0, opts.sandboxGcDelayMs ?? 7 * 24 * 3600_000);
+  let gcBusy = false;
+  const gcTimer = setInterval(
+    () => {
+      if (gcBusy) return;
+      gcBusy = true;
+      const inUse = new Set(tasks.summary().tasks.flatMap((t) => (t.sandbox ? [t.sandbox] : [])));
+      void collectSandboxes(workDir, inUse, gcDelayMs, log).finally(() => (gcBusy = false));
+    },
+    Math.max(50, Math.min(gcDelayMs / 2, 60_000)),
+  );
+  gcTimer.unref();
+
   let stopping: Promise<void> | undefined;
   const stop = (so: StopOptions = {}): Promise<void> =>
     (stopping ??= (async () => {
       ac.abort();
       clearInterval(hbTimer);
+      clearInterval(usageTimer);
+      clearInterval(gcTimer);
       await Promise.all(consumers.map((m) => m.close().catch(() => undefined)));
       await tasks.close({ leaveRunning: so.leaveTasksRunning ?? false });
       await logs.stop();

@@ -18,6 +18,10 @@ import {
   type TaskExit,
 } from "../launcher/index.js";
 import type { Checkpoints, CheckpointedRun, RunRecord } from "./checkpoint.js";
+import { InvalidHealthCheckError, validateHealthCheck } from "../health/index.js";
+import type { CgroupUsage } from "../isolation/index.js";
+import type { DiskEnforcement } from "./disk.js";
+import { startWatchers, type TaskWatchers } from "./watchers.js";
 
 export const DEFAULT_TASK_CPUS = 0.1;
 export const DEFAULT_TASK_MEM_MB = 32;
@@ -32,12 +36,16 @@ export interface RunContext {
   killGracePeriodS: number;
   log: Logger;
   checkpoints: Checkpoints;
+  /** Disk quota of a sandbox (the task's `disk`): soft reports, hard kills. */
+  disk: { enforcement: DiskEnforcement; checkMs: number };
 }
 
 /** A new launch (with the sequence of the log message that carried it), or a checkpointed run. */
 export type RunOrigin = { launchSeq: number } | { recover: CheckpointedRun };
 
 export type Phase = "starting" | "running" | "done";
+/** A running task's usage, as published for the read side. */
+export type TaskUsage = Partial<CgroupUsage> & { diskBytes?: number; diskExceeded?: boolean };
 type Extra = Partial<Pick<TaskStatusReport, "reason" | "message" | "exitCode" | "healthy">>;
 /** Hands one status update to the reporter (which sends it until the master has recorded it). */
 export type SendFn = (report: TaskStatusReport) => void;
@@ -63,6 +71,7 @@ export class TaskRun {
   readonly runId: string;
   readonly cpus: number;
   readonly memMb: number;
+  readonly diskMb: number | undefined;
   readonly done: Promise<void>;
   /** The checkpoint (see checkpoint.ts). */
   readonly record: RunRecord;
@@ -82,6 +91,10 @@ export class TaskRun {
   /** Ended without a word (daemon stopping, or the master already declared the task over). */
   #silent = false;
   #graceTimer: NodeJS.Timeout | undefined;
+  #launch: EventOf<"task.launched">;
+  #watchers: TaskWatchers | undefined;
+  /** Why the task is being killed on the host's own initiative (health checks, disk quota). */
+  #limitation: { kind: "health" | "disk"; message: string } | undefined;
   /** Updates are checkpointed only once the run itself is (a failed launch is never recovered). */
   #checkpointed = false;
 
@@ -100,6 +113,8 @@ export class TaskRun {
     this.frameworkId = e.frameworkId;
     this.cpus = scalar(e.resources, "cpus") ?? DEFAULT_TASK_CPUS;
     this.memMb = scalar(e.resources, "mem") ?? DEFAULT_TASK_MEM_MB;
+    this.diskMb = scalar(e.resources, "disk");
+    this.#launch = e;
     this.#ctx = ctx;
     this.#log = ctx.log.child({ taskId: e.taskId, frameworkId: e.frameworkId, runId: this.runId });
     this.#send = send;
@@ -112,7 +127,7 @@ export class TaskRun {
   /** The kill policy: SIGTERM to every process of the task, SIGKILL after the grace period. */
   kill(gracePeriodS?: number, reason: TaskReason = "REASON_KILLED_BY_FRAMEWORK"): void {
     if (this.phase === "done" || this.#kill) return;
-    const graceS = gracePeriodS ?? this.#ctx.killGracePeriodS;
+    const graceS = gracePeriodS ?? this.#launch.killPolicy?.gracePeriodS ?? this.#ctx.killGracePeriodS;
     this.#kill = { reason, graceS, escalated: false };
     this.#log.info({ graceS }, "killing task");
     if (this.#checkpointed) {
@@ -166,13 +181,14 @@ export class TaskRun {
 
   async #run(e: EventOf<"task.launched">): Promise<void> {
     try {
+      if (e.healthCheck) validateHealthCheck(e.healthCheck);
       this.sandbox = await createSandbox(this.#ctx.workDir, e.frameworkId, e.taskId, this.runId);
       const support = this.#ctx.support;
       if (support) {
         const id = { root: this.#ctx.cgroupRoot, hostId: this.#ctx.hostId, taskId: this.runId };
         this.#cg = await TaskCgroup.create(
           support,
-          { ...id, cpus: this.cpus, memMb: this.memMb },
+          { ...id, cpus: this.cpus, memMb: this.memMb, cpuHardCap: e.container?.cpuHardCap ?? false },
           this.#log,
         ).catch((err: unknown) => {
           throw new LaunchError("HOOK_FAILED", `cannot create the task's cgroup: ${(err as Error).message}`, {
@@ -189,6 +205,9 @@ export class TaskRun {
         command: e.command,
         sandbox: this.sandbox,
         ports: portsFromResources(e.resources),
+        ...(e.container?.namespaces ? { namespaces: e.container.namespaces } : {}),
+        ...(e.container?.hostname !== undefined ? { hostname: e.container.hostname } : {}),
+        ...(e.container?.volumes ? { volumes: e.container.volumes } : {}),
         ...(cg ? { beforeExec: (pid: number) => cg.addProcess(pid) } : {}),
       });
     } catch (err) {
@@ -270,10 +289,12 @@ export class TaskRun {
     else if (this.#kill)
       this.#terminate(); // the kill came while it was starting (or before a restart)
     else if (!runningReported) this.#report("TASK_RUNNING", {});
+    if (!this.#silent && this.sandbox) this.#watch(this.sandbox);
 
     const detached = new Promise<undefined>((resolve) => (this.#stopWatching = () => resolve(undefined)));
     const exit = await Promise.race([proc.exited, detached]);
     clearTimeout(this.#graceTimer);
+    this.#watchers?.stop();
     if (exit === undefined || this.#detached) {
       proc.release();
       this.phase = "done";
@@ -287,7 +308,49 @@ export class TaskRun {
     if (!this.#silent) this.terminalUuid = this.#report(state, extra);
   }
 
+  #watch(sandbox: string): void {
+    this.#watchers = startWatchers({
+      launch: this.#launch,
+      sandbox,
+      diskMb: this.diskMb,
+      disk: this.#ctx.disk,
+      log: this.#log,
+      onHealth: (r) => {
+        // Mesos sends an update only when health changes; killed tasks say so in their end.
+        if (r.changed && this.phase === "running" && !this.#kill)
+          this.#report("TASK_RUNNING", {
+            healthy: r.healthy,
+            reason: "REASON_TASK_HEALTH_CHECK_STATUS_UPDATED",
+            message: r.message,
+          });
+      },
+      onLimit: (kind, message) => {
+        if (this.#kill) return;
+        this.#limitation = { kind, message };
+        this.#log.warn({ kind }, message);
+        this.kill(
+          undefined,
+          kind === "health" ? "REASON_TASK_HEALTH_CHECK_STATUS_UPDATED" : "REASON_CONTAINER_LIMITATION_DISK",
+        );
+      },
+    });
+  }
+
+  /** Resource usage now: the cgroup's counters and the sandbox's disk use. */
+  async usage(): Promise<TaskUsage | undefined> {
+    if (this.phase !== "running") return undefined;
+    const u: TaskUsage = this.#cg ? await this.#cg.usage().catch(() => ({})) : {};
+    const disk = this.#watchers?.diskBytes();
+    if (disk !== undefined) u.diskBytes = disk;
+    if (this.#watchers?.diskExceeded()) u.diskExceeded = true;
+    return u;
+  }
+
   #launchFailed(err: unknown): void {
+    if (err instanceof InvalidHealthCheckError) {
+      this.terminalUuid = this.#report("TASK_ERROR", { reason: "REASON_TASK_INVALID", message: err.message });
+      return;
+    }
     const launch = err instanceof LaunchError ? err : undefined;
     const message = `launch failed: ${(err as Error)?.message ?? String(err)}`.slice(0, 4000);
     this.#log.warn({ err }, "task launch failed");
@@ -301,6 +364,21 @@ export class TaskRun {
   async #outcome(exit: TaskExit): Promise<[TaskState, Extra]> {
     const how =
       exit.code !== null ? `exited with status ${exit.code}` : `killed by signal ${exit.signal ?? "unknown"}`;
+    const limit = this.#limitation;
+    if (limit?.kind === "health")
+      return [
+        "TASK_KILLED",
+        {
+          reason: "REASON_TASK_HEALTH_CHECK_STATUS_UPDATED",
+          healthy: false,
+          message: `${limit.message}; ${how}`,
+        },
+      ];
+    if (limit?.kind === "disk")
+      return [
+        "TASK_FAILED",
+        { reason: "REASON_CONTAINER_LIMITATION_DISK", message: `${limit.message}; ${how}` },
+      ];
     if (this.#kill) {
       const k = this.#kill;
       const after = k.escalated ? `, SIGKILL after the ${k.graceS}s grace period` : "";

@@ -1,4 +1,5 @@
 import type { HostTask, TaskStatusReport } from "../../events/calls.js";
+import type { TaskUsageSample } from "../../events/usage.js";
 import type { CorralEvent, EventOf } from "../../events/schema.js";
 import { isTerminal } from "../../events/task-states.js";
 import type { Logger } from "../../log/index.js";
@@ -149,6 +150,28 @@ export class HostTasks {
           this.#forget(key, t);
         return;
     }
+  }
+
+  /** Usage of every running task now (cgroup counters and sandbox disk use). */
+  async usage(): Promise<TaskUsageSample[]> {
+    const live = [...this.#runs.values()].filter((t) => t.phase === "running");
+    const samples = await Promise.all(
+      live.map(async (t): Promise<TaskUsageSample | undefined> => {
+        const u = await t.usage();
+        if (!u) return undefined;
+        const s: TaskUsageSample = { taskId: t.taskId, frameworkId: t.frameworkId };
+        if (u.cpuTimeS !== undefined) s.cpuTimeS = u.cpuTimeS;
+        if (u.throttledTimeS !== undefined) s.throttledS = u.throttledTimeS;
+        if (u.nrThrottled !== undefined) s.nrThrottled = u.nrThrottled;
+        if (u.memBytes !== undefined) s.memBytes = u.memBytes;
+        if (u.memMaxBytes !== undefined) s.memMaxBytes = u.memMaxBytes;
+        if (u.pids !== undefined) s.procs = u.pids;
+        if (u.diskBytes !== undefined) s.diskBytes = u.diskBytes;
+        if (u.diskExceeded) s.diskExceeded = true;
+        return s;
+      }),
+    );
+    return samples.filter((s): s is TaskUsageSample => s !== undefined);
   }
 
   summary(): HostTaskSummary {
