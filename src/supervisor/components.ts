@@ -40,6 +40,8 @@ export interface HostdComponentOptions {
   resources?: string;
   attributes?: Record<string, string>;
   isolation?: "cgroups" | "none";
+  /** `start` resolves once the master accepted the host, or after this long (default 10 s). */
+  waitForRegistrationMs?: number;
 }
 
 export interface SimHostsComponentOptions {
@@ -112,10 +114,29 @@ export const components: { [K in ComponentName]: StartFn<K> } = {
 
   async hostd({ nc, logger, options }) {
     const { startHostDaemon } = await import("../hostd/daemon/index.js");
-    const daemon = await startHostDaemon({ nc, logger, ...options });
+    const { formatResources } = await import("../resources/index.js");
+    const { waitForRegistrationMs = 10_000, ...daemonOptions } = options;
+    const daemon = await startHostDaemon({ nc, logger, ...daemonOptions });
+    // Ready means offers can come: wait (a while) for the master to accept the host. Without a
+    // master it stays unregistered, keeps trying, and is still a started component.
+    let registered = false;
+    const ac = new AbortController();
+    await Promise.race([
+      daemon.whenRegistered().then((ok) => (registered = ok)),
+      sleep(waitForRegistrationMs, undefined, { signal: ac.signal }).catch(() => undefined),
+    ]);
+    ac.abort();
+    void daemon.whenRegistered().then((ok) => (registered = ok));
     return {
       stop: () => daemon.stop(),
-      info: () => ({ hostId: daemon.hostId, hostname: daemon.hostname, isolation: daemon.isolation }),
+      info: () => ({
+        hostId: daemon.hostId,
+        hostname: daemon.hostname,
+        isolation: daemon.isolation,
+        registered,
+        resources: formatResources(daemon.resources),
+        workDir: options.workDir,
+      }),
     };
   },
 
