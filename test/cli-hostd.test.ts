@@ -16,7 +16,7 @@ function find(dir: string, name: string): string[] {
   return out;
 }
 
-/** `corral hostd` (a real host) beside `corral up --sim-hosts 0`, driven by `corral run`. */
+/** `corral hostd` (a real host) beside `corral up --no-host`, driven by `corral run`. */
 describe("corral hostd", () => {
   let dataDir: string;
   let workDir: string;
@@ -34,8 +34,7 @@ describe("corral hostd", () => {
       String(port),
       "--http-port",
       String(await freePort()),
-      "--sim-hosts",
-      "0",
+      "--no-host",
     ]);
   }, 60_000);
 
@@ -85,15 +84,16 @@ describe("corral hostd", () => {
       "--mem",
       "64",
       "--",
-      "echo",
-      "task=$CORRAL_TASK_ID",
-      "sandbox=$CORRAL_SANDBOX",
+      // One word: a shell command line, so the variables expand in the task.
+      "echo task=$CORRAL_TASK_ID sandbox=$CORRAL_SANDBOX",
     ]);
     expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
-    expect(r.stdout).toMatch(/TASK_FINISHED/);
+    expect(r.stderr).toMatch(/TASK_FINISHED/);
+    // The output is streamed to the CLI's stdout, and kept in the task's sandbox.
+    expect(r.stdout).toMatch(/^task=corral-run-\S+ sandbox=\/\S+\n$/);
     const out = find(join(workDir, "sandboxes"), "stdout");
     expect(out).toHaveLength(1);
-    expect(await readFile(out[0]!, "utf8")).toMatch(/^task=corral-run-\S+ sandbox=\/\S+$/m);
+    expect(await readFile(out[0]!, "utf8")).toBe(r.stdout);
     expect(await interrupt(hostd)).toBe(0);
   });
 });

@@ -8,7 +8,7 @@ import { describeChild, serveUntilSignal, startLocalNats, type ChildSpec } from 
 import { parseAttributes } from "../hostd/index.js";
 import { connectForCli, operatorCall } from "./operator-call.js";
 import { registerLogsCommand } from "./logs.js";
-import { runTask } from "./run.js";
+import { runTask, RunExit } from "./run.js";
 
 const DEFAULT_NATS = process.env.CORRAL_NATS ?? "nats://127.0.0.1:4222";
 const DEFAULT_SIM_RESOURCES = "cpus:8;mem:32768;disk:100000;ports:[31000-32000]";
@@ -47,6 +47,9 @@ function attributes(v: string) {
 }
 
 interface UpOptions {
+  /** `--no-host` makes it false: no real host daemon. */
+  host: boolean;
+  hostResources?: string;
   simHosts: number;
   simHostResources: ReturnType<typeof parseResources>;
   data: string;
@@ -74,6 +77,15 @@ async function up(o: UpOptions): Promise<void> {
     { name: "master", component: "master", options: {} },
     { name: "projections", component: "projections", options: {} },
   ];
+  if (o.host) {
+    // One real host, so that `corral run` runs real processes out of the box. Isolation is left
+    // to the daemon: cgroups when usable (root), else none with a warning.
+    const options = {
+      workDir: join(dataDir, "hostd"),
+      ...(o.hostResources !== undefined ? { resources: o.hostResources } : {}),
+    };
+    specs.push({ name: "hostd", component: "hostd", options });
+  }
   if (o.simHosts > 0) {
     const options = { count: o.simHosts, idPrefix: "sim", resources: o.simHostResources };
     specs.push({ name: "sim-hosts", component: "sim-hosts", options });
@@ -90,9 +102,15 @@ async function up(o: UpOptions): Promise<void> {
       print(
         `  data         ${server ? `${dataDir} (JetStream store ${join(dataDir, "jetstream")})` : "- (external NATS)"}`,
       );
-      for (const c of children) print(`  ${c.name.padEnd(12)} ${describeChild(c)}`);
-      if (o.simHosts > 0) print(`  each host    ${formatResources(o.simHostResources)}`);
-      print(`stop with Ctrl-C; try: corral run -- sleep 1`);
+      for (const c of children) {
+        print(`  ${c.name.padEnd(12)} ${describeChild(c)}`);
+        if (c.component !== "hostd") continue;
+        const info = (c.info ?? {}) as { resources?: string; workDir?: string };
+        print(`  host offers  ${info.resources ?? "?"}`);
+        print(`  host dir     ${info.workDir ?? "?"} (sandboxes of its tasks)`);
+      }
+      if (o.simHosts > 0) print(`  each sim     ${formatResources(o.simHostResources)}`);
+      print(`stop with Ctrl-C; try: corral run -- echo hello`);
     },
   });
 }
@@ -116,13 +134,19 @@ function defaultHostId(): string {
 export function registerClusterCommands(program: Command): void {
   program
     .command("up")
-    .description("run a whole cluster in this process: nats-server, master, projections and simulated hosts")
-    .option(
-      "--sim-hosts <n>",
-      "simulated hosts to run: 1 by default so that `corral run` works out of the box while real hosts are not implemented; 0 for none",
-      integer(0),
-      1,
+    .description(
+      "run a whole cluster in this process: nats-server, master, projections, a real host and any simulated hosts",
     )
+    .option(
+      "--no-host",
+      "run no real host daemon (by default one runs tasks as processes, in cgroups when root)",
+    )
+    .option(
+      "--host-resources <spec>",
+      "what the real host offers, replacing what discovery finds for the resources it names",
+      (v: string) => formatResources(resources(v)),
+    )
+    .option("--sim-hosts <n>", "simulated hosts to run beside the real host", integer(0), 0)
     .addOption(
       new Option("--sim-host-resources <spec>", "what each simulated host offers")
         .argParser(resources)
@@ -247,15 +271,29 @@ export function registerClusterCommands(program: Command): void {
 
   program
     .command("run")
-    .description("run one command as a task on the cluster and wait for it to end (exit code: the task's)")
-    .argument("<command...>", "the command line, after `--` (run with /bin/sh -c)")
+    .description(
+      "run one command as a task on the cluster, showing its stdout and stderr as it runs; exits with the task's status",
+    )
+    .argument("<command...>", "the command, after `--`: one word is a shell command line, several an argv")
     .option("--cpus <n>", "CPUs for the task", positive, 0.5)
     .option("--mem <mb>", "memory for the task (MB)", positive, 128)
     .option("--disk <mb>", "disk for the task (MB)", positive)
+    .option(
+      "--ports <n>",
+      "ports for the task, from the offer's port ranges ($PORT0, $PORT1, ... and $PORTS)",
+      integer(0),
+      0,
+    )
     .option("--role <role>", "role the framework subscribes in", "*")
     .option("--name <name>", "framework and task name", "corral-run")
     .option("--nats <url>", NATS_HELP, DEFAULT_NATS)
     .option("--timeout <s>", "seconds to wait for a suitable offer", positive, 30)
+    .option(
+      "-q, --quiet",
+      "no progress lines on stderr: only the task's output (and why it failed, if not by itself)",
+    )
+    // Like `docker run`: 125 says `corral run` itself failed (here, bad usage), never the task.
+    .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : RunExit.NotRun))
     .action(
       async (
         command: string[],
@@ -263,31 +301,47 @@ export function registerClusterCommands(program: Command): void {
           cpus: number;
           mem: number;
           disk?: number;
+          ports: number;
           role: string;
           name: string;
           nats: string;
           timeout: number;
+          quiet?: boolean;
         },
       ) => {
         const ac = new AbortController();
         process.once("SIGINT", () => ac.abort());
         process.once("SIGTERM", () => ac.abort());
         const nc = await connectForCli(o.nats);
-        if (!nc) return;
+        if (!nc) {
+          process.exitCode = RunExit.NotRun;
+          return;
+        }
         const logger = createLogger({ level: process.env.CORRAL_LOG_LEVEL ?? "error" });
         const { disk, role, name } = o;
-        const code = await runTask({
-          nc,
-          command,
-          cpus: o.cpus,
-          mem: o.mem,
-          ...(disk !== undefined ? { disk } : {}),
-          role,
-          name,
-          timeoutS: o.timeout,
-          logger,
-          signal: ac.signal,
-        }).finally(() => nc.close());
+        let code: number;
+        try {
+          code = await runTask({
+            nc,
+            command,
+            cpus: o.cpus,
+            mem: o.mem,
+            ...(disk !== undefined ? { disk } : {}),
+            ports: o.ports,
+            role,
+            name,
+            timeoutS: o.timeout,
+            logger,
+            signal: ac.signal,
+            quiet: o.quiet === true,
+          });
+        } catch (err) {
+          const e = err as CorralError;
+          process.stderr.write(`corral: ${e.message}${e.code ? ` (${e.code})` : ""}\n`);
+          code = RunExit.NotRun;
+        } finally {
+          await nc.close().catch(() => undefined);
+        }
         process.exitCode = code;
         setTimeout(() => process.exit(code), 1000).unref();
       },

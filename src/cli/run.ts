@@ -1,17 +1,30 @@
 import { nuid, type NatsConnection } from "@nats-io/transport-node";
 import { CorralError, ErrorCode } from "../errors/index.js";
 import type { Logger } from "../log/index.js";
-import { contains, parseResources, type Resources } from "../resources/index.js";
+import { formatResources, rangesCount, type Resources } from "../resources/index.js";
 import { connectFramework, isTerminal, type Offer, type TaskStatus } from "../sdk/index.js";
+import { TaskOutput } from "./run-output.js";
+import { describeWanted, fitOffer, type RunResources } from "./run-resources.js";
 
-export interface RunOptions {
+/**
+ * `corral run`'s exit codes, after `docker run`'s: the command's own status when it ran and
+ * exited, 137 when it was killed (SIGKILL's 128 + 9), 125 when Corral could not run it or cannot
+ * tell how it ended, 130 when interrupted (Ctrl-C).
+ */
+export const RunExit = {
+  Finished: 0,
+  /** No offer in time, launch failed, invalid task, task lost or dropped, framework removed. */
+  NotRun: 125,
+  /** TASK_KILLED, or killed for exceeding a limit (memory, disk). */
+  Killed: 137,
+  Interrupted: 130,
+} as const;
+
+export interface RunOptions extends RunResources {
   /** The caller's connection: used, not closed. */
   nc: NatsConnection;
-  /** argv of the command, joined into one shell command line. */
+  /** argv of the command (see `commandLineOf`). */
   command: string[];
-  cpus: number;
-  mem: number;
-  disk?: number;
   role: string;
   name: string;
   /** Seconds to wait for a suitable offer. */
@@ -19,13 +32,29 @@ export interface RunOptions {
   logger?: Logger;
   /** Aborting tears the framework down (which kills the task) and ends with 130. */
   signal?: AbortSignal;
-  out?: (line: string) => void;
+  /** Progress: the launch and every state change (default: a line on stderr). */
+  say?: (line: string) => void;
+  /** No progress lines: only the task's output, and why it ended when that was not its own doing. */
+  quiet?: boolean;
+  /** Why something failed or is missing, shown even when `say` is silenced (default: stderr). */
+  warn?: (line: string) => void;
+  /** Where the task's own stdout and stderr are copied (default: this process's). */
+  stdout?: NodeJS.WritableStream;
+  stderr?: NodeJS.WritableStream;
 }
 
-/** Exit code for a terminal update: 0 when finished, the task's own code when known, else 1. */
+/** A terminal update that is the command's own doing (it exited), not Corral's or a limit's. */
+function endedByItself(u: TaskStatus): boolean {
+  return u.state === "TASK_FINISHED" || (u.state === "TASK_FAILED" && u.reason === "REASON_COMMAND_EXITED");
+}
+
+/** The exit code for a terminal update (see RunExit). */
 export function exitCodeOf(u: TaskStatus): number {
-  if (u.state === "TASK_FINISHED") return 0;
-  return u.exitCode !== undefined && u.exitCode > 0 && u.exitCode < 256 ? u.exitCode : 1;
+  if (u.state === "TASK_FINISHED") return RunExit.Finished;
+  if (u.state === "TASK_KILLED" || u.reason?.startsWith("REASON_CONTAINER_LIMITATION")) return RunExit.Killed;
+  if (u.state === "TASK_FAILED" && u.exitCode !== undefined && u.exitCode > 0 && u.exitCode < 256)
+    return u.exitCode;
+  return RunExit.NotRun;
 }
 
 export function describeUpdate(u: TaskStatus): string {
@@ -37,18 +66,37 @@ export function describeUpdate(u: TaskStatus): string {
   return `${u.state.padEnd(14)} ${u.taskId}${where}${message}${facts.length > 0 ? ` [${facts.join(", ")}]` : ""}`;
 }
 
+/** Words a POSIX shell takes literally ("=" is left out: a leading `A=b` would be an assignment). */
+const PLAIN_WORD = /^[A-Za-z0-9_@%+:,./-]+$/;
+
+/**
+ * The `/bin/sh -c` line for the words after `--`. One word is a whole command line, so
+ * `corral run -- 'make | tee log'` keeps its pipe and `$VAR`s expand in the task. Several words
+ * are an argv, as `docker run` takes it: each is quoted where needed so that the task sees exactly
+ * those words (`sh -c 'echo a; exit 3'` stays three words); shell builtins like `exit 3` still work.
+ */
+export function commandLineOf(words: readonly string[]): string {
+  if (words.length === 1) return words[0] ?? "";
+  return words.map((w) => (PLAIN_WORD.test(w) ? w : `'${w.replace(/'/g, `'\\''`)}'`)).join(" ");
+}
+
 /**
  * `corral run`: a one-task framework. It takes the first offer that holds the requested
- * resources (declining the others for a second), launches the command there, prints every state
- * change it is told of and acknowledges it, then tears itself down. Resolves with the exit code.
+ * resources (declining the others for a second), launches the command there, streams the task's
+ * stdout and stderr from its host while it runs, reports every state change it is told of and
+ * acknowledges it, then tears itself down. Resolves with the exit code (see RunExit).
  */
 export async function runTask(o: RunOptions): Promise<number> {
-  const print = o.out ?? ((line: string) => void process.stdout.write(`${line}\n`));
-  const spec = `cpus:${o.cpus};mem:${o.mem}${o.disk !== undefined ? `;disk:${o.disk}` : ""}`;
-  // Unreserved resources fit any role; a role's reserved resources fit only its own frameworks.
-  const wanted: Resources[] = [parseResources(spec)];
-  if (o.role !== "*") wanted.push(parseResources(spec, o.role));
-  const commandLine = o.command.join(" ");
+  const toStderr = (line: string) => void process.stderr.write(`${line}\n`);
+  const say = o.quiet ? () => undefined : (o.say ?? toStderr);
+  const warn = o.warn ?? toStderr;
+  const want: RunResources = {
+    cpus: o.cpus,
+    mem: o.mem,
+    ports: o.ports,
+    ...(o.disk !== undefined ? { disk: o.disk } : {}),
+  };
+  const commandLine = commandLineOf(o.command);
   const taskId = `${o.name.replace(/[^A-Za-z0-9_.:@-]/g, "_").slice(0, 100)}-${nuid.next()}`;
 
   const fw = await connectFramework({
@@ -63,6 +111,13 @@ export async function runTask(o: RunOptions): Promise<number> {
       "no Corral streams on this NATS server: start a master first (`corral up` or `corral master`)";
     throw new CorralError(ErrorCode.Closed, hint, { cause: err });
   });
+  const output = new TaskOutput({
+    nc: o.nc,
+    taskId,
+    stdout: o.stdout ?? process.stdout,
+    stderr: o.stderr ?? process.stderr,
+    warn,
+  });
   let finished = false;
   let finish: (code: number) => void = () => undefined;
   const done = new Promise<number>((resolve) => {
@@ -73,6 +128,9 @@ export async function runTask(o: RunOptions): Promise<number> {
   });
   let launched: Offer | undefined;
   let launching = false;
+  // Said when no offer fits: how many were looked at, and the most ports one of them had.
+  let offersSeen = 0;
+  let mostPorts = 0;
 
   // The master records a launched task as TASK_STAGING but sends no update for it (as in Mesos):
   // say so once, before the host's first update.
@@ -80,23 +138,37 @@ export async function runTask(o: RunOptions): Promise<number> {
   const staged = (hostId: string) => {
     if (stagingShown) return;
     stagingShown = true;
-    print(`${"TASK_STAGING".padEnd(14)} ${taskId} on ${hostId}`);
+    say(`${"TASK_STAGING".padEnd(14)} ${taskId} on ${hostId}`);
   };
 
-  const noOffer = setTimeout(() => {
-    if (launched || launching) return;
-    print(`no offer with ${spec} within ${o.timeoutS} s — are hosts registered? see \`corral hosts\``);
-    finish(1);
-  }, o.timeoutS * 1000);
+  const deadline = Date.now() + o.timeoutS * 1000;
+  const giveUp = () => {
+    // A launch under way decides for itself: it either launched, or gives up once it failed.
+    if (launched || launching || finished) return;
+    const wanted = describeWanted(want);
+    warn(
+      offersSeen === 0
+        ? `corral: no offer within ${o.timeoutS} s — are hosts registered? see \`corral hosts\``
+        : `corral: no offer with ${wanted} within ${o.timeoutS} s: ${offersSeen} offer${offersSeen === 1 ? "" : "s"} seen, none large enough${want.ports > 0 ? ` (at most ${mostPorts} ports in one)` : ""}; ask for less, or see \`corral hosts\``,
+    );
+    finish(RunExit.NotRun);
+  };
+  const noOffer = setTimeout(giveUp, o.timeoutS * 1000);
   const onAbort = () => {
-    print(launched ? `interrupted: tearing down (task ${taskId} is killed)` : "interrupted");
-    finish(130);
+    output.stop();
+    warn(launched ? `corral: interrupted: tearing down (task ${taskId} is killed)` : "corral: interrupted");
+    finish(RunExit.Interrupted);
   };
   o.signal?.addEventListener("abort", onAbort, { once: true });
 
   const offers = (async () => {
     for await (const offer of fw.offers()) {
-      const use = launched || launching ? undefined : wanted.find((w) => contains(offer.resources, w));
+      let use: Resources | undefined;
+      if (!launched && !launching) {
+        offersSeen++;
+        mostPorts = Math.max(mostPorts, rangesCount(offer.resources, "ports"));
+        use = fitOffer(offer.resources, want, o.role);
+      }
       if (!use) {
         await fw.decline([offer.offerId], { refuseSeconds: launched ? 60 : 1 }).catch(() => undefined);
         continue;
@@ -106,48 +178,63 @@ export async function runTask(o: RunOptions): Promise<number> {
         const task = { taskId, name: o.name, resources: use, command: { value: commandLine, shell: true } };
         await fw.accept([offer.offerId], [task]);
         launched = offer;
-        print(`launched ${taskId} on ${offer.hostname} (${offer.hostId}) with ${spec}: ${commandLine}`);
+        say(
+          `launched ${taskId} on ${offer.hostname} (${offer.hostId}) with ${formatResources(use)}: ${commandLine}`,
+        );
         staged(offer.hostId);
         // Nothing more to launch: stop the offers rather than decline them one by one.
         await fw.suppress().catch(() => undefined);
       } catch (err) {
-        print(
-          `offer ${offer.offerId} on ${offer.hostId} could not be used (${(err as Error).message}); waiting for another`,
+        warn(
+          `corral: offer ${offer.offerId} on ${offer.hostId} could not be used (${(err as Error).message}); waiting for another`,
         );
       } finally {
         launching = false;
+        if (!launched && Date.now() >= deadline) giveUp();
       }
     }
   })();
 
   const updates = (async () => {
     for await (const u of fw.updates()) {
-      const ours = u.taskId === taskId;
-      if (ours) {
-        if (u.state === "TASK_STAGING") stagingShown = true;
-        else staged(u.hostId);
-        print(describeUpdate(u));
+      if (u.taskId !== taskId) {
+        await fw.acknowledge(u).catch(() => undefined);
+        continue;
       }
+      if (u.state === "TASK_STAGING") stagingShown = true;
+      else staged(u.hostId);
+      const hostId = u.hostId || launched?.hostId;
+      const terminal = isTerminal(u.state);
+      // Follow the output from the moment the process runs; a task that ran and ended before
+      // we heard it run (an exit code says it ran) still has its output on the host.
+      const ran = u.state === "TASK_RUNNING" || (terminal && u.source === "host" && u.exitCode !== undefined);
+      if (ran && hostId && !finished) output.start(hostId);
+      // The rest of the output comes before the final line, as it happened.
+      if (terminal && !finished) await output.drain();
+      // Why a task ended badly is shown even when quiet; its own exit status says enough.
+      if (o.quiet && terminal && !endedByItself(u)) warn(describeUpdate(u));
+      else say(describeUpdate(u));
       await fw.acknowledge(u).catch(() => undefined);
-      if (ours && isTerminal(u.state)) return finish(exitCodeOf(u));
+      if (terminal) return finish(exitCodeOf(u));
     }
   })();
 
   const notes = (async () => {
     for await (const n of fw.notifications()) {
       if (n.type === "framework.removed" && !finished) {
-        print(`the framework was removed: ${n.reason}`);
-        finish(1);
+        warn(`corral: the framework was removed: ${n.reason}`);
+        finish(RunExit.NotRun);
       } else if (n.type === "call.rejected") {
-        print(`call rejected: ${n.code}: ${n.message}`);
+        warn(`corral: call rejected: ${n.code}: ${n.message}`);
       }
     }
   })();
 
   const code = await done;
   clearTimeout(noOffer);
+  output.stop();
   o.signal?.removeEventListener("abort", onAbort);
-  await fw.teardown().catch((err: unknown) => print(`teardown failed: ${(err as Error).message}`));
+  await fw.teardown().catch((err: unknown) => warn(`corral: teardown failed: ${(err as Error).message}`));
   await fw.close();
   await Promise.allSettled([offers, updates, notes]);
   return code;

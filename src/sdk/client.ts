@@ -187,6 +187,7 @@ class Client implements FrameworkClient {
   async teardown(): Promise<void> {
     // Acknowledgements made before the teardown go first: after it the master refuses them.
     await this.acks.flush();
+    this.feeds.tearingDown = true;
     await this.rpc.send({ type: "TEARDOWN", frameworkId: this.frameworkId });
   }
 

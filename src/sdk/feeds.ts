@@ -44,6 +44,8 @@ export class Feeds {
   private stopStatus: (() => void) | undefined;
   private closing = false;
   private removed = false;
+  /** Set when this client asked for the teardown: its removal is then expected, not a warning. */
+  tearingDown = false;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -150,7 +152,8 @@ export class Feeds {
   private onFramework(e: CorralEvent): void {
     if (e.type !== "framework.removed" || this.removed) return;
     this.removed = true;
-    this.log?.warn({ reason: e.reason }, "framework removed");
+    if (this.tearingDown) this.log?.debug({ reason: e.reason }, "framework removed (teardown)");
+    else this.log?.warn({ reason: e.reason }, "framework removed");
     this.notes.push({ type: "framework.removed", reason: e.reason });
     this.outstanding.clear();
     // Like Mesos's ERROR event: nothing more will come. Calls in flight still get their answers.

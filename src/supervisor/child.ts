@@ -93,6 +93,8 @@ export function describeChild(c: ChildStatus): string {
       const shown = ids.length > 5 ? `${ids.slice(0, 5).join(", ")}, ...` : ids.join(", ");
       return `${ids.length} simulated host${ids.length === 1 ? "" : "s"} (${shown})`;
     }
+    case "hostd":
+      return `${String(info.hostId)} (${String(info.hostname)}): ${info.registered ? "registered" : "not registered yet"}, isolation ${String(info.isolation)}`;
     default:
       return c.state;
   }

@@ -42,6 +42,8 @@ export interface HostdComponentOptions {
   isolation?: "cgroups" | "none";
   /** On stop, leave the tasks running for the next daemon on this work dir (`corral hostd`). */
   leaveTasksRunning?: boolean;
+  /** `start` resolves once the master accepted the host, or after this long (default 10 s). */
+  waitForRegistrationMs?: number;
 }
 
 export interface SimHostsComponentOptions {
@@ -114,11 +116,29 @@ export const components: { [K in ComponentName]: StartFn<K> } = {
 
   async hostd({ nc, logger, options }) {
     const { startHostDaemon } = await import("../hostd/daemon/index.js");
-    const { leaveTasksRunning, ...rest } = options;
-    const daemon = await startHostDaemon({ nc, logger, ...rest });
+    const { formatResources } = await import("../resources/index.js");
+    const { waitForRegistrationMs = 10_000, leaveTasksRunning = false, ...daemonOptions } = options;
+    const daemon = await startHostDaemon({ nc, logger, ...daemonOptions });
+    // Ready means offers can come: wait (a while) for the master to accept the host. Without a
+    // master it stays unregistered, keeps trying, and is still a started component.
+    let registered = false;
+    const ac = new AbortController();
+    await Promise.race([
+      daemon.whenRegistered().then((ok) => (registered = ok)),
+      sleep(waitForRegistrationMs, undefined, { signal: ac.signal }).catch(() => undefined),
+    ]);
+    ac.abort();
+    void daemon.whenRegistered().then((ok) => (registered = ok));
     return {
-      stop: () => daemon.stop({ leaveTasksRunning: leaveTasksRunning ?? false }),
-      info: () => ({ hostId: daemon.hostId, hostname: daemon.hostname, isolation: daemon.isolation }),
+      stop: () => daemon.stop({ leaveTasksRunning }),
+      info: () => ({
+        hostId: daemon.hostId,
+        hostname: daemon.hostname,
+        isolation: daemon.isolation,
+        registered,
+        resources: formatResources(daemon.resources),
+        workDir: options.workDir,
+      }),
     };
   },
 
