@@ -1,4 +1,5 @@
-import { appendFile, mkdir, readFile, readdir, rename, rm, writeFile } from "node:fs/promises";
+import { appendFileSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { mkdir, readFile, readdir, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { TaskStatusReport } from "../../events/calls.js";
 import type { EventOf } from "../../events/schema.js";
@@ -16,7 +17,10 @@ import type { ProcessIdentity } from "../launcher/index.js";
  * launch, so a restart never replays that launch into a second run.
  *
  * Writes are not fsynced: they survive a crash or restart of the daemon, not a power cut (after
- * which the tasks are gone anyway and are reported lost).
+ * which the tasks are gone anyway and are reported lost). They are synchronous: a few hundred
+ * bytes into the page cache take microseconds, and doing them at once keeps each run's writes in
+ * order without a queue (through libuv's thread pool they queued behind every other launch).
+ * A failed write is logged, never thrown: the task runs on, and a restart reports it lost.
  */
 export interface RunRecord {
   v: 1;
@@ -50,8 +54,6 @@ type UpdateLine = { u: TaskStatusReport } | { r: string };
 export class Checkpoints {
   readonly dir: string;
   #log: Logger;
-  /** Writes of one run happen in order: a chain per run. */
-  #chains = new Map<string, Promise<void>>();
   #cursorFile: string;
   /** Run directories known to exist. */
   #made = new Set<string>();
@@ -64,12 +66,14 @@ export class Checkpoints {
 
   /** Write the run's record (first when its process exists, again when a kill begins). */
   save(run: RunRecord): Promise<void> {
-    return this.#queue(run.runId, async () => {
+    return this.#write(run.runId, () => {
       if (!this.#made.has(run.runId)) {
-        await mkdir(join(this.dir, run.runId), { recursive: true });
+        mkdirSync(join(this.dir, run.runId), { recursive: true });
         this.#made.add(run.runId);
       }
-      await this.#writeRun(run);
+      const file = join(this.dir, run.runId, "run.json");
+      writeFileSync(`${file}.tmp`, JSON.stringify(run));
+      renameSync(`${file}.tmp`, file);
     });
   }
 
@@ -82,12 +86,8 @@ export class Checkpoints {
   }
 
   remove(runId: string): Promise<void> {
-    const done = this.#queue(runId, () => rm(join(this.dir, runId), { recursive: true, force: true }));
-    void done.finally(() => {
-      this.#made.delete(runId);
-      if (this.#chains.get(runId) === done) this.#chains.delete(runId);
-    });
-    return done;
+    this.#made.delete(runId);
+    return this.#write(runId, () => rmSync(join(this.dir, runId), { recursive: true, force: true }));
   }
 
   /** Every run checkpointed by earlier daemon runs; unreadable ones are logged and removed. */
@@ -136,30 +136,21 @@ export class Checkpoints {
     await rename(tmp, this.#cursorFile);
   }
 
-  /** Resolves once every write queued so far is done. */
-  async flush(): Promise<void> {
-    await Promise.all(this.#chains.values());
-  }
+  /** Every write is done by the time it returns (they are synchronous); kept for callers that wait. */
+  async flush(): Promise<void> {}
 
   #append(runId: string, line: UpdateLine): Promise<void> {
-    return this.#queue(runId, () =>
-      appendFile(join(this.dir, runId, "updates.jsonl"), `${JSON.stringify(line)}\n`),
+    return this.#write(runId, () =>
+      appendFileSync(join(this.dir, runId, "updates.jsonl"), `${JSON.stringify(line)}\n`),
     );
   }
 
-  async #writeRun(run: RunRecord): Promise<void> {
-    const file = join(this.dir, run.runId, "run.json");
-    await writeFile(`${file}.tmp`, JSON.stringify(run));
-    await rename(`${file}.tmp`, file);
-  }
-
-  #queue(runId: string, op: () => Promise<unknown>): Promise<void> {
-    const prev = this.#chains.get(runId) ?? Promise.resolve();
-    const next = prev.then(op).then(
-      () => undefined,
-      (err: unknown) => this.#log.error({ err, runId }, "could not write a task checkpoint"),
-    );
-    this.#chains.set(runId, next);
-    return next;
+  #write(runId: string, op: () => void): Promise<void> {
+    try {
+      op();
+    } catch (err) {
+      this.#log.error({ err, runId }, "could not write a task checkpoint");
+    }
+    return Promise.resolve();
   }
 }

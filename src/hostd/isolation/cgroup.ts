@@ -1,4 +1,4 @@
-import { mkdir, stat } from "node:fs/promises";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { CorralError, ErrorCode, TimeoutError } from "../../errors/index.js";
 import type { Logger } from "../../log/index.js";
@@ -11,9 +11,10 @@ import type {
 } from "./detect.js";
 import {
   errnoOf,
+  existsSync,
   mkdirp,
   readOpt,
-  readProcsTree,
+  readProcsTreeSync,
   rmdirTree,
   sleep,
   writeCg,
@@ -63,11 +64,7 @@ function v1DirsOf(s: CgroupSupportV1, id: TaskCgroupId): V1Dirs {
   return dirs;
 }
 
-const exists = (p: string): Promise<boolean> =>
-  stat(p).then(
-    () => true,
-    () => false,
-  );
+const exists = async (p: string): Promise<boolean> => existsSync(p);
 
 async function v2Enabled(dir: string, usable: readonly V2Controller[]): Promise<V2Controller[]> {
   const listed = ((await readOpt(join(dir, "cgroup.controllers"))) ?? "").trim().split(/\s+/);
@@ -125,11 +122,13 @@ export class TaskCgroup {
     try {
       for (const dir of cg.paths) {
         await mkdirp(join(dir, ".."));
-        await mkdir(dir).catch((err: unknown) => {
+        try {
+          mkdirSync(dir);
+        } catch (err) {
           if (errnoOf(err) === "EEXIST")
             throw new CorralError(ErrorCode.DuplicateTask, `cgroup ${dir} already exists`, { cause: err });
           throw err;
-        });
+        }
         made.push(dir);
       }
       if (cg.v2Dir) {
@@ -189,8 +188,12 @@ export class TaskCgroup {
 
   /** Pids in the cgroup (and any nested cgroup), union over controllers, ascending. */
   async procs(): Promise<number[]> {
+    return this.procsNow();
+  }
+
+  private procsNow(): number[] {
     const all = new Set<number>();
-    for (const dir of this.paths) for (const p of await readProcsTree(dir)) all.add(p);
+    for (const dir of this.paths) for (const p of readProcsTreeSync(dir)) all.add(p);
     return [...all].sort((a, b) => a - b);
   }
 
@@ -218,6 +221,8 @@ export class TaskCgroup {
    * kernel has it. Throws TimeoutError when processes remain after the rounds or the timeout.
    */
   async killAll(signal: NodeJS.Signals = "SIGKILL", opts: KillOptions = {}): Promise<void> {
+    // Usually the task has ended on its own and left nothing: no freeze round trip then.
+    if (this.procsNow().length === 0) return;
     const deadline = Date.now() + (opts.timeoutMs ?? 5000);
     const maxRounds = opts.maxRounds ?? 50;
     if (this.v2Dir && signal === "SIGKILL" && (await exists(this.v2Dir))) {

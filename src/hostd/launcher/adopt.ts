@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { constants } from "node:os";
 import { join } from "node:path";
@@ -37,7 +38,7 @@ interface ProcStat {
 async function procStat(pid: number): Promise<ProcStat | undefined> {
   let text: string;
   try {
-    text = await readFile(`/proc/${pid}/stat`, "utf8");
+    text = readFileSync(`/proc/${pid}/stat`, "utf8"); // procfs: in-kernel, no disk
   } catch {
     return undefined;
   }

@@ -1,6 +1,6 @@
 import { execFile } from "node:child_process";
-import { constants } from "node:fs";
-import { access, readFile, stat } from "node:fs/promises";
+import { accessSync, constants, statSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { delimiter, isAbsolute, resolve } from "node:path";
 import { promisify } from "node:util";
 import { LaunchError } from "./errors.js";
@@ -11,9 +11,9 @@ export const SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/s
 
 async function isExecutableFile(p: string): Promise<boolean> {
   try {
-    const st = await stat(p);
-    if (!st.isFile()) return false;
-    await access(p, constants.X_OK);
+    // Synchronous: see the launch path's note in launch.ts.
+    if (!statSync(p).isFile()) return false;
+    accessSync(p, constants.X_OK);
     return true;
   } catch {
     return false;

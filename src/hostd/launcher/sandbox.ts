@@ -1,4 +1,5 @@
-import { lstat, mkdir, realpath, rm } from "node:fs/promises";
+import { mkdirSync } from "node:fs";
+import { lstat, realpath, rm } from "node:fs/promises";
 import { isAbsolute, join, relative, resolve, sep } from "node:path";
 import { LaunchError } from "./errors.js";
 
@@ -25,7 +26,8 @@ export async function createSandbox(
   validateId("task id", taskId);
   validateId("run id", runId);
   const dir = join(resolve(workDir), "sandboxes", frameworkId, taskId, runId);
-  await mkdir(dir, { recursive: true, mode: 0o755 });
+  // Synchronous: see the launch path's note in launch.ts.
+  mkdirSync(dir, { recursive: true, mode: 0o755 });
   return dir;
 }
 
