@@ -23,6 +23,8 @@ export const ErrorCode = {
   NatsServerFailed: "NATS_SERVER_FAILED",
   Determinism: "DETERMINISM_VIOLATION",
   WorkerExited: "WORKER_EXITED",
+  IsolatorUnavailable: "ISOLATOR_UNAVAILABLE",
+  DeviceLimitRefused: "DEVICE_LIMIT_REFUSED",
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
