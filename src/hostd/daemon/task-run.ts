@@ -17,7 +17,9 @@ import {
   processIdentity,
   type RunningTask,
   type TaskExit,
+  taskNamespaces,
 } from "../launcher/index.js";
+import { checkContainerOf } from "./check-container.js";
 import type { Checkpoints, CheckpointedRun, RunRecord } from "./checkpoint.js";
 import { InvalidHealthCheckError, validateHealthCheck } from "../health/index.js";
 import type { CgroupUsage } from "../isolation/index.js";
@@ -295,7 +297,7 @@ export class TaskRun {
     else if (this.#kill)
       this.#terminate(); // the kill came while it was starting (or before a restart)
     else if (!runningReported) this.#report("TASK_RUNNING", {});
-    if (!this.#silent && this.sandbox) this.#watch(this.sandbox);
+    if (!this.#silent && this.sandbox) this.#watch(this.sandbox, proc.pid);
 
     const detached = new Promise<undefined>((resolve) => (this.#stopWatching = () => resolve(undefined)));
     const exit = await Promise.race([proc.exited, detached]);
@@ -314,10 +316,17 @@ export class TaskRun {
     if (!this.#silent) this.terminalUuid = this.#report(state, extra);
   }
 
-  #watch(sandbox: string): void {
+  #watch(sandbox: string, rootPid: number): void {
+    const c = this.#launch.container;
     this.#watchers = startWatchers({
       launch: this.#launch,
       sandbox,
+      checkContainer: checkContainerOf({
+        cgroup: this.#cg,
+        rootPid,
+        namespaces: taskNamespaces(c ?? {}),
+        sandbox,
+      }),
       diskMb: this.diskMb,
       disk: this.#ctx.disk,
       log: this.#log,
