@@ -11,6 +11,8 @@ export const ErrorCode = {
   UnknownFramework: "UNKNOWN_FRAMEWORK",
   UnknownOffer: "UNKNOWN_OFFER",
   UnknownTask: "UNKNOWN_TASK",
+  /** A task id that several frameworks used, asked for without naming the framework. */
+  AmbiguousTask: "AMBIGUOUS_TASK",
   UnknownHost: "UNKNOWN_HOST",
   InsufficientResources: "INSUFFICIENT_RESOURCES",
   InvalidRole: "INVALID_ROLE",
