@@ -6,7 +6,12 @@ import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import type { HealthChecker, HealthCheckSpec, HealthResult } from "../src/hostd/health/index.js";
+import type {
+  CheckContainer,
+  HealthChecker,
+  HealthCheckSpec,
+  HealthResult,
+} from "../src/hostd/health/index.js";
 import {
   InvalidHealthCheckError,
   startHealthChecker,
@@ -42,7 +47,7 @@ afterEach(async () => {
   for (const f of cleanups.splice(0)) await f();
 });
 
-function run(spec: HealthCheckSpec, extra: { host?: string } = {}) {
+function run(spec: HealthCheckSpec, extra: { host?: string; container?: CheckContainer } = {}) {
   const results: HealthResult[] = [];
   const kills: string[] = [];
   const checker = startHealthChecker(spec, {
@@ -172,6 +177,59 @@ describe("startHealthChecker", () => {
     const pid = Number((await readFile(pidFile, "utf8")).trim());
     expect(pid).toBeGreaterThan(0);
     await until(() => !alive(pid), 2000);
+  });
+
+  it("COMMAND in a container: runs behind its prefix, only after beforeExec placed it", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "corral-health-"));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const marker = join(dir, "ran");
+    const placed: Array<{ pid: number; ranBefore: boolean; cmdline: string }> = [];
+    const container: CheckContainer = {
+      // A prefix the way nsenter is one: a program that runs the rest of its argv.
+      prefix: () => Promise.resolve(["/usr/bin/env", "CHECK_PREFIXED=yes"]),
+      beforeExec: async (pid) => {
+        const cmdline = (await readFile(`/proc/${pid}/cmdline`, "utf8")).split("\0").join(" ");
+        placed.push({
+          pid,
+          ranBefore: await readFile(marker).then(
+            () => true,
+            () => false,
+          ),
+          cmdline,
+        });
+      },
+    };
+    const { results } = run(
+      {
+        type: "COMMAND",
+        command: { value: `test "$CHECK_PREFIXED" = yes && echo ran >> "${marker}"` },
+        ...fast,
+      },
+      { container },
+    );
+    await until(() => results.length >= 2);
+    expect(results.slice(0, 2).every((r) => r.healthy)).toBe(true);
+    expect(placed[0]?.ranBefore).toBe(false);
+    expect(placed[0]?.cmdline).toContain("/usr/bin/env CHECK_PREFIXED=yes /bin/sh -c");
+
+    const refused = run(
+      { type: "COMMAND", command: { value: "true" }, ...fast, consecutiveFailures: 1 },
+      {
+        container: {
+          prefix: () => Promise.resolve([]),
+          beforeExec: () => Promise.reject(new Error("no cgroup")),
+        },
+      },
+    );
+    const noNs = run(
+      { type: "COMMAND", command: { value: "true" }, ...fast, consecutiveFailures: 1 },
+      { container: { prefix: () => Promise.reject(new Error("no process in its namespaces")) } },
+    );
+    await until(() => refused.kills.length > 0 && noNs.kills.length > 0);
+    expect(refused.results[0]?.message).toMatch(/cannot be placed in the task's cgroup: Error: no cgroup/);
+    expect(noNs.results[0]?.message).toMatch(
+      /cannot enter the task's container: .*no process in its namespaces/,
+    );
   });
 
   it("ignores failures in the grace period until the first success", async () => {

@@ -178,6 +178,88 @@ describe("task logs from the host daemon", () => {
     expect(unknown.err).toContain("unknown task nope-2");
   });
 
+  it("two frameworks' tasks with one id: each log by framework; without one, a clear refusal", async () => {
+    await launch([{ taskId: "twin", resources: "cpus:0.1;mem:32", command: "echo from-A" }]);
+    await waitState("twin", ["TASK_FINISHED"]);
+    // Acknowledged, the id is free again for another framework (ids are unique per framework).
+    await waitFor(() => !master.state.tasks.has("twin"), "twin of A completed");
+    const fw2 = await connectFramework({ servers: nats.url, name: "logs-e2e-2" });
+    try {
+      const seen2: TaskStatus[] = [];
+      void (async () => {
+        for await (const u of fw2.updates()) {
+          seen2.push(u);
+          await fw2.acknowledge(u).catch(() => undefined);
+        }
+      })();
+      // Hand the host's resources over to the second framework.
+      const held = [...master.state.offers.values()].filter((o) => o.frameworkId === fw.frameworkId);
+      await fw.decline(
+        held.map((o) => o.offerId),
+        { refuseSeconds: 60 },
+      );
+      for await (const o of fw2.offers()) {
+        if (o.hostId !== daemon.hostId) continue;
+        await fw2.accept(
+          [o.offerId],
+          [{ taskId: "twin", resources: "cpus:0.1;mem:32", command: "echo from-B; sleep 30" }],
+        );
+        break;
+      }
+      await waitFor(
+        () => seen2.some((u) => u.taskId === "twin" && u.state === "TASK_RUNNING"),
+        "twin of B running",
+      );
+      const [a, b] = [fw.frameworkId, fw2.frameworkId];
+
+      const ambiguous = await ask({ taskId: "twin", stream: "stdout" });
+      expect(ambiguous).toMatchObject({ ok: false, code: "AMBIGUOUS_TASK" });
+      expect(!ambiguous.ok && ambiguous.message).toContain([a, b].sort().join(", "));
+      const ofA = await ask({ taskId: "twin", frameworkId: a, stream: "stdout" });
+      expect(ofA).toMatchObject({ ok: true, done: true, frameworkId: a });
+      expect(text(ofA)).toBe("from-A\n");
+      let ofB = await ask({ taskId: "twin", frameworkId: b, stream: "stdout" });
+      await expect
+        .poll(async () => text((ofB = await ask({ taskId: "twin", frameworkId: b, stream: "stdout" }))))
+        .toBe("from-B\n");
+      expect(ofB).toMatchObject({ ok: true, done: false, frameworkId: b });
+      expect(await ask({ taskId: "twin", frameworkId: "fw-nope", stream: "stdout" })).toMatchObject({
+        ok: false,
+        code: "UNKNOWN_TASK",
+      });
+      expect(await ask({ taskId: "twin", frameworkId: "../x", stream: "stdout" })).toMatchObject({
+        ok: false,
+        code: "INVALID_CALL",
+      });
+
+      await expect
+        .poll(async () => {
+          const { items } = await query<TaskRow[]>(nc, "tasks", { includeCompleted: true });
+          return items.filter((t) => t.taskId === "twin").length;
+        })
+        .toBe(2);
+      const refused = await runCli(["logs", "twin", "--nats", nats.url]);
+      expect(refused).toMatchObject({ code: 1, out: "" });
+      expect(refused.err).toContain(`(${[a, b].sort().join(", ")}): pass --framework ID`);
+      expect(await runCli(["logs", "twin", "--framework", a, "--nats", nats.url])).toMatchObject({
+        code: 0,
+        out: "from-A\n",
+        err: "",
+      });
+      expect(await runCli(["logs", "twin", "--framework", b, "--nats", nats.url])).toMatchObject({
+        code: 0,
+        out: "from-B\n",
+      });
+      await fw2.kill("twin");
+      await waitFor(
+        () => seen2.some((u) => u.taskId === "twin" && u.state === "TASK_KILLED"),
+        "twin of B killed",
+      );
+    } finally {
+      await fw2.close();
+    }
+  });
+
   it("corral logs names the host when its daemon does not answer", async () => {
     await daemon.stop();
     const r = await runCli(["logs", "greet-1", "--nats", nats.url]);

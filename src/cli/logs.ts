@@ -10,6 +10,8 @@ export interface FollowLogOptions {
   nc: NatsConnection;
   hostId: string;
   taskId: string;
+  /** The task's framework; without it the host picks the only one (or refuses an ambiguous id). */
+  frameworkId?: string;
   stream: "stdout" | "stderr";
   /** Keep polling until the host says the task ended and everything was read. */
   follow: boolean;
@@ -69,15 +71,14 @@ export async function followLog(o: FollowLogOptions): Promise<LogStreamEnd> {
   const invalid = (message: string): LogStreamEnd => ({ ok: false, why: "invalid-answer", message });
 
   let offset = 0;
+  // Pinned once the host said whose task it serves, so later polls cannot switch to another's.
+  let frameworkId = o.frameworkId;
   for (;;) {
     if (o.signal?.aborted) return aborted();
     let data: Uint8Array;
+    const req = { taskId: o.taskId, stream: o.stream, offset, ...(frameworkId ? { frameworkId } : {}) };
     try {
-      data = (
-        await o.nc.request(subject, encode({ taskId: o.taskId, stream: o.stream, offset }), {
-          timeout: timeoutMs,
-        })
-      ).data;
+      data = (await o.nc.request(subject, encode(req), { timeout: timeoutMs })).data;
     } catch (err) {
       if (o.signal?.aborted) return aborted();
       if (err instanceof RequestError && err.isNoResponders())
@@ -111,6 +112,7 @@ export async function followLog(o: FollowLogOptions): Promise<LogStreamEnd> {
         message: `${msg}${code !== undefined ? ` (${code})` : ""}`,
       };
     }
+    if (frameworkId === undefined && typeof reply.frameworkId === "string") frameworkId = reply.frameworkId;
     const chunk = reply.data instanceof Uint8Array ? reply.data : new Uint8Array(0);
     if (chunk.length > 0) {
       const failed = await write(o.out, chunk);
@@ -133,6 +135,8 @@ export async function followLog(o: FollowLogOptions): Promise<LogStreamEnd> {
 export interface LogsOptions {
   nc: NatsConnection;
   taskId: string;
+  /** Needed only when frameworks share the task id (`--framework`). */
+  frameworkId?: string;
   stream: "stdout" | "stderr";
   follow: boolean;
   /** Where the log goes (default: process.stdout). */
@@ -155,18 +159,29 @@ export async function showLogs(o: LogsOptions): Promise<number> {
     return 1;
   };
 
-  let row: TaskRow | undefined;
+  let rows: TaskRow[];
   try {
     const { items } = await query<TaskRow[]>(o.nc, "tasks", { includeCompleted: true });
-    row = items.find((t) => t.taskId === o.taskId);
+    rows = items.filter(
+      (t) => t.taskId === o.taskId && (o.frameworkId === undefined || t.frameworkId === o.frameworkId),
+    );
   } catch (err) {
     return fail((err as Error).message);
   }
-  if (!row) return fail(`unknown task ${o.taskId}: no live or completed task has this id`);
+  const of = o.frameworkId !== undefined ? ` of framework ${o.frameworkId}` : "";
+  const row = rows.at(-1);
+  if (!row) return fail(`unknown task ${o.taskId}${of}: no live or completed task has this id`);
+  // Task ids are unique per framework only: two frameworks' tasks are two different logs.
+  const frameworks = [...new Set(rows.map((r) => r.frameworkId))].sort();
+  if (frameworks.length > 1)
+    return fail(
+      `task id ${o.taskId} is used by ${frameworks.length} frameworks (${frameworks.join(", ")}): pass --framework ID`,
+    );
   const end = await followLog({
     nc: o.nc,
     hostId: row.hostId,
     taskId: o.taskId,
+    frameworkId: row.frameworkId,
     stream: o.stream,
     follow: o.follow,
     out: o.out ?? process.stdout,
@@ -179,7 +194,7 @@ export async function showLogs(o: LogsOptions): Promise<number> {
   return fail(end.message);
 }
 
-/** `corral logs TASK [--follow] [--stderr] [--nats URL]`. */
+/** `corral logs TASK [--framework ID] [--follow] [--stderr] [--nats URL]`. */
 export function registerLogsCommand(program: Command): void {
   program
     .command("logs")
@@ -187,32 +202,36 @@ export function registerLogsCommand(program: Command): void {
     .argument("<task>", "the task id")
     .option("-f, --follow", "keep printing new output until the task ended")
     .option("--stderr", "print stderr instead of stdout")
+    .option("--framework <id>", "the task's framework, when several frameworks used this task id")
     .option(
       "--nats <url>",
       "NATS server URL (or set $CORRAL_NATS)",
       process.env.CORRAL_NATS ?? "nats://127.0.0.1:4222",
     )
-    .action(async (taskId: string, o: { follow?: boolean; stderr?: boolean; nats: string }) => {
-      const ac = new AbortController();
-      const abort = () => ac.abort();
-      process.once("SIGINT", abort);
-      process.once("SIGTERM", abort);
-      // EPIPE when the reader goes away: showLogs sees it in the write's callback and stops.
-      process.stdout.on("error", () => undefined);
-      const nc = await connectForCli(o.nats);
-      if (!nc) return;
-      try {
-        process.exitCode = await showLogs({
-          nc,
-          taskId,
-          stream: o.stderr ? "stderr" : "stdout",
-          follow: o.follow === true,
-          signal: ac.signal,
-        });
-      } finally {
-        process.off("SIGINT", abort);
-        process.off("SIGTERM", abort);
-        await nc.close().catch(() => undefined);
-      }
-    });
+    .action(
+      async (taskId: string, o: { follow?: boolean; stderr?: boolean; framework?: string; nats: string }) => {
+        const ac = new AbortController();
+        const abort = () => ac.abort();
+        process.once("SIGINT", abort);
+        process.once("SIGTERM", abort);
+        // EPIPE when the reader goes away: showLogs sees it in the write's callback and stops.
+        process.stdout.on("error", () => undefined);
+        const nc = await connectForCli(o.nats);
+        if (!nc) return;
+        try {
+          process.exitCode = await showLogs({
+            nc,
+            taskId,
+            ...(o.framework !== undefined ? { frameworkId: o.framework } : {}),
+            stream: o.stderr ? "stderr" : "stdout",
+            follow: o.follow === true,
+            signal: ac.signal,
+          });
+        } finally {
+          process.off("SIGINT", abort);
+          process.off("SIGTERM", abort);
+          await nc.close().catch(() => undefined);
+        }
+      },
+    );
 }

@@ -9,6 +9,8 @@ const DEFAULT_POLL_MS = 100;
 export interface TaskOutputOptions {
   nc: NatsConnection;
   taskId: string;
+  /** The task's framework (the run's own), so another framework's task of that id is never shown. */
+  frameworkId?: string;
   stdout: NodeJS.WritableStream;
   stderr: NodeJS.WritableStream;
   /** One line on the CLI's stderr: why output is missing. */
@@ -51,6 +53,7 @@ export class TaskOutput {
         nc: this.#o.nc,
         hostId,
         taskId: this.#o.taskId,
+        ...(this.#o.frameworkId !== undefined ? { frameworkId: this.#o.frameworkId } : {}),
         stream,
         follow: true,
         out: stream === "stdout" ? this.#o.stdout : this.#o.stderr,

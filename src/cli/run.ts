@@ -114,6 +114,7 @@ export async function runTask(o: RunOptions): Promise<number> {
   const output = new TaskOutput({
     nc: o.nc,
     taskId,
+    frameworkId: fw.frameworkId,
     stdout: o.stdout ?? process.stdout,
     stderr: o.stderr ?? process.stderr,
     warn,

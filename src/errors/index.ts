@@ -11,6 +11,8 @@ export const ErrorCode = {
   UnknownFramework: "UNKNOWN_FRAMEWORK",
   UnknownOffer: "UNKNOWN_OFFER",
   UnknownTask: "UNKNOWN_TASK",
+  /** A task id that several frameworks used, asked for without naming the framework. */
+  AmbiguousTask: "AMBIGUOUS_TASK",
   UnknownHost: "UNKNOWN_HOST",
   InsufficientResources: "INSUFFICIENT_RESOURCES",
   InvalidRole: "INVALID_ROLE",
@@ -23,6 +25,8 @@ export const ErrorCode = {
   NatsServerFailed: "NATS_SERVER_FAILED",
   Determinism: "DETERMINISM_VIOLATION",
   WorkerExited: "WORKER_EXITED",
+  IsolatorUnavailable: "ISOLATOR_UNAVAILABLE",
+  DeviceLimitRefused: "DEVICE_LIMIT_REFUSED",
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

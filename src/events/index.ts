@@ -10,7 +10,11 @@ export {
   type EventType,
   type NewEvent,
   type Command,
+  type Container,
+  type Blkio,
+  type BlkioThrottle,
 } from "./schema.js";
+export { InvalidContainerError, checkContainer, containerProblem } from "./container.js";
 export {
   FrameworkCallSchemas,
   HostCallSchemas,

@@ -70,6 +70,35 @@ export const HealthCheckSchema = Type.Object({
   gracePeriodSeconds: Type.Optional(Type.Number()),
 });
 
+/** A block device as the kernel names it, "MAJOR:MINOR" (see /sys/block/<disk>/dev). */
+export const BLOCK_DEVICE = "^(0|[1-9][0-9]{0,6}):(0|[1-9][0-9]{0,6})$";
+/** Most throttles one task may carry (a host has a handful of disks; this only bounds the input). */
+export const MAX_BLKIO_THROTTLES = 16;
+const Bps = Type.Optional(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }));
+// The kernel keeps IOPS limits in 32 bits, and UINT_MAX there means "no limit".
+const Iops = Type.Optional(Type.Integer({ minimum: 1, maximum: 4_294_967_294 }));
+
+/**
+ * Block-I/O isolation of a task: a proportional weight (blkio.weight / io.weight, 10-1000) and
+ * absolute throttles per whole-disk device (blkio.throttle.* / io.max). The host checks what a
+ * schema cannot (see events/container.ts); the kernel has the last word on the device.
+ */
+export const BlkioSchema = Type.Object({
+  weight: Type.Optional(Type.Integer({ minimum: 10, maximum: 1000 })),
+  throttles: Type.Optional(
+    Type.Array(
+      Type.Object({
+        device: Type.String({ pattern: BLOCK_DEVICE }),
+        readBps: Bps,
+        writeBps: Bps,
+        readIops: Iops,
+        writeIops: Iops,
+      }),
+      { maxItems: MAX_BLKIO_THROTTLES },
+    ),
+  ),
+});
+
 /** How a task is isolated beyond its resources (Mesos ContainerInfo, the parts Corral supports). */
 export const ContainerSchema = Type.Object({
   namespaces: Type.Optional(
@@ -98,6 +127,8 @@ export const ContainerSchema = Type.Object({
   ),
   /** Cap CPU time at the task's `cpus` (CFS quota), not only weight it. */
   cpuHardCap: Type.Optional(Type.Boolean()),
+  /** Block I/O: a relative weight and per-device throttles (see BlkioSchema). */
+  blkio: Type.Optional(BlkioSchema),
 });
 
 /** Mesos KillPolicy: the grace period between SIGTERM and SIGKILL. */
@@ -237,3 +268,6 @@ export type NewEvent = CorralEvent extends infer E
   : never;
 export const EVENT_TYPES = Object.keys(EventSchemas) as EventType[];
 export type Command = Static<typeof CommandSchema>;
+export type Container = Static<typeof ContainerSchema>;
+export type Blkio = Static<typeof BlkioSchema>;
+export type BlkioThrottle = NonNullable<Blkio["throttles"]>[number];

@@ -1,5 +1,5 @@
 import type { CorralEvent, FrameworkCall, FrameworkCallOf, TaskStatusInfo } from "../../events/index.js";
-import { isTerminal, subjects } from "../../events/index.js";
+import { containerProblem, isTerminal, subjects } from "../../events/index.js";
 import { ErrorCode } from "../../errors/index.js";
 import { add, contains, isEmpty, subtract, validateRole, type Resources } from "../../resources/index.js";
 import type { ClusterState, FrameworkView, TaskView } from "../../state/index.js";
@@ -192,6 +192,9 @@ function accept(state: ClusterState, call: FrameworkCallOf<"ACCEPT">, ctx: Decid
         reject(ErrorCode.InsufficientResources, `task ${t.taskId} asks for no resources`);
       if (!t.command.value && !(t.command.argv && t.command.argv.length > 0))
         reject(ErrorCode.InvalidCall, `task ${t.taskId} has no command (give command.value or command.argv)`);
+      const invalidContainer = containerProblem(t.container);
+      if (invalidContainer !== undefined)
+        reject(ErrorCode.InvalidCall, `task ${t.taskId}: invalid container: ${invalidContainer}`);
       if (!contains(pool, t.resources))
         reject(
           ErrorCode.InsufficientResources,

@@ -261,7 +261,15 @@ export async function startHostDaemon(opts: HostDaemonOptions): Promise<HostDaem
       await Promise.all(consumers.map((m) => m.close().catch(() => undefined)));
       await tasks.close({ leaveRunning: so.leaveTasksRunning ?? false });
       await logs.stop();
-      if (support && !so.leaveTasksRunning) await removeHostCgroups(support, cgroupRoot, hostId);
+      if (support) {
+        // Also when tasks are left running: a host cgroup with none of them left must not linger.
+        const left = await removeHostCgroups(support, cgroupRoot, hostId);
+        const kept = left.filter((l) => l.why === "tasks-left");
+        if (kept.length > 0)
+          log.info({ dirs: kept.map((l) => l.dir) }, "host cgroups kept for the tasks left running");
+        const stuck = left.filter((l) => l.why !== "tasks-left");
+        if (stuck.length > 0) log.warn({ left: stuck }, "could not remove the host's cgroups");
+      }
       await reporter.stop();
       replies.close();
       log.info(tasks.summary(), "host daemon stopped");

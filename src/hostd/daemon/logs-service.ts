@@ -2,6 +2,8 @@ import { open, readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { NatsConnection, Msg, Subscription } from "@nats-io/transport-node";
 import { decode, encode } from "../../events/codec.js";
+import { ErrorCode } from "../../errors/index.js";
+import { SUBJECT_ID } from "../../events/schema.js";
 import { subjects } from "../../events/subjects.js";
 import type { Logger } from "../../log/index.js";
 import type { LogName } from "../launcher/index.js";
@@ -14,11 +16,19 @@ export const MAX_LOG_CHUNK = 512 * 1024;
 /** Sandboxes of ended tasks remembered for log requests. */
 const DEFAULT_REMEMBER = 1000;
 
+const FRAMEWORK_ID = new RegExp(SUBJECT_ID);
+const keyOf = (frameworkId: string, taskId: string): string => `${frameworkId}/${taskId}`;
+
 /** `corral.q.logs.<hostId>`: where a host daemon answers log requests. */
 export const logsSubject = (hostId: string): string => subjects.query(`logs.${hostId}`);
 
 export interface LogsRequest {
   taskId: string;
+  /**
+   * The task's framework. Task ids are unique per framework only, so without it a task id that
+   * several frameworks used on this host is refused (AMBIGUOUS_TASK, naming them).
+   */
+  frameworkId?: string;
   stream: LogName;
   /** Byte offset in the live log file (default 0). */
   offset?: number;
@@ -26,7 +36,8 @@ export interface LogsRequest {
 }
 
 export type LogsReply =
-  | { ok: true; data: Uint8Array; offset: number; done: boolean }
+  /** `frameworkId`: whose task this is, so a client can name it in its next requests. */
+  | { ok: true; data: Uint8Array; offset: number; done: boolean; frameworkId: string }
   | { ok: false; code: string; message: string };
 
 export interface LogsServiceOptions {
@@ -52,6 +63,11 @@ function parseRequest(body: unknown): LogsRequest | string {
   if (typeof r.taskId !== "string" || r.taskId === "") return "taskId must be a non-empty string";
   if (r.stream !== "stdout" && r.stream !== "stderr") return 'stream must be "stdout" or "stderr"';
   const req: LogsRequest = { taskId: r.taskId, stream: r.stream };
+  if (r.frameworkId !== undefined && r.frameworkId !== null) {
+    if (typeof r.frameworkId !== "string" || !FRAMEWORK_ID.test(r.frameworkId))
+      return `frameworkId must match ${SUBJECT_ID}`;
+    req.frameworkId = r.frameworkId;
+  }
   for (const k of ["offset", "maxBytes"] as const) {
     const v = r[k];
     if (v === undefined || v === null) continue;
@@ -70,13 +86,13 @@ export function startLogsService(opts: LogsServiceOptions): LogsService {
   const { nc, hostId, workDir } = opts;
   const log = opts.log.child({ component: "logs" });
   const limit = Math.max(1, opts.remember ?? DEFAULT_REMEMBER);
-  /** taskId → sandbox, oldest first (re-inserted when seen again). */
+  /** `<frameworkId>/<taskId>` → sandbox, oldest first (re-inserted when seen again). */
   const known = new Map<string, string>();
 
-  const remember = (taskId: string, sandbox: string): void => {
-    if (known.get(taskId) === sandbox) return;
-    known.delete(taskId);
-    known.set(taskId, sandbox);
+  const remember = (key: string, sandbox: string): void => {
+    if (known.get(key) === sandbox) return;
+    known.delete(key);
+    known.set(key, sandbox);
     while (known.size > limit) {
       const oldest = known.keys().next().value;
       if (oldest === undefined) break;
@@ -84,28 +100,45 @@ export function startLogsService(opts: LogsServiceOptions): LogsService {
     }
   };
 
-  /** Whether the task runs now, and the summary seen (remembering every sandbox in it). */
+  /** The daemon's tasks now, remembering every sandbox in it. */
   const refresh = (): HostTaskSummary => {
     const s = opts.tasks();
-    for (const t of s.tasks) if (t.sandbox !== undefined) remember(t.taskId, t.sandbox);
+    for (const t of s.tasks) if (t.sandbox !== undefined) remember(keyOf(t.frameworkId, t.taskId), t.sandbox);
     return s;
   };
 
-  /** The newest run of a task left on disk, for one ended before it could be remembered. */
-  const onDisk = async (taskId: string): Promise<string | undefined> => {
-    const root = join(workDir, "sandboxes");
+  /** The newest run of the task left on disk, for one ended before it could be remembered. */
+  const onDisk = async (frameworkId: string, taskId: string): Promise<string | undefined> => {
+    const dir = join(workDir, "sandboxes", frameworkId, taskId);
     let best: { dir: string; mtime: number } | undefined;
-    const frameworks = await readdir(root).catch(() => [] as string[]);
-    for (const fw of frameworks) {
-      const dir = join(root, fw, taskId);
-      const runs = await readdir(dir).catch(() => [] as string[]);
-      for (const run of runs) {
-        const st = await stat(join(dir, run)).catch(() => undefined);
-        if (st?.isDirectory() && (!best || st.mtimeMs > best.mtime))
-          best = { dir: join(dir, run), mtime: st.mtimeMs };
-      }
+    for (const run of await readdir(dir).catch(() => [] as string[])) {
+      const st = await stat(join(dir, run)).catch(() => undefined);
+      if (st?.isDirectory() && (!best || st.mtimeMs > best.mtime))
+        best = { dir: join(dir, run), mtime: st.mtimeMs };
     }
     return best?.dir;
+  };
+
+  /** Every framework that ran a task with this id on this host (live, remembered or on disk). */
+  const frameworksOf = async (summary: HostTaskSummary, taskId: string): Promise<string[]> => {
+    const fws = new Set<string>();
+    for (const t of summary.tasks) if (t.taskId === taskId) fws.add(t.frameworkId);
+    for (const key of known.keys()) {
+      const slash = key.indexOf("/");
+      if (key.slice(slash + 1) === taskId) fws.add(key.slice(0, slash));
+    }
+    const root = join(workDir, "sandboxes");
+    for (const fw of await readdir(root).catch(() => [] as string[])) {
+      if (fws.has(fw)) continue;
+      if (
+        await stat(join(root, fw, taskId)).then(
+          (st) => st.isDirectory(),
+          () => false,
+        )
+      )
+        fws.add(fw);
+    }
+    return [...fws].sort();
   };
 
   const answer = async (body: Uint8Array): Promise<LogsReply> => {
@@ -113,29 +146,48 @@ export function startLogsService(opts: LogsServiceOptions): LogsService {
     try {
       raw = decode(body);
     } catch (err) {
-      return { ok: false, code: "INVALID_CALL", message: (err as Error).message };
+      return { ok: false, code: ErrorCode.InvalidCall, message: (err as Error).message };
     }
     const req = parseRequest(raw);
-    if (typeof req === "string") return { ok: false, code: "INVALID_CALL", message: req };
+    if (typeof req === "string") return { ok: false, code: ErrorCode.InvalidCall, message: req };
     if (req.taskId.includes("/") || req.taskId.includes("..") || req.taskId.includes("\0"))
-      return { ok: false, code: "INVALID_CALL", message: `invalid task id ${JSON.stringify(req.taskId)}` };
+      return {
+        ok: false,
+        code: ErrorCode.InvalidCall,
+        message: `invalid task id ${JSON.stringify(req.taskId)}`,
+      };
 
     // Whether the task runs is decided before reading, so "done" never hides a last write.
     const summary = refresh();
-    const live = summary.tasks.find((t) => t.taskId === req.taskId && t.phase !== "done");
-    if (live && live.sandbox === undefined)
-      return { ok: true, data: new Uint8Array(0), offset: req.offset ?? 0, done: false };
-    let sandbox = live?.sandbox ?? known.get(req.taskId);
-    if (sandbox === undefined) {
-      sandbox = await onDisk(req.taskId);
-      if (sandbox !== undefined) remember(req.taskId, sandbox);
+    let frameworkId = req.frameworkId;
+    if (frameworkId === undefined) {
+      const fws = await frameworksOf(summary, req.taskId);
+      if (fws.length > 1)
+        return {
+          ok: false,
+          code: ErrorCode.AmbiguousTask,
+          message: `task id ${req.taskId} on host ${hostId} belongs to ${fws.length} frameworks (${fws.join(", ")}): name one (frameworkId, corral logs --framework)`,
+        };
+      frameworkId = fws[0];
     }
-    if (sandbox === undefined)
-      return {
-        ok: false,
-        code: "UNKNOWN_TASK",
-        message: `task ${req.taskId} is not known on host ${hostId}`,
-      };
+    const unknown = (): LogsReply => ({
+      ok: false,
+      code: ErrorCode.UnknownTask,
+      message: `task ${req.taskId}${req.frameworkId !== undefined ? ` of framework ${req.frameworkId}` : ""} is not known on host ${hostId}`,
+    });
+    if (frameworkId === undefined) return unknown();
+    const key = keyOf(frameworkId, req.taskId);
+    const live = summary.tasks.find(
+      (t) => t.taskId === req.taskId && t.frameworkId === frameworkId && t.phase !== "done",
+    );
+    if (live && live.sandbox === undefined)
+      return { ok: true, data: new Uint8Array(0), offset: req.offset ?? 0, done: false, frameworkId };
+    let sandbox = live?.sandbox ?? known.get(key);
+    if (sandbox === undefined) {
+      sandbox = await onDisk(frameworkId, req.taskId);
+      if (sandbox !== undefined) remember(key, sandbox);
+    }
+    if (sandbox === undefined) return unknown();
 
     const maxBytes = Math.min(req.maxBytes ?? DEFAULT_LOG_CHUNK, MAX_LOG_CHUNK);
     const path = join(sandbox, req.stream);
@@ -144,7 +196,7 @@ export function startLogsService(opts: LogsServiceOptions): LogsService {
       fh = await open(path, "r");
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
-      return { ok: true, data: new Uint8Array(0), offset: req.offset ?? 0, done: !live };
+      return { ok: true, data: new Uint8Array(0), offset: req.offset ?? 0, done: !live, frameworkId };
     }
     try {
       const { size } = await fh.stat();
@@ -158,7 +210,13 @@ export function startLogsService(opts: LogsServiceOptions): LogsService {
         read += bytesRead;
       }
       const next = offset + read;
-      return { ok: true, data: buf.subarray(0, read), offset: next, done: !live && next >= size };
+      return {
+        ok: true,
+        data: buf.subarray(0, read),
+        offset: next,
+        done: !live && next >= size,
+        frameworkId,
+      };
     } finally {
       await fh.close().catch(() => undefined);
     }

@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { constants } from "node:os";
 import type { TaskStatusReport } from "../../events/calls.js";
+import { checkContainer, InvalidContainerError } from "../../events/container.js";
 import type { EventOf } from "../../events/schema.js";
 import { isTerminal as isTerminalState, type TaskReason, type TaskState } from "../../events/task-states.js";
 import type { Logger } from "../../log/index.js";
@@ -16,7 +17,9 @@ import {
   processIdentity,
   type RunningTask,
   type TaskExit,
+  taskNamespaces,
 } from "../launcher/index.js";
+import { checkContainerOf } from "./check-container.js";
 import type { Checkpoints, CheckpointedRun, RunRecord } from "./checkpoint.js";
 import { InvalidHealthCheckError, validateHealthCheck } from "../health/index.js";
 import type { CgroupUsage } from "../isolation/index.js";
@@ -182,15 +185,20 @@ export class TaskRun {
   async #run(e: EventOf<"task.launched">): Promise<void> {
     try {
       if (e.healthCheck) validateHealthCheck(e.healthCheck);
+      checkContainer(e.container);
       this.sandbox = await createSandbox(this.#ctx.workDir, e.frameworkId, e.taskId, this.runId);
       const support = this.#ctx.support;
       if (support) {
         const id = { root: this.#ctx.cgroupRoot, hostId: this.#ctx.hostId, taskId: this.runId };
-        this.#cg = await TaskCgroup.create(
-          support,
-          { ...id, cpus: this.cpus, memMb: this.memMb, cpuHardCap: e.container?.cpuHardCap ?? false },
-          this.#log,
-        ).catch((err: unknown) => {
+        const blkio = e.container?.blkio;
+        const limits = {
+          cpus: this.cpus,
+          memMb: this.memMb,
+          cpuHardCap: e.container?.cpuHardCap ?? false,
+          ...(blkio?.weight !== undefined ? { blkioWeight: blkio.weight } : {}),
+          ...(blkio?.throttles ? { blkioThrottles: blkio.throttles } : {}),
+        };
+        this.#cg = await TaskCgroup.create(support, { ...id, ...limits }, this.#log).catch((err: unknown) => {
           throw new LaunchError("HOOK_FAILED", `cannot create the task's cgroup: ${(err as Error).message}`, {
             cause: err,
           });
@@ -289,7 +297,7 @@ export class TaskRun {
     else if (this.#kill)
       this.#terminate(); // the kill came while it was starting (or before a restart)
     else if (!runningReported) this.#report("TASK_RUNNING", {});
-    if (!this.#silent && this.sandbox) this.#watch(this.sandbox);
+    if (!this.#silent && this.sandbox) this.#watch(this.sandbox, proc.pid);
 
     const detached = new Promise<undefined>((resolve) => (this.#stopWatching = () => resolve(undefined)));
     const exit = await Promise.race([proc.exited, detached]);
@@ -308,10 +316,17 @@ export class TaskRun {
     if (!this.#silent) this.terminalUuid = this.#report(state, extra);
   }
 
-  #watch(sandbox: string): void {
+  #watch(sandbox: string, rootPid: number): void {
+    const c = this.#launch.container;
     this.#watchers = startWatchers({
       launch: this.#launch,
       sandbox,
+      checkContainer: checkContainerOf({
+        cgroup: this.#cg,
+        rootPid,
+        namespaces: taskNamespaces(c ?? {}),
+        sandbox,
+      }),
       diskMb: this.diskMb,
       disk: this.#ctx.disk,
       log: this.#log,
@@ -347,7 +362,7 @@ export class TaskRun {
   }
 
   #launchFailed(err: unknown): void {
-    if (err instanceof InvalidHealthCheckError) {
+    if (err instanceof InvalidHealthCheckError || err instanceof InvalidContainerError) {
       this.terminalUuid = this.#report("TASK_ERROR", { reason: "REASON_TASK_INVALID", message: err.message });
       return;
     }

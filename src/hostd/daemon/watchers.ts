@@ -1,6 +1,6 @@
 import type { EventOf } from "../../events/schema.js";
 import type { Logger } from "../../log/index.js";
-import { startHealthChecker, type HealthResult } from "../health/index.js";
+import { startHealthChecker, type CheckContainer, type HealthResult } from "../health/index.js";
 import { buildTaskEnv, portsFromResources } from "../launcher/index.js";
 import { diskUsage, type DiskEnforcement } from "./disk.js";
 
@@ -16,6 +16,8 @@ export interface TaskWatchers {
 export interface WatchOptions {
   launch: EventOf<"task.launched">;
   sandbox: string;
+  /** Where COMMAND checks run: inside the task's cgroup and namespaces (undefined: on the host). */
+  checkContainer: CheckContainer | undefined;
   /** The task's `disk` in MB (undefined: not watched). */
   diskMb: number | undefined;
   disk: { enforcement: DiskEnforcement; checkMs: number };
@@ -39,6 +41,7 @@ export function startWatchers(o: WatchOptions): TaskWatchers {
     const checker = startHealthChecker(e.healthCheck, {
       env,
       cwd: o.sandbox,
+      ...(o.checkContainer ? { container: o.checkContainer } : {}),
       logger: o.log,
       onResult: (r) => o.onHealth(r),
       onKill: (why) => o.onLimit("health", why),

@@ -1,5 +1,6 @@
 import type { Logger } from "../../log/index.js";
 import { silentLogger } from "../../log/index.js";
+import type { CheckContainer } from "./command.js";
 import { startProbe } from "./probes.js";
 import type { Probe, ProbeResult } from "./probes.js";
 import { validateHealthCheck } from "./spec.js";
@@ -27,6 +28,8 @@ export interface HealthCheckerOptions {
   env?: Record<string, string | undefined>;
   /** Working directory for COMMAND checks. */
   cwd?: string;
+  /** Run COMMAND checks inside the task's container (its cgroup and namespaces), as Mesos does. */
+  container?: CheckContainer;
   onResult(r: HealthResult): void;
   /** Called once when `consecutiveFailures` checks failed in a row; checking stops then. */
   onKill(reason: string): void;
@@ -50,7 +53,12 @@ export function startHealthChecker(spec: HealthCheckSpec, options: HealthChecker
   const check = validateHealthCheck(spec);
   const log = (options.logger ?? silentLogger()).child({ component: "health", type: check.type });
   const now = options.now ?? Date.now;
-  const probeOptions = { host: options.host ?? "127.0.0.1", env: options.env, cwd: options.cwd };
+  const probeOptions = {
+    host: options.host ?? "127.0.0.1",
+    env: options.env,
+    cwd: options.cwd,
+    ...(options.container ? { container: options.container } : {}),
+  };
   const startedAt = now();
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;

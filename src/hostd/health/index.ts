@@ -1,6 +1,7 @@
 export type { HealthChecker, HealthCheckerOptions, HealthResult } from "./checker.js";
 export { startHealthChecker } from "./checker.js";
 export type { Probe, ProbeOptions, ProbeResult } from "./probes.js";
+export type { CheckContainer } from "./command.js";
 export { startProbe } from "./probes.js";
 export type { HealthCheckSpec, NormalizedHealthCheck } from "./spec.js";
 export {

@@ -1,7 +1,7 @@
-import { spawn } from "node:child_process";
 import * as http from "node:http";
 import * as https from "node:https";
 import * as net from "node:net";
+import { commandProbe, type CheckContainer } from "./command.js";
 import type { NormalizedHealthCheck } from "./spec.js";
 
 export interface ProbeResult {
@@ -19,57 +19,8 @@ export interface ProbeOptions {
   host: string;
   env?: Record<string, string | undefined>;
   cwd?: string;
-}
-
-const OUTPUT_TAIL = 400;
-
-function tail(s: string): string {
-  const t = s.trim();
-  return t.length > OUTPUT_TAIL ? `...${t.slice(-OUTPUT_TAIL)}` : t;
-}
-
-/** Runs the command in its own process group, so that `cancel()` can kill everything it started. */
-function commandProbe(cmd: { value: string } | { argv: string[] }, opts: ProbeOptions): Probe {
-  const [file, args] =
-    "value" in cmd ? ["/bin/sh", ["-c", cmd.value]] : [cmd.argv[0] as string, cmd.argv.slice(1)];
-  const label = "value" in cmd ? cmd.value : cmd.argv.join(" ");
-  let output = "";
-  const child = spawn(file, args, {
-    cwd: opts.cwd,
-    env: opts.env === undefined ? process.env : { ...process.env, ...opts.env },
-    stdio: ["ignore", "pipe", "pipe"],
-    detached: true,
-  });
-  const collect = (b: Buffer): void => {
-    output = (output + b.toString("utf8")).slice(-4 * OUTPUT_TAIL);
-  };
-  child.stdout.on("data", collect);
-  child.stderr.on("data", collect);
-  const killTree = (): void => {
-    if (child.pid === undefined) return;
-    try {
-      process.kill(-child.pid, "SIGKILL");
-    } catch {
-      // The group is already gone.
-    }
-  };
-  const result = new Promise<ProbeResult>((resolve) => {
-    child.once("error", (err) =>
-      resolve({ ok: false, message: `command "${label}" failed to start: ${err.message}` }),
-    );
-    // The shell may have left background children in the group (holding the pipes open); a finished
-    // check leaves nothing behind.
-    child.once("exit", killTree);
-    child.once("close", (code, signal) => {
-      const out = tail(output);
-      const suffix = out === "" ? "" : `: ${out}`;
-      if (code === 0) resolve({ ok: true, message: `command "${label}" exited 0${suffix}` });
-      else if (signal !== null)
-        resolve({ ok: false, message: `command "${label}" was killed by ${signal}${suffix}` });
-      else resolve({ ok: false, message: `command "${label}" exited ${code}${suffix}` });
-    });
-  });
-  return { result, cancel: killTree };
+  /** COMMAND checks only: run inside the task's container (cgroup, namespaces) rather than on the host. */
+  container?: CheckContainer;
 }
 
 function httpProbe(h: NonNullable<NormalizedHealthCheck["http"]>, opts: ProbeOptions): Probe {

@@ -16,3 +16,12 @@ export type { KillOptions, TaskCgroupId, TaskCgroupSpec } from "./cgroup.js";
 export { cpuShares, cpuWeight, cfsQuotaUs, memBytes, CFS_PERIOD_US, DEFAULT_PIDS_MAX } from "./limits.js";
 export type { CgroupLimits } from "./limits.js";
 export type { CgroupUsage, OomReport } from "./stats.js";
+export {
+  DeviceLimitRefusedError,
+  IsolatorUnavailableError,
+  applyV1Blkio,
+  applyV2Io,
+  ioMaxLine,
+  validateBlkio,
+} from "./blkio.js";
+export type { DeviceThrottle } from "./blkio.js";

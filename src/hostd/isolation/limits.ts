@@ -1,6 +1,7 @@
 import { join } from "node:path";
 import { CorralError, ErrorCode } from "../../errors/index.js";
 import type { V1Controller, V2Controller } from "./detect.js";
+import { applyV1Blkio, applyV2Io, validateBlkio, type DeviceThrottle } from "./blkio.js";
 import { writeCg, writeIfPresent } from "./fsutil.js";
 
 /** The resources a task cgroup enforces. */
@@ -15,6 +16,8 @@ export interface CgroupLimits {
   pids?: number;
   /** Relative block-I/O weight, 10-1000; skipped when the kernel has no weight file. */
   blkioWeight?: number;
+  /** Absolute block-I/O limits per whole disk; a kernel that refuses one fails the cgroup's creation. */
+  blkioThrottles?: readonly DeviceThrottle[];
 }
 
 export const CFS_PERIOD_US = 100_000;
@@ -29,9 +32,7 @@ export function validateLimits(l: CgroupLimits): void {
     throw invalid(`memMb must be a positive number, got ${l.memMb}`);
   if (l.pids !== undefined && (!Number.isInteger(l.pids) || l.pids < 1))
     throw invalid(`pids must be a positive integer, got ${l.pids}`);
-  const w = l.blkioWeight;
-  if (w !== undefined && (!Number.isInteger(w) || w < 10 || w > 1000))
-    throw invalid(`blkioWeight must be an integer in 10-1000, got ${w}`);
+  validateBlkio(l.blkioWeight, l.blkioThrottles);
 }
 
 /** cpu.shares for `cpus` (the kernel minimum is 2). */
@@ -63,10 +64,7 @@ export async function applyV1Limits(
     if (!memsw) await writeIfPresent(join(dirs.memory, "memory.swappiness"), 0).catch(() => false);
   }
   if (dirs.pids) await writeCg(join(dirs.pids, "pids.max"), l.pids ?? DEFAULT_PIDS_MAX);
-  if (dirs.blkio && l.blkioWeight !== undefined) {
-    const done = await writeIfPresent(join(dirs.blkio, "blkio.weight"), l.blkioWeight);
-    if (!done) await writeIfPresent(join(dirs.blkio, "blkio.bfq.weight"), l.blkioWeight);
-  }
+  await applyV1Blkio(dirs.blkio, l.blkioWeight, l.blkioThrottles);
 }
 
 /** Write the limits into a v2 cgroup directory for the controllers enabled there. */
@@ -84,8 +82,5 @@ export async function applyV2Limits(
     await writeIfPresent(join(dir, "memory.swap.max"), 0);
   }
   if (enabled.includes("pids")) await writeCg(join(dir, "pids.max"), l.pids ?? DEFAULT_PIDS_MAX);
-  if (enabled.includes("io") && l.blkioWeight !== undefined) {
-    const done = await writeIfPresent(join(dir, "io.weight"), `default ${l.blkioWeight}`);
-    if (!done) await writeIfPresent(join(dir, "io.bfq.weight"), `default ${l.blkioWeight}`);
-  }
+  await applyV2Io(enabled.includes("io") ? dir : undefined, l.blkioWeight, l.blkioThrottles);
 }

@@ -132,6 +132,23 @@ async function prepareVolumes(
   return ops;
 }
 
+/** The namespaces a task gets: those asked for, "mount" for volumes, "uts" for a hostname. */
+export function taskNamespaces(c: {
+  namespaces?: readonly string[] | undefined;
+  volumes?: readonly unknown[] | undefined;
+  hostname?: string | undefined;
+}): Set<Namespace> {
+  const ns = new Set<Namespace>();
+  for (const n of c.namespaces ?? []) {
+    if (!NAMESPACES.includes(n as Namespace))
+      throw new LaunchError("INVALID_COMMAND", `unknown namespace ${JSON.stringify(n)}`);
+    ns.add(n as Namespace);
+  }
+  if ((c.volumes ?? []).length > 0) ns.add("mount");
+  if (c.hostname !== undefined) ns.add("uts");
+  return ns;
+}
+
 function unshareFlags(ns: ReadonlySet<Namespace>): string[] {
   const f: string[] = [];
   if (ns.has("pid")) f.push("--pid", "--fork", "--kill-child", "--mount-proc");
@@ -179,20 +196,13 @@ export async function launchTask(spec: LaunchSpec): Promise<RunningTask> {
   const user: ResolvedUser | undefined = spec.command.user ? await resolveUser(spec.command.user) : undefined;
   const exe = await findExecutable(argv[0] ?? "", env.PATH ?? "", sandbox);
 
-  const ns = new Set<Namespace>();
-  for (const n of spec.namespaces ?? []) {
-    if (!NAMESPACES.includes(n))
-      throw new LaunchError("INVALID_COMMAND", `unknown namespace ${JSON.stringify(n)}`);
-    ns.add(n);
-  }
+  const ns = taskNamespaces(spec);
   const volumes = spec.volumes ?? [];
-  if (volumes.length > 0) ns.add("mount");
   const ops: WrapperOp[] = [];
   if (spec.hostname !== undefined) {
     if (!HOSTNAME_RE.test(spec.hostname) || spec.hostname.length > 64) {
       throw new LaunchError("INVALID_COMMAND", `invalid hostname ${JSON.stringify(spec.hostname)}`);
     }
-    ns.add("uts");
     ops.push({
       op: "hostname",
       bin: await findTool("hostname", "to set the task's hostname"),
