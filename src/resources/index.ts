@@ -27,3 +27,5 @@ export {
   unreserved,
   withRole,
 } from "./ops.js";
+export { isDynamicReservation, isShared, isVolume, unreservedForm, withoutVolume, withMeta } from "./meta.js";
+export type { DiskInfo, ReservationInfo, ResourceMeta } from "./meta.js";

@@ -24,6 +24,7 @@ import type {
   SetResource,
 } from "./types.js";
 import { DEFAULT_ROLE } from "./types.js";
+import { withMeta } from "./meta.js";
 
 export { normalize };
 
@@ -164,7 +165,10 @@ function setContains(x: readonly string[], y: readonly string[]): boolean {
 
 /** Whether `p` contains `r`; both normalized and of the same (name, role, kind). */
 function containsValue(p: Resource, r: Resource): boolean {
-  if ("scalar" in p) return p.scalar >= (r as ScalarResource).scalar;
+  if ("scalar" in p)
+    return p.disk !== undefined
+      ? p.scalar === (r as ScalarResource).scalar
+      : p.scalar >= (r as ScalarResource).scalar;
   if ("ranges" in p) return rangesContain(p.ranges, (r as RangesResource).ranges);
   return setContains(p.set, (r as SetResource).set);
 }
@@ -202,10 +206,11 @@ export function add(a: readonly Resource[], b: readonly Resource[]): Resources {
     } else {
       const q = p as Resource;
       const { name, role } = q;
-      if ("scalar" in q) out.push({ name, role, scalar: round3(q.scalar + (r as ScalarResource).scalar) });
+      if ("scalar" in q)
+        out.push(withMeta({ name, role, scalar: round3(q.scalar + (r as ScalarResource).scalar) }, q));
       else if ("ranges" in q)
-        out.push({ name, role, ranges: unionRanges(q.ranges, (r as RangesResource).ranges) });
-      else out.push({ name, role, set: unionSets(q.set, (r as SetResource).set) });
+        out.push(withMeta({ name, role, ranges: unionRanges(q.ranges, (r as RangesResource).ranges) }, q));
+      else out.push(withMeta({ name, role, set: unionSets(q.set, (r as SetResource).set) }, q));
       i++;
       j++;
     }
@@ -231,15 +236,18 @@ export function subtract(a: readonly Resource[], b: readonly Resource[]): Resour
     if ("scalar" in p) {
       const d = round3(p.scalar - (r as ScalarResource).scalar);
       if (d < 0) throw notContained(r, p);
-      if (d > 0) out.push({ name, role, scalar: d });
+      // A persistent volume is used whole or not at all (Mesos never splits one).
+      if (d > 0 && p.disk !== undefined)
+        throw new InvalidResourceError(`cannot take part of persistent volume ${p.disk.persistence.id}`);
+      if (d > 0) out.push(withMeta({ name, role, scalar: d }, p));
     } else if ("ranges" in p) {
       const ranges = subtractRanges(p.ranges, (r as RangesResource).ranges);
       if (ranges === undefined) throw notContained(r, p);
-      if (ranges.length > 0) out.push({ name, role, ranges });
+      if (ranges.length > 0) out.push(withMeta({ name, role, ranges }, p));
     } else {
       const set = subtractSets(p.set, (r as SetResource).set);
       if (set === undefined) throw notContained(r, p);
-      if (set.length > 0) out.push({ name, role, set });
+      if (set.length > 0) out.push(withMeta({ name, role, set }, p));
     }
   }
   const rest = y[j];

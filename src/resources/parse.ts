@@ -1,6 +1,7 @@
 import { InvalidResourceError } from "../errors/index.js";
 import type { RangesResource, Resource, Resources, ScalarResource, SetResource } from "./types.js";
 import { DEFAULT_ROLE } from "./types.js";
+import { checkedMeta, compareMeta, formatMeta } from "./meta.js";
 
 /** The longest resource spec `parseResources` accepts, in UTF-8 bytes (64 KiB). */
 export const MAX_SPEC_BYTES = 64 * 1024;
@@ -65,7 +66,7 @@ export function kindOf(r: Resource): 0 | 1 | 2 {
 export function compareResources(a: Resource, b: Resource): number {
   if (a.name !== b.name) return a.name < b.name ? -1 : 1;
   if (a.role !== b.role) return a.role < b.role ? -1 : 1;
-  return kindOf(a) - kindOf(b);
+  return kindOf(a) - kindOf(b) || compareMeta(a, b);
 }
 
 function scalarError(x: number): string | undefined {
@@ -118,7 +119,7 @@ function copyChecked(r: Resource): Resource {
   if ("scalar" in r) {
     const err = typeof r.scalar === "number" ? scalarError(r.scalar) : EXPECTED_VALUE;
     if (err !== undefined) throw fail(err);
-    return { name: r.name, role: r.role, scalar: round3(r.scalar) };
+    return { name: r.name, role: r.role, scalar: round3(r.scalar), ...checkedMeta(r) };
   }
   if ("ranges" in r && Array.isArray(r.ranges)) {
     const ranges: Array<[number, number]> = [];
@@ -130,12 +131,12 @@ function copyChecked(r: Resource): Resource {
       }
       ranges.push([b, e]);
     }
-    return { name: r.name, role: r.role, ranges };
+    return { name: r.name, role: r.role, ranges, ...checkedMeta(r) };
   }
   if ("set" in r && Array.isArray(r.set)) {
     const err = setError(r.set);
     if (err !== undefined) throw fail(err);
-    return { name: r.name, role: r.role, set: r.set.slice() };
+    return { name: r.name, role: r.role, set: r.set.slice(), ...checkedMeta(r) };
   }
   throw fail("expected a scalar, ranges or set value");
 }
@@ -379,7 +380,9 @@ function formatValue(r: Resource): string {
 
 /** @internal One resource (assumed normalized) in the text form: `name(role):value`, `(role)` omitted for "*". */
 export function formatResource(r: Resource): string {
-  return `${r.name}${r.role === DEFAULT_ROLE ? "" : `(${r.role})`}:${formatValue(r)}`;
+  const meta = formatMeta(r);
+  const paren = r.role === DEFAULT_ROLE && meta === "" ? "" : `(${r.role}${meta})`;
+  return `${r.name}${paren}:${formatValue(r)}`;
 }
 
 /** The canonical text form: normalized, sorted by name then role; `parseResources` reads it back. */

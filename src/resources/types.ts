@@ -1,20 +1,22 @@
 /**
- * A resource as Mesos defines it: a name, the role it is reserved for ("*" = unreserved), and one
- * of three kinds of value. Scalars are kept to three decimals (Mesos's fixed-point rule) so that
+ * A resource as Mesos defines it: a name, the role it is reserved for ("*" = unreserved), one
+ * of three kinds of value, and optional metadata (dynamic reservation, persistent volume; meta.ts). Scalars are kept to three decimals (Mesos's fixed-point rule) so that
  * adding and subtracting many 0.1 cpus never drifts.
  */
-export interface ScalarResource {
+import type { ResourceMeta } from "./meta.js";
+
+export interface ScalarResource extends ResourceMeta {
   name: string;
   role: string;
   scalar: number;
 }
-export interface RangesResource {
+export interface RangesResource extends ResourceMeta {
   name: string;
   role: string;
   /** Inclusive, sorted, non-overlapping, coalesced. */
   ranges: Array<[number, number]>;
 }
-export interface SetResource {
+export interface SetResource extends ResourceMeta {
   name: string;
   role: string;
   /** Sorted, unique. */
