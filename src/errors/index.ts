@@ -27,6 +27,9 @@ export const ErrorCode = {
   WorkerExited: "WORKER_EXITED",
   IsolatorUnavailable: "ISOLATOR_UNAVAILABLE",
   DeviceLimitRefused: "DEVICE_LIMIT_REFUSED",
+  /** Unreserving or destroying what a task uses, or a volume id already on the host. */
+  ResourceInUse: "RESOURCE_IN_USE",
+  UnknownVolume: "UNKNOWN_VOLUME",
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -37,11 +37,21 @@ export const TaskInfoSchema = Type.Object({
   killPolicy: TaskExtras.killPolicy,
 });
 
+const ResourceSchema = ResourcesSchema.items;
+const Volume = { volume: ResourceSchema };
+
+/** The offer operations of Mesos's ACCEPT, applied in order: each sees what the ones before left. */
 export const OperationSchema = Type.Union([
   Type.Object({
     type: Type.Literal("LAUNCH"),
     tasks: Type.Array(TaskInfoSchema, { minItems: 1, maxItems: 10_000 }),
   }),
+  Type.Object({ type: Type.Literal("RESERVE"), resources: ResourcesSchema }),
+  Type.Object({ type: Type.Literal("UNRESERVE"), resources: ResourcesSchema }),
+  Type.Object({ type: Type.Literal("CREATE"), volumes: ResourcesSchema }),
+  Type.Object({ type: Type.Literal("DESTROY"), volumes: ResourcesSchema }),
+  Type.Object({ type: Type.Literal("GROW"), ...Volume, addition: ResourceSchema }),
+  Type.Object({ type: Type.Literal("SHRINK"), ...Volume, subtract: Type.Number({ exclusiveMinimum: 0 }) }),
 ]);
 
 export const FrameworkCallSchemas = {
@@ -140,6 +150,17 @@ export const HostCallSchemas = {
 export const OperatorCallSchemas = {
   SET_WEIGHT: call("SET_WEIGHT", { role: Role, weight: Type.Number({ exclusiveMinimum: 0, maximum: 1e6 }) }),
   TEARDOWN_FRAMEWORK: call("TEARDOWN_FRAMEWORK", { frameworkId: Id }),
+  /** Mesos v1 operator API: reservations and volumes on one host, made where the resources lie. */
+  RESERVE_RESOURCES: call("RESERVE_RESOURCES", { hostId: Id, resources: ResourcesSchema }),
+  UNRESERVE_RESOURCES: call("UNRESERVE_RESOURCES", { hostId: Id, resources: ResourcesSchema }),
+  CREATE_VOLUMES: call("CREATE_VOLUMES", { hostId: Id, volumes: ResourcesSchema }),
+  DESTROY_VOLUMES: call("DESTROY_VOLUMES", { hostId: Id, volumes: ResourcesSchema }),
+  GROW_VOLUME: call("GROW_VOLUME", { hostId: Id, ...Volume, addition: ResourceSchema }),
+  SHRINK_VOLUME: call("SHRINK_VOLUME", {
+    hostId: Id,
+    ...Volume,
+    subtract: Type.Number({ exclusiveMinimum: 0 }),
+  }),
 } as const;
 
 type FwSchemas = typeof FrameworkCallSchemas;

@@ -16,19 +16,49 @@ export const Role = Type.String({ minLength: 1, maxLength: 256 });
 export const Attributes = Type.Record(Type.String({ maxLength: 128 }), Type.String({ maxLength: 1024 }));
 export const Labels = Attributes;
 
+/** A dynamic reservation, a persistent volume, sharing (src/resources/meta.ts checks the rest). */
+const ResourceMetaFields = {
+  reservation: Type.Optional(
+    Type.Object({
+      principal: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
+      labels: Type.Optional(Labels),
+    }),
+  ),
+  disk: Type.Optional(
+    Type.Object({
+      persistence: Type.Object({
+        id: Type.String({ pattern: "^[A-Za-z0-9_.-]{1,128}$" }),
+        principal: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
+      }),
+      volume: Type.Object({
+        containerPath: Type.String({ minLength: 1, maxLength: 4096 }),
+        mode: Type.Union([Type.Literal("RW"), Type.Literal("RO")]),
+      }),
+    }),
+  ),
+  shared: Type.Optional(Type.Boolean()),
+};
+
 export const ResourceSchema = Type.Union([
-  Type.Object({ name: Type.String({ minLength: 1 }), role: Role, scalar: Type.Number({ minimum: 0 }) }),
+  Type.Object({
+    name: Type.String({ minLength: 1 }),
+    role: Role,
+    scalar: Type.Number({ minimum: 0 }),
+    ...ResourceMetaFields,
+  }),
   Type.Object({
     name: Type.String({ minLength: 1 }),
     role: Role,
     ranges: Type.Array(Type.Tuple([Type.Integer({ minimum: 0 }), Type.Integer({ minimum: 0 })]), {
       maxItems: 4096,
     }),
+    ...ResourceMetaFields,
   }),
   Type.Object({
     name: Type.String({ minLength: 1 }),
     role: Role,
     set: Type.Array(Type.String(), { maxItems: 4096 }),
+    ...ResourceMetaFields,
   }),
 ]);
 export const ResourcesSchema = Type.Array(ResourceSchema, { maxItems: 256 });
@@ -145,6 +175,40 @@ function ev<T extends string, P extends Record<string, TSchema>>(type: T, payloa
   return Type.Object({ type: Type.Literal(type), v: Type.Literal(1), at: Type.Number(), ...payload });
 }
 
+/**
+ * Reservations and volumes change what a host's resources are, not how much there is: each is a
+ * conversion of `from` into `to` on one host (Mesos models them the same way). Made through an
+ * offer (`offerId`), the resources are in that offer and come back to the host, converted, with
+ * the offer's unused part; made by an operator, they are converted where they lie, unused.
+ */
+const conversion = {
+  hostId: Id,
+  from: ResourcesSchema,
+  to: ResourcesSchema,
+  /** The ACCEPT's offer, when a framework made it. */
+  offerId: Type.Optional(Id),
+  frameworkId: Type.Optional(Id),
+  /** Who asked: the framework's or the operator's principal. */
+  principal: Type.Optional(Type.String({ maxLength: 256 })),
+};
+export const CONVERSION_EVENTS = [
+  "resources.reserved",
+  "resources.unreserved",
+  "volume.created",
+  "volume.destroyed",
+  "volume.grown",
+  "volume.shrunk",
+] as const;
+export type ConversionEventType = (typeof CONVERSION_EVENTS)[number];
+const ConversionEvents = {
+  "resources.reserved": ev("resources.reserved", conversion),
+  "resources.unreserved": ev("resources.unreserved", conversion),
+  "volume.created": ev("volume.created", conversion),
+  "volume.destroyed": ev("volume.destroyed", conversion),
+  "volume.grown": ev("volume.grown", conversion),
+  "volume.shrunk": ev("volume.shrunk", conversion),
+};
+
 export const EventSchemas = {
   "master.elected": ev("master.elected", { masterId: Type.String(), epoch: Type.Integer({ minimum: 0 }) }),
   "host.registered": ev("host.registered", {
@@ -245,6 +309,7 @@ export const EventSchemas = {
     uuid: Type.String({ maxLength: 64 }),
   }),
   "role.weight": ev("role.weight", { role: Role, weight: Type.Number({ exclusiveMinimum: 0 }) }),
+  ...ConversionEvents,
   "call.rejected": ev("call.rejected", {
     /** Subject the call came in on, e.g. `corral.in.fw.f1`. */
     origin: Type.String(),

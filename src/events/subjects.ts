@@ -36,6 +36,12 @@ export const subjects = {
   query: (name: string) => `corral.q.${name}`,
 } as const;
 
+/**
+ * The framework token of host-addressed events an operator caused (reservations and volumes made
+ * by operator calls): they travel under the host's task subjects, which its daemon follows.
+ */
+export const OPERATOR_TOKEN = "_operator";
+
 /** Header naming the core-NATS subject the master answers a call on. */
 export const REPLY_HEADER = "Corral-Reply";
 
@@ -80,6 +86,13 @@ export function subjectOf(e: CorralEvent): string {
       return subjects.task(e.hostId, e.frameworkId, "ack");
     case "role.weight":
       return subjects.role;
+    case "resources.reserved":
+    case "resources.unreserved":
+    case "volume.created":
+    case "volume.destroyed":
+    case "volume.grown":
+    case "volume.shrunk":
+      return subjects.task(e.hostId, e.frameworkId ?? OPERATOR_TOKEN, "resources");
     case "call.rejected": {
       const [, , kind, id] = e.origin.split(".");
       return subjects.rejected(kind ?? "unknown", id ?? "unknown");

@@ -27,5 +27,13 @@ export {
   unreserved,
   withRole,
 } from "./ops.js";
-export { isDynamicReservation, isShared, isVolume, unreservedForm, withoutVolume, withMeta } from "./meta.js";
+export {
+  exclusive,
+  isDynamicReservation,
+  isShared,
+  isVolume,
+  unreservedForm,
+  withoutVolume,
+  withMeta,
+} from "./meta.js";
 export type { DiskInfo, ReservationInfo, ResourceMeta } from "./meta.js";

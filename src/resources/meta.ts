@@ -199,3 +199,9 @@ export function formatMeta(r: Resource): string {
   if (r.shared) parts.push("shared");
   return `; ${parts.join("; ")}`;
 }
+
+/** The resources that one user takes from the rest: all but shared volumes (as Mesos counts them). */
+export function exclusive<T extends Resource>(rs: readonly T[]): T[] {
+  for (const r of rs) if (r.shared === true) return rs.filter((x) => x.shared !== true);
+  return rs as T[];
+}

@@ -1,7 +1,16 @@
 import type { CorralEvent, EventOf, LogEntry } from "../events/index.js";
 import { isTerminal } from "../events/index.js";
 import { taskTable } from "../actors/machines/index.js";
-import { add, subtract, type Resources, type ScalarTotals } from "../resources/index.js";
+import {
+  add,
+  contains,
+  exclusive,
+  subtract,
+  unreservedForm,
+  withoutVolume,
+  type Resources,
+  type ScalarTotals,
+} from "../resources/index.js";
 import type { ClusterState, FrameworkView, HostView, RoleView, TaskView } from "./types.js";
 
 /** How many finished tasks the state remembers (Mesos keeps a bounded list too). */
@@ -53,9 +62,10 @@ function allocate(state: ClusterState, fwId: string, role: string, rs: Resources
   accumulate(roleOf(state, role).allocated, rs, sign);
 }
 
+/** Shared volumes never leave `available`: several offers and tasks hold them at once. */
 function release(state: ClusterState, hostId: string, rs: Resources): void {
   const h = state.hosts.get(hostId);
-  if (h) h.available = add(h.available, rs);
+  if (h) h.available = add(h.available, exclusive(rs));
 }
 
 /** Fold one log message. Invalid messages are counted and skipped, never thrown. */
@@ -138,7 +148,7 @@ export function evolve(state: ClusterState, e: CorralEvent): void {
       const h = state.hosts.get(e.hostId);
       const fw = state.frameworks.get(e.frameworkId);
       if (!h || !fw) return ignore(state);
-      h.available = subtract(h.available, e.resources);
+      h.available = subtract(h.available, exclusive(e.resources));
       h.offerCount++;
       fw.offerCount++;
       fw.allocations++;
@@ -195,6 +205,21 @@ export function evolve(state: ClusterState, e: CorralEvent): void {
     case "role.weight":
       roleOf(state, e.role).weight = e.weight;
       return;
+    case "resources.reserved":
+    case "resources.unreserved":
+    case "volume.created":
+    case "volume.destroyed":
+    case "volume.grown":
+    case "volume.shrunk": {
+      // After an ACCEPT's offer.accepted the offered resources are back in `available`, so a
+      // conversion always applies to the host's free resources (and to its total).
+      const h = state.hosts.get(e.hostId);
+      if (!h) return ignore(state);
+      const total = add(subtract(h.total, e.from), e.to);
+      h.available = add(subtract(h.available, exclusive(e.from)), exclusive(e.to));
+      h.total = total;
+      return;
+    }
     case "call.rejected":
       return;
   }
@@ -210,14 +235,18 @@ function hostRegistered(
 ): void {
   const prev = state.hosts.get(e.hostId);
   if (prev && counted(prev)) accumulate(state.totals, prev.total, -1);
-  let available = e.resources;
+  // The host reports what it has; the reservations and volumes made since live in the log.
+  const total = prev ? keepConversions(e.resources, prev.total) : e.resources;
+  let available = total;
   if (prev) {
     // What is in use stays in use: recompute availability from the new total.
     let inUse: Resources = [];
-    for (const t of state.tasks.values()) if (t.hostId === e.hostId) inUse = add(inUse, t.resources);
-    for (const o of state.offers.values()) if (o.hostId === e.hostId) inUse = add(inUse, o.resources);
+    for (const t of state.tasks.values())
+      if (t.hostId === e.hostId) inUse = add(inUse, exclusive(t.resources));
+    for (const o of state.offers.values())
+      if (o.hostId === e.hostId) inUse = add(inUse, exclusive(o.resources));
     try {
-      available = subtract(e.resources, inUse);
+      available = subtract(total, inUse);
     } catch {
       available = []; // the host shrank below what runs on it: offer nothing until tasks end
     }
@@ -228,7 +257,7 @@ function hostRegistered(
     attributes: e.attributes,
     sim: e.sim,
     status: prev?.status === "DRAINING" ? "DRAINING" : "ACTIVE",
-    total: e.resources,
+    total,
     available,
     registeredAt: prev?.registeredAt ?? e.at,
     updatedAt: e.at,
@@ -269,7 +298,7 @@ function frameworkSubscribed(state: ClusterState, e: EventOf<"framework.subscrib
 function taskLaunched(state: ClusterState, e: EventOf<"task.launched">): void {
   const h = state.hosts.get(e.hostId);
   if (!h || state.tasks.has(e.taskId)) return ignore(state);
-  h.available = subtract(h.available, e.resources);
+  h.available = subtract(h.available, exclusive(e.resources));
   h.taskCount++;
   const fw = state.frameworks.get(e.frameworkId);
   if (fw) fw.taskCount++;
@@ -313,7 +342,7 @@ function taskStatus(state: ClusterState, e: EventOf<"task.status">): void {
     const h = state.hosts.get(t.hostId);
     if (h) {
       h.taskCount--;
-      if (h.status !== "REMOVED") h.available = add(h.available, t.resources);
+      if (h.status !== "REMOVED") h.available = add(h.available, exclusive(t.resources));
     }
     const fw = state.frameworks.get(t.frameworkId);
     if (fw) fw.taskCount--;
@@ -327,4 +356,21 @@ function complete(state: ClusterState, t: TaskView): void {
   state.completed.push(t);
   if (state.completed.length > MAX_COMPLETED_TASKS * 1.5)
     state.completed.splice(0, state.completed.length - MAX_COMPLETED_TASKS);
+}
+
+/**
+ * A re-registering host reports its resources as configured; the dynamic reservations and volumes
+ * made on it since are the master's record (Mesos's agent checkpoints them; here the log is the
+ * checkpoint). Each is carried over onto the new report where it still fits. One that no longer
+ * fits (the host shrank) is kept anyway: a volume's data is still on the host, and forgetting the
+ * reservation holding it would lose it.
+ */
+export function keepConversions(reported: Resources, previous: Resources): Resources {
+  let total = reported;
+  for (const r of previous) {
+    if (!r.reservation && !r.disk) continue;
+    const base = r.reservation ? unreservedForm(r) : withoutVolume(r);
+    total = contains(total, [base]) ? add(subtract(total, [base]), [r]) : add(total, [r]);
+  }
+  return total;
 }

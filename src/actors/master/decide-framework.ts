@@ -1,7 +1,16 @@
 import type { CorralEvent, FrameworkCall, FrameworkCallOf, TaskStatusInfo } from "../../events/index.js";
 import { containerProblem, isTerminal, subjects } from "../../events/index.js";
 import { ErrorCode } from "../../errors/index.js";
-import { add, contains, isEmpty, subtract, validateRole, type Resources } from "../../resources/index.js";
+import {
+  add,
+  contains,
+  exclusive,
+  isEmpty,
+  subtract,
+  validateRole,
+  type Resources,
+} from "../../resources/index.js";
+import { applyConversion, convert } from "./conversions.js";
 import type { ClusterState, FrameworkView, TaskView } from "../../state/index.js";
 import { event, reject, type DecideContext, type Decision } from "./context.js";
 
@@ -183,7 +192,24 @@ function accept(state: ClusterState, call: FrameworkCallOf<"ACCEPT">, ctx: Decid
 
   const launched: CorralEvent[] = [];
   const seen = new Set<string>();
+  const host = state.hosts.get(first.hostId);
+  if (!host) return reject(ErrorCode.UnknownHost, `host ${first.hostId} of the offers is gone`);
+  const who = { kind: "framework" as const, principal: fw.principal, role: first.role };
   for (const op of call.operations) {
+    if (op.type !== "LAUNCH") {
+      const c = convert(state, host, pool, op, who);
+      pool = applyConversion(pool, c);
+      const e = event(ctx, c.event, {
+        hostId: host.hostId,
+        from: c.from,
+        to: c.to,
+        offerId: first.offerId,
+        frameworkId: fw.frameworkId,
+      });
+      if (fw.principal !== undefined) e.principal = fw.principal;
+      launched.push(e);
+      continue;
+    }
     for (const t of op.tasks) {
       if (seen.has(t.taskId) || state.tasks.has(t.taskId))
         reject(ErrorCode.DuplicateTask, `task id ${t.taskId} is already in use by a live task`);
@@ -200,7 +226,7 @@ function accept(state: ClusterState, call: FrameworkCallOf<"ACCEPT">, ctx: Decid
           ErrorCode.InsufficientResources,
           `task ${t.taskId} needs more than is left in the offers (remaining after earlier tasks of this call)`,
         );
-      pool = subtract(pool, t.resources);
+      pool = subtract(pool, exclusive(t.resources)); // a shared volume stays for the next task
       const e = event(ctx, "task.launched", {
         taskId: t.taskId,
         frameworkId: fw.frameworkId,

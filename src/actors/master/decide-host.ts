@@ -11,6 +11,7 @@ import { ErrorCode } from "../../errors/index.js";
 import { validateRole } from "../../resources/index.js";
 import type { ClusterState, TaskView } from "../../state/index.js";
 import { taskTable } from "../machines/index.js";
+import { decideResourceCall } from "./decide-resources.js";
 import { event, reject, type DecideContext, type Decision } from "./context.js";
 import { teardown } from "./decide-framework.js";
 
@@ -86,8 +87,20 @@ export function decideHostCall(state: ClusterState, call: HostCall, ctx: DecideC
   }
 }
 
-export function decideOperatorCall(state: ClusterState, call: OperatorCall, ctx: DecideContext): Decision {
+export function decideOperatorCall(
+  state: ClusterState,
+  call: OperatorCall,
+  ctx: DecideContext,
+  principal?: string,
+): Decision {
   switch (call.type) {
+    case "RESERVE_RESOURCES":
+    case "UNRESERVE_RESOURCES":
+    case "CREATE_VOLUMES":
+    case "DESTROY_VOLUMES":
+    case "GROW_VOLUME":
+    case "SHRINK_VOLUME":
+      return decideResourceCall(state, call, ctx, principal);
     case "SET_WEIGHT": {
       const err = validateRole(call.role);
       if (err) reject(ErrorCode.InvalidRole, `invalid role "${call.role}": ${err}`);

@@ -386,7 +386,7 @@ export class Master {
         return decideHostCall(this.#state, call, ctx);
       }
       case "op":
-        return decideOperatorCall(this.#state, validateOperatorCall(value), ctx);
+        return decideOperatorCall(this.#state, validateOperatorCall(value), ctx, origin.id);
     }
   }
 
