@@ -104,14 +104,23 @@ export function toOperations(ops: readonly Operation[] | readonly LaunchTask[]):
   const list: ReadonlyArray<Operation | LaunchTask> = ops;
   if (list.length === 0) return [];
   if (list.every(isOperation)) {
-    return list.map((op) => {
-      if (op.type !== "LAUNCH") {
-        throw new CorralError(
-          ErrorCode.InvalidCall,
-          `unsupported operation ${JSON.stringify(op.type)}: use LAUNCH`,
-        );
+    return list.map((op): WireOperation => {
+      switch (op.type) {
+        case "LAUNCH":
+          return { type: "LAUNCH", tasks: op.tasks.map(toTaskInfo) };
+        case "RESERVE":
+        case "UNRESERVE":
+        case "CREATE":
+        case "DESTROY":
+        case "GROW":
+        case "SHRINK":
+          return op;
+        default:
+          throw new CorralError(
+            ErrorCode.InvalidCall,
+            `unsupported operation ${JSON.stringify((op as { type: unknown }).type)}: use LAUNCH, RESERVE, UNRESERVE, CREATE, DESTROY, GROW or SHRINK`,
+          );
       }
-      return { type: "LAUNCH", tasks: op.tasks.map(toTaskInfo) };
     });
   }
   if (list.some(isOperation)) {

@@ -1,7 +1,7 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import type { Command, TaskInfo, TaskStatusInfo } from "../events/index.js";
-import type { Resources } from "../resources/index.js";
+import type { Resource, Resources } from "../resources/index.js";
 
 /** Resources of one host offered to the framework (Mesos `Offer`). */
 export interface Offer {
@@ -39,8 +39,21 @@ export interface LaunchTask {
   killPolicy?: TaskInfo["killPolicy"];
 }
 
-/** An offer operation (Mesos `Offer.Operation`); Corral supports LAUNCH. */
-export type Operation = { type: "LAUNCH"; tasks: LaunchTask[] };
+/**
+ * An offer operation (Mesos `Offer.Operation`), applied in order within one ACCEPT: each sees the
+ * offers' resources as the operations before it left them. Resources may be given as a resource
+ * list or, for plain ones, a spec string. RESERVE's resources carry the role and a `reservation`
+ * (`{ principal?, labels? }`); CREATE's carry `disk: { persistence: { id }, volume: { containerPath,
+ * mode } }` on disk reserved to the role (see docs/reservations.md).
+ */
+export type Operation =
+  | { type: "LAUNCH"; tasks: LaunchTask[] }
+  | { type: "RESERVE"; resources: Resources }
+  | { type: "UNRESERVE"; resources: Resources }
+  | { type: "CREATE"; volumes: Resources }
+  | { type: "DESTROY"; volumes: Resources }
+  | { type: "GROW"; volume: Resource; addition: Resource }
+  | { type: "SHRINK"; volume: Resource; subtract: number };
 
 /** Mesos `Filters`: how long the master must not re-offer the unused/declined resources. */
 export interface Filters {

@@ -108,23 +108,18 @@ export function convert(
   switch (op.type) {
     case "RESERVE": {
       const to = normalized(
-        op.resources.map((r) => {
-          // The reservation names who made it (Mesos fills in the principal the same way).
-          const reservation = { ...(r.reservation ?? {}) };
-          if (reservation.principal === undefined && who.principal !== undefined)
-            reservation.principal = who.principal;
-          return { ...r, reservation };
-        }),
+        op.resources.map((r) => ({ ...r, reservation: r.reservation ?? {} })),
         what,
       );
       for (const r of to) {
         checkRole(r, who, what);
         if (r.disk)
           reject(ErrorCode.InvalidResource, `${what}: reserve the disk, then CREATE the volume on it`);
-        if (who.kind === "framework" && who.principal && r.reservation?.principal !== who.principal)
+        // Mesos: whoever has a principal reserves under it, and names it in the reservation.
+        if (who.principal !== undefined && r.reservation?.principal !== who.principal)
           reject(
             ErrorCode.InvalidCall,
-            `${what}: the reservation's principal must be the framework's (${who.principal})`,
+            `${what}: the reservation's principal must be ${who.kind === "framework" ? "the framework's" : "the operator's"} (${who.principal})`,
           );
       }
       const from = normalize(to.map(unreservedForm));
@@ -153,14 +148,7 @@ export function convert(
       return { event: EVENT.UNRESERVE, from, to: normalize(from.map(unreservedForm)) };
     }
     case "CREATE": {
-      const to = normalized(
-        op.volumes.map((r) =>
-          r.disk && r.disk.persistence.principal === undefined && who.principal !== undefined
-            ? { ...r, disk: { ...r.disk, persistence: { ...r.disk.persistence, principal: who.principal } } }
-            : r,
-        ),
-        what,
-      );
+      const to = normalized(op.volumes, what);
       const existing = volumesOf(host);
       const ids = new Set<string>();
       for (const r of to) {
@@ -171,6 +159,9 @@ export function convert(
             `${what}: ${r.name} is not a volume (give disk.persistence and disk.volume)`,
           );
         const id = r.disk.persistence.id;
+        const p = r.disk.persistence.principal;
+        if (who.principal !== undefined && p !== undefined && p !== who.principal)
+          reject(ErrorCode.InvalidCall, `${what}: volume ${id}'s principal must be ${who.principal}`);
         if (existing.has(id) || ids.has(id))
           reject(ErrorCode.ResourceInUse, `${what}: volume id ${id} is already in use on this host`);
         ids.add(id);
