@@ -25,6 +25,7 @@ import { InvalidHealthCheckError, validateHealthCheck } from "../health/index.js
 import type { CgroupUsage } from "../isolation/index.js";
 import type { DiskEnforcement } from "./disk.js";
 import { startWatchers, type TaskWatchers } from "./watchers.js";
+import { persistentMounts, volumeQuotas } from "./volumes.js";
 
 export const DEFAULT_TASK_CPUS = 0.1;
 export const DEFAULT_TASK_MEM_MB = 32;
@@ -116,7 +117,11 @@ export class TaskRun {
     this.frameworkId = e.frameworkId;
     this.cpus = scalar(e.resources, "cpus") ?? DEFAULT_TASK_CPUS;
     this.memMb = scalar(e.resources, "mem") ?? DEFAULT_TASK_MEM_MB;
-    this.diskMb = scalar(e.resources, "disk");
+    // The sandbox's own disk: a persistent volume's disk is the volume's, watched on its own.
+    this.diskMb = scalar(
+      e.resources.filter((r) => !r.disk),
+      "disk",
+    );
     this.#launch = e;
     this.#ctx = ctx;
     this.#log = ctx.log.child({ taskId: e.taskId, frameworkId: e.frameworkId, runId: this.runId });
@@ -206,6 +211,7 @@ export class TaskRun {
         this.record.cgroup = id;
       }
       const cg = this.#cg;
+      const volumes = [...(e.container?.volumes ?? []), ...persistentMounts(this.#ctx.workDir, e.resources)];
       this.#proc = await launchTask({
         taskId: e.taskId,
         frameworkId: e.frameworkId,
@@ -215,7 +221,7 @@ export class TaskRun {
         ports: portsFromResources(e.resources),
         ...(e.container?.namespaces ? { namespaces: e.container.namespaces } : {}),
         ...(e.container?.hostname !== undefined ? { hostname: e.container.hostname } : {}),
-        ...(e.container?.volumes ? { volumes: e.container.volumes } : {}),
+        ...(volumes.length > 0 ? { volumes } : {}),
         ...(cg ? { beforeExec: (pid: number) => cg.addProcess(pid) } : {}),
       });
     } catch (err) {
@@ -328,6 +334,7 @@ export class TaskRun {
         sandbox,
       }),
       diskMb: this.diskMb,
+      volumes: volumeQuotas(this.#ctx.workDir, this.#launch.resources),
       disk: this.#ctx.disk,
       log: this.#log,
       onHealth: (r) => {

@@ -5,6 +5,7 @@ import { isTerminal } from "../../events/task-states.js";
 import type { Logger } from "../../log/index.js";
 import type { UpdateSink } from "../sim-tasks.js";
 import type { CheckpointedRun } from "./checkpoint.js";
+import { onVolumeEvent } from "./volumes.js";
 import { TaskRun, type Phase, type RunContext, type RunOrigin } from "./task-run.js";
 
 export interface HostTaskInfo {
@@ -120,6 +121,7 @@ export class HostTasks {
   /** Act on one event of message `seq` on `corral.evt.task.<hostId>.…`; an error text when not ours. */
   onEvent(e: CorralEvent, seq: number): string | undefined {
     if (seq > this.#cursor) this.#cursor = seq;
+    if (onVolumeEvent(this.#ctx.workDir, e, this.#log)) return;
     if (!("taskId" in e)) return;
     const hostId = this.#ctx.hostId;
     if (e.hostId !== hostId) return `${e.type} of host ${e.hostId} on a subject of host ${hostId}`;

@@ -20,6 +20,8 @@ export interface WatchOptions {
   checkContainer: CheckContainer | undefined;
   /** The task's `disk` in MB (undefined: not watched). */
   diskMb: number | undefined;
+  /** The task's persistent volumes: each is held to its own size, like the sandbox to `disk`. */
+  volumes?: Array<{ id: string; dir: string; sizeMb: number }>;
   disk: { enforcement: DiskEnforcement; checkMs: number };
   log: Logger;
   onHealth(r: HealthResult): void;
@@ -50,23 +52,31 @@ export function startWatchers(o: WatchOptions): TaskWatchers {
   }
   let bytes: number | undefined;
   let exceeded = false;
-  const limitMb = o.diskMb;
-  if (limitMb !== undefined && limitMb > 0) {
+  const watched: Array<{ what: string; dir: string; limitMb: number; sandbox: boolean }> = [];
+  if (o.diskMb !== undefined && o.diskMb > 0)
+    watched.push({ what: "the sandbox", dir: o.sandbox, limitMb: o.diskMb, sandbox: true });
+  for (const v of o.volumes ?? [])
+    watched.push({ what: `volume ${v.id}`, dir: v.dir, limitMb: v.sizeMb, sandbox: false });
+  if (watched.length > 0) {
     let busy = false;
+    const check = async (): Promise<void> => {
+      for (const w of watched) {
+        const b = await diskUsage(w.dir);
+        if (w.sandbox) bytes = b;
+        const usedMb = b / (1024 * 1024);
+        if (usedMb <= w.limitMb || exceeded) continue;
+        exceeded = true;
+        const message = `disk quota exceeded: ${w.what} uses ${usedMb.toFixed(1)} MB of ${w.limitMb} MB`;
+        if (o.disk.enforcement === "hard") o.onLimit("disk", message);
+        else
+          o.log.warn({ usedMb, limitMb: w.limitMb }, `${message} (soft enforcement: reported, not killed)`);
+      }
+    };
     const timer = setInterval(() => {
       if (busy) return;
       busy = true;
-      void diskUsage(o.sandbox)
-        .then((b) => {
-          bytes = b;
-          const usedMb = b / (1024 * 1024);
-          if (usedMb <= limitMb || exceeded) return;
-          exceeded = true;
-          const message = `disk quota exceeded: the sandbox uses ${usedMb.toFixed(1)} MB of ${limitMb} MB`;
-          if (o.disk.enforcement === "hard") o.onLimit("disk", message);
-          else o.log.warn({ usedMb, limitMb }, `${message} (soft enforcement: reported, not killed)`);
-        })
-        .catch((err: unknown) => o.log.debug({ err }, "could not measure the sandbox's disk use"))
+      void check()
+        .catch((err: unknown) => o.log.debug({ err }, "could not measure disk use"))
         .finally(() => (busy = false));
     }, o.disk.checkMs);
     timer.unref();
