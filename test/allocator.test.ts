@@ -249,6 +249,55 @@ describe("allocate: reservations", () => {
   });
 });
 
+describe("allocate: dynamic reservations and volumes", () => {
+  const offered = (ds: OfferDecision[]): string[] =>
+    ds.map((d) => `${d.frameworkId}: ${formatResources(d.resources)}`);
+  const reserve = (g: Given, spec: string, labels?: Record<string, string>): Given => {
+    const to = parseResources(spec).map((r) => ({
+      ...r,
+      reservation: { principal: "ops", ...(labels ? { labels } : {}) },
+    }));
+    const from = parseResources(spec.replace(/\([^)]*\)/g, ""));
+    return g.apply({ type: "resources.reserved", hostId: "h1", from, to });
+  };
+
+  it("offers a dynamic reservation to its role and descendants only, marked reserved", () => {
+    const g = reserve(new Given().host("h1", "cpus:4;mem:1024;disk:100"), "cpus(db):2;disk(db):100", {
+      app: "pg",
+    });
+    g.framework("web", ["web"]).framework("child", ["db/replica"]);
+    const ds = g.allocate();
+    expect(offered(ds)).toEqual([
+      "child: cpus:2;cpus(db; reserved by ops {app=pg}):2;disk(db; reserved by ops {app=pg}):100;mem:1024",
+    ]);
+    g.offer(ds);
+    expect(g.allocate()).toEqual([]); // web never sees db's reservation
+  });
+
+  it("keeps reservations and volumes when the host re-registers with its configured resources", () => {
+    const g = reserve(new Given().host("h1", "cpus:4;mem:1024;disk:100"), "disk(db):100");
+    const vol = {
+      name: "disk",
+      role: "db",
+      scalar: 60,
+      reservation: { principal: "ops" },
+      disk: { persistence: { id: "v1" }, volume: { containerPath: "data", mode: "RW" as const } },
+    };
+    g.apply({
+      type: "volume.created",
+      hostId: "h1",
+      from: [{ ...vol, disk: undefined }].map(({ disk: _d, ...r }) => r),
+      to: [vol],
+    });
+    g.host("h1", "cpus:4;mem:1024;disk:100", "host.reregistered");
+    const h = g.state.hosts.get("h1")!;
+    expect(formatResources(h.total)).toBe(
+      "cpus:4;disk(db; reserved by ops):40;disk(db; reserved by ops; volume v1 at data RW):60;mem:1024",
+    );
+    expect(formatResources(h.available)).toBe(formatResources(h.total));
+  });
+});
+
 describe("allocate: purity and determinism", () => {
   const build = (): Given => {
     const g = new Given().framework("f1", ["a"]).framework("f2", ["b/c"]).framework("f3", ["b/c", "a"]);
