@@ -1,7 +1,7 @@
 import type { TSchema } from "@sinclair/typebox";
 import { TypeCompiler, type TypeCheck } from "@sinclair/typebox/compiler";
 import { CorralError, ErrorCode, InvalidEventError } from "../errors/index.js";
-import { FrameworkCallSchemas, HostCallSchemas, OperatorCallSchemas } from "./calls.js";
+import { FrameworkCallSchemas, HostCallSchemas, OperationSchema, OperatorCallSchemas } from "./calls.js";
 import type { FrameworkCall, HostCall, OperatorCall } from "./calls.js";
 import { EventSchemas, type CorralEvent } from "./schema.js";
 
@@ -20,9 +20,26 @@ const fwChecks = compileAll(FrameworkCallSchemas);
 const hostChecks = compileAll(HostCallSchemas);
 const opChecks = compileAll(OperatorCallSchemas);
 
+/** One check per ACCEPT operation type, to say what is wrong inside an operation. */
+const operationChecks = new Map<string, TypeCheck<TSchema>>(
+  OperationSchema.anyOf.map((s) => [s.properties.type.const, TypeCompiler.Compile(s)]),
+);
+
 function describe(check: TypeCheck<TSchema>, value: unknown): string {
   const first = check.Errors(value).First();
-  return first ? `${first.path || "/"}: ${first.message}` : "does not match its schema";
+  if (!first) return "does not match its schema";
+  // A union only says "Expected union value": name the failure inside the operation instead.
+  const m = /^\/operations\/(\d+)$/.exec(first.path);
+  if (m) {
+    const op = (value as { operations?: unknown[] }).operations?.[Number(m[1])] as
+      { type?: unknown } | undefined;
+    const opCheck = typeof op?.type === "string" ? operationChecks.get(op.type) : undefined;
+    if (!opCheck)
+      return `${first.path}: unknown operation type ${JSON.stringify(op?.type)}; known: ${[...operationChecks.keys()].join(", ")}`;
+    const inner = opCheck.Errors(op).First();
+    if (inner) return `${first.path}${inner.path}: ${inner.message}`;
+  }
+  return `${first.path || "/"}: ${first.message}`;
 }
 
 function checkWith(
