@@ -167,4 +167,108 @@ describe("reservations and volumes through ACCEPT", () => {
     expect(master.state.offers.has(offer.offerId)).toBe(true);
     await fw.teardown();
   });
+
+  it("grows and shrinks a volume, shares one between tasks, and refuses to unreserve what is in use", async () => {
+    const fw = await connectFramework({ servers: nats.url, name: "grow", roles: ["kv"], principal: "kvp" });
+    const res = { principal: "kvp" };
+    const r = (spec: string) => parseResources(spec).map((x) => ({ ...x, reservation: res }));
+    const vol: Resource = {
+      name: "disk",
+      role: "kv",
+      scalar: 100,
+      reservation: res,
+      shared: true,
+      disk: { persistence: { id: "kv-data" }, volume: { containerPath: "kv", mode: "RW" } },
+    };
+    const first = await nextOffer(fw, (o) => o.resources.some((x) => x.role === "*" && x.name === "disk"));
+    await fw.accept(
+      [first.offerId],
+      [
+        { type: "RESERVE", resources: r("cpus(kv):1;mem(kv):128;disk(kv):300") },
+        { type: "CREATE", volumes: [vol] },
+        { type: "GROW", volume: vol, addition: r("disk(kv):50")[0]! },
+      ],
+    );
+    const host = () => [...master.state.hosts.values()][0]!;
+    const volNow = () => host().total.find((x) => x.disk?.persistence.id === "kv-data");
+    await waitFor(
+      () =>
+        volNow() !== undefined && "scalar" in volNow()! && (volNow() as { scalar: number }).scalar === 150,
+      "grown to 150",
+    );
+    // A shared volume: two tasks of the role use it at once, from one offer.
+    const o2 = await nextOffer(fw, (o) => o.resources.some((x) => x.disk?.persistence.id === "kv-data"));
+    const offeredVol = o2.resources.find((x) => x.disk?.persistence.id === "kv-data")!;
+    await fw.accept(
+      [o2.offerId],
+      [
+        { taskId: "kv-1", resources: [...r("cpus(kv):0.5;mem(kv):64"), offeredVol], command: "sleep 30" },
+        { taskId: "kv-2", resources: [...r("cpus(kv):0.5;mem(kv):64"), offeredVol], command: "sleep 30" },
+      ],
+    );
+    await waitFor(
+      () => master.state.tasks.has("kv-1") && master.state.tasks.has("kv-2"),
+      "both tasks launched",
+    );
+    // In use: it cannot be destroyed or shrunk away under the tasks, nor the cpus unreserved.
+    const { operatorCall } = await import("../src/cli/operator-call.js");
+    const nc = await nats.connect();
+    const hostId = host().hostId;
+    const refused = async (call: Parameters<typeof operatorCall>[1]): Promise<string> =>
+      operatorCall(nc, call, 5000, "kvp").then(
+        () => "accepted",
+        (e: unknown) => (e as Error).message,
+      );
+    const before = JSON.stringify(host().total);
+    expect(await refused({ type: "DESTROY_VOLUMES", hostId, volumes: [offeredVol] })).toMatch(
+      /in use by task/,
+    );
+    expect(await refused({ type: "UNRESERVE_RESOURCES", hostId, resources: r("cpus(kv):1") })).toMatch(
+      /in use by a task|not reserved like that/,
+    );
+    expect(await refused({ type: "UNRESERVE_RESOURCES", hostId, resources: r("cpus(db):1") })).toMatch(
+      /not reserved like that|INSUFFICIENT|free/,
+    );
+    expect(
+      await refused({
+        type: "RESERVE_RESOURCES",
+        hostId,
+        resources: [{ name: "cpus", role: "-bad", scalar: 1, reservation: res }],
+      }),
+    ).toMatch(/invalid|role/i);
+    expect(JSON.stringify(host().total)).toBe(before);
+    // Once the tasks are gone, SHRINK frees reserved disk, then DESTROY and UNRESERVE everything.
+    await fw.kill("kv-1");
+    await fw.kill("kv-2");
+    await waitFor(
+      () =>
+        !master.state.tasks.has("kv-1") || ["TASK_KILLED"].includes(master.state.tasks.get("kv-1")!.state),
+      "kv-1 killed",
+    );
+    await waitFor(
+      () =>
+        [...master.state.tasks.values()].every(
+          (t) => !t.taskId.startsWith("kv-") || t.state === "TASK_KILLED",
+        ),
+      "killed",
+    );
+    expect(await refused({ type: "SHRINK_VOLUME", hostId, volume: volNow()!, subtract: 500 })).toMatch(
+      /less than/,
+    );
+    expect(await refused({ type: "SHRINK_VOLUME", hostId, volume: volNow()!, subtract: 30 })).toBe(
+      "accepted",
+    );
+    expect(volNow()).toMatchObject({ scalar: 120 });
+    expect(await refused({ type: "DESTROY_VOLUMES", hostId, volumes: [volNow()!] })).toBe("accepted");
+    expect(
+      await refused({
+        type: "UNRESERVE_RESOURCES",
+        hostId,
+        resources: r("cpus(kv):1;mem(kv):128;disk(kv):300"),
+      }),
+    ).toBe("accepted");
+    expect(host().total.some((x) => x.role === "kv")).toBe(false);
+    await nc.close();
+    await fw.teardown();
+  });
 });

@@ -216,7 +216,7 @@ export function evolve(state: ClusterState, e: CorralEvent): void {
       const h = state.hosts.get(e.hostId);
       if (!h) return ignore(state);
       const total = add(subtract(h.total, e.from), e.to);
-      h.available = add(subtract(h.available, exclusive(e.from)), exclusive(e.to));
+      h.available = add(subtract(h.available, e.from), e.to);
       h.total = total;
       return;
     }

@@ -1,4 +1,5 @@
 import type { ConversionEventType } from "../../events/schema.js";
+import { isTerminal } from "../../events/index.js";
 import { ErrorCode, InvalidResourceError } from "../../errors/index.js";
 import {
   add,
@@ -8,6 +9,7 @@ import {
   normalize,
   subtract,
   unreservedForm,
+  validateRole,
   withoutVolume,
   type Resource,
   type Resources,
@@ -66,6 +68,8 @@ function normalized(rs: Resources, what: string): Resources {
 function checkRole(r: Resource, who: Converter, what: string): void {
   if (r.role === DEFAULT_ROLE)
     reject(ErrorCode.InvalidResource, `${what}: resources must be reserved to a role`);
+  const bad = validateRole(r.role);
+  if (bad !== undefined) reject(ErrorCode.InvalidRole, `${what}: ${bad}`);
   if (who.role !== undefined && r.role !== who.role)
     reject(
       ErrorCode.InvalidRole,
@@ -84,7 +88,7 @@ export function volumesOf(h: HostView): Map<string, Resource> {
 export function tasksUsingVolume(state: ClusterState, hostId: string, id: string): string[] {
   const out: string[] = [];
   for (const t of state.tasks.values()) {
-    if (t.hostId !== hostId) continue;
+    if (t.hostId !== hostId || isTerminal(t.state)) continue;
     if (t.resources.some((r) => r.disk?.persistence.id === id)) out.push(t.taskId);
   }
   return out;
