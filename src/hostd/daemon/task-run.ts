@@ -1,4 +1,6 @@
 import { randomUUID } from "node:crypto";
+import { rmSync } from "node:fs";
+import { join } from "node:path";
 import { constants } from "node:os";
 import type { TaskStatusReport } from "../../events/calls.js";
 import { checkContainer, InvalidContainerError } from "../../events/container.js";
@@ -8,6 +10,7 @@ import type { Logger } from "../../log/index.js";
 import type { Resources } from "../../resources/types.js";
 import { TaskCgroup, type CgroupSupport } from "../isolation/index.js";
 import {
+  EXIT_STATUS_FILE,
   LaunchError,
   adoptTask,
   bootId,
@@ -292,6 +295,7 @@ export class TaskRun {
     await this.#cleanup();
     this.phase = "done";
     this.terminalUuid = this.#report(state, extra);
+    this.#dropExitStatus();
   }
 
   /** From a running process to its one terminal update. */
@@ -319,7 +323,10 @@ export class TaskRun {
     await this.#cleanup();
     this.phase = "done";
     this.#log.info({ ...exit, state, reason: extra.reason }, "task ended");
-    if (!this.#silent) this.terminalUuid = this.#report(state, extra);
+    if (!this.#silent) {
+      this.terminalUuid = this.#report(state, extra);
+      this.#dropExitStatus();
+    }
   }
 
   #watch(sandbox: string, rootPid: number): void {
@@ -443,6 +450,22 @@ export class TaskRun {
       }
     } catch (err) {
       this.#log.warn({ err, signal: sig }, "could not signal the task");
+    }
+  }
+
+  /**
+   * The wrapper's exit-status file is only needed until the terminal update is checkpointed (it
+   * is how a restarted daemon learns an exit it did not see). Removing it then also frees the one
+   * page of page cache the wrapper wrote inside the task's memory cgroup, which would otherwise
+   * keep the removed cgroup alive in the kernel as a "dying" one until memory pressure reclaims
+   * it; thousands of those slowed every later launch (see docs/benchmarks.md).
+   */
+  #dropExitStatus(): void {
+    if (!this.sandbox) return;
+    try {
+      rmSync(join(this.sandbox, EXIT_STATUS_FILE), { force: true });
+    } catch (err) {
+      this.#log.debug({ err }, "could not remove the exit-status file");
     }
   }
 

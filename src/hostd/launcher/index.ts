@@ -11,3 +11,4 @@ export { findExecutable, findTool, resolveUser, SYSTEM_PATH } from "./resolve.js
 export type { ResolvedUser } from "./resolve.js";
 export { adoptTask, bootId, isRunning, processIdentity, readExitStatus } from "./adopt.js";
 export type { Adoption, AdoptSpec, ProcessIdentity } from "./adopt.js";
+export { EXIT_STATUS_FILE } from "./wrapper.js";
