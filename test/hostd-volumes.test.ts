@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startMaster, type Master } from "../src/actors/master/index.js";
 import { startHostDaemon, type HostDaemon } from "../src/hostd/daemon/index.js";
 import { silentLogger } from "../src/log/index.js";
-import { parseResources, type Resource, type Resources } from "../src/resources/index.js";
+import { contains, parseResources, type Resource, type Resources } from "../src/resources/index.js";
 import { connectFramework, type FrameworkClient, type Offer, type TaskStatus } from "../src/sdk/index.js";
 import { cgroupMounts, hostdSkipReason } from "./helpers/cgroups.js";
 import { startTestNats, type TestNats } from "./helpers/nats.js";
@@ -62,6 +62,8 @@ describe.skipIf(skipReason !== undefined)("persistent volumes on a real host", (
       workDir,
       resources: "cpus:4;mem:2048;disk:2048",
       isolation: "cgroups",
+      diskEnforcement: "hard",
+      diskCheckMs: 100,
       heartbeatIntervalMs: 200,
       killGracePeriodS: 1,
       cgroupRoot: CGROUP_ROOT,
@@ -122,6 +124,8 @@ describe.skipIf(skipReason !== undefined)("persistent volumes on a real host", (
       workDir,
       resources: "cpus:4;mem:2048;disk:2048",
       isolation: "cgroups",
+      diskEnforcement: "hard",
+      diskCheckMs: 100,
       heartbeatIntervalMs: 200,
       killGracePeriodS: 1,
       cgroupRoot: CGROUP_ROOT,
@@ -169,7 +173,7 @@ describe.skipIf(skipReason !== undefined)("persistent volumes on a real host", (
       reservation: RES,
       disk: { persistence: { id: "busy" }, volume: { containerPath: "v", mode: "RW" } },
     };
-    const o = await offerWith(() => true);
+    const o = await offerWith((x) => contains(x.resources, parseResources("cpus:0.1;mem:32;disk:64")));
     await fw.accept(
       [o.offerId],
       [
@@ -213,5 +217,38 @@ describe.skipIf(skipReason !== undefined)("persistent volumes on a real host", (
     expect(twice?.message).toMatch(/already in use/);
     expect(existsSync(volumeDir("busy"))).toBe(true);
     await nc.close();
+  });
+
+  it("holds a volume to its size: over it, hard enforcement fails the task (REASON_CONTAINER_LIMITATION_DISK)", async () => {
+    const vol: Resource = {
+      name: "disk",
+      role: "db",
+      scalar: 1,
+      reservation: RES,
+      disk: { persistence: { id: "tiny" }, volume: { containerPath: "t", mode: "RW" } },
+    };
+    const o = await offerWith((x) => contains(x.resources, parseResources("cpus:0.1;mem:64;disk:1")));
+    await fw.accept(
+      [o.offerId],
+      [
+        { type: "RESERVE", resources: reserved("cpus(db):0.1;mem(db):64;disk(db):1") },
+        { type: "CREATE", volumes: [vol] },
+        {
+          type: "LAUNCH",
+          tasks: [
+            {
+              taskId: "vol-hog",
+              resources: [...reserved("cpus(db):0.1;mem(db):64"), vol],
+              command: "head -c 3000000 /dev/urandom > t/blob; sleep 30",
+            },
+          ],
+        },
+      ],
+    );
+    const f = await ended("vol-hog");
+    expect(f).toMatchObject({ state: "TASK_FAILED", reason: "REASON_CONTAINER_LIMITATION_DISK" });
+    expect(f.message).toContain("volume tiny");
+    // The data stays: only DESTROY deletes a volume's data.
+    expect(existsSync(join(volumeDir("tiny"), "blob"))).toBe(true);
   });
 });
