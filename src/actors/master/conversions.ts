@@ -1,5 +1,5 @@
 import type { ConversionEventType } from "../../events/schema.js";
-import { isTerminal } from "../../events/index.js";
+import { isTerminal, type Operation } from "../../events/index.js";
 import { ErrorCode, InvalidResourceError } from "../../errors/index.js";
 import {
   add,
@@ -23,13 +23,7 @@ import { reject } from "./context.js";
  * amount (`to`). The same checks serve a framework's ACCEPT (the pool is its offers, and the role
  * is the offers' role) and an operator's call (the pool is what the host has free).
  */
-export type ConversionOp =
-  | { type: "RESERVE"; resources: Resources }
-  | { type: "UNRESERVE"; resources: Resources }
-  | { type: "CREATE"; volumes: Resources }
-  | { type: "DESTROY"; volumes: Resources }
-  | { type: "GROW"; volume: Resource; addition: Resource }
-  | { type: "SHRINK"; volume: Resource; subtract: number };
+export type ConversionOp = Exclude<Operation, { type: "LAUNCH" }>;
 
 export interface Conversion {
   event: ConversionEventType;
