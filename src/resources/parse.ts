@@ -53,6 +53,11 @@ export function validateRole(role: string): string | undefined {
   return undefined;
 }
 
+/** Why `name` is not a valid resource name, or undefined (for maps keyed by name, like quota). */
+export function validateResourceName(name: string): string | undefined {
+  return nameError(name);
+}
+
 export function isValidRole(role: string): boolean {
   return validateRole(role) === undefined;
 }
