@@ -132,7 +132,7 @@ function allocateHost(cx: Cycle, host: HostView, stage: 1 | 2): void {
       const scalars = scalarTotals(offer);
       sorter.allocated(role, scalars);
       chargeFramework(fs, scalars, cx.state.totals);
-      quota?.charge(role, offer, stage);
+      quota?.charge(role, offer);
       offered = true;
       break;
     }

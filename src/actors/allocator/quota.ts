@@ -255,12 +255,21 @@ export class QuotaCycle {
     return false;
   }
 
+  /** Whether a role with quota on the path guarantees `name`. */
+  private guarantees(chain: readonly QuotaNode[], name: string): boolean {
+    for (const node of chain) if (node.guarantees[name] !== undefined) return true;
+    return false;
+  }
+
   /**
    * The part of `usable` that `role` may be offered. Reservations and non-scalar resources always
-   * go with the offer; unreserved scalars are trimmed (Mesos makes offers smaller, not none) to the
-   * room under the role's and its ancestors' limits and, beyond what the first stage gives towards
-   * a guarantee, to what the headroom can spare. In the first stage, undefined when the offer would
-   * not move the role towards its guarantee. Returns `usable` itself when nothing is trimmed.
+   * go with the offer. Unreserved scalars are trimmed (Mesos makes offers smaller, not none) to the
+   * room under the role's and its ancestors' limits. Of a guaranteed name, a role below its
+   * guarantee takes up to what it lacks regardless of headroom; beyond that (and always in the
+   * first stage for names it has no guarantee of) it takes only what the headroom can spare. The
+   * first stage stops at the guarantee: what a guaranteed role gets beyond it comes in the second
+   * stage, in DRF order. In the first stage, undefined when the offer would not move the role
+   * towards its guarantee. Returns `usable` itself when nothing is trimmed.
    */
   trim(role: string, usable: Resources, stage: 1 | 2): Resources | undefined {
     const chain = this.chains.get(role);
@@ -276,12 +285,20 @@ export class QuotaCycle {
       if (!isQuotaScalar(r)) continue;
       const v = r.scalar;
       const already = r.name === seenName ? seen : 0;
-      const room = chain ? this.room(chain, r.name) - already : Infinity;
-      const g =
-        stage === 1 && chain ? Math.max(0, Math.min(v, this.unsatisfied(chain, r.name) - already, room)) : 0;
-      const extra = Math.max(0, Math.min(v - g, room - g, this.surplus(r.name) - already));
-      const take = round3(g + extra);
-      towardsGuarantee += g;
+      let take: number;
+      if (!chain) {
+        take = Math.max(0, Math.min(v, this.surplus(r.name) - already));
+      } else {
+        const room = this.room(chain, r.name) - already;
+        const guaranteed = this.guarantees(chain, r.name);
+        const g = guaranteed ? Math.max(0, Math.min(v, this.unsatisfied(chain, r.name) - already, room)) : 0;
+        towardsGuarantee += g;
+        const extra =
+          stage === 1 && guaranteed
+            ? 0
+            : Math.max(0, Math.min(v - g, room - g, this.surplus(r.name) - already));
+        take = round3(g + extra);
+      }
       if (take < v) trimmed = true;
       takes.push(take);
       seenName = r.name;
@@ -303,7 +320,7 @@ export class QuotaCycle {
   }
 
   /** Records an offer: its unreserved scalars count towards quota and leave the headroom. */
-  charge(role: string, offer: Resources, stage: 1 | 2): void {
+  charge(role: string, offer: Resources): void {
     const chain = this.chains.get(role);
     let changed = false;
     for (const r of offer) {
@@ -313,8 +330,9 @@ export class QuotaCycle {
       if (chain) for (const node of chain) node.consumed[r.name] = round3((node.consumed[r.name] ?? 0) + v);
       if (this.holding) this.free[r.name] = round3((this.free[r.name] ?? 0) - v);
     }
-    // As in Mesos, only the first stage (offers towards guarantees) lowers the headroom required.
-    if (stage === 1 && changed && chain) {
+    // What a guaranteed role takes lowers the headroom its guarantee still needs. (Mesos lowers it
+    // in the first stage only; a role below its guarantee in the second stage counts here too.)
+    if (changed && chain && this.holding && chain.some((n) => hasAny(n.guarantees))) {
       this.required = requiredHeadroom(this.forest.tops);
       this.holding = hasAny(this.required);
     }
