@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { consumedQuota } from "../src/actors/allocator/quota.js";
+import { consumedQuota } from "../src/actors/allocator/index.js";
 import { Given } from "./helpers/given.js";
 
 /**

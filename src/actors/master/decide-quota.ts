@@ -16,7 +16,7 @@ import {
   quotaForest,
   requiredHeadroom,
   type QuotaNode,
-} from "../allocator/quota.js";
+} from "../allocator/index.js";
 import { event, reject, type DecideContext, type Decision } from "./context.js";
 
 type UpdateQuota = Extract<OperatorCall, { type: "UPDATE_QUOTA" }>;
