@@ -83,7 +83,13 @@ export function allocate(state: ClusterState, now: number, opts: AllocatorOption
     firstStage: new Map(),
   };
   const hostIds = opts.hostIds === undefined ? undefined : [...opts.hostIds];
-  if (cx.quota?.hasGuarantees) for (const host of hostsOf(state, hostIds)) allocateHost(cx, host, 1);
+  const quota = cx.quota;
+  if (quota?.hasGuarantees) {
+    for (const host of hostsOf(state, hostIds)) {
+      if (!quota.someBelowGuarantee()) break; // every guarantee met: nothing left for this stage
+      allocateHost(cx, host, 1);
+    }
+  }
   for (const host of hostsOf(state, hostIds)) allocateHost(cx, host, 2);
   return decisions;
 }
@@ -137,7 +143,7 @@ function allocateHost(cx: Cycle, host: HostView, stage: 1 | 2): void {
       break;
     }
   }
-  if (quota?.hasGuarantees) cx.left.set(hostId, avail);
+  if (stage === 1) cx.left.set(hostId, avail); // the second stage goes on from here
 }
 
 /** Adds a decision; a second-stage offer to the framework and role of a first-stage one joins it. */

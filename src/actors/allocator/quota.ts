@@ -182,6 +182,8 @@ export class QuotaCycle {
   private readonly free: ScalarTotals;
   /** Whether some role has a guarantee at all: only then does the first stage run. */
   readonly hasGuarantees: boolean;
+  /** Cached answer of someBelowGuarantee: offers only raise consumption, so false is final. */
+  private anyBelow: boolean | undefined;
 
   private constructor(state: ClusterState, forest: QuotaForest, roles: Iterable<string>) {
     this.forest = forest;
@@ -242,6 +244,13 @@ export class QuotaCycle {
     if (!this.holding) return Infinity;
     const s = (this.free[name] ?? 0) - (this.required[name] ?? 0);
     return s <= 0 ? 0 : round3(s);
+  }
+
+  /** Whether any participating role is below a guarantee (once false, it stays false this cycle). */
+  someBelowGuarantee(): boolean {
+    if (this.anyBelow === false) return false;
+    for (const role of this.chains.keys()) if (this.belowGuarantee(role)) return (this.anyBelow = true);
+    return (this.anyBelow = false);
   }
 
   /** Whether the role is in the first stage: it, or a role with quota above it, lacks guarantee. */
