@@ -59,7 +59,7 @@ export function decideUpdateQuota(state: ClusterState, call: UpdateQuota, ctx: D
       if ((held[name] ?? 0) > (limits[name] ?? 0))
         reject(
           ErrorCode.InvalidQuota,
-          `role "${role}" already consumes ${formatQuantities(held)}, more than the limits ${formatQuantities(limits)}; set force to apply them anyway (nothing running is stopped)`,
+          `role "${role}" already consumes ${formatQuantities(held)}, more than the limits ${formatQuantities(limits)}; use force ('corral quota set --force') to apply them anyway; nothing running is stopped`,
         );
     }
   }
