@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { consumedQuota } from "../src/actors/allocator/index.js";
+import { parseResources } from "../src/resources/index.js";
 import { Given } from "./helpers/given.js";
 
 /**
@@ -79,6 +80,19 @@ describe("quota limits", () => {
       .quota("db", {}, { cpus: 2 });
     // given reservations over the limit, then only the reservation is offered
     expect(h.cycle()).toEqual(["db@h1 cpus(db):3"]);
+  });
+
+  it("counts a dynamic reservation towards the limit as soon as it is made", () => {
+    const g = new Given().host("h1", "cpus:8;mem:1024").framework("db", ["db"]).quota("db", {}, { cpus: 4 });
+    // given an operator reserves 3 of h1's cpus for db (a conversion of free resources)
+    g.apply({
+      type: "resources.reserved",
+      hostId: "h1",
+      from: parseResources("cpus:3"),
+      to: [{ name: "cpus", role: "db", scalar: 3, reservation: { principal: "ops" } }],
+    });
+    // then db is offered its reservation and 1 unreserved cpu: 3 + 1 = its limit
+    expect(g.cycle()).toEqual(["db@h1 cpus:1;cpus(db; reserved by ops):3;mem:1024"]);
   });
 
   it("counts a child's reservations towards its parent's limit, and not a removed host's", () => {
