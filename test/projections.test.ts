@@ -137,7 +137,16 @@ describe("projections", () => {
     expect(fws[0]?.share).toBeCloseTo(1 / 8);
     const roles = (await query<RoleRow[]>(nc, "roles")).items;
     expect(roles).toEqual([
-      { role: "web", weight: 1, frameworks: ["f1"], allocated: { cpus: 1, mem: 512 }, share: 0.125 },
+      {
+        role: "web",
+        weight: 1,
+        frameworks: ["f1"],
+        allocated: { cpus: 1, mem: 512 },
+        share: 0.125,
+        guarantees: {},
+        limits: {},
+        consumed: { cpus: 1, mem: 512 },
+      },
     ]);
     expect((await query<OfferRow[]>(nc, "offers")).items).toEqual([]);
   });

@@ -208,6 +208,13 @@ describe("roles", () => {
     ["a b", 'it contains " "'],
     ["a\tb", 'it contains "\\t"'],
     ["a\u0001", 'it contains "\\u0001"'],
+    // Mesos's invalid characters: whitespace (\t \n \v \f \r space), backspace and DEL
+    ["a\vb", 'it contains "\\u000b"'],
+    ["a\bb", 'it contains "\\b"'],
+    ["a\u007fb", 'it contains "\\u007f"'],
+    ["a\u00a0b", 'it contains "\\u00a0"'],
+    ["/", 'must not start with "/"'],
+    ["a/*/b", '"*" is only allowed'],
     ["a(b", 'it contains "("'],
     ["a;b", 'it contains ";"'],
     ["a:b", 'it contains ":"'],

@@ -1,4 +1,12 @@
-import type { FrameworkRow, HostRow, OfferRow, RoleRow, StatusRow, TaskRow } from "../projections/rows.js";
+import type {
+  FrameworkRow,
+  HostRow,
+  OfferRow,
+  QuotaRow,
+  RoleRow,
+  StatusRow,
+  TaskRow,
+} from "../projections/rows.js";
 import type { UsageRow } from "../projections/queries.js";
 import type { EntityDiff, StateDiff } from "../replay/index.js";
 import type { ScalarTotals } from "../resources/index.js";
@@ -53,6 +61,12 @@ export function scalars(t: ScalarTotals): string {
     .filter((k) => (t[k] ?? 0) !== 0)
     .map((k) => `${k}:${t[k]}`);
   return parts.length ? parts.join(";") : "-";
+}
+
+/** Quota quantities, zeros included (a limit of `cpus:0` means something): `cpus:0;mem:512`. */
+export function quantities(t: ScalarTotals, empty = "-"): string {
+  const names = Object.keys(t).sort();
+  return names.length ? names.map((k) => `${k}:${t[k]}`).join(";") : empty;
 }
 
 const dash = (s: string | null | undefined) => (s === null || s === undefined || s === "" ? "-" : s);
@@ -117,14 +131,24 @@ export function offersTable(rows: OfferRow[], now = Date.now()): string {
 
 export function rolesTable(rows: RoleRow[]): string {
   return table(
-    ["ROLE", "WEIGHT", "SHARE", "FRAMEWORKS", "ALLOCATED"],
+    ["ROLE", "WEIGHT", "GUARANTEE", "LIMIT", "CONSUMED", "ALLOCATED", "SHARE", "FRAMEWORKS"],
     rows.map((r) => [
       r.role,
       r.weight,
+      quantities(r.guarantees),
+      quantities(r.limits),
+      scalars(r.consumed),
+      scalars(r.allocated),
       percent(r.share),
       r.frameworks.join(",") || "-",
-      scalars(r.allocated),
     ]),
+  );
+}
+
+export function quotaTable(rows: QuotaRow[]): string {
+  return table(
+    ["ROLE", "GUARANTEE", "LIMIT", "CONSUMED"],
+    rows.map((r) => [r.role, quantities(r.guarantees), quantities(r.limits), scalars(r.consumed)]),
   );
 }
 

@@ -217,7 +217,7 @@ export function registerQueryCommands(program: Command): void {
   });
   addQuery<RoleRow[]>(program, {
     name: "roles",
-    description: "list roles: weight, frameworks, allocation and DRF share",
+    description: "list roles: weight, quota (guarantee, limit, consumed), allocation, DRF share, frameworks",
     render: (rows) => fmt.orNone(fmt.rolesTable(rows), rows.length, "roles"),
   });
   addQuery<UsageRow[]>(program, {

@@ -16,6 +16,8 @@ export const ErrorCode = {
   UnknownHost: "UNKNOWN_HOST",
   InsufficientResources: "INSUFFICIENT_RESOURCES",
   InvalidRole: "INVALID_ROLE",
+  /** A quota that breaks a rule (negative, guarantee above limit, limit below what is consumed). */
+  InvalidQuota: "INVALID_QUOTA",
   DuplicateTask: "DUPLICATE_TASK",
   NotLeader: "NOT_LEADER",
   Fenced: "FENCED",

@@ -147,8 +147,25 @@ export const HostCallSchemas = {
   }),
 } as const;
 
+/**
+ * Quota quantities as a caller sends them. Values are checked by the master (decide-quota.ts), not
+ * here, so that NaN, a negative or an unknown name is refused with a message that names it.
+ */
+const QuotaScalars = Type.Record(Type.String({ maxLength: 128 }), Type.Unknown(), { maxProperties: 64 });
+
 export const OperatorCallSchemas = {
   SET_WEIGHT: call("SET_WEIGHT", { role: Role, weight: Type.Number({ exclusiveMinimum: 0, maximum: 1e6 }) }),
+  /**
+   * Mesos v1 UPDATE_QUOTA for one role: its guarantees and limits replace the previous ones (both
+   * empty: no quota). `force` skips the check that the new limits are not below what the role
+   * already consumes.
+   */
+  UPDATE_QUOTA: call("UPDATE_QUOTA", {
+    role: Role,
+    guarantees: QuotaScalars,
+    limits: QuotaScalars,
+    force: Type.Optional(Type.Boolean()),
+  }),
   TEARDOWN_FRAMEWORK: call("TEARDOWN_FRAMEWORK", { frameworkId: Id }),
   /** Mesos v1 operator API: reservations and volumes on one host, made where the resources lie. */
   RESERVE_RESOURCES: call("RESERVE_RESOURCES", { hostId: Id, resources: ResourcesSchema }),

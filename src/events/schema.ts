@@ -63,6 +63,13 @@ export const ResourceSchema = Type.Union([
 ]);
 export const ResourcesSchema = Type.Array(ResourceSchema, { maxItems: 256 });
 
+/** Scalar quantities by resource name, as quota holds them: `{ cpus: 4, mem: 4096 }`. */
+export const ScalarMapSchema = Type.Record(
+  Type.String({ minLength: 1, maxLength: 128 }),
+  Type.Number({ minimum: 0 }),
+  { maxProperties: 64 },
+);
+
 export const TaskStateSchema = Type.Union(TASK_STATES.map((s) => Type.Literal(s)));
 
 export const CommandSchema = Type.Object({
@@ -310,6 +317,8 @@ export const EventSchemas = {
   }),
   "role.weight": ev("role.weight", { role: Role, weight: Type.Number({ exclusiveMinimum: 0 }) }),
   ...ConversionEvents,
+  /** A role's quota (Mesos QuotaConfig), replacing the previous one; two empty maps remove it. */
+  "role.quota": ev("role.quota", { role: Role, guarantees: ScalarMapSchema, limits: ScalarMapSchema }),
   "call.rejected": ev("call.rejected", {
     /** Subject the call came in on, e.g. `corral.in.fw.f1`. */
     origin: Type.String(),

@@ -85,6 +85,7 @@ export function subjectOf(e: CorralEvent): string {
     case "task.acknowledged":
       return subjects.task(e.hostId, e.frameworkId, "ack");
     case "role.weight":
+    case "role.quota":
       return subjects.role;
     case "resources.reserved":
     case "resources.unreserved":

@@ -25,11 +25,13 @@ export {
   taskViews,
   offerRows,
   roleRows,
+  quotaRows,
   statusRow,
   type HostRow,
   type FrameworkRow,
   type TaskRow,
   type OfferRow,
   type RoleRow,
+  type QuotaRow,
   type StatusRow,
 } from "./rows.js";

@@ -5,6 +5,7 @@ import {
   frameworkRows,
   hostRows,
   offerRows,
+  quotaRows,
   roleRows,
   statusRow,
   taskRow,
@@ -61,6 +62,7 @@ const SPECS = {
   },
   offers: { frameworkId: "string", hostId: "string", limit: "limit" },
   roles: { role: "string" },
+  quota: { role: "string" },
   state: {},
   status: {},
   usage: { frameworkId: "string", hostId: "string", limit: "limit" },
@@ -205,6 +207,8 @@ export function answer(
       return offers(state, filters);
     case "roles":
       return roles(state, filters);
+    case "quota":
+      return quotaRows(state).filter((r) => !filters.role || r.role === filters.role);
     case "state":
       return stateToJSON(state);
     case "status":

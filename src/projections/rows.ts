@@ -1,4 +1,10 @@
-import { dominant, dominantShare } from "../actors/allocator/index.js";
+import {
+  consumedQuota,
+  dominant,
+  dominantShare,
+  hasAny,
+  reservedScalars,
+} from "../actors/allocator/index.js";
 import { isTerminal, type TaskState } from "../events/index.js";
 import { add, formatResources, type Resources, type ScalarTotals } from "../resources/index.js";
 import type { ClusterState, FoldCounters, HostStatus, FrameworkStatus, TaskView } from "../state/index.js";
@@ -80,6 +86,23 @@ export interface RoleRow {
   allocated: ScalarTotals;
   /** The role's dominant share divided by its weight, as the allocator sorts by it. */
   share: number;
+  /** Quota guarantees of the role's subtree; empty: none. */
+  guarantees: ScalarTotals;
+  /** Quota limits of the role's subtree; empty: none (a name not given is unlimited). */
+  limits: ScalarTotals;
+  /**
+   * Consumed quota of the role's subtree (Mesos): reservations, used or not, plus unreserved
+   * resources in outstanding offers and live tasks.
+   */
+  consumed: ScalarTotals;
+}
+
+/** One role's quota (Mesos GET_QUOTA's QuotaConfig) and what it consumes. */
+export interface QuotaRow {
+  role: string;
+  guarantees: ScalarTotals;
+  limits: ScalarTotals;
+  consumed: ScalarTotals;
 }
 
 export interface StatusRow {
@@ -195,16 +218,48 @@ export function offerRows(state: ClusterState): OfferRow[] {
   }));
 }
 
+/** Non-zero quantities as a plain object (prototype-less maps do not survive every encoder). */
+function plain(t: Readonly<ScalarTotals> | undefined): ScalarTotals {
+  const out: ScalarTotals = {};
+  for (const name in t) if ((t[name] ?? 0) !== 0) out[name] = t[name] ?? 0;
+  return out;
+}
+
+const byRole = (a: { role: string }, b: { role: string }) => (a.role < b.role ? -1 : a.role > b.role ? 1 : 0);
+
+/** Every role the state knows, and every role holding reservations. */
 export function roleRows(state: ClusterState): RoleRow[] {
+  const consumed = consumedQuota(state);
+  const rows: RoleRow[] = [...state.roles.values()].map((r) => ({
+    role: r.role,
+    weight: r.weight,
+    frameworks: [...r.frameworks].sort(),
+    allocated: { ...r.allocated },
+    share: dominantShare(state, r.role),
+    guarantees: { ...r.guarantees },
+    limits: { ...r.limits },
+    consumed: plain(consumed.get(r.role)),
+  }));
+  for (const role of reservedScalars(state).keys()) {
+    if (state.roles.has(role)) continue;
+    const row = { role, weight: 1, frameworks: [], allocated: {}, share: 0, guarantees: {}, limits: {} };
+    rows.push({ ...row, consumed: plain(consumed.get(role)) });
+  }
+  return rows.sort(byRole);
+}
+
+/** The roles with quota. */
+export function quotaRows(state: ClusterState): QuotaRow[] {
+  const consumed = consumedQuota(state);
   return [...state.roles.values()]
+    .filter((r) => hasAny(r.guarantees) || hasAny(r.limits))
     .map((r) => ({
       role: r.role,
-      weight: r.weight,
-      frameworks: [...r.frameworks].sort(),
-      allocated: { ...r.allocated },
-      share: dominantShare(state, r.role),
+      guarantees: { ...r.guarantees },
+      limits: { ...r.limits },
+      consumed: plain(consumed.get(r.role)),
     }))
-    .sort((a, b) => (a.role < b.role ? -1 : a.role > b.role ? 1 : 0));
+    .sort(byRole);
 }
 
 export function statusRow(state: ClusterState): StatusRow {

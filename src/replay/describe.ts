@@ -8,6 +8,12 @@ function kv(key: string, value: string | number | undefined): string | undefined
   return `${key}=${/[\s"]/.test(s) ? JSON.stringify(s) : s}`;
 }
 
+/** Scalar quantities in the resource grammar (`cpus:4;mem:4096`), "none" for an empty map. */
+function quantities(m: Record<string, number>): string {
+  const names = Object.keys(m).sort();
+  return names.length ? names.map((n) => `${n}:${m[n]}`).join(";") : "none";
+}
+
 /** The fields that identify an event and say what it did, as `key=value` pairs for one line. */
 export function keyFields(e: CorralEvent): string {
   const f: Array<string | undefined> = [];
@@ -60,6 +66,13 @@ export function keyFields(e: CorralEvent): string {
       break;
     case "role.weight":
       f.push(kv("role", e.role), kv("weight", e.weight));
+      break;
+    case "role.quota":
+      f.push(
+        kv("role", e.role),
+        kv("guarantees", quantities(e.guarantees)),
+        kv("limits", quantities(e.limits)),
+      );
       break;
     case "call.rejected":
       f.push(kv("origin", e.origin), kv("call", e.call), kv("code", e.code), kv("message", e.message));

@@ -7,7 +7,7 @@ export type {
   SetResource,
 } from "./types.js";
 export { DEFAULT_ROLE } from "./types.js";
-export { formatResources, isValidRole, parseResources, validateRole } from "./parse.js";
+export { formatResources, isValidRole, parseResources, validateResourceName, validateRole } from "./parse.js";
 export {
   add,
   contains,

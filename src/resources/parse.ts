@@ -32,6 +32,14 @@ export function round3(x: number): number {
 }
 
 /** Returns why `role` is not a valid Mesos role name, or undefined when it is valid. */
+/** A character in quotes, invisible ones (DEL, no-break space, ...) as a \u escape. */
+function showChar(c: string): string {
+  const j = q(c);
+  return j.length === 3 && c !== " " && /[\s\p{Cc}]/u.test(c)
+    ? `"\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}"`
+    : j;
+}
+
 export function validateRole(role: string): string | undefined {
   if (role === DEFAULT_ROLE) return undefined;
   if (role.length === 0) return "a role name must not be empty";
@@ -39,7 +47,7 @@ export function validateRole(role: string): string | undefined {
   if (bad !== null) {
     if (bad[0] === "*")
       return `role ${q(role)} is invalid: "*" is only allowed as the whole default role "*"`;
-    return `role ${q(role)} is invalid: it contains ${q(bad[0])}, but roles must not contain whitespace, control characters or any of ( ) ; : ,`;
+    return `role ${q(role)} is invalid: it contains ${showChar(bad[0])}, but roles must not contain whitespace, control characters or any of ( ) ; : ,`;
   }
   if (role.startsWith("/")) return `role ${q(role)} is invalid: it must not start with "/"`;
   if (role.endsWith("/")) return `role ${q(role)} is invalid: it must not end with "/"`;
@@ -51,6 +59,11 @@ export function validateRole(role: string): string | undefined {
     if (part.startsWith("-")) return `role ${q(role)} is invalid: no path component may start with "-"`;
   }
   return undefined;
+}
+
+/** Why `name` is not a valid resource name, or undefined (for maps keyed by name, like quota). */
+export function validateResourceName(name: string): string | undefined {
+  return nameError(name);
 }
 
 export function isValidRole(role: string): boolean {

@@ -4,6 +4,7 @@ import { taskTable } from "../actors/machines/index.js";
 import {
   add,
   contains,
+  DEFAULT_ROLE,
   exclusive,
   subtract,
   unreservedForm,
@@ -45,7 +46,16 @@ export function accumulate(target: ScalarTotals, rs: Resources, sign: 1 | -1): v
 export function roleOf(state: ClusterState, role: string): RoleView {
   let r = state.roles.get(role);
   if (!r) {
-    r = { role, weight: 1, allocated: {}, allocations: 0, frameworks: new Set() };
+    r = {
+      role,
+      weight: 1,
+      allocated: {},
+      allocatedUnreserved: {},
+      allocations: 0,
+      frameworks: new Set(),
+      guarantees: {},
+      limits: {},
+    };
     state.roles.set(role, r);
   }
   return r;
@@ -59,7 +69,17 @@ function counted(h: HostView): boolean {
 function allocate(state: ClusterState, fwId: string, role: string, rs: Resources, sign: 1 | -1): void {
   const fw = state.frameworks.get(fwId);
   if (fw) accumulate(fw.allocated, rs, sign);
-  accumulate(roleOf(state, role).allocated, rs, sign);
+  const rv = roleOf(state, role);
+  accumulate(rv.allocated, rs, sign);
+  accumulateUnreserved(rv.allocatedUnreserved, rs, sign);
+}
+
+/** `accumulate` for the unreserved entries only (what counts towards quota besides reservations). */
+function accumulateUnreserved(target: ScalarTotals, rs: Resources, sign: 1 | -1): void {
+  for (const r of rs) {
+    if (!("scalar" in r) || r.role !== DEFAULT_ROLE) continue;
+    target[r.name] = Math.round(((target[r.name] ?? 0) + sign * r.scalar) * 1000) / 1000;
+  }
 }
 
 /** Shared volumes never leave `available`: several offers and tasks hold them at once. */
@@ -218,6 +238,12 @@ export function evolve(state: ClusterState, e: CorralEvent): void {
       const total = add(subtract(h.total, e.from), e.to);
       h.available = add(subtract(h.available, e.from), e.to);
       h.total = total;
+      return;
+    }
+    case "role.quota": {
+      const rv = roleOf(state, e.role);
+      rv.guarantees = { ...e.guarantees };
+      rv.limits = { ...e.limits };
       return;
     }
     case "call.rejected":

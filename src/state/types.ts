@@ -84,9 +84,18 @@ export interface RoleView {
   weight: number;
   /** Scalars in outstanding offers and live tasks allocated to this role. */
   allocated: ScalarTotals;
+  /**
+   * The unreserved part of `allocated`: with the role's reservations, what its quota consumes
+   * (Mesos: consumed quota = reservations + unreserved allocation).
+   */
+  allocatedUnreserved: ScalarTotals;
   /** Times a framework of this role was offered resources (tie-breaker). */
   allocations: number;
   frameworks: Set<string>;
+  /** Quota guarantees of the role's subtree (`role.quota`); empty: none. */
+  guarantees: ScalarTotals;
+  /** Quota limits of the role's subtree; a name not given is unlimited. */
+  limits: ScalarTotals;
 }
 
 export interface FoldCounters {

@@ -1,4 +1,5 @@
 import {
+  add,
   contains,
   DEFAULT_MIN_ALLOCATABLE,
   DEFAULT_ROLE,
@@ -8,7 +9,8 @@ import {
   type Resources,
   type ScalarTotals,
 } from "../../resources/index.js";
-import type { ClusterState, FrameworkView } from "../../state/index.js";
+import type { ClusterState, FrameworkView, HostView } from "../../state/index.js";
+import { QuotaCycle } from "./quota.js";
 import { addInto, ancestry, compareKeys, dominant, RoleSorter } from "./sorter.js";
 
 export interface AllocatorOptions {
@@ -40,55 +42,124 @@ interface RoleScratch {
   reservations: Set<string>;
 }
 
+/** What one cycle works with, shared by its two stages. */
+interface Cycle {
+  state: ClusterState;
+  now: number;
+  mins: ReadonlyArray<Readonly<ScalarTotals>>;
+  roles: Map<string, RoleScratch>;
+  quota: QuotaCycle | undefined;
+  sorter: RoleSorter | undefined;
+  decisions: OfferDecision[];
+  /** What hosts have left after the first stage's offers (absent: untouched). */
+  left: Map<string, Resources>;
+  /** The first stage's decisions per host, so the second adds to the same offer. */
+  firstStage: Map<string, OfferDecision[]>;
+}
+
 /**
  * One allocation cycle of Mesos's HierarchicalDRFAllocator over the folded state, which it never
  * mutates. Per host: walk the roles in hierarchical DRF order and, within a role, the frameworks in
  * DRF order; the first eligible framework gets everything on the host its role may use, in one
  * offer. Shares are updated after each offer, so the order always reflects this cycle's offers.
+ *
+ * With quota, as Mesos: a first stage over the hosts offers only to roles below a guarantee, up to
+ * their limits; then the second stage offers to every role, holding back the headroom the
+ * guarantees still need (see quota.ts). Without quota only the second stage runs, unchanged.
  */
 export function allocate(state: ClusterState, now: number, opts: AllocatorOptions = {}): OfferDecision[] {
-  const mins = opts.minAllocatable ?? DEFAULT_MIN_ALLOCATABLE;
   const roles = participants(state);
   const decisions: OfferDecision[] = [];
   if (roles.size === 0) return decisions;
-  let sorter: RoleSorter | undefined; // built lazily: a cycle over full hosts needs none
+  const cx: Cycle = {
+    state,
+    now,
+    mins: opts.minAllocatable ?? DEFAULT_MIN_ALLOCATABLE,
+    roles,
+    quota: QuotaCycle.build(state, roles.keys()),
+    sorter: undefined, // built lazily: a cycle over full hosts needs none
+    decisions,
+    left: new Map(),
+    firstStage: new Map(),
+  };
+  const hostIds = opts.hostIds === undefined ? undefined : [...opts.hostIds];
+  const quota = cx.quota;
+  if (quota?.hasGuarantees) {
+    for (const host of hostsOf(state, hostIds)) {
+      if (!quota.someBelowGuarantee()) break; // every guarantee met: nothing left for this stage
+      allocateHost(cx, host, 1);
+    }
+  }
+  for (const host of hostsOf(state, hostIds)) allocateHost(cx, host, 2);
+  return decisions;
+}
 
-  const visited = new Set<string>(); // a host listed twice must not be offered twice
-  for (const hostId of opts.hostIds ?? state.hosts.keys()) {
+/** The active hosts of the cycle, each once (a host listed twice must not be offered twice). */
+function* hostsOf(state: ClusterState, hostIds: readonly string[] | undefined): Generator<HostView> {
+  const visited = new Set<string>();
+  for (const hostId of hostIds ?? state.hosts.keys()) {
     if (visited.has(hostId)) continue;
     visited.add(hostId);
     const host = state.hosts.get(hostId);
-    if (!host || host.status !== "ACTIVE") continue;
-    let avail = host.available;
-    if (!meetsMinimum(avail, mins)) continue;
-    sorter ??= new RoleSorter(state, roles.keys());
+    if (host && host.status === "ACTIVE") yield host;
+  }
+}
 
-    // Each role gets at most one offer per host; after an offer the roles are re-sorted (shares
-    // changed) and the walk resumes with the first role not yet tried on this host.
-    const tried = new Set<string>();
-    let offered = true;
-    while (offered && meetsMinimum(avail, mins)) {
-      offered = false;
-      for (const role of sorter.order()) {
-        if (tried.has(role)) continue;
-        tried.add(role);
-        const rs = roles.get(role);
-        if (!rs) continue;
-        const usable = avail.filter((r) => r.role === DEFAULT_ROLE || rs.reservations.has(r.role));
-        if (!meetsMinimum(usable, mins)) continue; // Mesos skips offers below the minimum
-        const fs = pickFramework(rs.frameworks, hostId, usable, now);
-        if (!fs) continue;
-        decisions.push({ frameworkId: fs.fw.frameworkId, role, hostId, resources: usable });
-        avail = subtract(avail, usable);
-        const scalars = scalarTotals(usable);
-        sorter.allocated(role, scalars);
-        chargeFramework(fs, scalars, state.totals);
-        offered = true;
-        break;
+function allocateHost(cx: Cycle, host: HostView, stage: 1 | 2): void {
+  const { mins, quota } = cx;
+  const hostId = host.hostId;
+  let avail = cx.left.get(hostId) ?? host.available;
+  if (!meetsMinimum(avail, mins)) return;
+  const sorter = (cx.sorter ??= new RoleSorter(cx.state, cx.roles.keys()));
+
+  // Each role gets at most one offer per host and stage; after an offer the roles are re-sorted
+  // (shares changed) and the walk resumes with the first role not yet tried on this host.
+  const tried = new Set<string>();
+  let offered = true;
+  while (offered && meetsMinimum(avail, mins)) {
+    offered = false;
+    for (const role of sorter.order()) {
+      if (tried.has(role)) continue;
+      tried.add(role);
+      const rs = cx.roles.get(role);
+      if (!rs) continue;
+      if (stage === 1 && !quota?.belowGuarantee(role)) continue;
+      let offer = avail.filter((r) => r.role === DEFAULT_ROLE || rs.reservations.has(r.role));
+      if (!meetsMinimum(offer, mins)) continue; // Mesos skips offers below the minimum
+      if (quota) {
+        const trimmed = quota.trim(role, offer, stage);
+        if (!trimmed || !meetsMinimum(trimmed, mins)) continue;
+        offer = trimmed;
       }
+      const fs = pickFramework(rs.frameworks, hostId, offer, cx.now);
+      if (!fs) continue;
+      record(cx, stage, { frameworkId: fs.fw.frameworkId, role, hostId, resources: offer });
+      avail = subtract(avail, offer);
+      const scalars = scalarTotals(offer);
+      sorter.allocated(role, scalars);
+      chargeFramework(fs, scalars, cx.state.totals);
+      quota?.charge(role, offer);
+      offered = true;
+      break;
     }
   }
-  return decisions;
+  if (stage === 1) cx.left.set(hostId, avail); // the second stage goes on from here
+}
+
+/** Adds a decision; a second-stage offer to the framework and role of a first-stage one joins it. */
+function record(cx: Cycle, stage: 1 | 2, d: OfferDecision): void {
+  const earlier = cx.firstStage.get(d.hostId);
+  if (stage === 1) {
+    if (earlier) earlier.push(d);
+    else cx.firstStage.set(d.hostId, [d]);
+  } else {
+    const same = earlier?.find((e) => e.frameworkId === d.frameworkId && e.role === d.role);
+    if (same) {
+      same.resources = add(same.resources, d.resources);
+      return;
+    }
+  }
+  cx.decisions.push(d);
 }
 
 /** Roles with at least one framework that may receive offers for them this cycle. */

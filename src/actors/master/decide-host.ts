@@ -14,6 +14,7 @@ import { taskTable } from "../machines/index.js";
 import { decideResourceCall } from "./decide-resources.js";
 import { event, reject, type DecideContext, type Decision } from "./context.js";
 import { teardown } from "./decide-framework.js";
+import { decideUpdateQuota } from "./decide-quota.js";
 
 export function decideHostCall(state: ClusterState, call: HostCall, ctx: DecideContext): Decision {
   switch (call.type) {
@@ -107,6 +108,8 @@ export function decideOperatorCall(
       if (call.role === "*") reject(ErrorCode.InvalidRole, `the default role "*" has no weight to set`);
       return { events: [event(ctx, "role.weight", { role: call.role, weight: call.weight })], dirty: "all" };
     }
+    case "UPDATE_QUOTA":
+      return decideUpdateQuota(state, call, ctx);
     case "TEARDOWN_FRAMEWORK": {
       const fw = state.frameworks.get(call.frameworkId);
       if (!fw || fw.status === "REMOVED")
