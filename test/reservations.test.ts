@@ -271,4 +271,34 @@ describe("reservations and volumes through ACCEPT", () => {
     await nc.close();
     await fw.teardown();
   });
+
+  it("refuses an operator reservation past the role's (or a parent's) quota limit", async () => {
+    const { operatorCall } = await import("../src/cli/operator-call.js");
+    const nc = await nats.connect();
+    const hostId = [...master.state.hosts.values()][0]!.hostId;
+    await operatorCall(
+      nc,
+      { type: "UPDATE_QUOTA", role: "lim", guarantees: {}, limits: { cpus: 1 } },
+      5000,
+      "ops",
+    );
+    const reserve = (role: string, cpus: number) =>
+      operatorCall(
+        nc,
+        {
+          type: "RESERVE_RESOURCES",
+          hostId,
+          resources: [{ name: "cpus", role, scalar: cpus, reservation: { principal: "ops" } }],
+        },
+        5000,
+        "ops",
+      ).then(
+        () => "accepted",
+        (e: unknown) => (e as Error).message,
+      );
+    expect(await reserve("lim/child", 2)).toMatch(/over its quota limit cpus:1/);
+    expect(await reserve("lim", 0.5)).toBe("accepted");
+    expect(await reserve("lim", 0.6)).toMatch(/role lim to cpus:1.1/);
+    await nc.close();
+  });
 });

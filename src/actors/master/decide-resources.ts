@@ -1,6 +1,8 @@
 import type { CorralEvent, OperatorCall } from "../../events/index.js";
 import { ErrorCode } from "../../errors/index.js";
-import { add } from "../../resources/index.js";
+import { add, scalarTotals, type Resources } from "../../resources/index.js";
+import { ancestry } from "../allocator/sorter.js";
+import { consumedQuota, formatQuantities } from "../allocator/quota.js";
 import type { ClusterState } from "../../state/index.js";
 import { convert, type ConversionOp } from "./conversions.js";
 import { event, reject, type DecideContext, type Decision } from "./context.js";
@@ -68,6 +70,7 @@ export function decideResourceCall(
     }
   }
   c ??= convert(state, host, pool, opOf(call), who);
+  if (call.type === "RESERVE_RESOURCES") checkQuotaLimits(state, c.to);
   const e = event(ctx, c.event, { hostId: host.hostId, from: c.from, to: c.to });
   if (principal !== undefined) e.principal = principal;
   events.push(e);
@@ -82,6 +85,33 @@ export function decideResourceCall(
       if ((err as { code?: string }).code === ErrorCode.InsufficientResources && offers.length > 0)
         return undefined;
       throw err;
+    }
+  }
+}
+
+/**
+ * Reservations count towards a role's consumed quota (Mesos 1.9+), so an operator may not reserve
+ * free resources past the limit of the role or of any role above it. (A framework reserves what
+ * its offers already charge to its role: that changes nothing in its consumption.)
+ */
+function checkQuotaLimits(state: ClusterState, reserved: Resources): void {
+  const byRole = new Map<string, Resources>();
+  for (const r of reserved) byRole.set(r.role, [...(byRole.get(r.role) ?? []), r]);
+  const consumed = consumedQuota(state);
+  for (const [role, rs] of byRole) {
+    const adding = scalarTotals(rs);
+    for (const path of ancestry(role)) {
+      const limits = state.roles.get(path)?.limits;
+      if (!limits) continue;
+      const now = consumed.get(path) ?? {};
+      for (const [name, limit] of Object.entries(limits)) {
+        const after = (now[name] ?? 0) + (adding[name] ?? 0);
+        if ((adding[name] ?? 0) > 0 && after > limit + 1e-9)
+          reject(
+            ErrorCode.InsufficientResources,
+            `reserving ${formatQuantities(adding)} for role ${role} would take role ${path} to ${name}:${after}, over its quota limit ${name}:${limit}`,
+          );
+      }
     }
   }
 }
