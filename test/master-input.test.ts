@@ -91,6 +91,12 @@ describe("master inputs", () => {
         /not an outstanding offer/,
       ],
       [
+        "a framework id reserved for the system",
+        subjects.frameworkInput("_operator"),
+        { type: "SUBSCRIBE", callId: "x5b", frameworkId: "_operator", name: "n", roles: ["*"] },
+        /reserved: ids may not start with "_"/,
+      ],
+      [
         "an invalid role",
         subjects.frameworkInput("f9"),
         { type: "SUBSCRIBE", callId: "x5", frameworkId: "f9", name: "n", roles: ["a//b"] },

@@ -133,6 +133,10 @@ function checkOwnRoles(fw: FrameworkView, roles: string[]): string[] {
 }
 
 function subscribe(state: ClusterState, call: FrameworkCallOf<"SUBSCRIBE">, ctx: DecideContext): Decision {
+  // Ids starting with "_" name the system in subjects (e.g. OPERATOR_TOKEN): a framework named
+  // so would receive events meant for hosts about operator calls.
+  if (call.frameworkId.startsWith("_"))
+    reject(ErrorCode.InvalidCall, `framework id ${call.frameworkId} is reserved: ids may not start with "_"`);
   for (const r of call.roles) {
     const err = validateRole(r);
     if (err) reject(ErrorCode.InvalidRole, `invalid role "${r}": ${err}`);
