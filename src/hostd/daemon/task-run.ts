@@ -457,8 +457,7 @@ export class TaskRun {
    * The wrapper's exit-status file is only needed until the terminal update is checkpointed (it
    * is how a restarted daemon learns an exit it did not see). Removing it then also frees the one
    * page of page cache the wrapper wrote inside the task's memory cgroup, which would otherwise
-   * keep the removed cgroup alive in the kernel as a "dying" one until memory pressure reclaims
-   * it; thousands of those slowed every later launch (see docs/benchmarks.md).
+   * keep the removed cgroup in the kernel as a "dying" one until memory pressure reclaims it.
    */
   #dropExitStatus(): void {
     if (!this.sandbox) return;
