@@ -3,6 +3,7 @@ import { Command } from "commander";
 import { registerClusterCommands } from "./cluster-commands.js";
 import { registerQueryCommands } from "./query-commands.js";
 import { registerQuotaCommands } from "./quota-commands.js";
+import { registerReservationCommands } from "./reservation-commands.js";
 
 /** `corral`: one command for operators, framework authors and auditors. */
 const program = new Command()
@@ -14,6 +15,7 @@ const program = new Command()
 registerClusterCommands(program);
 registerQueryCommands(program);
 registerQuotaCommands(program);
+registerReservationCommands(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   const e = err as { code?: string; message?: string };

@@ -13,6 +13,8 @@ export {
   type Container,
   type Blkio,
   type BlkioThrottle,
+  CONVERSION_EVENTS,
+  type ConversionEventType,
 } from "./schema.js";
 export { InvalidContainerError, checkContainer, containerProblem } from "./container.js";
 export {

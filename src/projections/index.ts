@@ -17,7 +17,10 @@ export {
   type UsageRow,
   type OfferFilters,
   type RoleFilters,
+  type ReservationFilters,
+  type VolumeFilters,
 } from "./queries.js";
+export { reservationRows, volumeRows, type ReservationRow, type VolumeRow } from "./reservations.js";
 export {
   hostRows,
   frameworkRows,

@@ -16,6 +16,7 @@ import {
   type RoleRow,
   type TaskRow,
 } from "./rows.js";
+import { reservationRows, volumeRows, type ReservationRow, type VolumeRow } from "./reservations.js";
 
 /** The filters each query accepts. Every field is optional; none means "everything". */
 export interface HostFilters {
@@ -46,6 +47,15 @@ export interface OfferFilters {
 export interface RoleFilters {
   role?: string;
 }
+export interface ReservationFilters {
+  hostId?: string;
+  role?: string;
+}
+export interface VolumeFilters {
+  hostId?: string;
+  role?: string;
+  volumeId?: string;
+}
 
 type FieldKind = "string" | "boolean" | "limit";
 type Spec = Record<string, FieldKind>;
@@ -66,6 +76,8 @@ const SPECS = {
   state: {},
   status: {},
   usage: { frameworkId: "string", hostId: "string", limit: "limit" },
+  reservations: { hostId: "string", role: "string" },
+  volumes: { hostId: "string", role: "string", volumeId: "string" },
 } satisfies Record<string, Spec>;
 
 export type QueryName = keyof typeof SPECS;
@@ -187,6 +199,21 @@ function roles(state: ClusterState, f: RoleFilters): RoleRow[] {
   return roleRows(state).filter((r) => !f.role || r.role === f.role);
 }
 
+function reservations(state: ClusterState, f: ReservationFilters): ReservationRow[] {
+  return reservationRows(state).filter(
+    (r) => (!f.hostId || r.hostId === f.hostId) && (!f.role || r.role === f.role),
+  );
+}
+
+function volumes(state: ClusterState, f: VolumeFilters): VolumeRow[] {
+  return volumeRows(state).filter(
+    (v) =>
+      (!f.hostId || v.hostId === f.hostId) &&
+      (!f.role || v.role === f.role) &&
+      (!f.volumeId || v.volumeId === f.volumeId),
+  );
+}
+
 /** Answer one query from the state as it stands (synchronous: no fold can interleave). */
 export function answer(
   name: QueryName,
@@ -213,5 +240,9 @@ export function answer(
       return stateToJSON(state);
     case "status":
       return statusRow(state);
+    case "reservations":
+      return reservations(state, filters);
+    case "volumes":
+      return volumes(state, filters);
   }
 }

@@ -1,5 +1,5 @@
-import type { CorralEvent } from "../events/index.js";
-import { formatResources } from "../resources/index.js";
+import type { ConversionEventType, CorralEvent } from "../events/index.js";
+import { formatResources, unreservedForm, type Resource, type Resources } from "../resources/index.js";
 
 /** `key=value`, quoting values with spaces so a line stays splittable. */
 function kv(key: string, value: string | number | undefined): string | undefined {
@@ -12,6 +12,61 @@ function kv(key: string, value: string | number | undefined): string | undefined
 function quantities(m: Record<string, number>): string {
   const names = Object.keys(m).sort();
   return names.length ? names.map((n) => `${n}:${m[n]}`).join(";") : "none";
+}
+
+type ConversionEvent = Extract<CorralEvent, { type: ConversionEventType }>;
+
+/**
+ * A reservation or volume change: where, who asked (an operator by principal, or a framework and
+ * its offer), and what it became (`to`; `from` is its unreserved or volume-less form, so only the
+ * size of a grown or shrunk volume needs it too). Volumes are named by id, so a line reads
+ * `volume.created host=h1 volume=v1 role=db size=64 path=data mode=RW by=alice`.
+ */
+function conversionFields(e: ConversionEvent): Array<string | undefined> {
+  const f: Array<string | undefined> = [kv("host", e.hostId)];
+  const volumes = [...e.from, ...e.to].filter((r) => r.disk);
+  if (e.type.startsWith("volume.")) {
+    const ids = [...new Set(volumes.map((r) => r.disk?.persistence.id))];
+    const vol = (e.type === "volume.destroyed" ? e.from : e.to).find((r) => r.disk);
+    f.push(kv("volume", ids.join(",")), kv("role", vol?.role));
+    const size = (rs: typeof e.from) => {
+      const v = rs.find((r) => r.disk);
+      return v && "scalar" in v ? v.scalar : undefined;
+    };
+    if (e.type === "volume.grown" || e.type === "volume.shrunk")
+      f.push(kv("size", `${size(e.from)}→${size(e.to)}`));
+    else f.push(kv("size", size(e.type === "volume.destroyed" ? e.from : e.to)));
+    if (vol?.disk) f.push(kv("path", vol.disk.volume.containerPath), kv("mode", vol.disk.volume.mode));
+    if (vol?.shared) f.push("shared");
+  } else {
+    const reserved = e.type === "resources.reserved" ? e.to : e.from;
+    f.push(...reservationFields(reserved));
+  }
+  f.push(kv("by", e.principal), kv("fw", e.frameworkId), kv("offer", e.offerId));
+  return f;
+}
+
+/** `role=db resources=cpus:1;mem:256 principal=alice labels=team=a` when all share one reservation. */
+function reservationFields(rs: Resources): Array<string | undefined> {
+  const first = rs[0];
+  const labelsOf = (r: Resource) =>
+    Object.entries(r.reservation?.labels ?? {})
+      .map(([k, v]) => `${k}=${v}`)
+      .sort()
+      .join(",");
+  const same = rs.every(
+    (r) =>
+      r.role === first?.role &&
+      r.reservation?.principal === first?.reservation?.principal &&
+      labelsOf(r) === labelsOf(first),
+  );
+  if (!first || !same) return [kv("resources", formatResources(rs))];
+  return [
+    kv("role", first.role),
+    kv("resources", formatResources(rs.map(unreservedForm))),
+    kv("principal", first.reservation?.principal),
+    kv("labels", labelsOf(first)),
+  ];
 }
 
 /** The fields that identify an event and say what it did, as `key=value` pairs for one line. */
@@ -73,6 +128,14 @@ export function keyFields(e: CorralEvent): string {
         kv("guarantees", quantities(e.guarantees)),
         kv("limits", quantities(e.limits)),
       );
+      break;
+    case "resources.reserved":
+    case "resources.unreserved":
+    case "volume.created":
+    case "volume.destroyed":
+    case "volume.grown":
+    case "volume.shrunk":
+      f.push(...conversionFields(e));
       break;
     case "call.rejected":
       f.push(kv("origin", e.origin), kv("call", e.call), kv("code", e.code), kv("message", e.message));
