@@ -6,7 +6,8 @@ import { createLogger } from "../log/index.js";
 import { formatResources, parseResources } from "../resources/index.js";
 import { describeChild, serveUntilSignal, startLocalNats, type ChildSpec } from "../supervisor/index.js";
 import { parseAttributes } from "../hostd/index.js";
-import { connectForCli, operatorCall } from "./operator-call.js";
+import { connectForCli, operatorCall, operatorPrincipal } from "./operator-call.js";
+import { principalArg, runVolumeUsage, volumeSpecArg, type VolumeSpec } from "./reservation-args.js";
 import { registerLogsCommand } from "./logs.js";
 import { runTask, RunExit } from "./run.js";
 
@@ -285,6 +286,16 @@ export function registerClusterCommands(program: Command): void {
       0,
     )
     .option("--role <role>", "role the framework subscribes in", "*")
+    .option(
+      "--volume <id:size:path>",
+      "a persistent volume for the task (needs --role): ID, its size in MB, where the task sees it; made on first use, found again after",
+      volumeSpecArg,
+    )
+    .option(
+      "--principal <principal>",
+      "the framework's principal, named in the reservations it makes (default: you, $USER)",
+      principalArg,
+    )
     .option("--name <name>", "framework and task name", "corral-run")
     .option("--nats <url>", NATS_HELP, DEFAULT_NATS)
     .option("--timeout <s>", "seconds to wait for a suitable offer", positive, 30)
@@ -303,12 +314,17 @@ export function registerClusterCommands(program: Command): void {
           disk?: number;
           ports: number;
           role: string;
+          volume?: VolumeSpec;
+          principal?: string;
           name: string;
           nats: string;
           timeout: number;
           quiet?: boolean;
         },
+        cmd: Command,
       ) => {
+        const usage = runVolumeUsage(o.volume, o.role);
+        if (usage) cmd.error(`error: ${usage}`);
         const ac = new AbortController();
         process.once("SIGINT", () => ac.abort());
         process.once("SIGTERM", () => ac.abort());
@@ -330,6 +346,8 @@ export function registerClusterCommands(program: Command): void {
             ports: o.ports,
             role,
             name,
+            principal: o.principal ?? operatorPrincipal(),
+            ...(o.volume ? { volume: o.volume } : {}),
             timeoutS: o.timeout,
             logger,
             signal: ac.signal,

@@ -109,6 +109,15 @@ export function volumeSpecArg(v: string): VolumeSpec {
   };
 }
 
+/** Why `corral run --volume` cannot go with this `--role`, or undefined when it can. */
+export function runVolumeUsage(volume: VolumeSpec | undefined, role: string): string | undefined {
+  if (!volume) return undefined;
+  if (role === DEFAULT_ROLE)
+    return "--volume needs --role ROLE (not *): a persistent volume lives on disk reserved to a role";
+  const why = validateRole(role);
+  return why === undefined ? undefined : `invalid --role: ${why}`;
+}
+
 /** What a dynamic reservation says: its principal (none for `--no-principal`) and labels. */
 export function reservationInfo(
   principal: string | undefined,

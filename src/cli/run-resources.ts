@@ -2,9 +2,12 @@ import {
   add,
   contains,
   DEFAULT_ROLE,
+  normalize,
   parseResources,
   rangesCount,
   type RangesResource,
+  type ReservationInfo,
+  type Resource,
   type Resources,
 } from "../resources/index.js";
 
@@ -65,10 +68,70 @@ export function pickFromRanges(
   return out;
 }
 
+/** Where a task's resources may come from: unreserved ("*"), a static or a dynamic reservation. */
+export interface Source {
+  role: string;
+  /** A dynamic reservation; none for unreserved and static resources. */
+  reservation?: ReservationInfo;
+}
+
+/** One dynamic reservation's identity: its principal and labels ("" for none). */
+function reservationKey(r: ReservationInfo | undefined): string {
+  if (!r) return "";
+  const labels = Object.keys(r.labels ?? {})
+    .sort()
+    .map((k) => `${k}=${r.labels?.[k]}`)
+    .join(",");
+  return `D${r.principal ?? ""}|${labels}`;
+}
+
+const fromSource = (r: Resource, s: Source): boolean =>
+  r.role === s.role && !r.disk && reservationKey(r.reservation) === reservationKey(s.reservation);
+
+/** The dynamic reservations of `role` that an offer holds resources of (volumes aside). */
+export function dynamicSources(offered: Resources, role: string): Source[] {
+  const out = new Map<string, Source>();
+  for (const r of offered)
+    if (r.role === role && r.reservation && !r.disk)
+      out.set(reservationKey(r.reservation), { role, reservation: r.reservation });
+  return [...out.values()];
+}
+
+/**
+ * The resources to launch with from `offered`, taken from the first source that holds them all
+ * (one task never mixes sources), or undefined when none does.
+ */
+export function fitFrom(
+  offered: Resources,
+  want: RunResources,
+  sources: readonly Source[],
+  random: () => number = Math.random,
+): Resources | undefined {
+  for (const s of sources) {
+    const plain = parseResources(scalarSpec(want), s.role);
+    const scalars = s.reservation
+      ? normalize(plain.map((r) => ({ ...r, reservation: s.reservation })))
+      : plain;
+    if (!contains(offered, scalars)) continue;
+    if (want.ports === 0) return scalars;
+    const pool = offered.find(
+      (x): x is RangesResource => x.name === "ports" && "ranges" in x && fromSource(x, s),
+    );
+    if (!pool || rangesCount([pool], "ports") < want.ports) continue;
+    const ports: RangesResource = {
+      ...pool,
+      ranges: pickFromRanges(pool.ranges, want.ports, random),
+    };
+    return add(scalars, [ports]);
+  }
+  return undefined;
+}
+
 /**
  * The resources to launch with from `offered`, or undefined when they do not fit. Unreserved
- * resources fit any role; a role's reserved resources fit only its frameworks, so each role is
- * tried on its own (unreserved first) and one task never mixes the two.
+ * resources fit any role; a role's reserved resources (static, then each dynamic reservation)
+ * fit only its frameworks, so each is tried on its own (unreserved first) and one task never
+ * mixes them.
  */
 export function fitOffer(
   offered: Resources,
@@ -76,21 +139,9 @@ export function fitOffer(
   role: string,
   random: () => number = Math.random,
 ): Resources | undefined {
-  const roles = role === DEFAULT_ROLE ? [DEFAULT_ROLE] : [DEFAULT_ROLE, role];
-  for (const r of roles) {
-    const scalars = parseResources(scalarSpec(want), r);
-    if (!contains(offered, scalars)) continue;
-    if (want.ports === 0) return scalars;
-    const pool = offered.find(
-      (x): x is RangesResource => x.name === "ports" && x.role === r && "ranges" in x,
-    );
-    if (!pool || rangesCount([pool], "ports") < want.ports) continue;
-    const ports: RangesResource = {
-      name: "ports",
-      role: r,
-      ranges: pickFromRanges(pool.ranges, want.ports, random),
-    };
-    return add(scalars, [ports]);
-  }
-  return undefined;
+  const sources: Source[] =
+    role === DEFAULT_ROLE
+      ? [{ role: DEFAULT_ROLE }]
+      : [{ role: DEFAULT_ROLE }, { role }, ...dynamicSources(offered, role)];
+  return fitFrom(offered, want, sources, random);
 }

@@ -1,10 +1,12 @@
 import { nuid, type NatsConnection } from "@nats-io/transport-node";
 import { CorralError, ErrorCode } from "../errors/index.js";
 import type { Logger } from "../log/index.js";
-import { formatResources, rangesCount, type Resources } from "../resources/index.js";
+import { formatResources, rangesCount } from "../resources/index.js";
 import { connectFramework, isTerminal, type Offer, type TaskStatus } from "../sdk/index.js";
 import { TaskOutput } from "./run-output.js";
-import { describeWanted, fitOffer, type RunResources } from "./run-resources.js";
+import type { VolumeSpec } from "./reservation-args.js";
+import { describeWanted, type RunResources } from "./run-resources.js";
+import { plainPlacer, volumePlacer, type Placement, type Placer } from "./run-volume.js";
 
 /**
  * `corral run`'s exit codes, after `docker run`'s: the command's own status when it ran and
@@ -27,6 +29,10 @@ export interface RunOptions extends RunResources {
   command: string[];
   role: string;
   name: string;
+  /** The framework's principal (Mesos's): reservations and volumes it makes are in its name. */
+  principal?: string;
+  /** A persistent volume for the task: found where it is, or reserved and created (run-volume.ts). */
+  volume?: VolumeSpec;
   /** Seconds to wait for a suitable offer. */
   timeoutS: number;
   logger?: Logger;
@@ -99,11 +105,22 @@ export async function runTask(o: RunOptions): Promise<number> {
   const commandLine = commandLineOf(o.command);
   const taskId = `${o.name.replace(/[^A-Za-z0-9_.:@-]/g, "_").slice(0, 100)}-${nuid.next()}`;
 
+  const placer: Placer = o.volume
+    ? await volumePlacer({
+        nc: o.nc,
+        volume: o.volume,
+        role: o.role,
+        principal: o.principal ?? o.name,
+        want,
+        say,
+      })
+    : plainPlacer(want, o.role);
   const fw = await connectFramework({
     servers: [],
     nc: o.nc,
     name: o.name,
     roles: [o.role],
+    ...(o.principal !== undefined ? { principal: o.principal } : {}),
     ...(o.logger ? { logger: o.logger } : {}),
   }).catch((err: unknown) => {
     if (!/stream not found/i.test((err as Error).message)) throw err;
@@ -147,10 +164,13 @@ export async function runTask(o: RunOptions): Promise<number> {
     // A launch under way decides for itself: it either launched, or gives up once it failed.
     if (launched || launching || finished) return;
     const wanted = describeWanted(want);
+    const why = placer.why();
     warn(
-      offersSeen === 0
-        ? `corral: no offer within ${o.timeoutS} s — are hosts registered? see \`corral hosts\``
-        : `corral: no offer with ${wanted} within ${o.timeoutS} s: ${offersSeen} offer${offersSeen === 1 ? "" : "s"} seen, none large enough${want.ports > 0 ? ` (at most ${mostPorts} ports in one)` : ""}; ask for less, or see \`corral hosts\``,
+      offersSeen > 0 && why !== undefined
+        ? `corral: no offer to run on within ${o.timeoutS} s: ${why}; see \`corral volume list\` and \`corral hosts\``
+        : offersSeen === 0
+          ? `corral: no offer within ${o.timeoutS} s — are hosts registered? see \`corral hosts\``
+          : `corral: no offer with ${wanted} within ${o.timeoutS} s: ${offersSeen} offer${offersSeen === 1 ? "" : "s"} seen, none large enough${want.ports > 0 ? ` (at most ${mostPorts} ports in one)` : ""}; ask for less, or see \`corral hosts\``,
     );
     finish(RunExit.NotRun);
   };
@@ -164,11 +184,11 @@ export async function runTask(o: RunOptions): Promise<number> {
 
   const offers = (async () => {
     for await (const offer of fw.offers()) {
-      let use: Resources | undefined;
+      let use: Placement | undefined;
       if (!launched && !launching) {
         offersSeen++;
         mostPorts = Math.max(mostPorts, rangesCount(offer.resources, "ports"));
-        use = fitOffer(offer.resources, want, o.role);
+        use = placer.place(offer);
       }
       if (!use) {
         await fw.decline([offer.offerId], { refuseSeconds: launched ? 60 : 1 }).catch(() => undefined);
@@ -176,11 +196,17 @@ export async function runTask(o: RunOptions): Promise<number> {
       }
       launching = true;
       try {
-        const task = { taskId, name: o.name, resources: use, command: { value: commandLine, shell: true } };
-        await fw.accept([offer.offerId], [task]);
+        const task = {
+          taskId,
+          name: o.name,
+          resources: use.resources,
+          command: { value: commandLine, shell: true },
+        };
+        await fw.accept([offer.offerId], use.operations(task));
         launched = offer;
+        if (use.made) say(`${use.made} on ${offer.hostname} (${offer.hostId})`);
         say(
-          `launched ${taskId} on ${offer.hostname} (${offer.hostId}) with ${formatResources(use)}: ${commandLine}`,
+          `launched ${taskId} on ${offer.hostname} (${offer.hostId}) with ${formatResources(use.resources)}: ${commandLine}`,
         );
         staged(offer.hostId);
         // Nothing more to launch: stop the offers rather than decline them one by one.
@@ -189,6 +215,8 @@ export async function runTask(o: RunOptions): Promise<number> {
         warn(
           `corral: offer ${offer.offerId} on ${offer.hostId} could not be used (${(err as Error).message}); waiting for another`,
         );
+        // Another run may have made the volume meanwhile: ask where it is now.
+        await placer.refresh().catch((e: unknown) => warn(`corral: ${(e as Error).message}`));
       } finally {
         launching = false;
         if (!launched && Date.now() >= deadline) giveUp();
