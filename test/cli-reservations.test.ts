@@ -383,6 +383,10 @@ describe("reservations and volumes from the command line", () => {
       expect(await json<VolumeRow[]>("volume", "list")).toEqual([
         expect.objectContaining({ volumeId: "v1", hostId, role: "pg", sizeMb: 64, tasks: [] }),
       ]);
+      // Made in the first run's ACCEPT, so the log names its framework and offer.
+      expect(await ok("replay", "--type", "volume.", "--host", hostId)).toMatch(
+        /volume\.created host=\S+ volume=v1 role=pg size=64 path=data mode=RW by=\S+ fw=fw-\S+ offer=\S+$/m,
+      );
     },
   );
 });

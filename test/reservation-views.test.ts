@@ -14,7 +14,7 @@ import { reservationsTable, volumesTable } from "../src/cli/format-reservations.
 import { fitOffer } from "../src/cli/run-resources.js";
 import type { CorralEvent, NewEvent } from "../src/events/index.js";
 import { reservationRows, volumeRows } from "../src/projections/index.js";
-import { keyFields } from "../src/replay/index.js";
+import { keyFields, subjectFilterFor, subjectMatches } from "../src/replay/index.js";
 import { formatResources, parseResources, withoutVolume, type Resource } from "../src/resources/index.js";
 import { createState, evolve, type ClusterState } from "../src/state/index.js";
 
@@ -167,6 +167,18 @@ describe("replay's lines for reservations and volumes", () => {
         }),
       ),
     ).toBe("host=h1 volume=v1 role=db size=100→120 path=data mode=RW by=alice fw=f1 offer=o1");
+  });
+});
+
+describe("replay's subject filter for reservations and volumes", () => {
+  it("reads both the operators' subject and the ACCEPT messages they travel in", () => {
+    const f = subjectFilterFor({ types: ["resources.", "volume."], hostId: "h1" })!;
+    expect(f).toBe("corral.evt.task.h1.*.*");
+    expect(subjectMatches(f, "corral.evt.task.h1._operator.resources")).toBe(true);
+    expect(subjectMatches(f, "corral.evt.task.h1.fw1.launch")).toBe(true);
+    expect(subjectFilterFor({ types: ["volume.created"], frameworkId: "fw1" })).toBe(
+      "corral.evt.task.*.fw1.*",
+    );
   });
 });
 

@@ -98,11 +98,11 @@ function patternOf(t: EventType, o: HistoryOptions): string | undefined {
       return o.taskId ? undefined : `corral.evt.offer.${fw}`;
     case "task":
       return `corral.evt.task.${host}.${fw}.${TASK_KIND[t] ?? "*"}`;
-    // Reservations and volumes travel with the host's task events (subjectOf), under the framework
-    // that made them through an offer, or `_operator`.
+    // Reservations and volumes travel with the host's task events: made by an operator on
+    // `...<host>._operator.resources`, made in an ACCEPT in its one `...<host>.<fw>.launch` message.
     case "resources":
     case "volume":
-      return o.taskId ? undefined : `corral.evt.task.${host}.${o.frameworkId ?? "*"}.resources`;
+      return o.taskId ? undefined : `corral.evt.task.${host}.${fw}.*`;
     case "call": {
       if (o.taskId || (o.frameworkId && o.hostId)) return undefined;
       if (o.frameworkId) return `corral.evt.reject.fw.${o.frameworkId}`;
