@@ -185,8 +185,7 @@ describe("reservations and volumes through ACCEPT", () => {
       [first.offerId],
       [
         { type: "RESERVE", resources: r("cpus(kv):1;mem(kv):128;disk(kv):300") },
-        { type: "CREATE", volumes: [vol] },
-        { type: "GROW", volume: vol, addition: r("disk(kv):50")[0]! },
+        { type: "CREATE", volumes: [{ ...vol, scalar: 150 }] },
       ],
     );
     const host = () => [...master.state.hosts.values()][0]!;
@@ -194,7 +193,7 @@ describe("reservations and volumes through ACCEPT", () => {
     await waitFor(
       () =>
         volNow() !== undefined && "scalar" in volNow()! && (volNow() as { scalar: number }).scalar === 150,
-      "grown to 150",
+      "created with 150",
     );
     // A shared volume: two tasks of the role use it at once, from one offer.
     const o2 = await nextOffer(fw, (o) => o.resources.some((x) => x.disk?.persistence.id === "kv-data"));
@@ -237,7 +236,7 @@ describe("reservations and volumes through ACCEPT", () => {
       }),
     ).toMatch(/invalid|role/i);
     expect(JSON.stringify(host().total)).toBe(before);
-    // Once the tasks are gone, SHRINK frees reserved disk, then DESTROY and UNRESERVE everything.
+    // A shared volume cannot be resized (as in Mesos); a private one can, then all goes back.
     await fw.kill("kv-1");
     await fw.kill("kv-2");
     await waitFor(
@@ -252,13 +251,30 @@ describe("reservations and volumes through ACCEPT", () => {
         ),
       "killed",
     );
-    expect(await refused({ type: "SHRINK_VOLUME", hostId, volume: volNow()!, subtract: 500 })).toMatch(
+    expect(await refused({ type: "SHRINK_VOLUME", hostId, volume: volNow()!, subtract: 30 })).toMatch(
+      /shared volume cannot be resized/,
+    );
+    const priv: Resource = {
+      ...vol,
+      shared: undefined,
+      scalar: 100,
+      disk: { persistence: { id: "kv-log" }, volume: { containerPath: "log", mode: "RW" } },
+    };
+    delete priv.shared;
+    const privNow = () => host().total.find((x) => x.disk?.persistence.id === "kv-log");
+    expect(await refused({ type: "CREATE_VOLUMES", hostId, volumes: [priv] })).toBe("accepted");
+    expect(
+      await refused({ type: "GROW_VOLUME", hostId, volume: privNow()!, addition: r("disk(kv):50")[0]! }),
+    ).toBe("accepted");
+    expect(privNow()).toMatchObject({ scalar: 150 });
+    expect(await refused({ type: "SHRINK_VOLUME", hostId, volume: privNow()!, subtract: 500 })).toMatch(
       /less than/,
     );
-    expect(await refused({ type: "SHRINK_VOLUME", hostId, volume: volNow()!, subtract: 30 })).toBe(
+    expect(await refused({ type: "SHRINK_VOLUME", hostId, volume: privNow()!, subtract: 30 })).toBe(
       "accepted",
     );
-    expect(volNow()).toMatchObject({ scalar: 120 });
+    expect(privNow()).toMatchObject({ scalar: 120 });
+    expect(await refused({ type: "DESTROY_VOLUMES", hostId, volumes: [privNow()!] })).toBe("accepted");
     expect(await refused({ type: "DESTROY_VOLUMES", hostId, volumes: [volNow()!] })).toBe("accepted");
     expect(
       await refused({

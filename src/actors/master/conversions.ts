@@ -193,6 +193,8 @@ export function convert(
       if (!volume?.disk || !addition)
         return reject(ErrorCode.InvalidResource, `${what}: GROW needs a volume`);
       checkRole(volume, who, what);
+      if (volume.shared)
+        reject(ErrorCode.InvalidCall, `${what}: a shared volume cannot be resized (as in Mesos)`);
       if (addition.disk || !("scalar" in addition) || addition.name !== "disk")
         reject(ErrorCode.InvalidResource, `${what}: the addition must be plain disk`);
       const plain = withoutVolume(volume);
@@ -211,6 +213,8 @@ export function convert(
       if (!volume?.disk || !("scalar" in volume))
         return reject(ErrorCode.InvalidResource, `${what}: SHRINK needs a volume`);
       checkRole(volume, who, what);
+      if (volume.shared)
+        reject(ErrorCode.InvalidCall, `${what}: a shared volume cannot be resized (as in Mesos)`);
       if (!(op.subtract > 0) || op.subtract >= volume.scalar)
         reject(
           ErrorCode.InvalidResource,
