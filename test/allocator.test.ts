@@ -202,14 +202,19 @@ describe("allocate: eligibility", () => {
     expect(brief(g.allocate({ minAllocatable: [] }))).toEqual(["f1@tiny", "f1@mem"]);
   });
 
-  it("skips unreachable, removed and draining hosts and removed or disconnected frameworks", () => {
+  it("skips unreachable, removed, gone, down, deactivated and draining hosts and removed or disconnected frameworks", () => {
     const g = new Given().host("gone", "cpus:1;mem:128").host("lost", "cpus:1;mem:128");
     g.host("drain", "cpus:1;mem:128").host("ok", "cpus:1;mem:128").framework("f1", ["r"]);
+    g.host("off", "cpus:1;mem:128").host("down", "cpus:1;mem:128").host("marked", "cpus:1;mem:128");
     g.apply({ type: "host.removed", hostId: "gone", reason: "test" });
     g.apply({ type: "host.unreachable", hostId: "lost", reason: "test" });
-    const drain = g.state.hosts.get("drain");
-    if (drain) drain.status = "DRAINING"; // no event drains a host yet
+    g.apply({ type: "host.draining", hostId: "drain", markGone: false });
+    g.apply({ type: "host.deactivated", hostId: "off", reason: "test" });
+    g.apply({ type: "host.down", hostId: "down" });
+    g.apply({ type: "host.gone", hostId: "marked", reason: "test" });
     expect(brief(g.allocate())).toEqual(["f1@ok"]);
+    // Counted in the DRF totals: heard-from hosts, whatever their mode (as Mesos's allocator).
+    expect(g.state.totals.cpus).toBe(3);
     g.apply({ type: "framework.removed", frameworkId: "f1", reason: "test" });
     expect(g.allocate()).toEqual([]);
   });

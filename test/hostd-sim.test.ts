@@ -267,12 +267,16 @@ describe("simulated task behaviour", () => {
     ["./run", { "sim.duration": "3", "sim.exit": "5" }, 3000, 5],
     ["sleep 1", { "sim.exit": "9" }, 1000, 9],
   ])("%s %j", (value, labels, durationMs, exitCode) => {
-    expect(parseBehaviour({ value }, labels)).toEqual({ durationMs, exitCode });
+    expect(parseBehaviour({ value }, labels)).toEqual({ durationMs, exitCode, ignoresTerm: false });
   });
 
   it("reads argv and sh -c scripts", () => {
-    expect(parseBehaviour({ argv: ["sleep", "1"] })).toEqual({ durationMs: 1000, exitCode: 0 });
-    expect(parseBehaviour({ argv: ["/bin/sh", "-c", "exit 3"] })).toEqual({ durationMs: 0, exitCode: 3 });
+    expect(parseBehaviour({ argv: ["sleep", "1"] })).toMatchObject({ durationMs: 1000, exitCode: 0 });
+    expect(parseBehaviour({ argv: ["/bin/sh", "-c", "exit 3"] })).toMatchObject({
+      durationMs: 0,
+      exitCode: 3,
+    });
+    expect(parseBehaviour({ value: "sleep 9" }, { "sim.ignore-term": "true" }).ignoresTerm).toBe(true);
     expect(parseBehaviour({ value: "sleep infinity" }).durationMs).toBe(Number.POSITIVE_INFINITY);
   });
 });

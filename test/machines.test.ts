@@ -7,6 +7,8 @@ import {
   frameworkMachine,
   frameworkTable,
   hostMachine,
+  hostModeMachine,
+  hostModeTable,
   hostTable,
   masterMachine,
   offerMachine,
@@ -42,6 +44,7 @@ function xstateStep(machine: AnyStateMachine, state: string, event: string): str
 const compiled: [string, AnyStateMachine, AnyTable][] = [
   ["task", taskMachine, taskTable],
   ["host", hostMachine, hostTable],
+  ["host mode", hostModeMachine, hostModeTable],
   ["framework", frameworkMachine, frameworkTable],
   ["offer", offerMachine, offerTable],
 ];
@@ -148,13 +151,38 @@ describe("task lifecycle", () => {
 });
 
 describe("host, framework and offer lifecycles", () => {
-  it("host: REMOVE from any live state, REREGISTER keeps DRAINING", () => {
-    for (const s of ["NEW", "ACTIVE", "UNREACHABLE", "DRAINING"] as const) {
+  it("host: REMOVE from any live state; DOWN refuses registration until maintenance stops", () => {
+    for (const s of ["NEW", "ACTIVE", "UNREACHABLE", "DOWN"] as const) {
       expect(hostTable.step(s, "REMOVE")).toBe("REMOVED");
     }
-    expect(hostTable.step("DRAINING", "REREGISTER")).toBe("DRAINING");
     expect(hostTable.step("UNREACHABLE", "REREGISTER")).toBe("ACTIVE");
     expect(hostTable.step("REMOVED", "REGISTER")).toBeUndefined();
+    expect(hostTable.step("ACTIVE", "START_MAINTENANCE")).toBe("DOWN");
+    expect(hostTable.step("UNREACHABLE", "START_MAINTENANCE")).toBe("DOWN");
+    expect(hostTable.step("DOWN", "REREGISTER")).toBeUndefined();
+    expect(hostTable.step("DOWN", "UNREACHABLE")).toBeUndefined();
+    expect(hostTable.step("DOWN", "STOP_MAINTENANCE")).toBe("UNREACHABLE");
+    expect(hostTable.step("ACTIVE", "STOP_MAINTENANCE")).toBeUndefined();
+  });
+
+  it("host: MARK_GONE from every known state, and nothing after it", () => {
+    for (const s of ["ACTIVE", "UNREACHABLE", "DOWN"] as const)
+      expect(hostTable.step(s, "MARK_GONE")).toBe("GONE");
+    expect(hostTable.step("NEW", "MARK_GONE")).toBeUndefined();
+    for (const e of hostTable.events) expect(hostTable.step("GONE", e)).toBeUndefined();
+  });
+
+  it("host mode: deactivate keeps, drain ends in DRAINED, reactivate from anything but ACTIVE", () => {
+    expect(hostModeTable.step("ACTIVE", "DEACTIVATE")).toBe("DEACTIVATED");
+    expect(hostModeTable.step("DEACTIVATED", "DEACTIVATE")).toBeUndefined();
+    expect(hostModeTable.step("DEACTIVATED", "DRAIN")).toBe("DRAINING");
+    expect(hostModeTable.step("DRAINING", "DRAIN")).toBe("DRAINING");
+    expect(hostModeTable.step("DRAINING", "DRAINED")).toBe("DRAINED");
+    expect(hostModeTable.step("DRAINED", "DRAIN")).toBeUndefined();
+    expect(hostModeTable.step("ACTIVE", "DRAINED")).toBeUndefined();
+    for (const s of ["DEACTIVATED", "DRAINING", "DRAINED"] as const)
+      expect(hostModeTable.step(s, "REACTIVATE")).toBe("ACTIVE");
+    expect(hostModeTable.step("ACTIVE", "REACTIVATE")).toBeUndefined();
   });
 
   it("framework: no TEARDOWN before SUBSCRIBE; failover timeout only while disconnected", () => {

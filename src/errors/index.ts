@@ -32,6 +32,16 @@ export const ErrorCode = {
   /** Unreserving or destroying what a task uses, or a volume id already on the host. */
   ResourceInUse: "RESOURCE_IN_USE",
   UnknownVolume: "UNKNOWN_VOLUME",
+  /** An inverse offer that is not outstanding to the framework (used, declined, rescinded, never made). */
+  UnknownInverseOffer: "UNKNOWN_INVERSE_OFFER",
+  /** A host marked gone by an operator: it may never register or be used again. */
+  HostGone: "HOST_GONE",
+  /** A host DOWN for maintenance: it may not register until maintenance stops. */
+  HostDown: "HOST_DOWN",
+  /** A host whose state does not allow the operation (e.g. start maintenance of an unscheduled host). */
+  InvalidHostState: "INVALID_HOST_STATE",
+  /** A conditional update that lost a race (e.g. the maintenance schedule changed meanwhile). */
+  Conflict: "CONFLICT",
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -112,6 +122,19 @@ export class DeterminismViolationError extends CorralError {
   constructor(message: string) {
     super(ErrorCode.Determinism, message);
     this.name = "DeterminismViolationError";
+  }
+}
+
+/**
+ * The master refused this host for good (MARK_AGENT_GONE): its daemon kills its tasks and stops.
+ * Terminal: registering again under the same id can never succeed.
+ */
+export class HostGoneError extends CorralError {
+  readonly hostId: string;
+  constructor(hostId: string, message: string, options?: ErrorOptions) {
+    super(ErrorCode.HostGone, message, options);
+    this.name = "HostGoneError";
+    this.hostId = hostId;
   }
 }
 

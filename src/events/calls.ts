@@ -92,6 +92,17 @@ export const FrameworkCallSchemas = {
     taskIds: Type.Optional(Type.Array(TaskId, { maxItems: 100_000 })),
   }),
   TEARDOWN: call("TEARDOWN", { frameworkId: Id }),
+  // Answers to inverse offers (maintenance): the framework will / will not vacate the host in time.
+  ACCEPT_INVERSE_OFFERS: call("ACCEPT_INVERSE_OFFERS", {
+    frameworkId: Id,
+    inverseOfferIds: Type.Array(Id, { minItems: 1, maxItems: 10_000 }),
+    filters: Type.Optional(Filters),
+  }),
+  DECLINE_INVERSE_OFFERS: call("DECLINE_INVERSE_OFFERS", {
+    frameworkId: Id,
+    inverseOfferIds: Type.Array(Id, { minItems: 1, maxItems: 10_000 }),
+    filters: Type.Optional(Filters),
+  }),
 } as const;
 
 export const TaskStatusReportSchema = Type.Object({
@@ -178,6 +189,35 @@ export const OperatorCallSchemas = {
     ...Volume,
     subtract: Type.Number({ exclusiveMinimum: 0 }),
   }),
+  // Maintenance and drain (Mesos v1 operator API; decided in actors/master/decide-maintenance.ts).
+  UPDATE_MAINTENANCE_SCHEDULE: call("UPDATE_MAINTENANCE_SCHEDULE", {
+    /** Start and duration are checked by the master (finite, duration not negative) for a clear answer. */
+    windows: Type.Array(
+      Type.Object({
+        hostIds: Type.Array(Id, { minItems: 1, maxItems: 10_000 }),
+        start: Type.Number(),
+        durationMs: Type.Number(),
+      }),
+      { maxItems: 10_000 },
+    ),
+    /** Apply only if the schedule is still at this version (read-modify-write without lost updates). */
+    ifVersion: Type.Optional(Type.Integer({ minimum: 0 })),
+  }),
+  GET_MAINTENANCE_SCHEDULE: call("GET_MAINTENANCE_SCHEDULE", {}),
+  START_MAINTENANCE: call("START_MAINTENANCE", {
+    hostIds: Type.Array(Id, { minItems: 1, maxItems: 10_000 }),
+  }),
+  STOP_MAINTENANCE: call("STOP_MAINTENANCE", { hostIds: Type.Array(Id, { minItems: 1, maxItems: 10_000 }) }),
+  DRAIN_AGENT: call("DRAIN_AGENT", {
+    hostId: Id,
+    /** Cap on each task's kill grace period (Mesos DrainConfig.max_grace_period). */
+    maxGracePeriodS: Type.Optional(Type.Number({ minimum: 0, maximum: 3600 })),
+    /** Mark the host gone once drained (Mesos DrainConfig.mark_gone). */
+    markGone: Type.Optional(Type.Boolean()),
+  }),
+  DEACTIVATE_AGENT: call("DEACTIVATE_AGENT", { hostId: Id }),
+  REACTIVATE_AGENT: call("REACTIVATE_AGENT", { hostId: Id }),
+  MARK_AGENT_GONE: call("MARK_AGENT_GONE", { hostId: Id }),
 } as const;
 
 type FwSchemas = typeof FrameworkCallSchemas;
@@ -187,6 +227,7 @@ export type FrameworkCall = { [K in keyof FwSchemas]: Static<FwSchemas[K]> }[key
 export type HostCall = { [K in keyof HostSchemas]: Static<HostSchemas[K]> }[keyof HostSchemas];
 export type OperatorCall = { [K in keyof OpSchemas]: Static<OpSchemas[K]> }[keyof OpSchemas];
 export type FrameworkCallOf<T extends FrameworkCall["type"]> = Extract<FrameworkCall, { type: T }>;
+export type OperatorCallOf<T extends OperatorCall["type"]> = Extract<OperatorCall, { type: T }>;
 export type TaskInfo = Static<typeof TaskInfoSchema>;
 export type Operation = Static<typeof OperationSchema>;
 export type TaskStatusReport = Static<typeof TaskStatusReportSchema>;

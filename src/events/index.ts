@@ -15,6 +15,8 @@ export {
   type BlkioThrottle,
   CONVERSION_EVENTS,
   type ConversionEventType,
+  type Unavailability,
+  type MaintenanceWindow,
 } from "./schema.js";
 export { InvalidContainerError, checkContainer, containerProblem } from "./container.js";
 export {
@@ -23,6 +25,7 @@ export {
   OperatorCallSchemas,
   type FrameworkCall,
   type FrameworkCallOf,
+  type OperatorCallOf,
   type HostCall,
   type OperatorCall,
   type TaskInfo,
@@ -58,6 +61,8 @@ export {
   TERMINAL_TASK_STATES,
   TASK_REASONS,
   isTerminal,
+  isTaskReason,
+  killedBecause,
   type TaskState,
   type TaskReason,
 } from "./task-states.js";

@@ -178,6 +178,22 @@ export const TaskExtras = {
   killPolicy: Type.Optional(KillPolicySchema),
 };
 
+/**
+ * When a host will be unavailable (Mesos `Unavailability`): from `start` (ms since the epoch) for
+ * `durationMs`. Carried by inverse offers, and by offers of a host scheduled for maintenance.
+ */
+export const UnavailabilitySchema = Type.Object({
+  start: Type.Number(),
+  durationMs: Type.Number({ minimum: 0 }),
+});
+
+/** One window of the maintenance schedule: these hosts are unavailable for the same interval. */
+export const MaintenanceWindowSchema = Type.Object({
+  hostIds: Type.Array(Id, { minItems: 1, maxItems: 10_000 }),
+  start: Type.Number(),
+  durationMs: Type.Number({ minimum: 0 }),
+});
+
 function ev<T extends string, P extends Record<string, TSchema>>(type: T, payload: P) {
   return Type.Object({ type: Type.Literal(type), v: Type.Literal(1), at: Type.Number(), ...payload });
 }
@@ -253,6 +269,8 @@ export const EventSchemas = {
     hostname: Type.String(),
     attributes: Attributes,
     resources: ResourcesSchema,
+    /** The host is scheduled for maintenance: when it will be unavailable (as Mesos offers carry). */
+    unavailability: Type.Optional(UnavailabilitySchema),
   }),
   "offer.declined": ev("offer.declined", {
     offerId: Id,
@@ -308,6 +326,10 @@ export const EventSchemas = {
     frameworkId: Id,
     hostId: Id,
     gracePeriodS: Type.Optional(Type.Number({ minimum: 0 })),
+    /** Why, as a Mesos reason the host reports the kill with (default REASON_KILLED_BY_FRAMEWORK). */
+    reason: Type.Optional(Type.String({ maxLength: 128 })),
+    /** A cap on the grace period, whatever the task's kill policy (DRAIN_AGENT's max_grace_period). */
+    maxGracePeriodS: Type.Optional(Type.Number({ minimum: 0 })),
   }),
   "task.acknowledged": ev("task.acknowledged", {
     taskId: TaskId,
@@ -328,6 +350,44 @@ export const EventSchemas = {
     message: Type.String(),
     inputSeq: Type.Optional(Type.Integer()),
   }),
+  // Maintenance, drain and inverse offers (docs/maintenance.md).
+  "maintenance.scheduled": ev("maintenance.scheduled", {
+    /** The whole schedule from now on (UPDATE_MAINTENANCE_SCHEDULE replaces it, as in Mesos). */
+    windows: Type.Array(MaintenanceWindowSchema, { maxItems: 10_000 }),
+    reason: Type.String({ maxLength: 256 }),
+  }),
+  "host.deactivated": ev("host.deactivated", { hostId: Id, reason: Type.String({ maxLength: 256 }) }),
+  "host.reactivated": ev("host.reactivated", { hostId: Id }),
+  "host.draining": ev("host.draining", {
+    hostId: Id,
+    maxGracePeriodS: Type.Optional(Type.Number({ minimum: 0 })),
+    markGone: Type.Boolean(),
+  }),
+  "host.drained": ev("host.drained", { hostId: Id }),
+  "host.down": ev("host.down", { hostId: Id }),
+  "host.up": ev("host.up", { hostId: Id }),
+  "host.gone": ev("host.gone", { hostId: Id, reason: Type.String({ maxLength: 256 }) }),
+  "inverse_offer.made": ev("inverse_offer.made", {
+    inverseOfferId: Id,
+    frameworkId: Id,
+    hostId: Id,
+    hostname: Type.String(),
+    unavailability: UnavailabilitySchema,
+  }),
+  "inverse_offer.accepted": ev("inverse_offer.accepted", { inverseOfferId: Id, frameworkId: Id, hostId: Id }),
+  "inverse_offer.declined": ev("inverse_offer.declined", {
+    inverseOfferId: Id,
+    frameworkId: Id,
+    hostId: Id,
+    /** The inverse offer is not made again for this long (Mesos Filters.refuse_seconds). */
+    refuseSeconds: Type.Number({ minimum: 0 }),
+  }),
+  "inverse_offer.rescinded": ev("inverse_offer.rescinded", {
+    inverseOfferId: Id,
+    frameworkId: Id,
+    hostId: Id,
+    reason: Type.String(),
+  }),
 } as const;
 
 type Schemas = typeof EventSchemas;
@@ -344,4 +404,6 @@ export const EVENT_TYPES = Object.keys(EventSchemas) as EventType[];
 export type Command = Static<typeof CommandSchema>;
 export type Container = Static<typeof ContainerSchema>;
 export type Blkio = Static<typeof BlkioSchema>;
+export type Unavailability = Static<typeof UnavailabilitySchema>;
+export type MaintenanceWindow = Static<typeof MaintenanceWindowSchema>;
 export type BlkioThrottle = NonNullable<Blkio["throttles"]>[number];

@@ -23,6 +23,8 @@ export const subjects = {
   /** Every task event of one framework, on any host. */
   frameworkTasks: (frameworkId: string) => `corral.evt.task.*.${frameworkId}.>`,
   role: "corral.evt.role",
+  /** The maintenance schedule (host-addressed maintenance events go on the host's subject). */
+  maintenance: "corral.evt.maintenance",
   rejected: (originKind: string, originId: string) => `corral.evt.reject.${originKind}.${originId}`,
 
   frameworkInput: (frameworkId: string) => `corral.in.fw.${frameworkId}`,
@@ -65,7 +67,22 @@ export function subjectOf(e: CorralEvent): string {
     case "host.reregistered":
     case "host.unreachable":
     case "host.removed":
+    case "host.deactivated":
+    case "host.reactivated":
+    case "host.draining":
+    case "host.drained":
+    case "host.down":
+    case "host.up":
+    case "host.gone":
       return subjects.host(e.hostId);
+    case "maintenance.scheduled":
+      return subjects.maintenance;
+    // Inverse offers travel with the framework's offers: one feed, in order with them.
+    case "inverse_offer.made":
+    case "inverse_offer.accepted":
+    case "inverse_offer.declined":
+    case "inverse_offer.rescinded":
+      return subjects.offers(e.frameworkId);
     case "framework.subscribed":
     case "framework.suppressed":
     case "framework.revived":

@@ -46,6 +46,7 @@ export const TASK_REASONS = [
   "REASON_INVALID_OFFERS",
   "REASON_AGENT_DISCONNECTED",
   "REASON_AGENT_REMOVED",
+  "REASON_AGENT_REMOVED_BY_OPERATOR",
   "REASON_AGENT_RESTARTED",
   "REASON_AGENT_REREGISTERED",
   "REASON_AGENT_UNKNOWN",
@@ -61,3 +62,21 @@ export const TASK_REASONS = [
   "REASON_KILLED_BY_FRAMEWORK",
 ] as const;
 export type TaskReason = (typeof TASK_REASONS)[number];
+
+const REASONS: ReadonlySet<string> = new Set(TASK_REASONS);
+
+export function isTaskReason(s: string | undefined): s is TaskReason {
+  return s !== undefined && REASONS.has(s);
+}
+
+/** How a host words a kill in its TASK_KILLED update, by the kill's reason. */
+export function killedBecause(reason: TaskReason): string {
+  switch (reason) {
+    case "REASON_AGENT_DRAINING":
+      return "killed: its host is draining";
+    case "REASON_KILLED_BY_FRAMEWORK":
+      return "killed by the framework";
+    default:
+      return `killed (${reason})`;
+  }
+}

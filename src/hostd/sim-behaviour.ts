@@ -4,16 +4,20 @@ import type { Command } from "../events/schema.js";
  * What a simulated task does, read from its command or labels: how long it runs and the exit
  * code it ends with. A tiny subset of sh is understood (`sleep N`, `exit N`, `true`, `false`,
  * joined by `;` or `&&`); anything else runs for `sim.duration` seconds and exits `sim.exit`.
+ * `sim.ignore-term: "true"` makes it outlast a kill's SIGTERM, until the grace period's SIGKILL.
  */
 export interface SimBehaviour {
   /** Run time in ms; `Infinity` runs until killed (`sleep infinity`). */
   durationMs: number;
   exitCode: number;
+  /** Traps SIGTERM (label `sim.ignore-term`): a kill ends it only after the grace period. */
+  ignoresTerm: boolean;
 }
 
 export const DEFAULT_SIM_DURATION_S = 0.1;
 export const DURATION_LABEL = "sim.duration";
 export const EXIT_LABEL = "sim.exit";
+export const IGNORE_TERM_LABEL = "sim.ignore-term";
 
 const UNIT_S: Record<string, number> = { "": 1, s: 1, m: 60, h: 3600, d: 86_400 };
 
@@ -90,7 +94,7 @@ export function parseScript(text: string): SimBehaviour | undefined {
       break;
     }
   }
-  return { durationMs: seconds * 1000, exitCode: code };
+  return { durationMs: seconds * 1000, exitCode: code, ignoresTerm: false };
 }
 
 /** Labels `sim.duration` and `sim.exit` win over the command; invalid label values are ignored. */
@@ -103,5 +107,5 @@ export function parseBehaviour(command: Command | undefined, labels?: Record<str
   if (s !== undefined) durationMs = s * 1000;
   const x = labels?.[EXIT_LABEL]?.trim();
   if (x !== undefined && /^\d+$/.test(x)) exitCode = Number(x) % 256;
-  return { durationMs, exitCode };
+  return { durationMs, exitCode, ignoresTerm: labels?.[IGNORE_TERM_LABEL] === "true" };
 }

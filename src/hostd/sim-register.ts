@@ -4,6 +4,7 @@ import { headers } from "@nats-io/transport-node";
 import type { CallReply, HostTask } from "../events/calls.js";
 import { encode } from "../events/codec.js";
 import { REPLY_HEADER, subjects } from "../events/subjects.js";
+import { ErrorCode } from "../errors/index.js";
 import type { Logger } from "../log/index.js";
 import type { Resources } from "../resources/types.js";
 import type { ReplyRouter } from "./sim-replies.js";
@@ -64,8 +65,17 @@ function waitReply(w: Waiter, ms: number, signal: AbortSignal): Promise<void> {
 }
 
 /**
+ * Refusals that retrying cannot change: the host was marked gone, or is DOWN for maintenance (it
+ * must wait for `host.up`). Registration stops and hands the refusal to the caller.
+ */
+export function isFinalRefusal(r: CallReply | undefined): boolean {
+  return r?.ok === false && (r.code === ErrorCode.HostGone || r.code === ErrorCode.HostDown);
+}
+
+/**
  * Register one host: publish REGISTER to INPUTS (msgID = callId) naming the pool's reply inbox,
- * and try again every `retryMs` until the master answers ok. False when aborted first.
+ * and try again every `retryMs` until the master answers ok, or refuses for good (see
+ * `isFinalRefusal`; that answer is returned). Undefined when aborted first.
  */
 export async function registerHost(ctx: RegisterContext, hostId: string): Promise<CallReply | undefined> {
   let w = newWaiter(ctx);
@@ -107,6 +117,7 @@ export async function registerHost(ctx: RegisterContext, hostId: string): Promis
         ctx.log.debug({ hostId, attempts }, "host registered");
         return r;
       }
+      if (isFinalRefusal(r)) return r;
       if (r) {
         ctx.log.warn(
           { hostId, code: r.code, message: r.message, attempts },
@@ -124,18 +135,24 @@ export async function registerHost(ctx: RegisterContext, hostId: string): Promis
   }
 }
 
-/** Register every host, at most `concurrency` at a time; `onRegistered` as each succeeds. */
+/**
+ * Register every host, at most `concurrency` at a time; `onRegistered` as each succeeds,
+ * `onRefused` for a host the master refuses for good.
+ */
 export async function registerAll(
   ctx: RegisterContext,
   hostIds: readonly string[],
   concurrency: number,
   onRegistered: (hostId: string) => void,
+  onRefused: (hostId: string, reply: CallReply) => void = () => undefined,
 ): Promise<void> {
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < hostIds.length && !ctx.signal.aborted) {
       const id = hostIds[next++]!;
-      if ((await registerHost(ctx, id)) !== undefined) onRegistered(id);
+      const reply = await registerHost(ctx, id);
+      if (reply?.ok) onRegistered(id);
+      else if (reply) onRefused(id, reply);
     }
   };
   const n = Math.max(1, Math.min(concurrency, hostIds.length));

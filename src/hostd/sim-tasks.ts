@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { TaskStatusReport } from "../events/calls.js";
 import type { CorralEvent, EventOf } from "../events/schema.js";
-import { isTerminal, type TaskReason, type TaskState } from "../events/task-states.js";
+import { isTaskReason, isTerminal, killedBecause, type TaskState } from "../events/task-states.js";
 import type { Logger } from "../log/index.js";
 import { parseBehaviour } from "./sim-behaviour.js";
 import { TimerQueue } from "./timer-queue.js";
@@ -20,9 +20,18 @@ interface SimTask {
   frameworkId: string;
   running: boolean;
   exitCode: number;
+  /** It outlasts SIGTERM: a kill ends it when the grace period is over. */
+  ignoresTerm: boolean;
+  /** Its kill policy's grace period, when the launch named one. */
+  killGraceS: number | undefined;
+  /** A kill under way (only for tasks that ignore SIGTERM): when it ends the task, and how. */
+  killing?: { at: number; reason: string; message: string };
   /** Uuid of the terminal update: its acknowledgement lets the task be forgotten. */
   terminalUuid?: string;
 }
+
+/** The grace period of a kill when neither the kill nor the task names one (as the real host's). */
+export const DEFAULT_SIM_KILL_GRACE_S = 3;
 
 /** Finished tasks remembered (so a replayed launch is not run twice) until acknowledged. */
 const MAX_DONE = 100_000;
@@ -45,7 +54,7 @@ export class SimTasks {
     this.#sink = sink;
     this.#log = log;
     this.#queue = new TimerQueue<SimTask>(
-      (t) => this.#exit(t),
+      (t, at) => this.#exit(t, at),
       (err) => log.error({ err }, "task timer failed"),
     );
   }
@@ -66,8 +75,7 @@ export class SimTasks {
         else this.#launch(hostId, key, e);
         return;
       case "task.kill":
-        if (t?.running)
-          this.#terminal(t, "TASK_KILLED", "REASON_KILLED_BY_FRAMEWORK", "killed by the framework");
+        if (t?.running) this.#kill(t, e);
         return;
       case "task.status":
         if (e.uuid !== undefined) this.#sink.ack(e.uuid);
@@ -89,6 +97,35 @@ export class SimTasks {
     this.#queue.close();
   }
 
+  /**
+   * Stop every task of the host without reporting (the master has ended them: the host is down
+   * or gone). Returns the ids of the tasks that were still running, for the host to log.
+   */
+  stopAll(hostId: string): string[] {
+    const stopped: string[] = [];
+    for (const t of this.#tasks.get(hostId)?.values() ?? []) {
+      this.#sink.forget(hostId, t.key);
+      if (!t.running) continue;
+      stopped.push(t.taskId);
+      this.#end(t);
+    }
+    this.#tasks.delete(hostId);
+    return stopped;
+  }
+
+  /** A process that exits on SIGTERM ends at once; one that ignores it, at the grace period's end. */
+  #kill(t: SimTask, e: EventOf<"task.kill">): void {
+    if (t.killing) return;
+    const reason = isTaskReason(e.reason) ? e.reason : "REASON_KILLED_BY_FRAMEWORK";
+    const why = killedBecause(reason);
+    if (!t.ignoresTerm) return this.#terminal(t, "TASK_KILLED", reason, why);
+    let graceS = e.gracePeriodS ?? t.killGraceS ?? DEFAULT_SIM_KILL_GRACE_S;
+    if (e.maxGracePeriodS !== undefined) graceS = Math.min(graceS, e.maxGracePeriodS);
+    const message = `${why} (SIGKILL after the ${graceS}s grace period)`;
+    t.killing = { at: Date.now() + graceS * 1000, reason, message };
+    this.#queue.schedule(t.killing.at, t);
+  }
+
   #launch(hostId: string, key: string, e: EventOf<"task.launched">): void {
     const b = parseBehaviour(e.command, e.labels);
     const t: SimTask = {
@@ -98,6 +135,8 @@ export class SimTasks {
       frameworkId: e.frameworkId,
       running: true,
       exitCode: b.exitCode,
+      ignoresTerm: b.ignoresTerm,
+      killGraceS: e.killPolicy?.gracePeriodS,
     };
     let tasks = this.#tasks.get(hostId);
     if (!tasks) this.#tasks.set(hostId, (tasks = new Map()));
@@ -109,20 +148,18 @@ export class SimTasks {
     else this.#queue.schedule(Date.now() + b.durationMs, t);
   }
 
-  #exit(t: SimTask): void {
+  #exit(t: SimTask, at = 0): void {
     if (!t.running) return; // killed meanwhile
+    if (t.killing && at >= t.killing.at) {
+      this.#terminal(t, "TASK_KILLED", t.killing.reason, t.killing.message);
+      return;
+    }
     const msg = `exited with status ${t.exitCode}`;
     if (t.exitCode === 0) this.#terminal(t, "TASK_FINISHED", undefined, msg, 0);
     else this.#terminal(t, "TASK_FAILED", "REASON_COMMAND_EXITED", msg, t.exitCode);
   }
 
-  #terminal(
-    t: SimTask,
-    state: TaskState,
-    reason: TaskReason | undefined,
-    message: string,
-    code?: number,
-  ): void {
+  #terminal(t: SimTask, state: TaskState, reason: string | undefined, message: string, code?: number): void {
     this.#end(t);
     const extra: Partial<TaskStatusReport> = { message };
     if (reason) extra.reason = reason;

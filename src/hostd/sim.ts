@@ -6,6 +6,8 @@ import { encode } from "../events/codec.js";
 import { entryOf } from "../events/reader.js";
 import { SUBJECT_ID } from "../events/schema.js";
 import { EVENTS_STREAM, subjects } from "../events/subjects.js";
+import type { CallReply } from "../events/calls.js";
+import type { CorralEvent } from "../events/schema.js";
 import { CorralError, ErrorCode } from "../errors/index.js";
 import type { Logger } from "../log/index.js";
 import type { Resources } from "../resources/types.js";
@@ -63,8 +65,10 @@ interface SimHost {
   id: string;
   registered: boolean;
   registering: boolean;
-  /** The master removed it (host.removed): it goes silent for good. */
+  /** The master removed it (host.removed, host.gone): it goes silent for good. */
   removed: boolean;
+  /** DOWN for maintenance: silent until `host.up`. */
+  down: boolean;
 }
 
 const MAX_INVALID_WARNINGS = 20;
@@ -98,7 +102,7 @@ export async function startSimHosts(opts: SimHostOptions): Promise<SimHostPool> 
   const { nc } = opts;
   const js = jetstream(nc);
   const hosts = new Map<string, SimHost>(
-    ids.map((id) => [id, { id, registered: false, registering: true, removed: false }]),
+    ids.map((id) => [id, { id, registered: false, registering: true, removed: false, down: false }]),
   );
   const c = { registered: 0, invalid: 0 };
   const ac = new AbortController();
@@ -163,11 +167,66 @@ export async function startSimHosts(opts: SimHostOptions): Promise<SimHostPool> 
       } else if (e.type === "host.removed" && e.hostId === host.id && !host.removed) {
         log.error({ hostId: host.id, reason: e.reason }, "master removed the host; it goes silent");
         host.removed = true;
-        if (host.registered) c.registered--;
-        host.registered = false;
-        reporter.pause(host.id);
+        unregistered(host);
+      } else if ("hostId" in e && e.hostId === host.id) {
+        onMaintenance(host, e);
       }
     }
+  };
+
+  // ---- maintenance: what concerns a host is on its subject (docs/maintenance.md) -------------
+  const unregistered = (h: SimHost) => {
+    if (h.registered) c.registered--;
+    h.registered = false;
+    reporter.pause(h.id);
+  };
+  const goneForGood = (h: SimHost, reason: string) => {
+    if (h.removed) return;
+    h.removed = true;
+    unregistered(h);
+    const killed = tasks.stopAll(h.id);
+    log.error(
+      { hostId: h.id, reason, killed },
+      "host marked gone by an operator: its tasks are killed; it goes silent for good",
+    );
+  };
+  const onMaintenance = (h: SimHost, e: CorralEvent) => {
+    switch (e.type) {
+      case "host.down": {
+        h.down = true;
+        unregistered(h);
+        const stopped = tasks.stopAll(h.id);
+        log.warn(
+          { hostId: h.id, stopped },
+          "host DOWN for maintenance: its tasks are stopped (the master holds them lost); waiting for maintenance to end",
+        );
+        return;
+      }
+      case "host.up":
+        log.info({ hostId: h.id }, "maintenance over: registering again");
+        h.down = false;
+        return reregister(h.id);
+      case "host.gone":
+        return goneForGood(h, e.reason);
+      case "host.draining":
+      case "host.drained":
+      case "host.deactivated":
+      case "host.reactivated":
+        // The master rescinds offers and sends the kills; nothing for the host to do but say so.
+        log.info({ hostId: h.id, event: e.type }, "host mode changed");
+        return;
+    }
+  };
+  const refused = (id: string, r: CallReply) => {
+    const h = hosts.get(id);
+    if (!h || r.ok) return;
+    h.registering = false;
+    if (r.code === ErrorCode.HostGone) return goneForGood(h, r.message);
+    h.down = true;
+    log.warn(
+      { hostId: id, code: r.code, message: r.message },
+      "registration refused: waiting for maintenance to end",
+    );
   };
 
   // ---- registration and heartbeats ------------------------------------------------------------
@@ -181,13 +240,11 @@ export async function startSimHosts(opts: SimHostOptions): Promise<SimHostPool> 
   };
   function reregister(id: string): void {
     const h = hosts.get(id);
-    if (!h || h.registering || h.removed || ac.signal.aborted) return;
-    if (h.registered) c.registered--;
-    h.registered = false;
+    if (!h || h.registering || h.removed || h.down || ac.signal.aborted) return;
+    unregistered(h);
     h.registering = true;
-    reporter.pause(id);
     registerHost(reg, id)
-      .then((ok) => (ok ? registered(id) : undefined))
+      .then((reply) => (reply?.ok ? registered(id) : reply ? refused(id, reply) : undefined))
       .catch((err: unknown) => log.error({ err, hostId: id }, "re-registration failed"));
   }
 
@@ -262,7 +319,7 @@ export async function startSimHosts(opts: SimHostOptions): Promise<SimHostPool> 
     await consume(subjects.allTasks, startSeq, onMessage);
     await consume(subjects.host("*"), startSeq, onHostMessage);
     log.info({ hosts: ids.length, startSeq }, "registering simulated hosts");
-    await registerAll(reg, ids, opts.registerConcurrency ?? 100, registered);
+    await registerAll(reg, ids, opts.registerConcurrency ?? 100, registered, refused);
   } catch (err) {
     await stop();
     throw err;

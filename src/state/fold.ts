@@ -1,6 +1,6 @@
 import type { CorralEvent, EventOf, LogEntry } from "../events/index.js";
 import { isTerminal } from "../events/index.js";
-import { taskTable } from "../actors/machines/index.js";
+import { hostTable, taskTable } from "../actors/machines/index.js";
 import {
   add,
   contains,
@@ -12,7 +12,12 @@ import {
   type Resources,
   type ScalarTotals,
 } from "../resources/index.js";
+import { evolveMaintenance } from "./fold-maintenance.js";
+import { counted, stepHost } from "./hosts.js";
+import { accumulate } from "./totals.js";
 import type { ClusterState, FrameworkView, HostView, RoleView, TaskView } from "./types.js";
+
+export { accumulate };
 
 /** How many finished tasks the state remembers (Mesos keeps a bounded list too). */
 export const MAX_COMPLETED_TASKS = 1000;
@@ -27,20 +32,13 @@ export function createState(): ClusterState {
     frameworks: new Map(),
     tasks: new Map(),
     offers: new Map(),
+    inverseOffers: new Map(),
+    maintenance: { version: 0, windows: [], byHost: new Map(), responses: new Map() },
     roles: new Map(),
     totals: {},
     completed: [],
     counters: { invalidMessages: 0, ignoredEvents: 0, events: 0 },
   };
-}
-
-/** Add (sign 1) or remove (sign -1) a bag's scalars to running totals, in place, fixed-point. */
-export function accumulate(target: ScalarTotals, rs: Resources, sign: 1 | -1): void {
-  for (const r of rs) {
-    if (!("scalar" in r)) continue;
-    const v = Math.round(((target[r.name] ?? 0) + sign * r.scalar) * 1000) / 1000;
-    target[r.name] = v;
-  }
 }
 
 export function roleOf(state: ClusterState, role: string): RoleView {
@@ -59,11 +57,6 @@ export function roleOf(state: ClusterState, role: string): RoleView {
     state.roles.set(role, r);
   }
   return r;
-}
-
-/** Hosts whose resources count towards the cluster total (the DRF denominator). */
-function counted(h: HostView): boolean {
-  return h.status === "ACTIVE" || h.status === "DRAINING";
 }
 
 function allocate(state: ClusterState, fwId: string, role: string, rs: Resources, sign: 1 | -1): void {
@@ -132,9 +125,8 @@ export function evolve(state: ClusterState, e: CorralEvent): void {
     case "host.unreachable":
     case "host.removed": {
       const h = state.hosts.get(e.hostId);
-      if (!h) return ignore(state);
-      if (counted(h)) accumulate(state.totals, h.total, -1);
-      h.status = e.type === "host.removed" ? "REMOVED" : "UNREACHABLE";
+      if (!h || !stepHost(state, h, e.type === "host.removed" ? "REMOVE" : "UNREACHABLE"))
+        return ignore(state);
       h.updatedAt = e.at;
       return;
     }
@@ -248,6 +240,19 @@ export function evolve(state: ClusterState, e: CorralEvent): void {
     }
     case "call.rejected":
       return;
+    case "maintenance.scheduled":
+    case "host.deactivated":
+    case "host.reactivated":
+    case "host.draining":
+    case "host.drained":
+    case "host.down":
+    case "host.up":
+    case "host.gone":
+    case "inverse_offer.made":
+    case "inverse_offer.accepted":
+    case "inverse_offer.declined":
+    case "inverse_offer.rescinded":
+      return evolveMaintenance(state, e);
   }
 }
 
@@ -260,6 +265,8 @@ function hostRegistered(
   e: EventOf<"host.registered"> | EventOf<"host.reregistered">,
 ): void {
   const prev = state.hosts.get(e.hostId);
+  // The host machine decides whether it may (re-)register: never once gone, removed or down.
+  if (prev && hostTable.step(prev.status, "REREGISTER") === undefined) return ignore(state);
   if (prev && counted(prev)) accumulate(state.totals, prev.total, -1);
   // The host reports what it has; the reservations and volumes made since live in the log.
   const total = prev ? keepConversions(e.resources, prev.total) : e.resources;
@@ -282,13 +289,16 @@ function hostRegistered(
     hostname: e.hostname,
     attributes: e.attributes,
     sim: e.sim,
-    status: prev?.status === "DRAINING" ? "DRAINING" : "ACTIVE",
+    status: "ACTIVE",
     total,
     available,
     registeredAt: prev?.registeredAt ?? e.at,
     updatedAt: e.at,
     taskCount: prev?.taskCount ?? 0,
     offerCount: prev?.offerCount ?? 0,
+    // An operator's deactivation or drain outlives a re-registration (Mesos keeps it in its registry).
+    mode: prev?.mode ?? "ACTIVE",
+    drain: prev?.drain,
   };
   state.hosts.set(e.hostId, h);
   accumulate(state.totals, h.total, 1);
@@ -368,7 +378,8 @@ function taskStatus(state: ClusterState, e: EventOf<"task.status">): void {
     const h = state.hosts.get(t.hostId);
     if (h) {
       h.taskCount--;
-      if (h.status !== "REMOVED") h.available = add(h.available, exclusive(t.resources));
+      if (h.status !== "REMOVED" && h.status !== "GONE")
+        h.available = add(h.available, exclusive(t.resources));
     }
     const fw = state.frameworks.get(t.frameworkId);
     if (fw) fw.taskCount--;

@@ -1,9 +1,15 @@
 export { createState, evolve, fold, foldEntry, accumulate, roleOf, MAX_COMPLETED_TASKS } from "./fold.js";
 export { stateToJSON, type StateJSON } from "./serialize.js";
+export { offerable, liveTasksOn, isKnownHost } from "./hosts.js";
 export type {
   ClusterState,
   HostView,
   HostStatus,
+  HostMode,
+  DrainConfig,
+  InverseOfferView,
+  InverseOfferResponse,
+  MaintenanceState,
   FrameworkView,
   FrameworkStatus,
   TaskView,

@@ -16,6 +16,14 @@ export function stateToJSON(s: ClusterState) {
     })),
     roles: [...s.roles.values()].map((r) => ({ ...r, frameworks: [...r.frameworks] })),
     offers: [...s.offers.values()],
+    inverseOffers: [...s.inverseOffers.values()],
+    maintenance: {
+      version: s.maintenance.version,
+      windows: s.maintenance.windows,
+      responses: Object.fromEntries(
+        [...s.maintenance.responses].map(([hostId, byFw]) => [hostId, Object.fromEntries(byFw)]),
+      ),
+    },
     tasks: [...s.tasks.values()],
     completed: s.completed,
     counters: s.counters,

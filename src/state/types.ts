@@ -1,7 +1,10 @@
 import type { Resources, ScalarTotals } from "../resources/index.js";
-import type { TaskState } from "../events/index.js";
+import type { MaintenanceWindow, TaskState, Unavailability } from "../events/index.js";
 
-export type HostStatus = "ACTIVE" | "UNREACHABLE" | "DRAINING" | "REMOVED";
+/** The host's lifecycle (actors/machines/host.ts): heard from, silent, down for maintenance, gone. */
+export type HostStatus = "ACTIVE" | "UNREACHABLE" | "DOWN" | "GONE" | "REMOVED";
+/** What an operator made of the host's offers and tasks (actors/machines/host-mode.ts). */
+export type HostMode = "ACTIVE" | "DEACTIVATED" | "DRAINING" | "DRAINED";
 export type FrameworkStatus = "ACTIVE" | "DISCONNECTED" | "REMOVED";
 
 export interface HostView {
@@ -18,6 +21,15 @@ export interface HostView {
   /** Live tasks on this host. */
   taskCount: number;
   offerCount: number;
+  /** Offered only when ACTIVE (and its status is ACTIVE); kept across unreachability. */
+  mode: HostMode;
+  /** DRAIN_AGENT's settings while the host drains or is drained. */
+  drain: DrainConfig | undefined;
+}
+
+export interface DrainConfig {
+  maxGracePeriodS: number | undefined;
+  markGone: boolean;
 }
 
 export interface FrameworkView {
@@ -79,6 +91,33 @@ export interface OfferView {
   madeAt: number;
 }
 
+export interface InverseOfferView {
+  inverseOfferId: string;
+  frameworkId: string;
+  hostId: string;
+  unavailability: Unavailability;
+  madeAt: number;
+}
+
+/** A framework's answer to the latest inverse offer for a host (Mesos InverseOfferStatus). */
+export interface InverseOfferResponse {
+  status: "ACCEPT" | "DECLINE";
+  at: number;
+  /** A declined inverse offer is not made again before this time. */
+  refuseUntil: number;
+}
+
+/** The maintenance schedule (Mesos maintenance::Schedule) and the frameworks' answers. */
+export interface MaintenanceState {
+  /** Updates of the schedule so far (for conditional updates). */
+  version: number;
+  windows: MaintenanceWindow[];
+  /** Each scheduled host's unavailability (derived from `windows`). */
+  byHost: Map<string, Unavailability>;
+  /** Per host, per framework: the answer to the inverse offers for its current window. */
+  responses: Map<string, Map<string, InverseOfferResponse>>;
+}
+
 export interface RoleView {
   role: string;
   weight: number;
@@ -117,6 +156,9 @@ export interface ClusterState {
   frameworks: Map<string, FrameworkView>;
   tasks: Map<string, TaskView>;
   offers: Map<string, OfferView>;
+  /** Outstanding inverse offers (maintenance), by id. */
+  inverseOffers: Map<string, InverseOfferView>;
+  maintenance: MaintenanceState;
   roles: Map<string, RoleView>;
   /** Sum of scalars over hosts that are not removed or unreachable (the DRF denominator). */
   totals: ScalarTotals;

@@ -9,7 +9,7 @@ import {
   type Resources,
   type ScalarTotals,
 } from "../../resources/index.js";
-import type { ClusterState, FrameworkView, HostView } from "../../state/index.js";
+import { offerable, type ClusterState, type FrameworkView, type HostView } from "../../state/index.js";
 import { QuotaCycle } from "./quota.js";
 import { addInto, ancestry, compareKeys, dominant, RoleSorter } from "./sorter.js";
 
@@ -101,7 +101,7 @@ function* hostsOf(state: ClusterState, hostIds: readonly string[] | undefined): 
     if (visited.has(hostId)) continue;
     visited.add(hostId);
     const host = state.hosts.get(hostId);
-    if (host && host.status === "ACTIVE") yield host;
+    if (host && offerable(host)) yield host;
   }
 }
 

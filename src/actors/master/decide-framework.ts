@@ -13,6 +13,8 @@ import {
 import { applyConversion, convert } from "./conversions.js";
 import type { ClusterState, FrameworkView, TaskView } from "../../state/index.js";
 import { event, reject, type DecideContext, type Decision } from "./context.js";
+import { rescindInverseOffers } from "./host-ops.js";
+import { decideInverseOfferCall, isInverseOfferCall } from "./inverse-offers.js";
 
 /** What a framework is told of a task (reconciliation answers, unacknowledged updates). */
 export type StatusReply = TaskStatusInfo;
@@ -42,6 +44,7 @@ function activeFramework(state: ClusterState, id: string): FrameworkView {
 }
 
 export function decideFrameworkCall(state: ClusterState, call: FrameworkCall, ctx: DecideContext): Decision {
+  if (isInverseOfferCall(call)) return decideInverseOfferCall(state, call, ctx);
   switch (call.type) {
     case "SUBSCRIBE":
       return subscribe(state, call, ctx);
@@ -170,6 +173,9 @@ function subscribe(state: ClusterState, call: FrameworkCallOf<"SUBSCRIBE">, ctx:
         }),
       );
   }
+  // Its inverse offers too: the new instance is asked again (its earlier answers stand).
+  const ownInverse = (io: { frameworkId: string }) => io.frameworkId === call.frameworkId;
+  events.push(...rescindInverseOffers(state, ownInverse, "framework failed over", ctx));
   events.push(e);
   return { events, result: { frameworkId: call.frameworkId, unacknowledged }, dirty: "all" };
 }
@@ -321,6 +327,7 @@ export function teardown(
     if (t.frameworkId !== fw.frameworkId || isTerminal(t.state)) continue;
     events.push(event(ctx, "task.kill", { taskId: t.taskId, frameworkId: t.frameworkId, hostId: t.hostId }));
   }
+  events.push(...rescindInverseOffers(state, (io) => io.frameworkId === fw.frameworkId, reason, ctx));
   events.push(event(ctx, "framework.removed", { frameworkId: fw.frameworkId, reason }));
   return { events, dirty: [...dirty] };
 }

@@ -15,11 +15,23 @@ import { decideResourceCall } from "./decide-resources.js";
 import { event, reject, type DecideContext, type Decision } from "./context.js";
 import { teardown } from "./decide-framework.js";
 import { decideUpdateQuota } from "./decide-quota.js";
+import { drainedAfterReport } from "./decide-drain.js";
+import { decideMaintenanceCall, isMaintenanceCall } from "./decide-maintenance.js";
 
 export function decideHostCall(state: ClusterState, call: HostCall, ctx: DecideContext): Decision {
   switch (call.type) {
     case "REGISTER": {
       const prev = state.hosts.get(call.hostId);
+      if (prev?.status === "GONE")
+        reject(
+          ErrorCode.HostGone,
+          `host ${call.hostId} was marked gone by an operator: it may never register again, and must kill its tasks; to rejoin, start it with a new id`,
+        );
+      if (prev?.status === "DOWN")
+        reject(
+          ErrorCode.HostDown,
+          `host ${call.hostId} is DOWN for maintenance: it may register again once maintenance stops (STOP_MAINTENANCE)`,
+        );
       if (prev?.status === "REMOVED")
         reject(
           ErrorCode.UnknownHost,
@@ -83,6 +95,7 @@ export function decideHostCall(state: ClusterState, call: HostCall, ctx: DecideC
         recorded.push(u.uuid);
         if (isTerminal(u.state)) dirty.add(call.hostId);
       }
+      events.push(...drainedAfterReport(state, call.hostId, stateNow, ctx));
       return { events, result: { recorded, ignored }, dirty: [...dirty] };
     }
   }
@@ -94,6 +107,7 @@ export function decideOperatorCall(
   ctx: DecideContext,
   principal?: string,
 ): Decision {
+  if (isMaintenanceCall(call)) return decideMaintenanceCall(state, call, ctx);
   switch (call.type) {
     case "RESERVE_RESOURCES":
     case "UNRESERVE_RESOURCES":

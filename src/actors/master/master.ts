@@ -30,6 +30,8 @@ import { masterMachine } from "../machines/index.js";
 import { event, type DecideContext, type Decision } from "./context.js";
 import { decideFrameworkCall } from "./decide-framework.js";
 import { decideHostCall, decideOperatorCall } from "./decide-host.js";
+import { drainSweep } from "./decide-drain.js";
+import { makeInverseOffers } from "./inverse-offers.js";
 import { LeaderLease } from "./lease.js";
 import { hostTimeouts, offerTimeouts } from "./timeouts.js";
 
@@ -449,23 +451,26 @@ export class Master {
         : { minAllocatable: this.#o.minAllocatable },
     );
     this.counters.allocationRuns++;
-    if (decisions.length === 0) return;
     const events: CorralEvent[] = [];
     for (const d of decisions) {
       const h = this.#state.hosts.get(d.hostId)!;
-      events.push(
-        event(ctx, "offer.made", {
-          offerId: ctx.nextOfferId(),
-          frameworkId: d.frameworkId,
-          role: d.role,
-          hostId: d.hostId,
-          hostname: h.hostname,
-          attributes: h.attributes,
-          resources: d.resources,
-        }),
-      );
+      const offer = event(ctx, "offer.made", {
+        offerId: ctx.nextOfferId(),
+        frameworkId: d.frameworkId,
+        role: d.role,
+        hostId: d.hostId,
+        hostname: h.hostname,
+        attributes: h.attributes,
+        resources: d.resources,
+      });
+      // A host scheduled for maintenance is still offered, saying when it will be unavailable.
+      const unavailability = this.#state.maintenance.byHost.get(d.hostId);
+      if (unavailability) offer.unavailability = unavailability;
+      events.push(offer);
     }
     this.counters.offersMade += events.length;
+    events.push(...makeInverseOffers(this.#state, ctx));
+    if (events.length === 0) return;
     void this.#commit({ events }, `alloc-${this.epoch}-${++this.#decisionSeq}`);
   }
 
@@ -476,6 +481,7 @@ export class Master {
     const events = [
       ...offerTimeouts(this.#state, ctx, this.#o.offerTimeoutS),
       ...hostTimeouts(this.#state, ctx, this.#lastSeen, this.#o.hostTimeoutMs),
+      ...drainSweep(this.#state, ctx),
     ];
     if (events.length === 0) return;
     const dirty = [...new Set(events.map((e) => ("hostId" in e ? e.hostId : "")).filter(Boolean))];

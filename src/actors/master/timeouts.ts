@@ -34,7 +34,7 @@ export function hostTimeouts(
 ): CorralEvent[] {
   const events: CorralEvent[] = [];
   for (const h of state.hosts.values()) {
-    if (h.status !== "ACTIVE" && h.status !== "DRAINING") continue;
+    if (h.status !== "ACTIVE") continue;
     // Registering is a sign of life too.
     const seen = Math.max(lastSeen.get(h.hostId) ?? 0, h.updatedAt);
     if (ctx.now - seen < timeoutMs) continue;

@@ -3,7 +3,10 @@ import { hostname as osHostname } from "node:os";
 import { resolve } from "node:path";
 import { jetstream, type ConsumerMessages, type JsMsg } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
+import type { CallReply } from "../../events/calls.js";
 import { encode } from "../../events/codec.js";
+import type { CorralEvent } from "../../events/schema.js";
+import { ErrorCode, HostGoneError } from "../../errors/index.js";
 import type { HostUsageReport } from "../../events/usage.js";
 import { entryOf } from "../../events/reader.js";
 import { EVENTS_STREAM, subjects } from "../../events/subjects.js";
@@ -135,16 +138,19 @@ export async function startHostDaemon(opts: HostDaemonOptions): Promise<HostDaem
   let registered = false;
   let registering = false;
   let removed = false;
+  /** DOWN for maintenance: not registered until `host.up`. */
+  let down = false;
   let registration: Promise<boolean> = Promise.resolve(false);
   function reregister(): void {
-    if (registering || removed || ac.signal.aborted) return;
+    if (registering || removed || down || ac.signal.aborted) return;
     registered = false;
     registering = true;
     reporter.pause(hostId);
     const account = { tasks: tasks.known(), fromSeq: taskStartSeq };
     registration = registerHost({ ...reg, hostname, sim: false, account }, hostId)
       .then((reply) => {
-        const ok = reply !== undefined;
+        const ok = reply?.ok === true;
+        if (reply && !reply.ok) refused(reply);
         if (reply?.ok && reply.result) tasks.reconcile(reply.result);
         if (ok && !removed) {
           registered = true;
@@ -200,8 +206,59 @@ export async function startHostDaemon(opts: HostDaemonOptions): Promise<HostDaem
         removed = true;
         registered = false;
         reporter.pause(hostId);
+      } else if ("hostId" in e && e.hostId === hostId) {
+        onMaintenance(e);
       }
     }
+  };
+
+  // ---- maintenance: what concerns this host is on its subject (docs/maintenance.md) ----------
+  const goneForGood = (err: HostGoneError) => {
+    if (removed) return;
+    removed = true;
+    registered = false;
+    reporter.pause(hostId);
+    const killed = tasks.killAll(err.message);
+    log.error(
+      { err, killed },
+      "host marked gone by an operator: its tasks are killed; it goes silent for good",
+    );
+  };
+  const onMaintenance = (e: CorralEvent) => {
+    switch (e.type) {
+      case "host.down": {
+        down = true;
+        registered = false;
+        reporter.pause(hostId);
+        // The master holds them lost already: stop what is left, then wait for maintenance to end.
+        const stopped = tasks.killAll("its host is DOWN for maintenance");
+        log.warn({ stopped }, "host DOWN for maintenance: waiting for maintenance to end");
+        return;
+      }
+      case "host.up":
+        log.info("maintenance over: registering again");
+        down = false;
+        return reregister();
+      case "host.gone":
+        return goneForGood(new HostGoneError(hostId, `host ${hostId} was marked gone: ${e.reason}`));
+      case "host.draining":
+        log.warn(
+          { maxGracePeriodS: e.maxGracePeriodS, markGone: e.markGone, running: tasks.summary().running },
+          "host draining: the master kills its tasks and makes it no more offers",
+        );
+        return;
+      case "host.drained":
+      case "host.deactivated":
+      case "host.reactivated":
+        log.info({ event: e.type, running: tasks.summary().running }, "host mode changed");
+        return;
+    }
+  };
+  const refused = (reply: Extract<CallReply, { ok: false }>) => {
+    if (reply.code === ErrorCode.HostGone) return goneForGood(new HostGoneError(hostId, reply.message));
+    if (reply.code !== ErrorCode.HostDown) return;
+    down = true;
+    log.warn({ message: reply.message }, "registration refused: waiting for maintenance to end");
   };
 
   const consumers: ConsumerMessages[] = [];

@@ -5,7 +5,12 @@ import { constants } from "node:os";
 import type { TaskStatusReport } from "../../events/calls.js";
 import { checkContainer, InvalidContainerError } from "../../events/container.js";
 import type { EventOf } from "../../events/schema.js";
-import { isTerminal as isTerminalState, type TaskReason, type TaskState } from "../../events/task-states.js";
+import {
+  isTerminal as isTerminalState,
+  killedBecause,
+  type TaskReason,
+  type TaskState,
+} from "../../events/task-states.js";
 import type { Logger } from "../../log/index.js";
 import type { Resources } from "../../resources/types.js";
 import { TaskCgroup, type CgroupSupport } from "../isolation/index.js";
@@ -136,9 +141,15 @@ export class TaskRun {
   }
 
   /** The kill policy: SIGTERM to every process of the task, SIGKILL after the grace period. */
-  kill(gracePeriodS?: number, reason: TaskReason = "REASON_KILLED_BY_FRAMEWORK"): void {
+  kill(
+    gracePeriodS?: number,
+    reason: TaskReason = "REASON_KILLED_BY_FRAMEWORK",
+    maxGracePeriodS?: number,
+  ): void {
     if (this.phase === "done" || this.#kill) return;
-    const graceS = gracePeriodS ?? this.#launch.killPolicy?.gracePeriodS ?? this.#ctx.killGracePeriodS;
+    let graceS = gracePeriodS ?? this.#launch.killPolicy?.gracePeriodS ?? this.#ctx.killGracePeriodS;
+    // A drain caps every task's grace period (Mesos DrainConfig.max_grace_period).
+    if (maxGracePeriodS !== undefined) graceS = Math.min(graceS, maxGracePeriodS);
     this.#kill = { reason, graceS, escalated: false };
     this.#log.info({ graceS }, "killing task");
     if (this.#checkpointed) {
@@ -411,7 +422,7 @@ export class TaskRun {
     if (this.#kill) {
       const k = this.#kill;
       const after = k.escalated ? `, SIGKILL after the ${k.graceS}s grace period` : "";
-      return ["TASK_KILLED", { reason: k.reason, message: `killed by the framework (${how}${after})` }];
+      return ["TASK_KILLED", { reason: k.reason, message: `${killedBecause(k.reason)} (${how}${after})` }];
     }
     if (this.#cg) {
       const oom = await this.#cg.oomKilled(exit.signal).catch((err: unknown) => {

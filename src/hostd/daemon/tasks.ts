@@ -1,7 +1,7 @@
 import type { HostTask, TaskStatusReport } from "../../events/calls.js";
 import type { TaskUsageSample } from "../../events/usage.js";
 import type { CorralEvent, EventOf } from "../../events/schema.js";
-import { isTerminal } from "../../events/task-states.js";
+import { isTaskReason, isTerminal } from "../../events/task-states.js";
 import type { Logger } from "../../log/index.js";
 import type { UpdateSink } from "../sim-tasks.js";
 import type { CheckpointedRun } from "./checkpoint.js";
@@ -133,7 +133,7 @@ export class HostTasks {
         else if (!this.#closed) this.#start(key, e, { launchSeq: seq });
         return;
       case "task.kill":
-        if (t) t.kill(e.gracePeriodS);
+        if (t) t.kill(e.gracePeriodS, isTaskReason(e.reason) ? e.reason : undefined, e.maxGracePeriodS);
         else
           this.#log.warn({ taskId: e.taskId, frameworkId: e.frameworkId }, "kill of a task not on this host");
         return;
@@ -152,6 +152,22 @@ export class HostTasks {
           this.#forget(key, t);
         return;
     }
+  }
+
+  /**
+   * Kill every live task at once, reporting nothing (the master has ended them: the host is down
+   * or gone), each logged with `why`. Returns their ids.
+   */
+  killAll(why: string): string[] {
+    const killed: string[] = [];
+    for (const [key, t] of this.#runs) {
+      this.#sink.forget(this.#ctx.hostId, key);
+      if (t.phase === "done") continue;
+      this.#log.warn({ taskId: t.taskId, frameworkId: t.frameworkId, why }, "killing task");
+      killed.push(t.taskId);
+      void t.abort();
+    }
+    return killed;
   }
 
   /** Usage of every running task now (cgroup counters and sandbox disk use). */
