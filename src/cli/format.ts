@@ -10,6 +10,7 @@ import type {
 import type { UsageRow } from "../projections/queries.js";
 import type { EntityDiff, StateDiff } from "../replay/index.js";
 import type { ScalarTotals } from "../resources/index.js";
+import { maintenanceText } from "./maintenance-format.js";
 
 /** Column-aligned text: a header row, then rows, columns padded to their widest cell. */
 export function table(
@@ -73,11 +74,26 @@ const dash = (s: string | null | undefined) => (s === null || s === undefined ||
 
 export function hostsTable(rows: HostRow[], now = Date.now()): string {
   return table(
-    ["HOST", "HOSTNAME", "STATUS", "TASKS", "OFFERS", "TOTAL", "USED", "OFFERED", "AVAILABLE", "REGISTERED"],
+    [
+      "HOST",
+      "HOSTNAME",
+      "STATUS",
+      "MODE",
+      "MAINTENANCE",
+      "TASKS",
+      "OFFERS",
+      "TOTAL",
+      "USED",
+      "OFFERED",
+      "AVAILABLE",
+      "REGISTERED",
+    ],
     rows.map((h) => [
       h.hostId,
       h.hostname,
       h.sim ? `${h.status} (sim)` : h.status,
+      h.mode,
+      maintenanceText(h.maintenance, h.unavailability, now),
       h.tasks,
       h.offers,
       dash(h.total),
@@ -222,6 +238,7 @@ export function diffText(d: StateDiff): string {
     ...entityLines("task", d.tasks),
     ...entityLines("offer", d.offers),
     ...entityLines("role", d.roles),
+    ...entityLines("inverse offer", d.inverseOffers),
   ];
   return [`diff seq ${d.from} → seq ${d.to}`, ...(lines.length ? lines : ["no differences"])].join("\n");
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command } from "commander";
 import { registerClusterCommands } from "./cluster-commands.js";
+import { registerMaintenanceCommands } from "./maintenance-commands.js";
 import { registerQueryCommands } from "./query-commands.js";
 import { registerQuotaCommands } from "./quota-commands.js";
 import { registerReservationCommands } from "./reservation-commands.js";
@@ -16,6 +17,7 @@ registerClusterCommands(program);
 registerQueryCommands(program);
 registerQuotaCommands(program);
 registerReservationCommands(program);
+registerMaintenanceCommands(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   const e = err as { code?: string; message?: string };

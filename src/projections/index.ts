@@ -38,3 +38,11 @@ export {
   type QuotaRow,
   type StatusRow,
 } from "./rows.js";
+export {
+  maintenanceRow,
+  maintenanceModeOf,
+  type MaintenanceRow,
+  type MaintenanceHostRow,
+  type MaintenanceMode,
+  type InverseOfferStatusRow,
+} from "./maintenance.js";

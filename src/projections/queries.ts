@@ -17,6 +17,7 @@ import {
   type TaskRow,
 } from "./rows.js";
 import { reservationRows, volumeRows, type ReservationRow, type VolumeRow } from "./reservations.js";
+import { maintenanceRow } from "./maintenance.js";
 
 /** The filters each query accepts. Every field is optional; none means "everything". */
 export interface HostFilters {
@@ -78,6 +79,7 @@ const SPECS = {
   usage: { frameworkId: "string", hostId: "string", limit: "limit" },
   reservations: { hostId: "string", role: "string" },
   volumes: { hostId: "string", role: "string", volumeId: "string" },
+  maintenance: { hostId: "string" },
 } satisfies Record<string, Spec>;
 
 export type QueryName = keyof typeof SPECS;
@@ -244,5 +246,7 @@ export function answer(
       return reservations(state, filters);
     case "volumes":
       return volumes(state, filters);
+    case "maintenance":
+      return maintenanceRow(state, typeof filters.hostId === "string" ? filters.hostId : undefined);
   }
 }

@@ -7,7 +7,16 @@ import {
 } from "../actors/allocator/index.js";
 import { isTerminal, type TaskState } from "../events/index.js";
 import { add, formatResources, type Resources, type ScalarTotals } from "../resources/index.js";
-import type { ClusterState, FoldCounters, HostStatus, FrameworkStatus, TaskView } from "../state/index.js";
+import type { Unavailability } from "../events/index.js";
+import type {
+  ClusterState,
+  FoldCounters,
+  HostMode,
+  HostStatus,
+  FrameworkStatus,
+  TaskView,
+} from "../state/index.js";
+import { maintenanceModeOf, type MaintenanceMode } from "./maintenance.js";
 
 /**
  * The rows the read side answers with: plain data (msgpack and JSON both carry them as is),
@@ -18,6 +27,12 @@ export interface HostRow {
   hostId: string;
   hostname: string;
   status: HostStatus;
+  /** Offered (ACTIVE), DEACTIVATED, DRAINING or DRAINED by an operator. */
+  mode: HostMode;
+  /** Mesos maintenance mode: UP, DRAINING (scheduled) or DOWN. */
+  maintenance: MaintenanceMode;
+  /** The scheduled window, while the host is in the maintenance schedule. */
+  unavailability: Unavailability | null;
   sim: boolean;
   attributes: Record<string, string>;
   total: string;
@@ -151,6 +166,9 @@ export function hostRows(state: ClusterState): HostRow[] {
       hostId: h.hostId,
       hostname: h.hostname,
       status: h.status,
+      mode: h.mode,
+      maintenance: maintenanceModeOf(state, h.hostId),
+      unavailability: state.maintenance.byHost.get(h.hostId) ?? null,
       sim: h.sim,
       attributes: h.attributes,
       total: formatResources(h.total),

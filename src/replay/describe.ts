@@ -140,6 +140,46 @@ export function keyFields(e: CorralEvent): string {
     case "call.rejected":
       f.push(kv("origin", e.origin), kv("call", e.call), kv("code", e.code), kv("message", e.message));
       break;
+    case "maintenance.scheduled":
+      f.push(kv("windows", e.windows.map(windowText).join(",") || "none"), kv("reason", e.reason));
+      break;
+    case "host.deactivated":
+    case "host.gone":
+      f.push(kv("host", e.hostId), kv("reason", e.reason));
+      break;
+    case "host.draining":
+      f.push(
+        kv("host", e.hostId),
+        kv("max-grace", e.maxGracePeriodS === undefined ? undefined : `${e.maxGracePeriodS}s`),
+      );
+      if (e.markGone) f.push("mark-gone");
+      break;
+    case "host.reactivated":
+    case "host.drained":
+    case "host.down":
+    case "host.up":
+      f.push(kv("host", e.hostId));
+      break;
+    case "inverse_offer.made":
+      f.push(kv("inverse-offer", e.inverseOfferId), kv("fw", e.frameworkId), kv("host", e.hostId));
+      f.push(kv("window", windowText({ hostIds: [], ...e.unavailability })));
+      break;
+    case "inverse_offer.accepted":
+    case "inverse_offer.declined":
+      f.push(kv("inverse-offer", e.inverseOfferId), kv("fw", e.frameworkId), kv("host", e.hostId));
+      if (e.type === "inverse_offer.declined" && e.refuseSeconds > 0)
+        f.push(kv("refuse", `${e.refuseSeconds}s`));
+      break;
+    case "inverse_offer.rescinded":
+      f.push(kv("inverse-offer", e.inverseOfferId), kv("fw", e.frameworkId), kv("host", e.hostId));
+      f.push(kv("reason", e.reason));
+      break;
   }
   return f.filter((x) => x !== undefined).join(" ");
+}
+
+/** `h1+h2@2025-01-01T10:00:00.000Z/3600s`: a window's hosts, start and duration. */
+function windowText(w: { hostIds: string[]; start: number; durationMs: number }): string {
+  const start = Number.isFinite(w.start) ? new Date(w.start).toISOString() : String(w.start);
+  return `${w.hostIds.join("+")}@${start}/${w.durationMs / 1000}s`;
 }

@@ -26,6 +26,7 @@ export interface StateDiff {
   tasks: EntityDiff;
   offers: EntityDiff;
   roles: EntityDiff;
+  inverseOffers: EntityDiff;
 }
 
 /** JSON with object keys sorted, so equal values compare equal whatever their key order. */
@@ -85,12 +86,13 @@ export function diffStates(a: ClusterState, b: ClusterState): StateDiff {
     tasks: diffBy(tasksOf(ja), tasksOf(jb), (t) => t.taskId),
     offers: diffBy(ja.offers, jb.offers, (o) => o.offerId),
     roles: diffBy(ja.roles, jb.roles, (r) => r.role),
+    inverseOffers: diffBy(ja.inverseOffers, jb.inverseOffers, (o) => o.inverseOfferId),
   };
 }
 
 /** True when the two states differ in none of the entities `diffStates` compares. */
 export function isEmptyDiff(d: StateDiff): boolean {
-  return [d.hosts, d.frameworks, d.tasks, d.offers, d.roles].every(
+  return [d.hosts, d.frameworks, d.tasks, d.offers, d.roles, d.inverseOffers].every(
     (e) => e.added.length === 0 && e.removed.length === 0 && e.changed.length === 0,
   );
 }

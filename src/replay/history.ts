@@ -103,6 +103,10 @@ function patternOf(t: EventType, o: HistoryOptions): string | undefined {
     case "resources":
     case "volume":
       return o.taskId ? undefined : `corral.evt.task.${host}.${fw}.*`;
+    case "maintenance":
+      return o.taskId || o.frameworkId || o.hostId ? undefined : "corral.evt.maintenance";
+    case "inverse_offer":
+      return o.taskId ? undefined : `corral.evt.offer.${fw}`;
     case "call": {
       if (o.taskId || (o.frameworkId && o.hostId)) return undefined;
       if (o.frameworkId) return `corral.evt.reject.fw.${o.frameworkId}`;

@@ -10,6 +10,7 @@ import { CallChannel, type CallBody } from "../rpc/index.js";
 import type {
   Filters,
   FrameworkOptions,
+  InverseOffer,
   LaunchTask,
   Notification,
   Offer,
@@ -39,6 +40,12 @@ export interface FrameworkClient {
   teardown(): Promise<void>;
   /** Received and neither accepted, declined nor rescinded. */
   isOutstanding(offerId: string): boolean;
+  /** Requests for hosts back (maintenance), in arrival order; answered or rescinded ones are skipped. */
+  inverseOffers(): AsyncIterable<InverseOffer>;
+  /** The framework will be off these hosts in time (Mesos ACCEPT_INVERSE_OFFERS). */
+  acceptInverseOffers(inverseOfferIds: string[], filters?: Filters): Promise<void>;
+  /** It will not: the master asks again after `filters.refuseSeconds` (Mesos DECLINE_INVERSE_OFFERS). */
+  declineInverseOffers(inverseOfferIds: string[], filters?: Filters): Promise<void>;
   /** Stop reading, reject pending calls with a Closed error, end the iterators. */
   close(): Promise<void>;
 }
@@ -193,6 +200,32 @@ class Client implements FrameworkClient {
 
   isOutstanding(offerId: string): boolean {
     return this.feeds.outstanding.has(offerId);
+  }
+
+  inverseOffers(): AsyncIterable<InverseOffer> {
+    return this.feeds.outstandingInverseOffers();
+  }
+
+  async acceptInverseOffers(inverseOfferIds: string[], filters?: Filters): Promise<void> {
+    for (const id of inverseOfferIds) this.feeds.outstandingInverse.delete(id);
+    const frameworkId = this.frameworkId;
+    await this.rpc.send({
+      type: "ACCEPT_INVERSE_OFFERS",
+      frameworkId,
+      inverseOfferIds,
+      ...withFilters(filters),
+    });
+  }
+
+  async declineInverseOffers(inverseOfferIds: string[], filters?: Filters): Promise<void> {
+    for (const id of inverseOfferIds) this.feeds.outstandingInverse.delete(id);
+    const frameworkId = this.frameworkId;
+    await this.rpc.send({
+      type: "DECLINE_INVERSE_OFFERS",
+      frameworkId,
+      inverseOfferIds,
+      ...withFilters(filters),
+    });
   }
 
   close(): Promise<void> {

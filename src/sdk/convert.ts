@@ -7,12 +7,23 @@ import {
 } from "../events/index.js";
 import { CorralError, ErrorCode } from "../errors/index.js";
 import { parseResources } from "../resources/index.js";
-import type { LaunchTask, Offer, Operation, TaskStatus } from "./types.js";
+import type { InverseOffer, LaunchTask, Offer, Operation, TaskStatus } from "./types.js";
 
 /** Translations between the SDK's types and the wire's events and calls. */
 
-export function offerOf(e: EventOf<"offer.made">, receivedAt: number): Offer {
+export function inverseOfferOf(e: EventOf<"inverse_offer.made">, receivedAt: number): InverseOffer {
   return {
+    inverseOfferId: e.inverseOfferId,
+    frameworkId: e.frameworkId,
+    hostId: e.hostId,
+    hostname: e.hostname,
+    unavailability: e.unavailability,
+    receivedAt,
+  };
+}
+
+export function offerOf(e: EventOf<"offer.made">, receivedAt: number): Offer {
+  const o: Offer = {
     offerId: e.offerId,
     frameworkId: e.frameworkId,
     hostId: e.hostId,
@@ -22,6 +33,8 @@ export function offerOf(e: EventOf<"offer.made">, receivedAt: number): Offer {
     resources: e.resources,
     receivedAt,
   };
+  if (e.unavailability) o.unavailability = e.unavailability;
+  return o;
 }
 
 export function statusOf(e: EventOf<"task.status">): TaskStatus {

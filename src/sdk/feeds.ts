@@ -10,9 +10,9 @@ import { EVENTS_STREAM, subjects, type CorralEvent } from "../events/index.js";
 // Not (yet) in the events entry: the one decoder of a log message every reader shares.
 import { entryOf } from "../events/reader.js";
 import { CorralError, ErrorCode } from "../errors/index.js";
-import { offerOf, statusOf } from "./convert.js";
+import { inverseOfferOf, offerOf, statusOf } from "./convert.js";
 import { AsyncQueue } from "./queue.js";
-import type { Notification, Offer, TaskStatus } from "./types.js";
+import type { InverseOffer, Notification, Offer, TaskStatus } from "./types.js";
 
 /** Messages a consumer pulls at a time (the bound on what sits in the client beyond the queues). */
 const PULL_BATCH = 256;
@@ -33,6 +33,10 @@ export class Feeds {
   readonly offers = new AsyncQueue<Offer>();
   readonly updates = new AsyncQueue<TaskStatus>();
   readonly notes = new AsyncQueue<Notification>();
+  /** Inverse offers ride with the offers (same subject); few, so they are not flow-controlled. */
+  readonly inverseOffers = new AsyncQueue<InverseOffer>();
+  /** Inverse offers received and not yet answered or rescinded. */
+  readonly outstandingInverse = new Map<string, InverseOffer>();
   /** Offers received and not yet used, declined or rescinded. */
   readonly outstanding = new Map<string, Offer>();
   /** Uuids of updates handed out and not yet acknowledged: a second delivery is dropped. */
@@ -117,11 +121,23 @@ export class Feeds {
     };
   }
 
+  /** The inverse offers queue, skipping ones no longer outstanding when they are read. */
+  outstandingInverseOffers(): AsyncIterable<InverseOffer> {
+    const q = this.inverseOffers;
+    const outstanding = this.outstandingInverse;
+    return {
+      async *[Symbol.asyncIterator]() {
+        for await (const o of q) if (outstanding.has(o.inverseOfferId)) yield o;
+      },
+    };
+  }
+
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
     this.stopStatus?.();
     this.offers.close();
+    this.inverseOffers.close();
     this.updates.close();
     this.notes.close();
     await Promise.allSettled(this.messages.map((m) => m.close()));
@@ -142,6 +158,25 @@ export class Feeds {
       this.notes.push({ type: "offer.rescinded", offerId: e.offerId, reason: e.reason });
     } else if (e.type === "offer.declined" || e.type === "offer.accepted") {
       this.outstanding.delete(e.offerId);
+    } else {
+      this.onInverseOffer(e);
+    }
+  }
+
+  private onInverseOffer(e: CorralEvent): void {
+    if (e.type === "inverse_offer.made" && e.frameworkId === this.frameworkId) {
+      const io = inverseOfferOf(e, Date.now());
+      this.outstandingInverse.set(io.inverseOfferId, io);
+      this.inverseOffers.push(io);
+    } else if (e.type === "inverse_offer.rescinded") {
+      this.outstandingInverse.delete(e.inverseOfferId);
+      this.notes.push({
+        type: "inverse_offer.rescinded",
+        inverseOfferId: e.inverseOfferId,
+        reason: e.reason,
+      });
+    } else if (e.type === "inverse_offer.accepted" || e.type === "inverse_offer.declined") {
+      this.outstandingInverse.delete(e.inverseOfferId);
     }
   }
 
@@ -156,8 +191,10 @@ export class Feeds {
     else this.log?.warn({ reason: e.reason }, "framework removed");
     this.notes.push({ type: "framework.removed", reason: e.reason });
     this.outstanding.clear();
+    this.outstandingInverse.clear();
     // Like Mesos's ERROR event: nothing more will come. Calls in flight still get their answers.
     this.offers.close();
+    this.inverseOffers.close();
     this.updates.close();
     this.notes.close();
   }

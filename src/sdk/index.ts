@@ -3,6 +3,7 @@ export { connectFramework, type FrameworkClient } from "./client.js";
 export type {
   Filters,
   FrameworkOptions,
+  InverseOffer,
   LaunchTask,
   Notification,
   Offer,
@@ -17,5 +18,5 @@ export {
   PayloadTooLargeError,
   TimeoutError,
 } from "../errors/index.js";
-export { isTerminal, TERMINAL_TASK_STATES, type TaskState } from "../events/index.js";
+export { isTerminal, TERMINAL_TASK_STATES, type TaskState, type Unavailability } from "../events/index.js";
 export { parseResources, type Resource, type Resources } from "../resources/index.js";

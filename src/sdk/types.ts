@@ -1,6 +1,6 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
-import type { Command, TaskInfo, TaskStatusInfo } from "../events/index.js";
+import type { Command, TaskInfo, TaskStatusInfo, Unavailability } from "../events/index.js";
 import type { Resource, Resources } from "../resources/index.js";
 
 /** Resources of one host offered to the framework (Mesos `Offer`). */
@@ -15,6 +15,23 @@ export interface Offer {
   /** Each resource keeps its own reservation role ("*" = unreserved). */
   resources: Resources;
   /** Local clock (ms since the epoch) when the client received the offer. */
+  receivedAt: number;
+  /** Set when the host is scheduled for maintenance: it will be unavailable from `start` for `durationMs`. */
+  unavailability?: Unavailability;
+}
+
+/**
+ * The master asks for a host back (Mesos `InverseOffer`): the host is scheduled for maintenance,
+ * and the framework runs tasks there (or holds offers of it). Accept if they will be off the host
+ * before `unavailability.start` (or can be lost then), decline if not.
+ */
+export interface InverseOffer {
+  inverseOfferId: string;
+  frameworkId: string;
+  hostId: string;
+  hostname: string;
+  unavailability: Unavailability;
+  /** Local clock (ms since the epoch) when the client received it. */
   receivedAt: number;
 }
 
@@ -85,6 +102,7 @@ export interface FrameworkOptions {
 /** Things the framework is told about besides offers and task updates. */
 export type Notification =
   | { type: "offer.rescinded"; offerId: string; reason: string }
+  | { type: "inverse_offer.rescinded"; inverseOfferId: string; reason: string }
   | { type: "framework.removed"; reason: string }
   | { type: "call.rejected"; callId?: string; code: string; message: string }
   | { type: "disconnected" }
