@@ -22,11 +22,11 @@ export function durationText(ms: number): string {
   return out.join("");
 }
 
-/** `UP`, `DOWN`, or `DRAINING in 5m for 1h` (the window, relative to now). */
+/** `UP`, `DOWN`, or `DRAINING (window in 5m, 1h)` / `(window began 3m ago, 1h)`: relative within a day. */
 export function maintenanceText(mode: MaintenanceMode, u: Unavailability | null, now = Date.now()): string {
   if (!u) return mode;
-  const start = u.start <= now ? `since ${when(u.start, now)}` : when(u.start, now);
-  return `${mode} ${start} for ${durationText(u.durationMs)}`;
+  const rel = when(u.start, now);
+  return `${mode} (window ${rel.endsWith(" ago") ? `began ${rel}` : rel}, ${durationText(u.durationMs)})`;
 }
 
 /** `corral maintenance status`: the schedule, then per host the frameworks' answers. */
