@@ -5,7 +5,8 @@ import { makeInverseOffers } from "../src/actors/master/inverse-offers.js";
 import { drainSweep } from "../src/actors/master/decide-drain.js";
 import type { CorralEvent, FrameworkCall, LogEntry, NewEvent, OperatorCall } from "../src/events/index.js";
 import { subjectOf, validateOperatorCall } from "../src/events/index.js";
-import { CallRejectedError, CorralError } from "../src/errors/index.js";
+import type { CallRejectedError} from "../src/errors/index.js";
+import { CorralError } from "../src/errors/index.js";
 import type { CallBody } from "../src/rpc/index.js";
 import { parseResources } from "../src/resources/index.js";
 import { createState, fold, foldEntry, stateToJSON, type ClusterState } from "../src/state/index.js";
@@ -97,7 +98,7 @@ class Given {
     return d;
   }
   fw(call: CallBody<FrameworkCall>): Decision {
-    const d = decideFrameworkCall(this.state, { ...call, callId: "c" } as FrameworkCall, this.ctx());
+    const d = decideFrameworkCall(this.state, { ...call, callId: "c" }, this.ctx());
     this.apply(...d.events);
     return d;
   }
