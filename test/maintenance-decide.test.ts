@@ -5,7 +5,7 @@ import { makeInverseOffers } from "../src/actors/master/inverse-offers.js";
 import { drainSweep } from "../src/actors/master/decide-drain.js";
 import type { CorralEvent, FrameworkCall, LogEntry, NewEvent, OperatorCall } from "../src/events/index.js";
 import { subjectOf, validateOperatorCall } from "../src/events/index.js";
-import type { CallRejectedError} from "../src/errors/index.js";
+import type { CallRejectedError } from "../src/errors/index.js";
 import { CorralError } from "../src/errors/index.js";
 import type { CallBody } from "../src/rpc/index.js";
 import { parseResources } from "../src/resources/index.js";
