@@ -94,12 +94,17 @@ function registerMaintenance(program: Command): void {
     .option("--nats <url>", NATS_HELP, defaultNats())
     .action(async (o: { host: string[]; start: string; duration: number; nats: string }) => {
       let start: number;
+      // Usage errors, caught before anything is sent: one line, like commander's own.
+      const usage = (message: string) => {
+        process.stderr.write(`corral: maintenance schedule: ${message}\n`);
+        process.exitCode = 1;
+      };
       try {
         start = parseStart(o.start);
       } catch (err) {
-        return failed("maintenance schedule", err);
+        return usage((err as Error).message);
       }
-      if (o.host.length === 0) return failed("maintenance schedule", new Error("name at least one --host"));
+      if (o.host.length === 0) return usage("name at least one --host");
       await withCall(o.nats, "maintenance schedule", async (nc) => {
         const window = { hostIds: [...new Set(o.host)], start, durationMs: o.duration };
         const version = await editSchedule(nc, window.hostIds, window);
