@@ -5,7 +5,7 @@ import {
   type ScalarResource,
   type ScalarTotals,
 } from "../../resources/index.js";
-import type { ClusterState } from "../../state/index.js";
+import { offerable, type ClusterState } from "../../state/index.js";
 import { addInto, ancestry } from "./sorter.js";
 
 /**
@@ -158,7 +158,7 @@ export function requiredHeadroom(tops: readonly QuotaNode[]): ScalarTotals {
 export function availableHeadroom(state: ClusterState): ScalarTotals {
   const out = totals();
   for (const h of state.hosts.values()) {
-    if (h.status !== "ACTIVE") continue;
+    if (!offerable(h)) continue; // a deactivated or draining host's free resources are no headroom
     for (const r of h.available) {
       if (r.role === DEFAULT_ROLE && "scalar" in r) out[r.name] = round3((out[r.name] ?? 0) + r.scalar);
     }

@@ -410,8 +410,15 @@ export class Master {
       answer();
       return undefined;
     }
-    for (const e of decision.events) evolve(this.#state, e);
     const batches = decision.batches ?? batchesOf(decision.events);
+    // Apply in log order, each message at the sequence it will get (the appender's expected
+    // sequences are consecutive), so the live state is exactly what a fold of the log gives
+    // (e.g. a task's launchSeq, which REGISTER's accounting of lost tasks compares).
+    let seq = appender.lastSeq;
+    for (const b of batches) {
+      this.#state.seq = ++seq;
+      for (const e of b.events) evolve(this.#state, e);
+    }
     this.counters.appendedMessages += batches.length;
     this.counters.appendedEvents += decision.events.length;
     const before = appender.bytes;
