@@ -1,9 +1,9 @@
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { readdirSync, statSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cli, freePort, interrupt, startService, startUp, ups } from "./helpers/cli.js";
+import { cli, freePort, interrupt, removeDir, startService, startUp, stopUps } from "./helpers/cli.js";
 
 /** Every file named `name` below `dir`. */
 function find(dir: string, name: string): string[] {
@@ -39,11 +39,9 @@ describe("corral hostd", () => {
   }, 60_000);
 
   afterAll(async () => {
-    for (const up of ups)
-      if (up.proc.exitCode === null && up.proc.signalCode === null) up.proc.kill("SIGKILL");
-    await Promise.all(ups.map((u) => u.exited));
-    await rm(dataDir, { recursive: true, force: true });
-    await rm(workDir, { recursive: true, force: true });
+    await stopUps();
+    await removeDir(dataDir);
+    await removeDir(workDir);
   });
 
   it("registers a real host that runs a task as a process with a sandbox", { timeout: 60_000 }, async () => {

@@ -1,8 +1,8 @@
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cli, freePort, startUp, ups } from "./helpers/cli.js";
+import { cli, freePort, removeDir, startUp, stopUps } from "./helpers/cli.js";
 
 /** `corral quota` and `corral roles` through the built CLI, against `corral up` with sim hosts. */
 
@@ -43,10 +43,8 @@ describe("corral quota", () => {
   }, 60_000);
 
   afterAll(async () => {
-    for (const up of ups)
-      if (up.proc.exitCode === null && up.proc.signalCode === null) up.proc.kill("SIGKILL");
-    await Promise.all(ups.map((u) => u.exited));
-    await rm(dataDir, { recursive: true, force: true });
+    await stopUps();
+    await removeDir(dataDir);
   });
 
   it(

@@ -1,10 +1,10 @@
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { operatorPrincipal } from "../src/cli/operator-call.js";
 import type { HostRow, ReservationRow, VolumeRow } from "../src/projections/index.js";
-import { cli, freePort, interrupt, startService, startUp, ups } from "./helpers/cli.js";
+import { cli, freePort, interrupt, removeDir, startService, startUp, stopUps } from "./helpers/cli.js";
 
 /**
  * `corral reserve | unreserve | reservations | volume ...` and `corral run --volume`, through the
@@ -68,9 +68,8 @@ describe("reservations and volumes from the command line", () => {
   }, 60_000);
 
   afterAll(async () => {
-    for (const u of ups) if (u.proc.exitCode === null && u.proc.signalCode === null) u.proc.kill("SIGKILL");
-    await Promise.all(ups.map((u) => u.exited));
-    await rm(dataDir, { recursive: true, force: true });
+    await stopUps();
+    await removeDir(dataDir);
   });
 
   it(

@@ -1,10 +1,21 @@
 import { execFile } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CLI, ENV, cli, freePort, interrupt, startService, startUp, ups } from "./helpers/cli.js";
+import {
+  CLI,
+  ENV,
+  cli,
+  freePort,
+  interrupt,
+  removeDir,
+  startService,
+  startUp,
+  stopUps,
+  ups,
+} from "./helpers/cli.js";
 
 /** `corral up`, `corral run` and a restart, through the built CLI (the global setup builds dist/). */
 
@@ -18,8 +29,7 @@ async function upOn(dataDir: string, extra: string[]): Promise<{ url: string; ar
 }
 
 afterAll(async () => {
-  for (const up of ups) if (up.proc.exitCode === null && up.proc.signalCode === null) up.proc.kill("SIGKILL");
-  await Promise.all(ups.map((u) => u.exited));
+  await stopUps();
 });
 
 describe("corral up / run with the default real host", () => {
@@ -36,7 +46,8 @@ describe("corral up / run with the default real host", () => {
   });
 
   afterAll(async () => {
-    await rm(dataDir, { recursive: true, force: true });
+    await stopUps();
+    await removeDir(dataDir);
   });
 
   it("starts a whole cluster with one real host and says where it listens", { timeout: 60_000 }, async () => {
@@ -202,7 +213,8 @@ describe("corral up --no-host --sim-hosts 1", () => {
   }, 60_000);
 
   afterAll(async () => {
-    await rm(dataDir, { recursive: true, force: true });
+    await stopUps();
+    await removeDir(dataDir);
   });
 
   it(

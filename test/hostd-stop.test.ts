@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdtemp, readFile, rm, rmdir } from "node:fs/promises";
+import { mkdtemp, readFile, rmdir } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -17,7 +17,8 @@ import {
   type TaskStatus,
 } from "../src/sdk/index.js";
 import { cgroupMounts, hostdSkipReason } from "./helpers/cgroups.js";
-import { interrupt, startService, ups } from "./helpers/cli.js";
+import type { ups } from "./helpers/cli.js";
+import { interrupt, removeDir, startService, stopUps } from "./helpers/cli.js";
 import { startTestNats, type TestNats } from "./helpers/nats.js";
 import { waitFor } from "./helpers/wait.js";
 
@@ -81,13 +82,11 @@ describe.skipIf(skipReason !== undefined)("stopping a host daemon removes its ho
     })();
   });
   afterAll(async () => {
-    for (const up of ups)
-      if (up.proc.exitCode === null && up.proc.signalCode === null) up.proc.kill("SIGKILL");
-    await Promise.all(ups.map((u) => u.exited));
+    await stopUps();
     await fw?.close();
     await master?.stop();
     await nats?.stop();
-    for (const d of workDirs) await rm(d, { recursive: true, force: true });
+    for (const d of workDirs) await removeDir(d);
     for (const m of mounts) await rmdir(join(m, ROOT)).catch(() => undefined);
   });
 

@@ -1,3 +1,4 @@
+import { rm } from "node:fs/promises";
 import { spawn, type ChildProcess } from "node:child_process";
 import { createServer } from "node:net";
 import { join } from "node:path";
@@ -79,6 +80,24 @@ export function cli(
       resolve({ code, stdout, stderr });
     });
   });
+}
+
+/**
+ * Stop every `corral` process still running, politely first: SIGINT lets `corral up` stop its own
+ * nats-server, which a SIGKILL would orphan (it then kept writing into the data dir being removed,
+ * and kept running after the tests). SIGKILL only what has not exited after `graceMs`.
+ */
+export async function stopUps(graceMs = 10_000): Promise<void> {
+  const live = ups.filter((u) => u.proc.exitCode === null && u.proc.signalCode === null);
+  for (const u of live) u.proc.kill("SIGINT");
+  await Promise.race([Promise.all(live.map((u) => u.exited)), new Promise((r) => setTimeout(r, graceMs))]);
+  for (const u of live) if (u.proc.exitCode === null && u.proc.signalCode === null) u.proc.kill("SIGKILL");
+  await Promise.all(live.map((u) => u.exited));
+}
+
+/** Remove a test's directory, retrying while a process that just stopped lets go of it. */
+export async function removeDir(dir: string | undefined): Promise<void> {
+  if (dir) await rm(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
 }
 
 export async function interrupt(up: Up): Promise<number | null> {
