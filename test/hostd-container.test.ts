@@ -71,7 +71,13 @@ describe.skipIf(skipReason !== undefined)("host daemon: block I/O, users, checks
     volume = await mkdtemp(join(tmpdir(), "corral-volume-"));
     await writeFile(join(volume, "inside.txt"), "only visible inside the task's mount namespace\n");
     nats = await startTestNats();
-    master = startMaster({ nc: await nats.connect(), logger, allocationDelayMs: 1, defaultRefuseSeconds: 0 });
+    master = startMaster({
+      nc: await nats.connect(),
+      logger,
+      allocationDelayMs: 1,
+      defaultRefuseSeconds: 0,
+      allowedHostPaths: [volume],
+    });
     await master.whenLeader();
     daemon = await startHostDaemon({
       nc: await nats.connect(),

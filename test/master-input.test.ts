@@ -21,7 +21,12 @@ async function logEvents(): Promise<CorralEvent[]> {
 describe("master inputs", () => {
   beforeAll(async () => {
     nats = await startTestNats();
-    master = startMaster({ nc: await nats.connect(), logger: silentLogger(), allocationDelayMs: 1 });
+    master = startMaster({
+      nc: await nats.connect(),
+      logger: silentLogger(),
+      allocationDelayMs: 1,
+      operators: ["ops"],
+    });
     await master.whenLeader();
   });
   afterAll(async () => {

@@ -75,7 +75,12 @@ describe("UPDATE_QUOTA through a real master", () => {
   beforeAll(async () => {
     nats = await startTestNats();
     nc = await nats.connect();
-    master = startMaster({ nc: await nats.connect(), logger: silentLogger(), allocationDelayMs: 1 });
+    master = startMaster({
+      nc: await nats.connect(),
+      logger: silentLogger(),
+      allocationDelayMs: 1,
+      operators: ["ops"],
+    });
     await master.whenLeader();
   });
   afterAll(async () => {

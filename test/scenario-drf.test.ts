@@ -65,7 +65,12 @@ describe("DRF offers through a real master", () => {
   beforeEach(async () => {
     nats = await startTestNats();
     nc = await nats.connect();
-    master = startMaster({ nc: await nats.connect(), logger: silentLogger(), allocationDelayMs: 1 });
+    master = startMaster({
+      nc: await nats.connect(),
+      logger: silentLogger(),
+      allocationDelayMs: 1,
+      operators: ["ops"],
+    });
     await master.whenLeader();
   });
   afterEach(async () => {

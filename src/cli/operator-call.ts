@@ -1,6 +1,6 @@
 import { jetstream } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { userInfo } from "node:os";
+import { localPrincipal } from "../auth/index.js";
 import { subjects, type OperatorCall } from "../events/index.js";
 import { CorralError, ErrorCode, TimeoutError } from "../errors/index.js";
 import { CallChannel, type CallBody } from "../rpc/index.js";
@@ -20,18 +20,7 @@ export async function connectForCli(url: string): Promise<NatsConnection | undef
 }
 
 /** Who is calling: `$USER` (or the login name), as a subject token; "operator" when unknown. */
-export function operatorPrincipal(): string {
-  let user = process.env.USER;
-  if (!user) {
-    try {
-      user = userInfo().username;
-    } catch {
-      user = undefined;
-    }
-  }
-  const token = (user ?? "").replace(/[^A-Za-z0-9_-]/g, "_").slice(0, 64);
-  return token === "" || /^_+$/.test(token) ? "operator" : token;
-}
+export const operatorPrincipal = localPrincipal;
 
 /**
  * Send an operator call and wait for the master's answer: the call is stored in INPUTS on

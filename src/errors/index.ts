@@ -42,6 +42,8 @@ export const ErrorCode = {
   InvalidHostState: "INVALID_HOST_STATE",
   /** A conditional update that lost a race (e.g. the maintenance schedule changed meanwhile). */
   Conflict: "CONFLICT",
+  /** A caller asking for what its principal may not do (another's task, role, operator calls). */
+  Unauthorized: "UNAUTHORIZED",
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -32,6 +32,8 @@ export interface MasterComponentOptions {
   offerTimeoutS?: number;
   hostTimeoutMs?: number;
   leaseTtlMs?: number;
+  operators?: string[];
+  allowedHostPaths?: string[];
 }
 
 export interface HostdComponentOptions {

@@ -3,12 +3,20 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { localPrincipal } from "../../src/auth/index.js";
 
 /** Running the built CLI (`dist/`, built by the global test setup) as a user would. */
 
 export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 export const CLI = join(ROOT, "dist/src/cli/main.js");
-export const ENV = { ...process.env, CORRAL_LOG_JSON: "1", CORRAL_LOG_LEVEL: "warn" };
+// The masters these tests start accept operator calls from the user and from "alice" (a second
+// principal the reservation tests act as); anyone else is refused (docs/security.md).
+export const ENV = {
+  ...process.env,
+  CORRAL_LOG_JSON: "1",
+  CORRAL_LOG_LEVEL: "warn",
+  CORRAL_OPERATORS: `${localPrincipal()},alice`,
+};
 
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

@@ -1,4 +1,5 @@
 import type { Batch, CorralEvent, EventOf, EventType } from "../../events/index.js";
+import type { AuthPolicy } from "../../auth/index.js";
 import type { ScalarTotals } from "../../resources/index.js";
 import { CallRejectedError, type ErrorCode } from "../../errors/index.js";
 
@@ -9,6 +10,8 @@ export interface DecideContext {
   minAllocatable: ScalarTotals[];
   /** Seconds a LAUNCH's unused resources are filtered for when the call names none (Mesos: 5). */
   defaultRefuseSeconds: number;
+  /** Who may make operator calls and mount host paths; absent = deny both (see auth/policy). */
+  auth?: AuthPolicy;
 }
 
 export interface Decision {

@@ -11,6 +11,13 @@ import {
   type Resources,
 } from "../../resources/index.js";
 import { applyConversion, convert } from "./conversions.js";
+import {
+  authorizeHostPaths,
+  authorizeOfferRole,
+  authorizeResubscribe,
+  authorizeTaskResources,
+  policyOf,
+} from "./authorize.js";
 import type { ClusterState, FrameworkView, TaskView } from "../../state/index.js";
 import { event, reject, type DecideContext, type Decision } from "./context.js";
 import { rescindInverseOffers } from "./host-ops.js";
@@ -102,6 +109,8 @@ export function decideFrameworkCall(state: ClusterState, call: FrameworkCall, ct
       const events: CorralEvent[] = [];
       for (const a of call.acks) {
         const t = state.tasks.get(a.taskId);
+        if (t && t.frameworkId !== fw.frameworkId)
+          reject(ErrorCode.Unauthorized, `task ${a.taskId} is not a task of framework ${fw.frameworkId}`);
         // Mesos ignores acknowledgements of unknown updates; so do we (they may be retries).
         if (!t || t.frameworkId !== fw.frameworkId || t.unackedUuid !== a.uuid) continue;
         events.push(
@@ -150,6 +159,7 @@ function subscribe(state: ClusterState, call: FrameworkCallOf<"SUBSCRIBE">, ctx:
       ErrorCode.UnknownFramework,
       `framework ${call.frameworkId} was torn down; subscribe with a new id`,
     );
+  authorizeResubscribe(prev, call);
   const e = event(ctx, "framework.subscribed", {
     frameworkId: call.frameworkId,
     name: call.name,
@@ -197,6 +207,7 @@ function accept(state: ClusterState, call: FrameworkCallOf<"ACCEPT">, ctx: Decid
     reject(ErrorCode.InvalidCall, "all offers in one ACCEPT must come from the same host");
   if (offers.some((o) => o.role !== first.role))
     reject(ErrorCode.InvalidCall, "all offers in one ACCEPT must be allocated to the same role");
+  authorizeOfferRole(fw, first.role);
   let pool: Resources = [];
   for (const o of offers) pool = add(pool, o.resources);
 
@@ -231,6 +242,8 @@ function accept(state: ClusterState, call: FrameworkCallOf<"ACCEPT">, ctx: Decid
       const invalidContainer = containerProblem(t.container);
       if (invalidContainer !== undefined)
         reject(ErrorCode.InvalidCall, `task ${t.taskId}: invalid container: ${invalidContainer}`);
+      authorizeTaskResources(t.taskId, t.resources, first.role);
+      authorizeHostPaths(policyOf(ctx), t.taskId, t.container?.volumes);
       if (!contains(pool, t.resources))
         reject(
           ErrorCode.InsufficientResources,

@@ -21,12 +21,14 @@ import {
   type CorralEvent,
   type InputOrigin,
 } from "../../events/index.js";
+import { defaultOperators, type AuthPolicy } from "../../auth/index.js";
 import { CorralError, ErrorCode, FencedError } from "../../errors/index.js";
 import type { Logger } from "../../log/index.js";
 import { DEFAULT_MIN_ALLOCATABLE, type ScalarTotals } from "../../resources/index.js";
 import { createState, evolve, foldEntry, type ClusterState } from "../../state/index.js";
 import { allocate } from "../allocator/index.js";
 import { masterMachine } from "../machines/index.js";
+import { authorizeOperator } from "./authorize.js";
 import { event, type DecideContext, type Decision } from "./context.js";
 import { decideFrameworkCall } from "./decide-framework.js";
 import { decideHostCall, decideOperatorCall } from "./decide-host.js";
@@ -51,6 +53,10 @@ export interface MasterOptions {
   minAllocatable?: ScalarTotals[];
   defaultRefuseSeconds?: number;
   replicas?: number;
+  /** Principals allowed to make operator calls; `*` = anyone (default: `defaultOperators()`). */
+  operators?: readonly string[];
+  /** Host directories a task's container volumes may mount from (default: none; see docs/security.md). */
+  allowedHostPaths?: readonly string[];
 }
 
 export interface MasterCounters {
@@ -84,10 +90,13 @@ export class Master {
     allocationRuns: 0,
     heartbeats: 0,
   };
-  #o: Required<Omit<MasterOptions, "masterId" | "minAllocatable" | "replicas">> & {
+  #o: Required<
+    Omit<MasterOptions, "masterId" | "minAllocatable" | "replicas" | "operators" | "allowedHostPaths">
+  > & {
     minAllocatable: ScalarTotals[];
     replicas: number;
   };
+  #auth: AuthPolicy;
   #log: Logger;
   #actor;
   #state: ClusterState = createState();
@@ -121,6 +130,10 @@ export class Master {
       minAllocatable: opts.minAllocatable ?? [...DEFAULT_MIN_ALLOCATABLE],
       defaultRefuseSeconds: opts.defaultRefuseSeconds ?? 5,
       replicas: opts.replicas ?? 1,
+    };
+    this.#auth = {
+      operators: [...(opts.operators ?? defaultOperators())],
+      allowedHostPaths: [...(opts.allowedHostPaths ?? [])],
     };
     this.#actor = createActor(masterMachine, { input: { masterId: this.masterId } });
   }
@@ -289,6 +302,7 @@ export class Master {
       nextOfferId: () => `o${this.epoch.toString(36)}-${(++this.#offerSeq).toString(36)}`,
       minAllocatable: this.#o.minAllocatable,
       defaultRefuseSeconds: this.#o.defaultRefuseSeconds,
+      auth: this.#auth,
     };
   }
 
@@ -388,6 +402,8 @@ export class Master {
         return decideHostCall(this.#state, call, ctx);
       }
       case "op":
+        // Who may operate is decided before the call is even read: a stranger learns nothing.
+        authorizeOperator(this.#auth, origin.id);
         return decideOperatorCall(this.#state, validateOperatorCall(value), ctx, origin.id);
     }
   }

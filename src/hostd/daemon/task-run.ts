@@ -33,6 +33,7 @@ import { InvalidHealthCheckError, validateHealthCheck } from "../health/index.js
 import type { CgroupUsage } from "../isolation/index.js";
 import type { DiskEnforcement } from "./disk.js";
 import { startWatchers, type TaskWatchers } from "./watchers.js";
+import { resolveHostPaths } from "./host-paths.js";
 import { persistentMounts, volumeQuotas } from "./volumes.js";
 
 export const DEFAULT_TASK_CPUS = 0.1;
@@ -225,7 +226,10 @@ export class TaskRun {
         this.record.cgroup = id;
       }
       const cg = this.#cg;
-      const volumes = [...(e.container?.volumes ?? []), ...persistentMounts(this.#ctx.workDir, e.resources)];
+      const volumes = [
+        ...(await resolveHostPaths(this.#ctx.workDir, e.container?.volumes ?? [])),
+        ...persistentMounts(this.#ctx.workDir, e.resources),
+      ];
       this.#proc = await launchTask({
         taskId: e.taskId,
         frameworkId: e.frameworkId,
