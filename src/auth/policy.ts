@@ -29,14 +29,17 @@ export function isOperator(policy: AuthPolicy, principal: string): boolean {
  */
 export function hostPathProblem(policy: AuthPolicy, hostPath: string): string | undefined {
   if (hostPath.includes("\0")) return "a host path may not contain NUL";
-  const parts = hostPath.split("/");
-  const body = hostPath.startsWith("/") ? parts.slice(1) : parts;
+  if (hostPath === "") return "a host path may not be empty";
+  // One trailing slash is harmless ("/srv/data/"); "/" itself is the root, with no segments.
+  const path = hostPath.length > 1 ? hostPath.replace(/\/$/, "") : hostPath;
+  const parts = path === "/" ? [] : path.split("/");
+  const body = path.startsWith("/") ? parts.slice(1) : parts;
   if (body.some((p) => p === "" || p === "." || p === ".."))
     return `host path ${JSON.stringify(hostPath)} must be normalized (no ".", ".." or empty segments)`;
-  if (!posix.isAbsolute(hostPath)) return undefined;
+  if (!posix.isAbsolute(path)) return undefined;
   const inside = policy.allowedHostPaths.some((dir) => {
     const d = posix.normalize(dir).replace(/\/+$/, "");
-    return d === "" || hostPath === d || hostPath.startsWith(`${d}/`);
+    return d === "" || path === d || path.startsWith(`${d}/`);
   });
   if (inside) return undefined;
   const allowed = policy.allowedHostPaths.length > 0 ? policy.allowedHostPaths.join(", ") : "none";
