@@ -7,8 +7,8 @@ import type {
   RegisterResult,
 } from "../../events/index.js";
 import { isTerminal } from "../../events/index.js";
-import { ErrorCode } from "../../errors/index.js";
-import { validateRole } from "../../resources/index.js";
+import { ErrorCode, InvalidResourceError } from "../../errors/index.js";
+import { normalize, validateRole, type Resources } from "../../resources/index.js";
 import type { ClusterState, TaskView } from "../../state/index.js";
 import { taskTable } from "../machines/index.js";
 import { decideResourceCall } from "./decide-resources.js";
@@ -21,6 +21,7 @@ import { decideMaintenanceCall, isMaintenanceCall } from "./decide-maintenance.j
 export function decideHostCall(state: ClusterState, call: HostCall, ctx: DecideContext): Decision {
   switch (call.type) {
     case "REGISTER": {
+      checkResources(call.resources, `host ${call.hostId}'s resources`);
       const prev = state.hosts.get(call.hostId);
       if (prev?.status === "GONE")
         reject(
@@ -98,6 +99,19 @@ export function decideHostCall(state: ClusterState, call: HostCall, ctx: DecideC
       events.push(...drainedAfterReport(state, call.hostId, stateNow, ctx));
       return { events, result: { recorded, ignored }, dirty: [...dirty] };
     }
+  }
+}
+
+/**
+ * Resources the schema accepts can still be unusable (a scalar past the maximum, a range turned
+ * around): refuse them here, or the fold would throw on them after the decision was taken.
+ */
+function checkResources(rs: Resources, what: string): void {
+  try {
+    normalize(rs);
+  } catch (err) {
+    if (err instanceof InvalidResourceError) reject(ErrorCode.InvalidResource, `${what}: ${err.message}`);
+    throw err;
   }
 }
 

@@ -431,9 +431,18 @@ export class Master {
     // sequences are consecutive), so the live state is exactly what a fold of the log gives
     // (e.g. a task's launchSeq, which REGISTER's accounting of lost tasks compares).
     let seq = appender.lastSeq;
-    for (const b of batches) {
-      this.#state.seq = ++seq;
-      for (const e of b.events) evolve(this.#state, e);
+    try {
+      for (const b of batches) {
+        this.#state.seq = ++seq;
+        for (const e of b.events) evolve(this.#state, e);
+      }
+    } catch (err) {
+      // A decision the fold cannot apply is a bug in a decide function; the state is now partly
+      // changed and nothing is stored. Step down: the next leadership re-folds the log (the
+      // input, unacknowledged, is decided again) instead of serving from a state the log lacks.
+      this.#log.error({ err, msgId }, "a decision did not fold: stepping down");
+      this.#lost?.(`fold failed: ${(err as Error).message}`);
+      return undefined;
     }
     this.counters.appendedMessages += batches.length;
     this.counters.appendedEvents += decision.events.length;
