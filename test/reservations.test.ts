@@ -32,7 +32,13 @@ const volume = (id: string, size: number, role = "db"): Resource => ({
 describe("reservations and volumes through ACCEPT", () => {
   beforeAll(async () => {
     nats = await startTestNats();
-    master = startMaster({ nc: await nats.connect(), logger, allocationDelayMs: 1, defaultRefuseSeconds: 0 });
+    master = startMaster({
+      nc: await nats.connect(),
+      logger,
+      allocationDelayMs: 1,
+      defaultRefuseSeconds: 0,
+      operators: ["ops", "kvp"],
+    });
     await master.whenLeader();
     hosts = await startSimHosts({
       nc: await nats.connect(),

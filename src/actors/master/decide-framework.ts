@@ -6,6 +6,7 @@ import {
   contains,
   exclusive,
   isEmpty,
+  normalize,
   subtract,
   validateRole,
   type Resources,
@@ -256,7 +257,8 @@ function accept(state: ClusterState, call: FrameworkCallOf<"ACCEPT">, ctx: Decid
         hostId: first.hostId,
         role: first.role,
         name: t.name ?? t.taskId,
-        resources: t.resources,
+        // Normalized: only the fields a resource has reach the log, never what a caller added.
+        resources: normalize(t.resources),
         command: t.command,
         offerId: first.offerId,
       });

@@ -21,7 +21,7 @@ import { decideMaintenanceCall, isMaintenanceCall } from "./decide-maintenance.j
 export function decideHostCall(state: ClusterState, call: HostCall, ctx: DecideContext): Decision {
   switch (call.type) {
     case "REGISTER": {
-      checkResources(call.resources, `host ${call.hostId}'s resources`);
+      const resources = checkResources(call.resources, `host ${call.hostId}'s resources`);
       const prev = state.hosts.get(call.hostId);
       if (prev?.status === "GONE")
         reject(
@@ -41,7 +41,7 @@ export function decideHostCall(state: ClusterState, call: HostCall, ctx: DecideC
       const payload = {
         hostId: call.hostId,
         hostname: call.hostname,
-        resources: call.resources,
+        resources,
         attributes: call.attributes,
         sim: call.sim ?? false,
       };
@@ -106,9 +106,9 @@ export function decideHostCall(state: ClusterState, call: HostCall, ctx: DecideC
  * Resources the schema accepts can still be unusable (a scalar past the maximum, a range turned
  * around): refuse them here, or the fold would throw on them after the decision was taken.
  */
-function checkResources(rs: Resources, what: string): void {
+function checkResources(rs: Resources, what: string): Resources {
   try {
-    normalize(rs);
+    return normalize(rs);
   } catch (err) {
     if (err instanceof InvalidResourceError) reject(ErrorCode.InvalidResource, `${what}: ${err.message}`);
     throw err;
