@@ -90,7 +90,7 @@ function mutate(call: Record<string, unknown>): unknown {
     const p = pick(ps);
     const parent = p.slice(0, -1).reduce<unknown>((o, k) => (o as Record<string, unknown>)?.[k], copy) as
       Record<string | number, unknown> | undefined;
-    if (typeof parent !== "object" || parent === null) continue;
+    if (typeof parent !== "object" || parent === null || ArrayBuffer.isView(parent)) continue;
     const key = p[p.length - 1]!;
     switch (int(5)) {
       case 0:
