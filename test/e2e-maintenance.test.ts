@@ -131,6 +131,7 @@ describe("maintenance end to end", () => {
       allocationDelayMs: 1,
       allocationIntervalMs: 200,
       defaultRefuseSeconds: 0,
+      operators: ["tester"],
     });
     await master.whenLeader();
     projections = await startProjections({ nc: await nats.connect(), logger });

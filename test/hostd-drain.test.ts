@@ -78,7 +78,13 @@ describe(`real host daemon: drain and gone (isolation ${isolation})`, () => {
 
   beforeAll(async () => {
     nats = await startTestNats();
-    master = startMaster({ nc: await nats.connect(), logger, allocationDelayMs: 1, defaultRefuseSeconds: 0 });
+    master = startMaster({
+      nc: await nats.connect(),
+      logger,
+      allocationDelayMs: 1,
+      defaultRefuseSeconds: 0,
+      operators: ["tester"],
+    });
     await master.whenLeader();
     fw = await connectFramework({ servers: nats.url, name: "drain-e2e" });
     void (async () => {
