@@ -1,6 +1,6 @@
 import type { CorralEvent, EventOf, LogEntry } from "../events/index.js";
 import { isTerminal } from "../events/index.js";
-import { hostTable, taskTable } from "../actors/machines/index.js";
+import { frameworkTable, hostTable, taskTable } from "../actors/machines/index.js";
 import {
   add,
   contains,
@@ -132,6 +132,13 @@ export function evolve(state: ClusterState, e: CorralEvent): void {
     }
     case "framework.subscribed":
       return frameworkSubscribed(state, e);
+    case "framework.disconnected": {
+      const fw = state.frameworks.get(e.frameworkId);
+      if (!fw || frameworkTable.step(fw.status, "DISCONNECT") === undefined) return ignore(state);
+      fw.status = "DISCONNECTED";
+      fw.disconnectedAt = e.at;
+      return;
+    }
     case "framework.suppressed": {
       const fw = state.frameworks.get(e.frameworkId);
       if (!fw) return ignore(state);
@@ -314,6 +321,9 @@ function frameworkSubscribed(state: ClusterState, e: EventOf<"framework.subscrib
     failoverTimeoutS: e.failoverTimeoutS,
     principal: e.principal,
     status: "ACTIVE",
+    capabilities: [],
+    connectedAt: e.at,
+    disconnectedAt: undefined,
     suppressedRoles: new Set(),
     subscribedAt: e.at,
     allocated: {},
@@ -327,6 +337,9 @@ function frameworkSubscribed(state: ClusterState, e: EventOf<"framework.subscrib
   fw.failoverTimeoutS = e.failoverTimeoutS;
   fw.principal = e.principal;
   fw.status = "ACTIVE";
+  fw.capabilities = e.capabilities ?? [];
+  fw.connectedAt = e.at;
+  fw.disconnectedAt = undefined;
   state.frameworks.set(e.frameworkId, fw);
   for (const r of e.roles) roleOf(state, r).frameworks.add(e.frameworkId);
 }
