@@ -54,6 +54,12 @@ export const OperationSchema = Type.Union([
   Type.Object({ type: Type.Literal("SHRINK"), ...Volume, subtract: Type.Number({ exclusiveMinimum: 0 }) }),
 ]);
 
+/**
+ * Mesos FrameworkInfo.Capability PARTITION_AWARE: the framework understands TASK_UNREACHABLE,
+ * TASK_GONE, ... (without it, each is reported as TASK_LOST).
+ */
+export const PARTITION_AWARE = "PARTITION_AWARE";
+
 export const FrameworkCallSchemas = {
   SUBSCRIBE: call("SUBSCRIBE", {
     frameworkId: Id,

@@ -11,7 +11,7 @@ import {
   type Resources,
 } from "../../resources/index.js";
 import { applyConversion, convert } from "./conversions.js";
-import type { ClusterState, FrameworkView, TaskView } from "../../state/index.js";
+import type { ClusterState, FrameworkView } from "../../state/index.js";
 import { event, reject, type DecideContext, type Decision } from "./context.js";
 import { rescindInverseOffers } from "./host-ops.js";
 import { decideInverseOfferCall, isInverseOfferCall } from "./inverse-offers.js";

@@ -1,29 +1,15 @@
+import { PARTITION_AWARE, PARTITION_TASK_STATES } from "../../events/index.js";
 import type { FrameworkCallOf, TaskState, TaskStatusInfo } from "../../events/index.js";
 import type { ClusterState, FrameworkView, HostView, TaskView } from "../../state/index.js";
 import type { DecideContext } from "./context.js";
-
-/** Mesos FrameworkInfo.Capability: the framework understands TASK_UNREACHABLE, TASK_GONE, ... */
-export const PARTITION_AWARE = "PARTITION_AWARE";
 
 export function isPartitionAware(fw: Pick<FrameworkView, "capabilities">): boolean {
   return fw.capabilities.includes(PARTITION_AWARE);
 }
 
-/**
- * States a framework without PARTITION_AWARE never sees: Mesos reports each as TASK_LOST to it,
- * for backward compatibility (mesos/docs/high-availability-framework-guide.md).
- */
-const PARTITION_STATES: ReadonlySet<TaskState> = new Set<TaskState>([
-  "TASK_UNREACHABLE",
-  "TASK_GONE",
-  "TASK_GONE_BY_OPERATOR",
-  "TASK_DROPPED",
-  "TASK_UNKNOWN",
-]);
-
 /** The state as this framework may be told it. */
 export function visibleState(fw: Pick<FrameworkView, "capabilities">, s: TaskState): TaskState {
-  return !isPartitionAware(fw) && PARTITION_STATES.has(s) ? "TASK_LOST" : s;
+  return !isPartitionAware(fw) && PARTITION_TASK_STATES.has(s) ? "TASK_LOST" : s;
 }
 
 /** What a framework is told of a task (reconciliation answers, unacknowledged updates). */
