@@ -19,6 +19,9 @@ import type { ClusterState, FrameworkView, HostView, RoleView, TaskView } from "
 
 export { accumulate };
 
+/** `framework.removed` reason when a disconnected framework did not come back in time. */
+export const FAILOVER_TIMEOUT_REASON = "failover timeout";
+
 /** How many finished tasks the state remembers (Mesos keeps a bounded list too). */
 export const MAX_COMPLETED_TASKS = 1000;
 
@@ -154,7 +157,9 @@ export function evolve(state: ClusterState, e: CorralEvent): void {
     }
     case "framework.removed": {
       const fw = state.frameworks.get(e.frameworkId);
-      if (!fw) return ignore(state);
+      // The reason names the machine's event: only a disconnected framework can time out.
+      const how = e.reason === FAILOVER_TIMEOUT_REASON ? "FAILOVER_TIMEOUT" : "TEARDOWN";
+      if (!fw || frameworkTable.step(fw.status, how) === undefined) return ignore(state);
       fw.status = "REMOVED";
       fw.filters.clear();
       for (const r of fw.roles) state.roles.get(r)?.frameworks.delete(fw.frameworkId);

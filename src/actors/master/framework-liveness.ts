@@ -1,11 +1,10 @@
 import type { CorralEvent } from "../../events/index.js";
-import type { ClusterState } from "../../state/index.js";
+import { FAILOVER_TIMEOUT_REASON, type ClusterState } from "../../state/index.js";
 import { event, type DecideContext } from "./context.js";
 import { teardown } from "./decide-framework.js";
 import { rescindInverseOffers } from "./host-ops.js";
 
-/** The reason recorded when a disconnected framework is not back within its failover timeout. */
-export const FAILOVER_TIMEOUT_REASON = "failover timeout";
+export { FAILOVER_TIMEOUT_REASON };
 
 /**
  * Frameworks the clock has decided about (Mesos: a scheduler whose connection closed is
