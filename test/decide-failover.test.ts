@@ -173,11 +173,13 @@ describe("reconciliation (Mesos reconciliation.md)", () => {
   }
   const answers = (ss: TaskStatusInfo[]) => ss.map((s) => [s.taskId, s.state]);
 
-  /** Hosts: h1 registered (runs t1), h2 unreachable, h3 removed, and a task of another framework. */
+  /** Hosts: h1 registered (runs t1), h2 unreachable, h3 removed, h4 marked gone, h5 down. */
   function world(capabilities: string[]): Given {
-    const g = cluster(60, capabilities).host("h3", "cpus:1");
+    const g = cluster(60, capabilities).host("h3", "cpus:1").host("h4", "cpus:1").host("h5", "cpus:1");
     g.apply({ type: "host.unreachable", hostId: "h2", reason: "silent" });
     g.apply({ type: "host.removed", hostId: "h3", reason: "operator" });
+    g.apply({ type: "host.gone", hostId: "h4", reason: "operator" });
+    g.apply({ type: "host.down", hostId: "h5" });
     return g;
   }
   const explicit = [
@@ -185,6 +187,8 @@ describe("reconciliation (Mesos reconciliation.md)", () => {
     { taskId: "gone", hostId: "h1" },
     { taskId: "partitioned", hostId: "h2" },
     { taskId: "removed", hostId: "h3" },
+    { taskId: "marked-gone", hostId: "h4" },
+    { taskId: "down", hostId: "h5" },
     { taskId: "nowhere", hostId: "h9" },
     { taskId: "no-host" },
   ];
@@ -196,6 +200,8 @@ describe("reconciliation (Mesos reconciliation.md)", () => {
       ["gone", "TASK_GONE"],
       ["partitioned", "TASK_UNREACHABLE"],
       ["removed", "TASK_GONE_BY_OPERATOR"],
+      ["marked-gone", "TASK_GONE_BY_OPERATOR"],
+      ["down", "TASK_UNKNOWN"],
       ["nowhere", "TASK_UNKNOWN"],
       ["no-host", "TASK_UNKNOWN"],
     ]);
@@ -212,6 +218,8 @@ describe("reconciliation (Mesos reconciliation.md)", () => {
       ["gone", "TASK_LOST"],
       ["partitioned", "TASK_LOST"],
       ["removed", "TASK_LOST"],
+      ["marked-gone", "TASK_LOST"],
+      ["down", "TASK_LOST"],
       ["nowhere", "TASK_LOST"],
       ["no-host", "TASK_LOST"],
     ]);
