@@ -6,6 +6,7 @@ import {
   type DecideContext,
 } from "../src/actors/master/index.js";
 import type { CorralEvent, FrameworkCall, TaskStatusInfo } from "../src/events/index.js";
+import { frameworkRows } from "../src/projections/index.js";
 import { evolve, stateToJSON } from "../src/state/index.js";
 import { Given } from "./helpers/given.js";
 
@@ -73,6 +74,11 @@ describe("framework liveness (the clock decides)", () => {
     fold(g, events);
     const fw = g.state.frameworks.get("f")!;
     expect(fw).toMatchObject({ status: "DISCONNECTED", disconnectedAt: now, offerCount: 0 });
+    // Operators see when it will be torn down.
+    expect(frameworkRows(g.state)[0]).toMatchObject({
+      status: "DISCONNECTED",
+      failoverDeadline: now + 60_000,
+    });
     expect(g.state.tasks.get("t1")).toMatchObject({ state: "TASK_RUNNING", killRequested: false });
     // not offered to while disconnected
     expect(g.allocate()).toEqual([]);
