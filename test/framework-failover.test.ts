@@ -81,17 +81,21 @@ async function expectReplayReproduces(): Promise<void> {
   expect(replayed.counters.ignoredEvents).toBe(0);
 }
 
+async function newMaster(): Promise<Master> {
+  return startMaster({
+    nc: await nats.connect(),
+    logger,
+    allocationDelayMs: 1,
+    defaultRefuseSeconds: 0,
+    frameworkTimeoutMs: 800,
+    hostTimeoutMs: 1500,
+  });
+}
+
 describe("framework failover", () => {
   beforeEach(async () => {
     nats = await startTestNats();
-    master = startMaster({
-      nc: await nats.connect(),
-      logger,
-      allocationDelayMs: 1,
-      defaultRefuseSeconds: 0,
-      frameworkTimeoutMs: 800,
-      hostTimeoutMs: 1500,
-    });
+    master = await newMaster();
     await master.whenLeader();
     hosts = await startSimHosts({
       nc: await nats.connect(),
@@ -185,6 +189,25 @@ describe("framework failover", () => {
     expect(log.map((e) => e.type)).toEqual(["framework.disconnected", "framework.removed"]);
     expect(log[0]?.at).toBe(log[1]?.at);
     await waitFor(() => master.state.completed.some((t) => t.taskId === "keep"), "its task killed");
+    await expectReplayReproduces();
+  });
+
+  it("keeps the failover deadline across a master failover (it is in the log)", async () => {
+    const fw = await connect({ failoverTimeoutS: 3 });
+    const id = fw.frameworkId;
+    await launch(fw, [["keep", "sleep 600"]]);
+    await fw.close();
+    await waitFor(() => fwStatus(id) === "DISCONNECTED", "the framework disconnected", 5000);
+    const disconnectedAt = master.state.frameworks.get(id)!.disconnectedAt!;
+    await master.stop();
+    master = await newMaster();
+    await master.whenLeader();
+    expect(master.state.frameworks.get(id)).toMatchObject({ status: "DISCONNECTED", disconnectedAt });
+    await waitFor(() => fwStatus(id) === "REMOVED", "the framework removed by the new leader", 8000);
+    const removed = (await logged()).find((e) => e.type === "framework.removed" && e.frameworkId === id);
+    expect(removed).toMatchObject({ reason: "failover timeout" });
+    expect(removed!.at).toBeGreaterThanOrEqual(disconnectedAt + 3000);
+    expect(removed!.at).toBeLessThan(disconnectedAt + 3000 + 2500); // not restarted by the failover
     await expectReplayReproduces();
   });
 
