@@ -109,7 +109,7 @@ describe("a framework end to end", () => {
     const statuses = await fw.reconcile(["long-1", "nope"]);
     expect(statuses.map((s) => [s.taskId, s.state])).toEqual([
       ["long-1", "TASK_RUNNING"],
-      ["nope", "TASK_UNKNOWN"],
+      ["nope", "TASK_LOST"], // Mesos: TASK_UNKNOWN only for PARTITION_AWARE frameworks
     ]);
     await fw.kill("long-1");
     const killed = await collect(fw, (s) => s.some((u) => u.state === "TASK_KILLED"));

@@ -45,7 +45,8 @@ interface Fw {
 }
 
 async function framework(name: string): Promise<Fw> {
-  const client = await connectFramework({ servers: nats.url, name, roles: ["*"] });
+  // Partition-aware, to be told TASK_GONE_BY_OPERATOR (the others are told TASK_LOST, as in Mesos).
+  const client = await connectFramework({ servers: nats.url, name, roles: ["*"], partitionAware: true });
   clients.push(client);
   const fw: Fw = {
     client,

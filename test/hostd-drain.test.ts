@@ -86,7 +86,8 @@ describe(`real host daemon: drain and gone (isolation ${isolation})`, () => {
       operators: ["tester"],
     });
     await master.whenLeader();
-    fw = await connectFramework({ servers: nats.url, name: "drain-e2e" });
+    // Partition-aware, to be told TASK_GONE_BY_OPERATOR (the others are told TASK_LOST, as in Mesos).
+    fw = await connectFramework({ servers: nats.url, name: "drain-e2e", partitionAware: true });
     void (async () => {
       for await (const u of fw.updates()) {
         seen.push(u);

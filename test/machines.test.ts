@@ -192,6 +192,18 @@ describe("host, framework and offer lifecycles", () => {
     expect(frameworkTable.step("ACTIVE", "SUBSCRIBE")).toBe("ACTIVE");
   });
 
+  it("framework: a silent framework disconnects, and comes back or times out", () => {
+    expect(frameworkTable.step("ACTIVE", "DISCONNECT")).toBe("DISCONNECTED");
+    expect(frameworkTable.step("DISCONNECTED", "SUBSCRIBE")).toBe("ACTIVE");
+    expect(frameworkTable.step("DISCONNECTED", "TEARDOWN")).toBe("REMOVED");
+    expect(frameworkTable.step("DISCONNECTED", "DISCONNECT")).toBeUndefined();
+    // A failover timeout of 0 is DISCONNECT then FAILOVER_TIMEOUT in one decision, never a shortcut.
+    expect(frameworkTable.step(frameworkTable.step("ACTIVE", "DISCONNECT")!, "FAILOVER_TIMEOUT")).toBe(
+      "REMOVED",
+    );
+    expect(frameworkTable.step("REMOVED", "SUBSCRIBE")).toBeUndefined();
+  });
+
   it("offer: ends exactly once", () => {
     expect(offerTable.step("OUTSTANDING", "ACCEPT")).toBe("ACCEPTED");
     expect(offerTable.step("ACCEPTED", "RESCIND")).toBeUndefined();

@@ -71,7 +71,13 @@ describe("master timeouts", () => {
   });
 
   it("marks a silent host unreachable, rescinds its offers and reports its tasks UNREACHABLE", async () => {
-    const fw = await connectFramework({ servers: nats.url, name: "partition", roles: ["*"] });
+    // Partition-aware: the others are told TASK_LOST (test/framework-failover.test.ts).
+    const fw = await connectFramework({
+      servers: nats.url,
+      name: "partition",
+      roles: ["*"],
+      partitionAware: true,
+    });
     let offerId = "";
     for await (const o of fw.offers()) {
       offerId = o.offerId;

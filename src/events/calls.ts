@@ -54,6 +54,12 @@ export const OperationSchema = Type.Union([
   Type.Object({ type: Type.Literal("SHRINK"), ...Volume, subtract: Type.Number({ exclusiveMinimum: 0 }) }),
 ]);
 
+/**
+ * Mesos FrameworkInfo.Capability PARTITION_AWARE: the framework understands TASK_UNREACHABLE,
+ * TASK_GONE, ... (without it, each is reported as TASK_LOST).
+ */
+export const PARTITION_AWARE = "PARTITION_AWARE";
+
 export const FrameworkCallSchemas = {
   SUBSCRIBE: call("SUBSCRIBE", {
     frameworkId: Id,
@@ -61,6 +67,8 @@ export const FrameworkCallSchemas = {
     roles: Type.Array(Role, { minItems: 1, maxItems: 64 }),
     failoverTimeoutS: Type.Optional(Type.Number({ minimum: 0 })),
     principal: Type.Optional(Type.String({ maxLength: 256 })),
+    /** Mesos FrameworkInfo.Capability names; PARTITION_AWARE is the one the master acts on. */
+    capabilities: Type.Optional(Type.Array(Type.String({ maxLength: 64 }), { maxItems: 32 })),
   }),
   ACCEPT: call("ACCEPT", {
     frameworkId: Id,
@@ -90,6 +98,10 @@ export const FrameworkCallSchemas = {
   RECONCILE: call("RECONCILE", {
     frameworkId: Id,
     taskIds: Type.Optional(Type.Array(TaskId, { maxItems: 100_000 })),
+    /** Explicit reconciliation naming each task's host, as Mesos's (task_id, agent_id) pairs. */
+    tasks: Type.Optional(
+      Type.Array(Type.Object({ taskId: TaskId, hostId: Type.Optional(Id) }), { maxItems: 100_000 }),
+    ),
   }),
   TEARDOWN: call("TEARDOWN", { frameworkId: Id }),
   // Answers to inverse offers (maintenance): the framework will / will not vacate the host in time.

@@ -35,6 +35,7 @@ export {
   type RegisterResult,
   type TaskStatusInfo,
   type CallReply,
+  PARTITION_AWARE,
 } from "./calls.js";
 export {
   validateEvent,
@@ -59,6 +60,7 @@ export { readEvents, entryOf, type LogEntry, type ReadOptions } from "./reader.j
 export {
   TASK_STATES,
   TERMINAL_TASK_STATES,
+  PARTITION_TASK_STATES,
   TASK_REASONS,
   isTerminal,
   isTaskReason,

@@ -256,7 +256,11 @@ export const EventSchemas = {
     roles: Type.Array(Role, { minItems: 1, maxItems: 64 }),
     failoverTimeoutS: Type.Number({ minimum: 0 }),
     principal: Type.Optional(Type.String()),
+    /** Mesos FrameworkInfo.Capability names, e.g. PARTITION_AWARE. */
+    capabilities: Type.Optional(Type.Array(Type.String({ maxLength: 64 }), { maxItems: 32 })),
   }),
+  /** The framework fell silent: its offers are gone; its tasks run on until its failover timeout. */
+  "framework.disconnected": ev("framework.disconnected", { frameworkId: Id, reason: Type.String() }),
   "framework.suppressed": ev("framework.suppressed", { frameworkId: Id, roles: Type.Array(Role) }),
   "framework.revived": ev("framework.revived", { frameworkId: Id, roles: Type.Array(Role) }),
   "framework.removed": ev("framework.removed", { frameworkId: Id, reason: Type.String() }),

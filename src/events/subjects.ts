@@ -33,6 +33,9 @@ export const subjects = {
 
   heartbeat: (hostId: string) => `corral.hb.${hostId}`,
   heartbeats: "corral.hb.*",
+  /** Four tokens, so `corral.hb.*` (hosts) never matches a framework's heartbeat. */
+  frameworkHeartbeat: (frameworkId: string) => `corral.hb.fw.${frameworkId}`,
+  frameworkHeartbeats: "corral.hb.fw.*",
   usage: (hostId: string) => `corral.usage.${hostId}`,
   usages: "corral.usage.*",
   query: (name: string) => `corral.q.${name}`,
@@ -87,6 +90,7 @@ export function subjectOf(e: CorralEvent): string {
     case "framework.suppressed":
     case "framework.revived":
     case "framework.removed":
+    case "framework.disconnected":
       return subjects.framework(e.frameworkId);
     case "offer.made":
     case "offer.declined":

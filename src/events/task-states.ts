@@ -29,6 +29,18 @@ export const TERMINAL_TASK_STATES: ReadonlySet<TaskState> = new Set<TaskState>([
   "TASK_GONE_BY_OPERATOR",
 ]);
 
+/**
+ * States Mesos shows only to PARTITION_AWARE frameworks; the others are told TASK_LOST instead
+ * (mesos/docs/high-availability-framework-guide.md).
+ */
+export const PARTITION_TASK_STATES: ReadonlySet<TaskState> = new Set<TaskState>([
+  "TASK_UNREACHABLE",
+  "TASK_GONE",
+  "TASK_GONE_BY_OPERATOR",
+  "TASK_DROPPED",
+  "TASK_UNKNOWN",
+]);
+
 export function isTerminal(s: TaskState): boolean {
   return TERMINAL_TASK_STATES.has(s);
 }

@@ -65,6 +65,12 @@ export interface FrameworkRow {
   share: number;
   suppressedRoles: string[];
   subscribedAt: number;
+  /** Mesos capabilities named at SUBSCRIBE (e.g. PARTITION_AWARE). */
+  capabilities: string[];
+  failoverTimeoutS: number;
+  /** While DISCONNECTED: when it was found silent, and when it is torn down unless it subscribes. */
+  disconnectedAt: number | null;
+  failoverDeadline: number | null;
 }
 
 export interface TaskRow {
@@ -197,6 +203,10 @@ export function frameworkRows(state: ClusterState): FrameworkRow[] {
     share: dominant(f.allocated, state.totals),
     suppressedRoles: [...f.suppressedRoles],
     subscribedAt: f.subscribedAt,
+    capabilities: [...f.capabilities],
+    failoverTimeoutS: f.failoverTimeoutS,
+    disconnectedAt: f.disconnectedAt ?? null,
+    failoverDeadline: f.disconnectedAt === undefined ? null : f.disconnectedAt + f.failoverTimeoutS * 1000,
   }));
 }
 

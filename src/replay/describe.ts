@@ -93,6 +93,7 @@ export function keyFields(e: CorralEvent): string {
       f.push(kv("fw", e.frameworkId), kv("roles", e.roles.join(",")));
       break;
     case "framework.removed":
+    case "framework.disconnected":
       f.push(kv("fw", e.frameworkId), kv("reason", e.reason));
       break;
     case "offer.made":

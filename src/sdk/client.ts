@@ -1,7 +1,7 @@
 import { jetstream } from "@nats-io/jetstream";
 import { connect, nuid, type NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
-import { SUBJECT_ID, subjects, type FrameworkCall } from "../events/index.js";
+import { PARTITION_AWARE, SUBJECT_ID, subjects, type FrameworkCall } from "../events/index.js";
 import { CorralError, ErrorCode } from "../errors/index.js";
 import { AckBatcher } from "./acks.js";
 import { statusesFromWire, toOperations } from "./convert.js";
@@ -15,8 +15,10 @@ import type {
   Notification,
   Offer,
   Operation,
+  ReconcileTask,
   TaskStatus,
 } from "./types.js";
+import { DEFAULT_HEARTBEAT_INTERVAL_MS, Heartbeat } from "./heartbeat.js";
 
 /** A subscribed framework: the Mesos v1 scheduler API over Corral's streams (see docs/sdk.md). */
 export interface FrameworkClient {
@@ -34,8 +36,11 @@ export interface FrameworkClient {
   kill(taskId: string, gracePeriodS?: number): Promise<void>;
   /** Batched: resolves when the ACKNOWLEDGE call carrying this ack is answered. */
   acknowledge(update: TaskStatus): Promise<void>;
-  /** Ask the master for the latest state of these tasks (all of the framework's when omitted). */
-  reconcile(taskIds?: string[]): Promise<TaskStatus[]>;
+  /**
+   * Ask the master for the latest state of these tasks (all of the framework's when omitted).
+   * Naming a task's host lets the master answer better for a task it does not know.
+   */
+  reconcile(tasks?: Array<string | ReconcileTask>): Promise<TaskStatus[]>;
   /** Remove the framework: its tasks are killed and its offers rescinded. */
   teardown(): Promise<void>;
   /** Received and neither accepted, declined nor rescinded. */
@@ -85,7 +90,9 @@ class Client implements FrameworkClient {
   private readonly acks: AckBatcher;
   private readonly feeds: Feeds;
   private readonly log: Logger | undefined;
+  private readonly heartbeat: Heartbeat;
   private closing: Promise<void> | undefined;
+  private resubscribing: Promise<void> | undefined;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -97,8 +104,18 @@ class Client implements FrameworkClient {
     this.log = opts.logger?.child({ component: "sdk", frameworkId });
     const timeout = opts.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
     this.rpc = new CallChannel(nc, js, subjects.frameworkInput(frameworkId), timeout, this.log);
-    this.feeds = new Feeds(nc, js, frameworkId, this.log, (id, code, msg) =>
-      this.rpc.rejectFromEvent(id, code, msg),
+    this.feeds = new Feeds(
+      nc,
+      js,
+      frameworkId,
+      this.log,
+      (id, code, msg) => this.rpc.rejectFromEvent(id, code, msg),
+      { partitionAware: opts.partitionAware === true, onDisconnected: () => void this.resubscribe() },
+    );
+    this.heartbeat = new Heartbeat(
+      nc,
+      frameworkId,
+      opts.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS,
     );
     this.acks = new AckBatcher(
       (acks) => this.rpc.send({ type: "ACKNOWLEDGE", frameworkId, acks }),
@@ -109,27 +126,50 @@ class Client implements FrameworkClient {
 
   async start(): Promise<void> {
     await this.feeds.open();
+    // Updates still awaiting acknowledgement come first, then the live stream.
+    const unacknowledged = await this.subscribe();
+    await this.feeds.start();
+    this.heartbeat.start();
+    void this.nc.closed().then(() => this.close());
+    this.log?.info({ roles: this.opts.roles ?? ["*"], unacknowledged }, "framework subscribed");
+  }
+
+  /** SUBSCRIBE (again), queueing the unacknowledged updates it returns; resolves to their count. */
+  private async subscribe(): Promise<number> {
     const o = this.opts;
-    const roles = o.roles ?? ["*"];
     const result = await this.rpc.send({
       type: "SUBSCRIBE",
       frameworkId: this.frameworkId,
       name: o.name,
-      roles,
+      roles: o.roles ?? ["*"],
       failoverTimeoutS: o.failoverTimeoutS ?? 0,
       ...(o.principal !== undefined ? { principal: o.principal } : {}),
+      ...(o.partitionAware ? { capabilities: [PARTITION_AWARE] } : {}),
     });
     const r = (result ?? {}) as { frameworkId?: unknown; unacknowledged?: unknown };
     if (typeof r.frameworkId === "string" && r.frameworkId !== this.frameworkId) {
       const msg = `the master subscribed ${r.frameworkId}, not ${this.frameworkId}`;
       throw new CorralError(ErrorCode.InvalidCall, msg);
     }
-    // Updates still awaiting acknowledgement come first, then the live stream.
     const unacknowledged = statusesFromWire(r.unacknowledged, this.frameworkId);
     for (const s of unacknowledged) this.feeds.pushUpdate(s);
-    await this.feeds.start();
-    void this.nc.closed().then(() => this.close());
-    this.log?.info({ roles, unacknowledged: unacknowledged.length }, "framework subscribed");
+    return unacknowledged.length;
+  }
+
+  /**
+   * The master disconnected us (we were silent too long: a partition, a stalled event loop) but
+   * this client still runs: subscribe again, as Mesos's scheduler driver does on a new connection.
+   */
+  private resubscribe(): Promise<void> {
+    if (this.closing || this.resubscribing) return this.resubscribing ?? Promise.resolve();
+    this.resubscribing = this.subscribe()
+      .then((unacknowledged) => {
+        this.log?.info({ unacknowledged }, "framework subscribed again");
+        this.feeds.notes.push({ type: "framework.resubscribed", unacknowledged });
+      })
+      .catch((err: unknown) => this.log?.error({ err }, "subscribing again failed"))
+      .finally(() => (this.resubscribing = undefined));
+    return this.resubscribing;
   }
 
   offers(): AsyncIterable<Offer> {
@@ -179,11 +219,12 @@ class Client implements FrameworkClient {
     return this.acks.add({ taskId: update.taskId, uuid: update.uuid });
   }
 
-  async reconcile(taskIds?: string[]): Promise<TaskStatus[]> {
+  async reconcile(tasks?: Array<string | ReconcileTask>): Promise<TaskStatus[]> {
+    const named = (tasks ?? []).map((t) => (typeof t === "string" ? { taskId: t } : t));
     const body: CallBody<FrameworkCall> = {
       type: "RECONCILE",
       frameworkId: this.frameworkId,
-      ...(taskIds ? { taskIds } : {}),
+      ...(named.length > 0 ? { tasks: named } : {}),
     };
     const result = (await this.rpc.send(body)) as { statuses?: unknown } | undefined;
     const statuses = statusesFromWire(result?.statuses, this.frameworkId);
@@ -235,6 +276,7 @@ class Client implements FrameworkClient {
 
   private async shutdown(): Promise<void> {
     const err = new CorralError(ErrorCode.Closed, `framework client ${this.frameworkId} was closed`);
+    this.heartbeat.stop();
     // Acknowledgements already made are sent, not dropped (the updates would come back).
     if (!this.nc.isClosed()) await this.acks.flush();
     this.acks.close(err);

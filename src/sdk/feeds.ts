@@ -6,13 +6,20 @@ import {
 } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
-import { EVENTS_STREAM, subjects, type CorralEvent } from "../events/index.js";
+import { EVENTS_STREAM, PARTITION_TASK_STATES, subjects, type CorralEvent } from "../events/index.js";
 // Not (yet) in the events entry: the one decoder of a log message every reader shares.
 import { entryOf } from "../events/reader.js";
 import { CorralError, ErrorCode } from "../errors/index.js";
 import { inverseOfferOf, offerOf, statusOf } from "./convert.js";
 import { AsyncQueue } from "./queue.js";
 import type { InverseOffer, Notification, Offer, TaskStatus } from "./types.js";
+
+/** How a session treats what it reads (set from the framework's options). */
+export interface FeedSession {
+  partitionAware?: boolean;
+  /** The master marked this framework disconnected while the client runs: subscribe again. */
+  onDisconnected?: () => void;
+}
 
 /** Messages a consumer pulls at a time (the bound on what sits in the client beyond the queues). */
 const PULL_BATCH = 256;
@@ -58,6 +65,7 @@ export class Feeds {
     private readonly log: Logger | undefined,
     /** A `call.rejected` event: its call's reply may have been lost. */
     private readonly onRejectedCall: (callId: string | undefined, code: string, message: string) => void,
+    private readonly session: FeedSession = {},
   ) {
     const fw = frameworkId;
     this.routes = [
@@ -181,10 +189,21 @@ export class Feeds {
   }
 
   private onTask(e: CorralEvent): void {
-    if (e.type === "task.status" && e.frameworkId === this.frameworkId) this.pushUpdate(statusOf(e));
+    if (e.type !== "task.status" || e.frameworkId !== this.frameworkId) return;
+    const s = statusOf(e);
+    // Mesos never shows a framework that is not partition-aware these states (see docs/sdk.md).
+    if (!this.session.partitionAware && PARTITION_TASK_STATES.has(s.state)) s.state = "TASK_LOST";
+    this.pushUpdate(s);
   }
 
   private onFramework(e: CorralEvent): void {
+    if (e.type === "framework.disconnected" && e.frameworkId === this.frameworkId && !this.removed) {
+      this.log?.warn({ reason: e.reason }, "the master disconnected this framework");
+      this.notes.push({ type: "framework.disconnected", reason: e.reason });
+      this.outstanding.clear(); // the master rescinded them all
+      this.session.onDisconnected?.();
+      return;
+    }
     if (e.type !== "framework.removed" || this.removed) return;
     this.removed = true;
     if (this.tearingDown) this.log?.debug({ reason: e.reason }, "framework removed (teardown)");

@@ -8,6 +8,7 @@ export type {
   Notification,
   Offer,
   Operation,
+  ReconcileTask,
   TaskStatus,
 } from "./types.js";
 export { AsyncQueue, DEFAULT_HIGH_WATER } from "./queue.js";

@@ -89,6 +89,14 @@ export interface FrameworkOptions {
    * down (default 0, as in Mesos).
    */
   failoverTimeoutS?: number;
+  /**
+   * Mesos PARTITION_AWARE: tasks on a host that drops out are reported TASK_UNREACHABLE (and may
+   * come back), and reconciliation may answer TASK_GONE, ...; without it all of those are
+   * TASK_LOST (default false, as in Mesos).
+   */
+  partitionAware?: boolean;
+  /** How often the client tells the master it is alive (ms, default 1,000; 0: never, for tests). */
+  heartbeatIntervalMs?: number;
   /** Subscribe again with an existing id (failover); else a fresh id `fw-<nuid>` is chosen. */
   frameworkId?: string;
   principal?: string;
@@ -99,11 +107,20 @@ export interface FrameworkOptions {
   nc?: NatsConnection;
 }
 
+/** A task to reconcile, with the host it was on when known (Mesos: task_id and agent_id). */
+export interface ReconcileTask {
+  taskId: string;
+  hostId?: string;
+}
+
 /** Things the framework is told about besides offers and task updates. */
 export type Notification =
   | { type: "offer.rescinded"; offerId: string; reason: string }
   | { type: "inverse_offer.rescinded"; inverseOfferId: string; reason: string }
   | { type: "framework.removed"; reason: string }
+  /** The master found the framework silent; the client subscribes again by itself. */
+  | { type: "framework.disconnected"; reason: string }
+  | { type: "framework.resubscribed"; unacknowledged: number }
   | { type: "call.rejected"; callId?: string; code: string; message: string }
   | { type: "disconnected" }
   | { type: "reconnected" };

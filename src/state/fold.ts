@@ -1,6 +1,6 @@
 import type { CorralEvent, EventOf, LogEntry } from "../events/index.js";
 import { isTerminal } from "../events/index.js";
-import { hostTable, taskTable } from "../actors/machines/index.js";
+import { frameworkTable, hostTable, taskTable } from "../actors/machines/index.js";
 import {
   add,
   contains,
@@ -18,6 +18,9 @@ import { accumulate } from "./totals.js";
 import type { ClusterState, FrameworkView, HostView, RoleView, TaskView } from "./types.js";
 
 export { accumulate };
+
+/** `framework.removed` reason when a disconnected framework did not come back in time. */
+export const FAILOVER_TIMEOUT_REASON = "failover timeout";
 
 /** How many finished tasks the state remembers (Mesos keeps a bounded list too). */
 export const MAX_COMPLETED_TASKS = 1000;
@@ -132,6 +135,13 @@ export function evolve(state: ClusterState, e: CorralEvent): void {
     }
     case "framework.subscribed":
       return frameworkSubscribed(state, e);
+    case "framework.disconnected": {
+      const fw = state.frameworks.get(e.frameworkId);
+      if (!fw || frameworkTable.step(fw.status, "DISCONNECT") === undefined) return ignore(state);
+      fw.status = "DISCONNECTED";
+      fw.disconnectedAt = e.at;
+      return;
+    }
     case "framework.suppressed": {
       const fw = state.frameworks.get(e.frameworkId);
       if (!fw) return ignore(state);
@@ -147,7 +157,9 @@ export function evolve(state: ClusterState, e: CorralEvent): void {
     }
     case "framework.removed": {
       const fw = state.frameworks.get(e.frameworkId);
-      if (!fw) return ignore(state);
+      // The reason names the machine's event: only a disconnected framework can time out.
+      const how = e.reason === FAILOVER_TIMEOUT_REASON ? "FAILOVER_TIMEOUT" : "TEARDOWN";
+      if (!fw || frameworkTable.step(fw.status, how) === undefined) return ignore(state);
       fw.status = "REMOVED";
       fw.filters.clear();
       for (const r of fw.roles) state.roles.get(r)?.frameworks.delete(fw.frameworkId);
@@ -314,6 +326,9 @@ function frameworkSubscribed(state: ClusterState, e: EventOf<"framework.subscrib
     failoverTimeoutS: e.failoverTimeoutS,
     principal: e.principal,
     status: "ACTIVE",
+    capabilities: [],
+    connectedAt: e.at,
+    disconnectedAt: undefined,
     suppressedRoles: new Set(),
     subscribedAt: e.at,
     allocated: {},
@@ -327,6 +342,9 @@ function frameworkSubscribed(state: ClusterState, e: EventOf<"framework.subscrib
   fw.failoverTimeoutS = e.failoverTimeoutS;
   fw.principal = e.principal;
   fw.status = "ACTIVE";
+  fw.capabilities = e.capabilities ?? [];
+  fw.connectedAt = e.at;
+  fw.disconnectedAt = undefined;
   state.frameworks.set(e.frameworkId, fw);
   for (const r of e.roles) roleOf(state, r).frameworks.add(e.frameworkId);
 }

@@ -1,4 +1,13 @@
-export { createState, evolve, fold, foldEntry, accumulate, roleOf, MAX_COMPLETED_TASKS } from "./fold.js";
+export {
+  createState,
+  evolve,
+  fold,
+  foldEntry,
+  accumulate,
+  roleOf,
+  MAX_COMPLETED_TASKS,
+  FAILOVER_TIMEOUT_REASON,
+} from "./fold.js";
 export { stateToJSON, type StateJSON } from "./serialize.js";
 export { offerable, liveTasksOn, isKnownHost } from "./hosts.js";
 export type {

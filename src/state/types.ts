@@ -39,6 +39,12 @@ export interface FrameworkView {
   failoverTimeoutS: number;
   principal: string | undefined;
   status: FrameworkStatus;
+  /** Mesos capabilities named at the last SUBSCRIBE (e.g. PARTITION_AWARE). */
+  capabilities: string[];
+  /** `at` of the last SUBSCRIBE: a sign of life the liveness sweep counts. */
+  connectedAt: number;
+  /** `at` of the `framework.disconnected` event while DISCONNECTED: the failover timeout runs from it. */
+  disconnectedAt: number | undefined;
   suppressedRoles: Set<string>;
   subscribedAt: number;
   /** Scalars in outstanding offers and live tasks, all roles. */

@@ -19,30 +19,14 @@ import {
   authorizeTaskResources,
   policyOf,
 } from "./authorize.js";
-import type { ClusterState, FrameworkView, TaskView } from "../../state/index.js";
+import type { ClusterState, FrameworkView } from "../../state/index.js";
 import { event, reject, type DecideContext, type Decision } from "./context.js";
 import { rescindInverseOffers } from "./host-ops.js";
 import { decideInverseOfferCall, isInverseOfferCall } from "./inverse-offers.js";
+import { reconcile, statusOf, visibleState } from "./reconcile.js";
 
 /** What a framework is told of a task (reconciliation answers, unacknowledged updates). */
 export type StatusReply = TaskStatusInfo;
-
-function statusOf(t: TaskView, withUuid: boolean): StatusReply {
-  const s: StatusReply = {
-    taskId: t.taskId,
-    frameworkId: t.frameworkId,
-    hostId: t.hostId,
-    state: t.state,
-    at: t.updatedAt,
-    source: "master",
-  };
-  if (t.reason !== undefined) s.reason = t.reason;
-  if (t.message !== undefined) s.message = t.message;
-  if (t.healthy !== undefined) s.healthy = t.healthy;
-  if (t.exitCode !== undefined) s.exitCode = t.exitCode;
-  if (withUuid && t.unackedUuid) s.uuid = t.unackedUuid;
-  return s;
-}
 
 function activeFramework(state: ClusterState, id: string): FrameworkView {
   const fw = state.frameworks.get(id);
@@ -128,7 +112,7 @@ export function decideFrameworkCall(state: ClusterState, call: FrameworkCall, ct
     case "RECONCILE":
       return {
         events: [],
-        result: { statuses: reconcile(state, activeFramework(state, call.frameworkId), call.taskIds, ctx) },
+        result: { statuses: reconcile(state, activeFramework(state, call.frameworkId), call, ctx) },
       };
     case "TEARDOWN":
       return teardown(state, activeFramework(state, call.frameworkId), "framework teardown", ctx);
@@ -168,9 +152,14 @@ function subscribe(state: ClusterState, call: FrameworkCallOf<"SUBSCRIBE">, ctx:
     failoverTimeoutS: call.failoverTimeoutS ?? 0,
   });
   if (call.principal !== undefined) e.principal = call.principal;
+  const capabilities = [...new Set(call.capabilities ?? [])];
+  if (capabilities.length > 0) e.capabilities = capabilities;
   const unacknowledged: StatusReply[] = [];
-  for (const t of state.tasks.values())
-    if (t.frameworkId === call.frameworkId && t.unackedUuid) unacknowledged.push(statusOf(t, true));
+  for (const t of state.tasks.values()) {
+    if (t.frameworkId !== call.frameworkId || !t.unackedUuid) continue;
+    const s = statusOf(t, true);
+    unacknowledged.push({ ...s, state: visibleState({ capabilities }, s.state) });
+  }
   // A framework that fails over gets fresh offers: the old instance's are rescinded (as Mesos does).
   const events: CorralEvent[] = [];
   for (const o of state.offers.values()) {
@@ -287,34 +276,6 @@ function accept(state: ClusterState, call: FrameworkCallOf<"ACCEPT">, ctx: Decid
     batches: [{ subject: subjects.task(first.hostId, fw.frameworkId, "launch"), events }],
     dirty: [first.hostId],
   };
-}
-
-function reconcile(
-  state: ClusterState,
-  fw: FrameworkView,
-  taskIds: string[] | undefined,
-  ctx: DecideContext,
-): StatusReply[] {
-  if (!taskIds || taskIds.length === 0) {
-    const out: StatusReply[] = [];
-    for (const t of state.tasks.values()) if (t.frameworkId === fw.frameworkId) out.push(statusOf(t, false));
-    return out;
-  }
-  return taskIds.map((id) => {
-    const t = state.tasks.get(id) ?? state.completed.find((c) => c.taskId === id);
-    if (t && t.frameworkId === fw.frameworkId)
-      return { ...statusOf(t, false), reason: "REASON_RECONCILIATION" };
-    return {
-      taskId: id,
-      frameworkId: fw.frameworkId,
-      hostId: "",
-      state: "TASK_UNKNOWN",
-      reason: "REASON_RECONCILIATION",
-      message: "the master knows no such task",
-      at: ctx.now,
-      source: "master",
-    };
-  });
 }
 
 /** Remove a framework: its offers are rescinded and its live tasks killed. */

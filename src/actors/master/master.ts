@@ -35,6 +35,7 @@ import { decideHostCall, decideOperatorCall } from "./decide-host.js";
 import { drainSweep } from "./decide-drain.js";
 import { makeInverseOffers } from "./inverse-offers.js";
 import { LeaderLease } from "./lease.js";
+import { frameworkTimeouts } from "./framework-liveness.js";
 import { hostTimeouts, offerTimeouts } from "./timeouts.js";
 
 export interface MasterOptions {
@@ -49,6 +50,8 @@ export interface MasterOptions {
   offerTimeoutS?: number;
   /** A host silent this long is marked unreachable (Mesos: 15 s ping timeout x 5). */
   hostTimeoutMs?: number;
+  /** A framework silent this long (no heartbeat, no call) is disconnected (SDK heartbeats every 1 s). */
+  frameworkTimeoutMs?: number;
   leaseTtlMs?: number;
   minAllocatable?: ScalarTotals[];
   defaultRefuseSeconds?: number;
@@ -68,6 +71,7 @@ export interface MasterCounters {
   offersMade: number;
   allocationRuns: number;
   heartbeats: number;
+  frameworkHeartbeats: number;
 }
 
 export const MASTER_CONSUMER = "corral-master";
@@ -89,6 +93,7 @@ export class Master {
     offersMade: 0,
     allocationRuns: 0,
     heartbeats: 0,
+    frameworkHeartbeats: 0,
   };
   #o: Required<
     Omit<MasterOptions, "masterId" | "minAllocatable" | "replicas" | "operators" | "allowedHostPaths">
@@ -109,6 +114,8 @@ export class Master {
   #allocTimer: NodeJS.Timeout | undefined;
   #timers: NodeJS.Timeout[] = [];
   #lastSeen = new Map<string, number>();
+  /** Frameworks' last sign of life (heartbeat or call), on this master's clock. */
+  #fwLastSeen = new Map<string, number>();
   #subs: Subscription[] = [];
   #inputs: { close(): Promise<void | Error> } | undefined;
   #stopped = false;
@@ -126,6 +133,7 @@ export class Master {
       allocationDelayMs: opts.allocationDelayMs ?? 5,
       offerTimeoutS: opts.offerTimeoutS ?? 60,
       hostTimeoutMs: opts.hostTimeoutMs ?? 75_000,
+      frameworkTimeoutMs: opts.frameworkTimeoutMs ?? 15_000,
       leaseTtlMs: opts.leaseTtlMs ?? 10_000,
       minAllocatable: opts.minAllocatable ?? [...DEFAULT_MIN_ALLOCATABLE],
       defaultRefuseSeconds: opts.defaultRefuseSeconds ?? 5,
@@ -260,6 +268,9 @@ export class Master {
     void this.#commit({ events }, `elected-${epoch}`);
     const now = Date.now();
     for (const h of state.hosts.values()) if (h.status === "ACTIVE") this.#lastSeen.set(h.hostId, now);
+    // Frameworks get a full timeout to find the new leader, as hosts do.
+    for (const f of state.frameworks.values())
+      if (f.status === "ACTIVE") this.#fwLastSeen.set(f.frameworkId, now);
 
     this.#subs.push(
       nc.subscribe(subjects.heartbeats, {
@@ -267,6 +278,12 @@ export class Master {
           const hostId = m.subject.slice("corral.hb.".length);
           this.counters.heartbeats++;
           if (this.#state.hosts.has(hostId)) this.#lastSeen.set(hostId, Date.now());
+        },
+      }),
+      nc.subscribe(subjects.frameworkHeartbeats, {
+        callback: (_err, m) => {
+          this.counters.frameworkHeartbeats++;
+          this.#frameworkAlive(m.subject.slice("corral.hb.fw.".length));
         },
       }),
     );
@@ -294,6 +311,10 @@ export class Master {
     void this.#inputs?.close();
     this.#inputs = undefined;
     this.#appender = undefined;
+  }
+
+  #frameworkAlive(frameworkId: string): void {
+    if (this.#state.frameworks.has(frameworkId)) this.#fwLastSeen.set(frameworkId, Date.now());
   }
 
   #ctx(): DecideContext {
@@ -344,6 +365,7 @@ export class Master {
     let decision: Decision;
     try {
       const origin = parseInputSubject(m.subject);
+      if (origin?.kind === "fw") this.#frameworkAlive(origin.id);
       if (!origin)
         throw new CorralError(
           ErrorCode.InvalidCall,
@@ -510,11 +532,16 @@ export class Master {
   #sweep(): void {
     if (!this.#appender) return;
     const ctx = this.#ctx();
+    // Each sweep reads the same state, so two of them may rescind one offer: keep the first.
+    const rescinded = new Set<string>();
     const events = [
       ...offerTimeouts(this.#state, ctx, this.#o.offerTimeoutS),
       ...hostTimeouts(this.#state, ctx, this.#lastSeen, this.#o.hostTimeoutMs),
       ...drainSweep(this.#state, ctx),
-    ];
+      ...frameworkTimeouts(this.#state, ctx, this.#fwLastSeen, this.#o.frameworkTimeoutMs),
+    ].filter(
+      (e) => e.type !== "offer.rescinded" || (!rescinded.has(e.offerId) && !!rescinded.add(e.offerId)),
+    );
     if (events.length === 0) return;
     const dirty = [...new Set(events.map((e) => ("hostId" in e ? e.hostId : "")).filter(Boolean))];
     void this.#commit({ events, dirty }, `sweep-${this.epoch}-${++this.#decisionSeq}`);

@@ -2,6 +2,7 @@ import type { CorralEvent } from "../../events/index.js";
 import { isTerminal } from "../../events/index.js";
 import type { ClusterState } from "../../state/index.js";
 import { event, type DecideContext } from "./context.js";
+import { isPartitionAware } from "./reconcile.js";
 
 /** Offers outstanding longer than the timeout are rescinded (Mesos --offer_timeout). */
 export function offerTimeouts(state: ClusterState, ctx: DecideContext, timeoutS: number): CorralEvent[] {
@@ -24,7 +25,9 @@ export function offerTimeouts(state: ClusterState, ctx: DecideContext, timeoutS:
 
 /**
  * A host that stopped heartbeating is unreachable: its offers are rescinded and its tasks become
- * TASK_UNREACHABLE (they may still run; the host may come back and re-register).
+ * TASK_UNREACHABLE (they may still run; the host may come back and re-register) for frameworks
+ * that are PARTITION_AWARE, and TASK_LOST for the others, as Mesos does. A lost task is over for
+ * the master; if its host comes back still running it, the host is told to kill it.
  */
 export function hostTimeouts(
   state: ClusterState,
@@ -57,12 +60,13 @@ export function hostTimeouts(
     }
     for (const t of state.tasks.values()) {
       if (t.hostId !== h.hostId || isTerminal(t.state) || t.state === "TASK_UNREACHABLE") continue;
+      const fw = state.frameworks.get(t.frameworkId);
       events.push(
         event(ctx, "task.status", {
           taskId: t.taskId,
           frameworkId: t.frameworkId,
           hostId: t.hostId,
-          state: "TASK_UNREACHABLE",
+          state: fw && isPartitionAware(fw) ? "TASK_UNREACHABLE" : "TASK_LOST",
           source: "master",
           reason: "REASON_AGENT_DISCONNECTED",
           message: `host ${h.hostId} stopped heartbeating`,
