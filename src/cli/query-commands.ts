@@ -24,6 +24,7 @@ import {
   readHistory,
   stateAt,
   verifyFold,
+  verifySnapshot,
   type HistoryItem,
   type HistoryOptions,
 } from "../replay/index.js";
@@ -144,11 +145,16 @@ async function replay(o: ReplayOpts): Promise<void> {
   if (o.verify) {
     return withNats(o.nats, async (nc) => {
       const r = await verifyFold(nc);
+      const snap = await verifySnapshot(nc);
       out(
         o.json
-          ? JSON.stringify(r)
+          ? JSON.stringify({ ...r, snapshot: snap ?? null })
           : `fold is deterministic: ${r.messages} messages (${r.invalidMessages} invalid), ${r.events} events ` +
-              `(${r.ignoredEvents} ignored) up to seq ${r.seq}, state ${r.digest}`,
+              `(${r.ignoredEvents} ignored) up to seq ${r.seq}, state ${r.digest}\n` +
+              (snap
+                ? `snapshot ${snap.name} equals the log folded up to seq ${snap.seq}, state ${snap.digest}` +
+                  snap.passedOver.map((p) => `\n  passed over ${p}`).join("")
+                : "no snapshot of this code version to check"),
       );
     });
   }
@@ -258,7 +264,10 @@ export function registerQueryCommands(program: Command): void {
     .option("--follow", "keep printing new events as they are appended (Ctrl-C stops)")
     .option("--state-at <point>", "print the state folded up to SEQ or TIME")
     .option("--diff <points...>", "print what changed between the states at two points A B")
-    .option("--verify", "fold the log twice and check both folds agree")
+    .option(
+      "--verify",
+      "fold the log twice and check both folds agree, and that the newest snapshot equals the fold up to its seq",
+    )
     .option("--json", "JSON lines (events), or one JSON document")
     .option("--nats <url>", "NATS server URL", defaultNats())
     .action((o: ReplayOpts) => replay(o));

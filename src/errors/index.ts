@@ -44,6 +44,8 @@ export const ErrorCode = {
   Conflict: "CONFLICT",
   /** A caller asking for what its principal may not do (another's task, role, operator calls). */
   Unauthorized: "UNAUTHORIZED",
+  /** A state snapshot that cannot be trusted: unreadable, of another code version, or past the log. */
+  SnapshotInvalid: "SNAPSHOT_INVALID",
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -137,6 +139,16 @@ export class HostGoneError extends CorralError {
     super(ErrorCode.HostGone, message, options);
     this.name = "HostGoneError";
     this.hostId = hostId;
+  }
+}
+
+/** A snapshot that is not used: recovery falls back to an older one or to the whole log. */
+export class SnapshotInvalidError extends CorralError {
+  readonly snapshot: string;
+  constructor(snapshot: string, message: string, options?: ErrorOptions) {
+    super(ErrorCode.SnapshotInvalid, `snapshot ${snapshot}: ${message}`, options);
+    this.name = "SnapshotInvalidError";
+    this.snapshot = snapshot;
   }
 }
 

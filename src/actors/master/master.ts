@@ -12,7 +12,6 @@ import {
   encode,
   ensureStreams,
   parseInputSubject,
-  readEvents,
   subjects,
   validateFrameworkCall,
   validateHostCall,
@@ -25,7 +24,8 @@ import { defaultOperators, type AuthPolicy } from "../../auth/index.js";
 import { CorralError, ErrorCode, FencedError } from "../../errors/index.js";
 import type { Logger } from "../../log/index.js";
 import { DEFAULT_MIN_ALLOCATABLE, type ScalarTotals } from "../../resources/index.js";
-import { createState, evolve, foldEntry, type ClusterState } from "../../state/index.js";
+import { createState, evolve, type ClusterState } from "../../state/index.js";
+import { SnapshotStore, Snapshotter, recoverState, type SnapshotPolicy } from "../../snapshots/index.js";
 import { allocate } from "../allocator/index.js";
 import { masterMachine } from "../machines/index.js";
 import { authorizeOperator } from "./authorize.js";
@@ -60,6 +60,8 @@ export interface MasterOptions {
   operators?: readonly string[];
   /** Host directories a task's container volumes may mount from (default: none; see docs/security.md). */
   allowedHostPaths?: readonly string[];
+  /** When to snapshot the folded state (docs/snapshots.md); false: never (recovery still reads them). */
+  snapshots?: Partial<SnapshotPolicy> | false;
 }
 
 export interface MasterCounters {
@@ -96,12 +98,18 @@ export class Master {
     frameworkHeartbeats: 0,
   };
   #o: Required<
-    Omit<MasterOptions, "masterId" | "minAllocatable" | "replicas" | "operators" | "allowedHostPaths">
+    Omit<
+      MasterOptions,
+      "masterId" | "minAllocatable" | "replicas" | "operators" | "allowedHostPaths" | "snapshots"
+    >
   > & {
     minAllocatable: ScalarTotals[];
     replicas: number;
+    snapshots: Partial<SnapshotPolicy> | false;
   };
   #auth: AuthPolicy;
+  #snapshots: SnapshotStore | undefined;
+  #snapshotter: Snapshotter | undefined;
   #log: Logger;
   #actor;
   #state: ClusterState = createState();
@@ -138,6 +146,7 @@ export class Master {
       minAllocatable: opts.minAllocatable ?? [...DEFAULT_MIN_ALLOCATABLE],
       defaultRefuseSeconds: opts.defaultRefuseSeconds ?? 5,
       replicas: opts.replicas ?? 1,
+      snapshots: opts.snapshots ?? {},
     };
     this.#auth = {
       operators: [...(opts.operators ?? defaultOperators())],
@@ -151,6 +160,10 @@ export class Master {
   }
   get phase(): string {
     return String(this.#actor.getSnapshot().value);
+  }
+  /** The leader's snapshot writer (undefined when not leading or snapshots are off). */
+  get snapshotter(): Snapshotter | undefined {
+    return this.#snapshotter;
   }
   get epoch(): number {
     return this.#actor.getSnapshot().context.epoch;
@@ -179,6 +192,10 @@ export class Master {
   async #run(): Promise<void> {
     const nc = this.#o.nc;
     await ensureStreams(nc, { replicas: this.#o.replicas });
+    this.#snapshots = await SnapshotStore.create(nc, this.#o.replicas).catch((err: unknown) => {
+      this.#log.warn({ err }, "snapshot bucket unavailable: recovery folds the whole log");
+      return undefined;
+    });
     const lease = new LeaderLease(nc, this.masterId, this.#o.leaseTtlMs, this.#log);
     const querySub = nc.subscribe(subjects.query("master"), {
       callback: (_err, m) => {
@@ -212,6 +229,8 @@ export class Master {
         return (err as Error).message;
       });
       this.#endLeadership();
+      await this.#snapshotter?.stop();
+      this.#snapshotter = undefined;
       if (why.startsWith("fenced")) this.#actor.send({ type: "FENCED", reason: why });
       else this.#actor.send({ type: "LEASE_LOST" });
       if (this.#stopped) {
@@ -228,15 +247,10 @@ export class Master {
   async #lead(lease: LeaderLease, epoch: number): Promise<string> {
     const nc = this.#o.nc;
     const lost = new Promise<string>((resolve) => (this.#lost = resolve));
-    const t0 = Date.now();
-    const state = createState();
-    let lastInputSeq = 0;
-    for await (const entry of readEvents(nc)) {
-      foldEntry(state, entry);
-      if (entry.inputSeq !== undefined && entry.inputSeq > lastInputSeq) lastInputSeq = entry.inputSeq;
-    }
+    const recovered = await recoverState(nc, { store: this.#snapshots, log: this.#log });
+    const state = recovered.state;
     this.#state = state;
-    this.#lastInputSeq = lastInputSeq;
+    this.#lastInputSeq = recovered.lastInputSeq;
     const js = jetstream(nc);
     const info = await (await jetstreamManager(nc)).streams.info(EVENTS_STREAM);
     this.#appender = new FencedAppender(js, info.state.last_seq, epoch);
@@ -245,12 +259,25 @@ export class Master {
       {
         epoch,
         seq: info.state.last_seq,
-        ms: Date.now() - t0,
+        ms: Math.round(recovered.ms),
+        snapshot: recovered.snapshot?.name,
+        tail: recovered.tailMessages,
+        snapshotsIgnored: recovered.skipped.length,
         tasks: state.tasks.size,
         hosts: state.hosts.size,
       },
-      "recovered from the log",
+      recovered.snapshot ? "recovered from a snapshot and the log's tail" : "recovered from the log",
     );
+    if (this.#snapshots && this.#o.snapshots !== false) {
+      this.#snapshotter = new Snapshotter({
+        nc,
+        store: this.#snapshots,
+        logger: this.#log,
+        masterId: this.masterId,
+        epoch,
+        policy: this.#o.snapshots,
+      }).start();
+    }
 
     // A new leader owns no offers: the old leader's are rescinded, and allocation starts afresh.
     const ctx = this.#ctx();

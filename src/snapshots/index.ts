@@ -1,0 +1,23 @@
+export {
+  STATE_SCHEMA,
+  SNAPSHOT_VERSION,
+  encodeSnapshot,
+  decodeSnapshot,
+  cloneState,
+  type SnapshotPayload,
+} from "./codec.js";
+export { SNAPSHOT_BUCKET, SnapshotStore, snapshotName, type SnapshotMeta } from "./store.js";
+export {
+  recoverState,
+  loadNewestSnapshot,
+  logEnd,
+  untrusted,
+  type Recovered,
+  type LogEnd,
+} from "./recover.js";
+export {
+  Snapshotter,
+  DEFAULT_SNAPSHOT_POLICY,
+  type SnapshotPolicy,
+  type SnapshotterStats,
+} from "./snapshotter.js";

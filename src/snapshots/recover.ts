@@ -1,0 +1,110 @@
+import { jetstreamManager } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { SnapshotInvalidError } from "../errors/index.js";
+import { EVENTS_STREAM, readEvents } from "../events/index.js";
+import type { Logger } from "../log/index.js";
+import { createState, foldEntry, type ClusterState } from "../state/index.js";
+import { SNAPSHOT_VERSION, decodeSnapshot } from "./codec.js";
+import type { SnapshotMeta, SnapshotStore } from "./store.js";
+
+/** The log as the EVENTS stream stands now: its last sequence and its identity. */
+export interface LogEnd {
+  lastSeq: number;
+  /** The stream's creation time: a recreated stream is another log, whatever its sequences. */
+  stream: string;
+}
+
+export async function logEnd(nc: NatsConnection): Promise<LogEnd> {
+  const info = await (await jetstreamManager(nc)).streams.info(EVENTS_STREAM);
+  return { lastSeq: info.state.last_seq, stream: info.created };
+}
+
+export interface Recovered {
+  state: ClusterState;
+  /** Highest INPUTS sequence answered in the log. */
+  lastInputSeq: number;
+  /** The snapshot recovery started from; undefined when it folded the whole log. */
+  snapshot: SnapshotMeta | undefined;
+  /** Log messages folded after the snapshot. */
+  tailMessages: number;
+  /** Snapshots passed over, each with why. */
+  skipped: SnapshotInvalidError[];
+  ms: number;
+}
+
+/** Why a snapshot may not be used against this log and this code, or undefined when it may. */
+export function untrusted(m: SnapshotMeta, end: LogEnd): string | undefined {
+  if (m.version !== SNAPSHOT_VERSION)
+    return `written by code version ${m.version || "(none)"}, this code is ${SNAPSHOT_VERSION}`;
+  if (!Number.isSafeInteger(m.seq) || m.seq < 1) return `metadata has no valid sequence`;
+  if (m.seq > end.lastSeq) return `covers seq ${m.seq}, past the log's end ${end.lastSeq}`;
+  if (m.stream !== end.stream) return `was folded from another EVENTS stream (created ${m.stream})`;
+  return undefined;
+}
+
+/** The newest snapshot this code can trust, decoded; each one passed over is logged and listed. */
+export async function loadNewestSnapshot(
+  store: SnapshotStore,
+  end: LogEnd,
+  log: Logger,
+  skipped: SnapshotInvalidError[] = [],
+): Promise<{ meta: SnapshotMeta; state: ClusterState; lastInputSeq: number } | undefined> {
+  for (const meta of await store.list()) {
+    const skip = (why: string, cause?: unknown) => {
+      const err = new SnapshotInvalidError(meta.name, why, cause === undefined ? undefined : { cause });
+      skipped.push(err);
+      log.warn(
+        { err, snapshot: { name: meta.name, seq: meta.seq, version: meta.version } },
+        "snapshot ignored",
+      );
+    };
+    const why = untrusted(meta, end);
+    if (why) {
+      skip(why);
+      continue;
+    }
+    try {
+      const p = decodeSnapshot(await store.read(meta.name));
+      if (p.version !== meta.version || p.seq !== meta.seq) {
+        skip(`bytes say version ${p.version} seq ${p.seq}, metadata says ${meta.version} seq ${meta.seq}`);
+        continue;
+      }
+      return { meta, state: p.state, lastInputSeq: p.lastInputSeq };
+    } catch (err) {
+      skip(`unreadable: ${(err as Error).message}`, err);
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Rebuild the state as of the log's end: the newest trusted snapshot, then the tail from its
+ * sequence + 1; with no usable snapshot, the whole log. `store` undefined: the whole log.
+ */
+export async function recoverState(
+  nc: NatsConnection,
+  opts: { store: SnapshotStore | undefined; log: Logger },
+): Promise<Recovered> {
+  const t0 = performance.now();
+  const end = await logEnd(nc);
+  const skipped: SnapshotInvalidError[] = [];
+  const loaded = opts.store ? await loadNewestSnapshot(opts.store, end, opts.log, skipped) : undefined;
+  const state = loaded?.state ?? createState();
+  let lastInputSeq = loaded?.lastInputSeq ?? 0;
+  let tailMessages = 0;
+  if (state.seq < end.lastSeq) {
+    for await (const entry of readEvents(nc, { fromSeq: state.seq + 1, toSeq: end.lastSeq })) {
+      foldEntry(state, entry);
+      tailMessages++;
+      if (entry.inputSeq !== undefined && entry.inputSeq > lastInputSeq) lastInputSeq = entry.inputSeq;
+    }
+  }
+  return {
+    state,
+    lastInputSeq,
+    snapshot: loaded?.meta,
+    tailMessages,
+    skipped,
+    ms: performance.now() - t0,
+  };
+}

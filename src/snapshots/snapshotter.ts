@@ -1,0 +1,169 @@
+import type { NatsConnection } from "@nats-io/transport-node";
+import { readEvents } from "../events/index.js";
+import type { Logger } from "../log/index.js";
+import { foldEntry, type ClusterState } from "../state/index.js";
+import { SNAPSHOT_VERSION, encodeSnapshot } from "./codec.js";
+import { logEnd, recoverState } from "./recover.js";
+import type { SnapshotMeta, SnapshotStore } from "./store.js";
+
+export interface SnapshotPolicy {
+  /** Snapshot once this many log messages were appended since the last one. */
+  everyMessages: number;
+  /** ...or once this long has passed with at least one new message. */
+  everyMs: number;
+  /** Snapshots kept (the newest); older ones are deleted after each write. */
+  keep: number;
+}
+
+/**
+ * 50,000 messages bounds the tail a new leader folds to well under a second (see
+ * docs/benchmarks.md); 5 minutes bounds it on a quiet cluster; 3 kept leaves two to fall back on
+ * if the newest turns out unreadable.
+ */
+export const DEFAULT_SNAPSHOT_POLICY: SnapshotPolicy = { everyMessages: 50_000, everyMs: 300_000, keep: 3 };
+
+export interface SnapshotterStats {
+  taken: number;
+  /** Time the event loop was held encoding the last snapshot (the stall). */
+  lastEncodeMs: number;
+  /** Time to store it (asynchronous; folding goes on meanwhile). */
+  lastUploadMs: number;
+  lastBytes: number;
+  lastSeq: number;
+}
+
+/**
+ * Writes snapshots of fold(log), not of the master's own state. The master applies its
+ * decisions before they are stored (and may step down with some never stored), so its state is
+ * not exactly a fold of the log; this follower folds only messages the stream has stored, so
+ * every snapshot equals fold(log[1..seq]) by construction and replay can check it.
+ * It starts from the newest snapshot and the tail, in the background: the master is already
+ * serving while it catches up. The price is a second copy of the state in the leader's memory.
+ */
+export class Snapshotter {
+  readonly stats: SnapshotterStats = { taken: 0, lastEncodeMs: 0, lastUploadMs: 0, lastBytes: 0, lastSeq: 0 };
+  #nc: NatsConnection;
+  #store: SnapshotStore;
+  #log: Logger;
+  #policy: SnapshotPolicy;
+  #masterId: string;
+  #epoch: number;
+  #stream = "";
+  #state: ClusterState | undefined;
+  #lastInputSeq = 0;
+  #lastSnapSeq = 0;
+  #writing: Promise<SnapshotMeta | undefined> | undefined;
+  #abort = new AbortController();
+  #timer: NodeJS.Timeout | undefined;
+  #loop: Promise<void> | undefined;
+
+  constructor(o: {
+    nc: NatsConnection;
+    store: SnapshotStore;
+    logger: Logger;
+    masterId: string;
+    epoch: number;
+    policy?: Partial<SnapshotPolicy>;
+  }) {
+    this.#nc = o.nc;
+    this.#store = o.store;
+    this.#log = o.logger.child({ component: "snapshotter" });
+    this.#policy = { ...DEFAULT_SNAPSHOT_POLICY, ...o.policy };
+    this.#masterId = o.masterId;
+    this.#epoch = o.epoch;
+  }
+
+  start(): this {
+    this.#loop = this.#follow().catch((err: unknown) => {
+      if (!this.#abort.signal.aborted) this.#log.error({ err }, "snapshotter stopped");
+    });
+    this.#timer = setInterval(() => {
+      if (this.#state && this.#state.seq > this.#lastSnapSeq) void this.snapshotNow();
+    }, this.#policy.everyMs);
+    this.#timer.unref();
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.#timer);
+    this.#abort.abort();
+    await this.#loop;
+    await this.#writing;
+  }
+
+  /** Sequence folded so far (0 until caught up with the snapshot it started from). */
+  get seq(): number {
+    return this.#state?.seq ?? 0;
+  }
+
+  async #follow(): Promise<void> {
+    this.#stream = (await logEnd(this.#nc)).stream;
+    const r = await recoverState(this.#nc, { store: this.#store, log: this.#log });
+    this.#state = r.state;
+    this.#lastInputSeq = r.lastInputSeq;
+    this.#lastSnapSeq = r.snapshot?.seq ?? 0;
+    const signal = this.#abort.signal;
+    for await (const entry of readEvents(this.#nc, { fromSeq: r.state.seq + 1, follow: true, signal })) {
+      if (signal.aborted) break;
+      foldEntry(r.state, entry);
+      if (entry.inputSeq !== undefined && entry.inputSeq > this.#lastInputSeq)
+        this.#lastInputSeq = entry.inputSeq;
+      if (r.state.seq - this.#lastSnapSeq >= this.#policy.everyMessages) void this.snapshotNow();
+    }
+  }
+
+  /** Snapshot the followed state now (unless a write is under way); resolves with what was written. */
+  snapshotNow(): Promise<SnapshotMeta | undefined> {
+    const state = this.#state;
+    if (!state || state.seq === 0) return Promise.resolve(undefined);
+    if (this.#writing) return this.#writing;
+    // Encoding is synchronous on purpose: it runs between two log messages, so the bytes are
+    // one consistent state. Storing them is asynchronous, and folding goes on meanwhile.
+    const t0 = performance.now();
+    const bytes = encodeSnapshot(state, this.#lastInputSeq);
+    const encodeMs = performance.now() - t0;
+    const seq = state.seq;
+    this.#lastSnapSeq = seq;
+    const meta = {
+      seq,
+      version: SNAPSHOT_VERSION,
+      at: Date.now(),
+      masterId: this.#masterId,
+      epoch: this.#epoch,
+      lastInputSeq: this.#lastInputSeq,
+      stream: this.#stream,
+    };
+    this.#writing = (async () => {
+      try {
+        const t1 = performance.now();
+        const written = await this.#store.write(bytes, meta);
+        const uploadMs = performance.now() - t1;
+        const pruned = await this.#store.prune(this.#policy.keep);
+        Object.assign(this.stats, {
+          taken: this.stats.taken + 1,
+          lastEncodeMs: encodeMs,
+          lastUploadMs: uploadMs,
+          lastBytes: bytes.length,
+          lastSeq: seq,
+        });
+        this.#log.info(
+          {
+            seq,
+            bytes: bytes.length,
+            encodeMs: Math.round(encodeMs),
+            uploadMs: Math.round(uploadMs),
+            pruned,
+          },
+          "snapshot written",
+        );
+        return written;
+      } catch (err) {
+        this.#log.warn({ err, seq }, "snapshot not written");
+        return undefined;
+      } finally {
+        this.#writing = undefined;
+      }
+    })();
+    return this.#writing;
+  }
+}
