@@ -103,6 +103,8 @@ export class Snapshotter {
     this.#lastInputSeq = r.lastInputSeq;
     this.#lastSnapSeq = r.snapshot?.seq ?? 0;
     const signal = this.#abort.signal;
+    // Catching up may already have gone past the threshold; a quiet log brings no next message.
+    if (r.state.seq - this.#lastSnapSeq >= this.#policy.everyMessages) void this.snapshotNow();
     for await (const entry of readEvents(this.#nc, { fromSeq: r.state.seq + 1, follow: true, signal })) {
       if (signal.aborted) break;
       foldEntry(r.state, entry);

@@ -103,6 +103,10 @@ export class SnapshotStore {
     return bytes;
   }
 
+  async remove(name: string): Promise<void> {
+    await this.#os.delete(name);
+  }
+
   /** Keep the newest `keep` snapshots; returns how many were deleted. */
   async prune(keep: number): Promise<number> {
     const old = (await this.list()).slice(Math.max(1, keep));

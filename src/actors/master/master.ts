@@ -25,7 +25,13 @@ import { CorralError, ErrorCode, FencedError } from "../../errors/index.js";
 import type { Logger } from "../../log/index.js";
 import { DEFAULT_MIN_ALLOCATABLE, type ScalarTotals } from "../../resources/index.js";
 import { createState, evolve, type ClusterState } from "../../state/index.js";
-import { SnapshotStore, Snapshotter, recoverState, type SnapshotPolicy } from "../../snapshots/index.js";
+import {
+  SnapshotStore,
+  Snapshotter,
+  recoverState,
+  type Recovered,
+  type SnapshotPolicy,
+} from "../../snapshots/index.js";
 import { allocate } from "../allocator/index.js";
 import { masterMachine } from "../machines/index.js";
 import { authorizeOperator } from "./authorize.js";
@@ -110,6 +116,7 @@ export class Master {
   #auth: AuthPolicy;
   #snapshots: SnapshotStore | undefined;
   #snapshotter: Snapshotter | undefined;
+  #recovery: Omit<Recovered, "state"> | undefined;
   #log: Logger;
   #actor;
   #state: ClusterState = createState();
@@ -164,6 +171,10 @@ export class Master {
   /** The leader's snapshot writer (undefined when not leading or snapshots are off). */
   get snapshotter(): Snapshotter | undefined {
     return this.#snapshotter;
+  }
+  /** How the last recovery went: the snapshot it started from, the tail it folded, the time. */
+  get lastRecovery(): Omit<Recovered, "state"> | undefined {
+    return this.#recovery;
   }
   get epoch(): number {
     return this.#actor.getSnapshot().context.epoch;
@@ -248,7 +259,8 @@ export class Master {
     const nc = this.#o.nc;
     const lost = new Promise<string>((resolve) => (this.#lost = resolve));
     const recovered = await recoverState(nc, { store: this.#snapshots, log: this.#log });
-    const state = recovered.state;
+    const { state, ...howRecovered } = recovered;
+    this.#recovery = howRecovered;
     this.#state = state;
     this.#lastInputSeq = recovered.lastInputSeq;
     const js = jetstream(nc);

@@ -1,0 +1,173 @@
+import { jetstreamManager } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { appendSyntheticLog } from "../bench/synthetic-log.js";
+import { startMaster } from "../src/actors/master/index.js";
+import { DeterminismViolationError, SnapshotInvalidError } from "../src/errors/index.js";
+import { EVENTS_STREAM } from "../src/events/index.js";
+import { silentLogger } from "../src/log/index.js";
+import { stateAt, verifySnapshot } from "../src/replay/index.js";
+import {
+  SNAPSHOT_VERSION,
+  SnapshotStore,
+  decodeSnapshot,
+  encodeSnapshot,
+  logEnd,
+  recoverState,
+  type SnapshotMeta,
+} from "../src/snapshots/index.js";
+import { stateToJSON, type ClusterState } from "../src/state/index.js";
+import { startTestNats, type TestNats } from "./helpers/nats.js";
+
+const log = process.env.SNAP_DEBUG ? (await import("pino")).pino({ level: "info" }) : silentLogger();
+const json = (s: ClusterState) => JSON.stringify(stateToJSON(s));
+
+async function lastSeq(nc: NatsConnection): Promise<number> {
+  return (await (await jetstreamManager(nc)).streams.info(EVENTS_STREAM)).state.last_seq;
+}
+
+/** Snapshot the full fold of the log as it stands, as the snapshotter would (with `over` metadata). */
+async function writeSnapshotOfLog(
+  nc: NatsConnection,
+  store: SnapshotStore,
+  over: Partial<SnapshotMeta> = {},
+  bytes?: (s: ClusterState) => Uint8Array,
+): Promise<SnapshotMeta> {
+  const s = await stateAt(nc);
+  const end = await logEnd(nc);
+  return store.write(bytes ? bytes(s) : encodeSnapshot(s, 0), {
+    seq: s.seq,
+    version: SNAPSHOT_VERSION,
+    at: Date.now(),
+    masterId: "test",
+    epoch: 1,
+    lastInputSeq: 0,
+    stream: end.stream,
+    ...over,
+  });
+}
+
+describe("snapshot codec", () => {
+  it("round-trips a state with Maps, Sets and filters to the same serialized state", async () => {
+    const nats = await startTestNats();
+    try {
+      const nc = await nats.connect();
+      await appendSyntheticLog(nc, { hosts: 3, tasks: 50, perMessage: 5 });
+      const s = await stateAt(nc);
+      s.frameworks.get("f1")!.suppressedRoles.add("batch");
+      s.frameworks.get("f1")!.filters.set("h1", { until: 5, resources: [] });
+      const back = decodeSnapshot(encodeSnapshot(s, 7));
+      expect(back.lastInputSeq).toBe(7);
+      expect(back.state.frameworks.get("f1")!.suppressedRoles).toBeInstanceOf(Set);
+      expect(back.state.frameworks.get("f1")!.filters.get("h1")).toEqual({ until: 5, resources: [] });
+      expect(json(back.state)).toBe(json(s));
+      expect([...back.state.hosts.keys()]).toEqual([...s.hosts.keys()]);
+    } finally {
+      await nats.stop();
+    }
+  });
+});
+
+describe("master snapshots and recovery", () => {
+  let nats: TestNats;
+  let nc: NatsConnection;
+  beforeAll(async () => {
+    nats = await startTestNats();
+    nc = await nats.connect();
+  });
+  afterAll(async () => {
+    await nats?.stop();
+  });
+
+  it("a master snapshots; a new master recovers from the snapshot and the tail to the full fold", async () => {
+    await appendSyntheticLog(nc, { hosts: 5, tasks: 2000, perMessage: 10 });
+    const a = startMaster({ nc, logger: log, masterId: "a", snapshots: { everyMessages: 100 } });
+    await a.whenLeader();
+    expect(a.lastRecovery?.snapshot).toBeUndefined(); // no snapshot yet: the whole log
+    const store = (await SnapshotStore.open(nc))!;
+    // The follower catches up on the log, then snapshots once the next message arrives.
+    await expect
+      .poll(async () => (await store.list())[0]?.seq ?? 0, { timeout: 10_000 })
+      .toBeGreaterThan(400);
+    const [newest] = await store.list();
+    expect(newest).toMatchObject({ version: SNAPSHOT_VERSION, masterId: "a" });
+    await a.stop();
+
+    // A tail the snapshot does not cover, then a new master.
+    await appendSyntheticLog(nc, { hosts: 5, tasks: 300, perMessage: 10, prefix: "tail" });
+    const end = await lastSeq(nc);
+    const b = startMaster({ nc, logger: log, masterId: "b", snapshots: false });
+    await b.whenLeader();
+    const r = b.lastRecovery!;
+    expect(r.snapshot?.name).toBe(newest!.name);
+    expect(r.tailMessages).toBe(end - newest!.seq);
+    expect(r.skipped).toEqual([]);
+    // Let the new leader's own decisions (master.elected, offers) settle, then stop it.
+    let seen = -1;
+    await expect
+      .poll(
+        async () => {
+          const before = seen;
+          seen = await lastSeq(nc);
+          return seen === before && b.state.seq === seen;
+        },
+        { timeout: 10_000, interval: 300 },
+      )
+      .toBe(true);
+    await b.stop();
+    const full = await stateAt(nc);
+    expect(b.state.seq).toBe(full.seq);
+    expect(json(b.state)).toBe(json(full));
+    // And the recovery itself, from the same snapshot, equals the full fold.
+    const again = await recoverState(nc, { store, log });
+    expect(again.snapshot?.name).toBe(newest!.name);
+    expect(json(again.state)).toBe(json(full));
+  });
+
+  it("ignores a snapshot of another code version, falling back to an older one", async () => {
+    const store = await SnapshotStore.create(nc);
+    const good = await writeSnapshotOfLog(nc, store);
+    await appendSyntheticLog(nc, { hosts: 5, tasks: 20, perMessage: 10, prefix: "v" });
+    const bad = await writeSnapshotOfLog(nc, store, { version: "0000000000000000" }, (s) =>
+      encodeSnapshot(s, 0, "0000000000000000"),
+    );
+    const r = await recoverState(nc, { store, log });
+    expect(r.snapshot?.name).toBe(good.name);
+    expect(r.skipped.map((e) => e.snapshot)).toContain(bad.name);
+    expect(r.skipped[0]).toBeInstanceOf(SnapshotInvalidError);
+    expect(r.skipped[0]!.message).toMatch(/code version 0000000000000000/);
+    expect(json(r.state)).toBe(json(await stateAt(nc)));
+  });
+
+  it("ignores a corrupt snapshot and one past the log's end", async () => {
+    const store = await SnapshotStore.create(nc);
+    await appendSyntheticLog(nc, { hosts: 5, tasks: 20, perMessage: 10, prefix: "c" });
+    const corrupt = await writeSnapshotOfLog(nc, store, {}, () => new Uint8Array([0xc1, 0xff, 1, 2, 3]));
+    const future = await writeSnapshotOfLog(nc, store, { seq: (await lastSeq(nc)) + 10 });
+    const r = await recoverState(nc, { store, log });
+    const why = Object.fromEntries(r.skipped.map((e) => [e.snapshot, e.message]));
+    expect(why[corrupt.name]).toMatch(/unreadable/);
+    expect(why[future.name]).toMatch(/past the log's end/);
+    expect(r.snapshot).toBeDefined();
+    expect(r.snapshot!.seq).toBeLessThan(corrupt.seq);
+    expect(json(r.state)).toBe(json(await stateAt(nc)));
+    // Clean up so the next case sees a readable newest snapshot.
+    for (const m of await store.list()) if (m.seq >= corrupt.seq) await store.remove(m.name);
+  });
+
+  it("replay verify accepts a true snapshot and catches a tampered one", async () => {
+    const store = await SnapshotStore.create(nc);
+    await appendSyntheticLog(nc, { hosts: 5, tasks: 20, perMessage: 10, prefix: "r" });
+    const meta = await writeSnapshotOfLog(nc, store);
+    const ok = await verifySnapshot(nc);
+    expect(ok).toMatchObject({ name: meta.name, seq: meta.seq });
+
+    const p = decodeSnapshot(await store.read(meta.name));
+    const t = p.state.tasks.values().next().value!;
+    t.state = "TASK_FINISHED";
+    await writeSnapshotOfLog(nc, store, {}, () => encodeSnapshot(p.state, p.lastInputSeq));
+    const err = await verifySnapshot(nc).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DeterminismViolationError);
+    expect((err as Error).message).toMatch(/\.state: "TASK_RUNNING" ≠ "TASK_FINISHED"/);
+  });
+});
