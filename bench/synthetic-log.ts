@@ -20,13 +20,21 @@ export interface SyntheticLog {
 /**
  * Append a plausible history straight to EVENTS with the master's own appender (no master, no
  * hosts): `hosts` hosts, one framework, then `tasks` tasks each launched and reported RUNNING,
- * `perMessage` events to a message (one ACCEPT launching several tasks, one host report
+ * (optionally finished and acknowledged), `perMessage` events to a message (one ACCEPT launching several tasks, one host report
  * carrying several updates). `prefix` keeps task ids unique across calls (a tail after a log).
  * Fast enough to build 200,000 events in seconds; the master must not be leading meanwhile.
  */
 export async function appendSyntheticLog(
   nc: NatsConnection,
-  o: { hosts: number; tasks: number; perMessage: number; prefix?: string; epoch?: number },
+  o: {
+    hosts: number;
+    tasks: number;
+    perMessage: number;
+    prefix?: string;
+    epoch?: number;
+    /** Tasks also finish and are acknowledged (4 events each): a long history, a small state. */
+    finish?: boolean;
+  },
 ): Promise<SyntheticLog> {
   const t0 = performance.now();
   const info = await (await jetstreamManager(nc)).streams.info(EVENTS_STREAM);
@@ -99,6 +107,28 @@ export async function appendSyntheticLog(
         state: "TASK_RUNNING",
         source: "host",
         uuid: `u-${taskId}`,
+      })),
+    );
+    if (!o.finish) continue;
+    await send(
+      ids.map((taskId) => ({
+        type: "task.status",
+        taskId,
+        frameworkId: "f1",
+        hostId: host,
+        state: "TASK_FINISHED",
+        source: "host",
+        uuid: `v-${taskId}`,
+        exitCode: 0,
+      })),
+    );
+    await send(
+      ids.map((taskId) => ({
+        type: "task.acknowledged",
+        taskId,
+        frameworkId: "f1",
+        hostId: host,
+        uuid: `v-${taskId}`,
       })),
     );
   }
