@@ -46,7 +46,7 @@ export async function appendSyntheticLog(
   let pending: Promise<number[]>[] = [];
   let n = 0;
   const send = async (evs: NewEvent[]) => {
-    const full = evs.map((e) => ({ ...e, v: 1, at: at++ }) as CorralEvent);
+    const full: CorralEvent[] = evs.map((e) => ({ ...e, v: 1 as const, at: at++ }));
     const batches = batchesOf(full);
     events += full.length;
     messages += batches.length;

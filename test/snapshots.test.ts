@@ -12,11 +12,14 @@ import {
   SnapshotStore,
   decodeSnapshot,
   encodeSnapshot,
+  encodeSnapshotInPieces,
+  TASKS_PER_PIECE,
   logEnd,
   recoverState,
   type SnapshotMeta,
 } from "../src/snapshots/index.js";
-import { stateToJSON, type ClusterState } from "../src/state/index.js";
+import { parseResources } from "../src/resources/index.js";
+import { evolve, stateToJSON, type ClusterState } from "../src/state/index.js";
 import { startTestNats, type TestNats } from "./helpers/nats.js";
 
 const log = process.env.SNAP_DEBUG ? (await import("pino")).pino({ level: "info" }) : silentLogger();
@@ -62,6 +65,28 @@ describe("snapshot codec", () => {
       expect(back.state.frameworks.get("f1")!.filters.get("h1")).toEqual({ until: 5, resources: [] });
       expect(json(back.state)).toBe(json(s));
       expect([...back.state.hosts.keys()]).toEqual([...s.hosts.keys()]);
+
+      // Several pieces of tasks, encoded with the event loop free in between.
+      for (let i = 0; i < TASKS_PER_PIECE * 2 + 7; i++)
+        evolve(s, {
+          type: "task.launched",
+          v: 1,
+          at: s.time + 1,
+          taskId: `p${i}`,
+          frameworkId: "f1",
+          hostId: "h0",
+          role: "batch",
+          name: "p",
+          resources: parseResources("cpus:0.1"),
+          command: { value: "true" },
+          offerId: "o",
+        });
+      const { bytes, longestPieceMs } = await encodeSnapshotInPieces(s, 7);
+      expect(longestPieceMs).toBeGreaterThan(0);
+      const many = decodeSnapshot(bytes).state;
+      expect(many.tasks.size).toBe(s.tasks.size);
+      expect(json(many)).toBe(json(s));
+      expect([...many.tasks.keys()]).toEqual([...s.tasks.keys()]);
     } finally {
       await nats.stop();
     }

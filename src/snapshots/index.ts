@@ -1,7 +1,9 @@
 export {
   STATE_SCHEMA,
   SNAPSHOT_VERSION,
+  TASKS_PER_PIECE,
   encodeSnapshot,
+  encodeSnapshotInPieces,
   decodeSnapshot,
   cloneState,
   type SnapshotPayload,

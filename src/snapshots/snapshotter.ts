@@ -2,7 +2,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { readEvents } from "../events/index.js";
 import type { Logger } from "../log/index.js";
 import { foldEntry, type ClusterState } from "../state/index.js";
-import { SNAPSHOT_VERSION, encodeSnapshot } from "./codec.js";
+import { SNAPSHOT_VERSION, encodeSnapshotInPieces } from "./codec.js";
 import { logEnd, recoverState } from "./recover.js";
 import type { SnapshotMeta, SnapshotStore } from "./store.js";
 
@@ -24,8 +24,10 @@ export const DEFAULT_SNAPSHOT_POLICY: SnapshotPolicy = { everyMessages: 50_000, 
 
 export interface SnapshotterStats {
   taken: number;
-  /** Time the event loop was held encoding the last snapshot (the stall). */
+  /** Time spent encoding the last snapshot, a piece at a time (the follower pauses meanwhile). */
   lastEncodeMs: number;
+  /** Longest the event loop was held by one piece of that encoding: the stall on the master. */
+  lastStallMs: number;
   /** Time to store it (asynchronous; folding goes on meanwhile). */
   lastUploadMs: number;
   lastBytes: number;
@@ -41,7 +43,14 @@ export interface SnapshotterStats {
  * serving while it catches up. The price is a second copy of the state in the leader's memory.
  */
 export class Snapshotter {
-  readonly stats: SnapshotterStats = { taken: 0, lastEncodeMs: 0, lastUploadMs: 0, lastBytes: 0, lastSeq: 0 };
+  readonly stats: SnapshotterStats = {
+    taken: 0,
+    lastEncodeMs: 0,
+    lastStallMs: 0,
+    lastUploadMs: 0,
+    lastBytes: 0,
+    lastSeq: 0,
+  };
   #nc: NatsConnection;
   #store: SnapshotStore;
   #log: Logger;
@@ -53,6 +62,8 @@ export class Snapshotter {
   #lastInputSeq = 0;
   #lastSnapSeq = 0;
   #writing: Promise<SnapshotMeta | undefined> | undefined;
+  /** Set while a snapshot is being encoded: the follower folds nothing until it is done. */
+  #encoding: Promise<unknown> | undefined;
   #abort = new AbortController();
   #timer: NodeJS.Timeout | undefined;
   #loop: Promise<void> | undefined;
@@ -106,6 +117,7 @@ export class Snapshotter {
     // Catching up may already have gone past the threshold; a quiet log brings no next message.
     if (r.state.seq - this.#lastSnapSeq >= this.#policy.everyMessages) void this.snapshotNow();
     for await (const entry of readEvents(this.#nc, { fromSeq: r.state.seq + 1, follow: true, signal })) {
+      if (this.#encoding) await this.#encoding;
       if (signal.aborted) break;
       foldEntry(r.state, entry);
       if (entry.inputSeq !== undefined && entry.inputSeq > this.#lastInputSeq)
@@ -119,31 +131,34 @@ export class Snapshotter {
     const state = this.#state;
     if (!state || state.seq === 0) return Promise.resolve(undefined);
     if (this.#writing) return this.#writing;
-    // Encoding is synchronous on purpose: it runs between two log messages, so the bytes are
-    // one consistent state. Storing them is asynchronous, and folding goes on meanwhile.
-    const t0 = performance.now();
-    const bytes = encodeSnapshot(state, this.#lastInputSeq);
-    const encodeMs = performance.now() - t0;
+    // The bytes must be one consistent state: the follower waits for the encoding (a piece at
+    // a time, the event loop free in between, so the master's inputs go on meanwhile).
     const seq = state.seq;
+    const lastInputSeq = this.#lastInputSeq;
     this.#lastSnapSeq = seq;
-    const meta = {
-      seq,
-      version: SNAPSHOT_VERSION,
-      at: Date.now(),
-      masterId: this.#masterId,
-      epoch: this.#epoch,
-      lastInputSeq: this.#lastInputSeq,
-      stream: this.#stream,
-    };
+    const t0 = performance.now();
+    const encoding = encodeSnapshotInPieces(state, lastInputSeq);
+    this.#encoding = encoding;
     this.#writing = (async () => {
       try {
+        const { bytes, longestPieceMs } = await encoding.finally(() => (this.#encoding = undefined));
+        const encodeMs = performance.now() - t0;
         const t1 = performance.now();
-        const written = await this.#store.write(bytes, meta);
+        const written = await this.#store.write(bytes, {
+          seq,
+          version: SNAPSHOT_VERSION,
+          at: Date.now(),
+          masterId: this.#masterId,
+          epoch: this.#epoch,
+          lastInputSeq,
+          stream: this.#stream,
+        });
         const uploadMs = performance.now() - t1;
         const pruned = await this.#store.prune(this.#policy.keep);
         Object.assign(this.stats, {
           taken: this.stats.taken + 1,
           lastEncodeMs: encodeMs,
+          lastStallMs: longestPieceMs,
           lastUploadMs: uploadMs,
           lastBytes: bytes.length,
           lastSeq: seq,
@@ -153,6 +168,7 @@ export class Snapshotter {
             seq,
             bytes: bytes.length,
             encodeMs: Math.round(encodeMs),
+            stallMs: Math.round(longestPieceMs),
             uploadMs: Math.round(uploadMs),
             pruned,
           },
