@@ -36,7 +36,7 @@ const packr = new Packr({ useRecords: true, moreTypes: false, mapsAsObjects: tru
  * Tasks are packed in pieces of this many, so a snapshot can be encoded a piece at a time with
  * the event loop free in between (see encodeSnapshotInPieces): one piece is a few milliseconds.
  */
-export const TASKS_PER_PIECE = 5000;
+export const TASKS_PER_PIECE = 2000;
 
 /** The payload of a snapshot object: self-describing, so the bytes are checked against the metadata. */
 export interface SnapshotPayload {
