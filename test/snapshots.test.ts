@@ -127,6 +127,7 @@ describe("master snapshots and recovery", () => {
     expect(r.snapshot?.name).toBe(newest!.name);
     expect(r.tailMessages).toBe(end - newest!.seq);
     expect(r.skipped).toEqual([]);
+    expect(r.fromStandby).toBe(false);
     // Let the new leader's own decisions (master.elected, offers) settle, then stop it.
     let seen = -1;
     await expect
@@ -147,6 +148,33 @@ describe("master snapshots and recovery", () => {
     const again = await recoverState(nc, { store, log });
     expect(again.snapshot?.name).toBe(newest!.name);
     expect(json(again.state)).toBe(json(full));
+  });
+
+  it("a standby folds the log live and, taking over, folds only the tail", async () => {
+    const a = startMaster({ nc, logger: log, masterId: "sa", snapshots: false, leaseTtlMs: 1000 });
+    await a.whenLeader();
+    const b = startMaster({ nc, logger: log, masterId: "sb", snapshots: false, leaseTtlMs: 1000 });
+    await expect.poll(() => b.phase, { timeout: 5000 }).not.toBe("leader");
+    await new Promise((r) => setTimeout(r, 1000)); // b's follower catches up meanwhile
+    await a.stop();
+    await b.whenLeader();
+    const r = b.lastRecovery!;
+    expect(r.fromStandby).toBe(true);
+    expect(r.snapshot).toBeUndefined();
+    expect(r.tailMessages).toBeLessThan(10); // a's last messages at most, not the log
+    let seen = -1;
+    await expect
+      .poll(
+        async () => {
+          const before = seen;
+          seen = await lastSeq(nc);
+          return seen === before && b.state.seq === seen;
+        },
+        { timeout: 10_000, interval: 300 },
+      )
+      .toBe(true);
+    await b.stop();
+    expect(json(b.state)).toBe(json(await stateAt(nc)));
   });
 
   it("ignores a snapshot of another code version, falling back to an older one", async () => {

@@ -25,6 +25,8 @@ export interface Recovered {
   lastInputSeq: number;
   /** The snapshot recovery started from; undefined when it folded the whole log. */
   snapshot: SnapshotMeta | undefined;
+  /** Started from a state this master had folded live while standing by. */
+  fromStandby: boolean;
   /** Log messages folded after the snapshot. */
   tailMessages: number;
   /** Snapshots passed over, each with why. */
@@ -78,17 +80,29 @@ export async function loadNewestSnapshot(
 }
 
 /**
- * Rebuild the state as of the log's end: the newest trusted snapshot, then the tail from its
- * sequence + 1; with no usable snapshot, the whole log. `store` undefined: the whole log.
+ * Rebuild the state as of the log's end: the newest trusted snapshot (or a live-folded `base`),
+ * then the tail from its sequence + 1; with neither, the whole log.
  */
 export async function recoverState(
   nc: NatsConnection,
-  opts: { store: SnapshotStore | undefined; log: Logger },
+  opts: {
+    store: SnapshotStore | undefined;
+    log: Logger;
+    /** A state already folded live (a standby's follower): used instead of a snapshot when it fits this log. */
+    base?: { state: ClusterState; lastInputSeq: number; stream: string } | undefined;
+  },
 ): Promise<Recovered> {
   const t0 = performance.now();
   const end = await logEnd(nc);
   const skipped: SnapshotInvalidError[] = [];
-  const loaded = opts.store ? await loadNewestSnapshot(opts.store, end, opts.log, skipped) : undefined;
+  const base = opts.base;
+  const fromStandby = base !== undefined && base.stream === end.stream && base.state.seq <= end.lastSeq;
+  if (base && !fromStandby) opts.log.warn({ seq: base.state.seq }, "live-folded state does not fit the log");
+  const loaded = fromStandby
+    ? { state: base.state, lastInputSeq: base.lastInputSeq, meta: undefined }
+    : opts.store
+      ? await loadNewestSnapshot(opts.store, end, opts.log, skipped)
+      : undefined;
   const state = loaded?.state ?? createState();
   let lastInputSeq = loaded?.lastInputSeq ?? 0;
   let tailMessages = 0;
@@ -103,6 +117,7 @@ export async function recoverState(
     state,
     lastInputSeq,
     snapshot: loaded?.meta,
+    fromStandby,
     tailMessages,
     skipped,
     ms: performance.now() - t0,

@@ -52,7 +52,8 @@ export class Snapshotter {
     lastSeq: 0,
   };
   #nc: NatsConnection;
-  #store: SnapshotStore;
+  #store: SnapshotStore | undefined;
+  #writes: boolean;
   #log: Logger;
   #policy: SnapshotPolicy;
   #masterId: string;
@@ -70,7 +71,10 @@ export class Snapshotter {
 
   constructor(o: {
     nc: NatsConnection;
-    store: SnapshotStore;
+    /** Where snapshots are read from and written to; undefined: follow the whole log only. */
+    store: SnapshotStore | undefined;
+    /** false: only follow the log (a standby master); it writes no snapshots. */
+    writes?: boolean;
     logger: Logger;
     masterId: string;
     epoch: number;
@@ -78,6 +82,7 @@ export class Snapshotter {
   }) {
     this.#nc = o.nc;
     this.#store = o.store;
+    this.#writes = o.writes ?? true;
     this.#log = o.logger.child({ component: "snapshotter" });
     this.#policy = { ...DEFAULT_SNAPSHOT_POLICY, ...o.policy };
     this.#masterId = o.masterId;
@@ -100,6 +105,18 @@ export class Snapshotter {
     this.#abort.abort();
     await this.#loop;
     await this.#writing;
+  }
+
+  /**
+   * Stop following and give the followed state away (a standby becoming leader: it folds only
+   * the tail since, without a copy). Undefined when it had not caught up yet. The snapshotter is
+   * finished afterwards.
+   */
+  async handOver(): Promise<{ state: ClusterState; lastInputSeq: number; stream: string } | undefined> {
+    await this.stop();
+    const state = this.#state;
+    this.#state = undefined;
+    return state ? { state, lastInputSeq: this.#lastInputSeq, stream: this.#stream } : undefined;
   }
 
   /** Sequence folded so far (0 until caught up with the snapshot it started from). */
@@ -129,7 +146,8 @@ export class Snapshotter {
   /** Snapshot the followed state now (unless a write is under way); resolves with what was written. */
   snapshotNow(): Promise<SnapshotMeta | undefined> {
     const state = this.#state;
-    if (!state || state.seq === 0) return Promise.resolve(undefined);
+    const store = this.#store;
+    if (!state || state.seq === 0 || !store || !this.#writes) return Promise.resolve(undefined);
     if (this.#writing) return this.#writing;
     // The bytes must be one consistent state: the follower waits for the encoding (a piece at
     // a time, the event loop free in between, so the master's inputs go on meanwhile).
@@ -144,7 +162,7 @@ export class Snapshotter {
         const { bytes, longestPieceMs } = await encoding.finally(() => (this.#encoding = undefined));
         const encodeMs = performance.now() - t0;
         const t1 = performance.now();
-        const written = await this.#store.write(bytes, {
+        const written = await store.write(bytes, {
           seq,
           version: SNAPSHOT_VERSION,
           at: Date.now(),
@@ -154,7 +172,7 @@ export class Snapshotter {
           stream: this.#stream,
         });
         const uploadMs = performance.now() - t1;
-        const pruned = await this.#store.prune(this.#policy.keep);
+        const pruned = await store.prune(this.#policy.keep);
         Object.assign(this.stats, {
           taken: this.stats.taken + 1,
           lastEncodeMs: encodeMs,

@@ -68,6 +68,8 @@ export interface MasterOptions {
   allowedHostPaths?: readonly string[];
   /** When to snapshot the folded state (docs/snapshots.md); false: never (recovery still reads them). */
   snapshots?: Partial<SnapshotPolicy> | false;
+  /** While another master leads, fold the log live, so taking over folds only the tail (default true). */
+  standbyFollow?: boolean;
 }
 
 export interface MasterCounters {
@@ -106,14 +108,23 @@ export class Master {
   #o: Required<
     Omit<
       MasterOptions,
-      "masterId" | "minAllocatable" | "replicas" | "operators" | "allowedHostPaths" | "snapshots"
+      | "masterId"
+      | "minAllocatable"
+      | "replicas"
+      | "operators"
+      | "allowedHostPaths"
+      | "snapshots"
+      | "standbyFollow"
     >
   > & {
     minAllocatable: ScalarTotals[];
     replicas: number;
     snapshots: Partial<SnapshotPolicy> | false;
+    standbyFollow: boolean;
   };
   #auth: AuthPolicy;
+  /** The log folded live while another master leads (handed over on winning the lease). */
+  #standby: Snapshotter | undefined;
   #snapshots: SnapshotStore | undefined;
   #snapshotter: Snapshotter | undefined;
   #recovery: Omit<Recovered, "state"> | undefined;
@@ -154,6 +165,7 @@ export class Master {
       defaultRefuseSeconds: opts.defaultRefuseSeconds ?? 5,
       replicas: opts.replicas ?? 1,
       snapshots: opts.snapshots ?? {},
+      standbyFollow: opts.standbyFollow ?? true,
     };
     this.#auth = {
       operators: [...(opts.operators ?? defaultOperators())],
@@ -231,6 +243,16 @@ export class Master {
       }
       if (epoch === undefined) {
         this.#actor.send({ type: "LEASE_TAKEN" });
+        if (this.#o.standbyFollow && !this.#standby) {
+          this.#standby = new Snapshotter({
+            nc,
+            store: this.#snapshots,
+            writes: false,
+            logger: this.#log.child({ standby: true }),
+            masterId: this.masterId,
+            epoch: 0,
+          }).start();
+        }
         await sleep(Math.max(100, this.#o.leaseTtlMs / 4));
         continue;
       }
@@ -251,6 +273,8 @@ export class Master {
       this.#log.warn({ why }, "stepped down");
       await sleep(200);
     }
+    await this.#standby?.stop();
+    this.#standby = undefined;
     querySub.unsubscribe();
   }
 
@@ -258,7 +282,10 @@ export class Master {
   async #lead(lease: LeaderLease, epoch: number): Promise<string> {
     const nc = this.#o.nc;
     const lost = new Promise<string>((resolve) => (this.#lost = resolve));
-    const recovered = await recoverState(nc, { store: this.#snapshots, log: this.#log });
+    const standby = this.#standby;
+    this.#standby = undefined;
+    const base = await standby?.handOver();
+    const recovered = await recoverState(nc, { store: this.#snapshots, log: this.#log, base });
     const { state, ...howRecovered } = recovered;
     this.#recovery = howRecovered;
     this.#state = state;
@@ -278,7 +305,11 @@ export class Master {
         tasks: state.tasks.size,
         hosts: state.hosts.size,
       },
-      recovered.snapshot ? "recovered from a snapshot and the log's tail" : "recovered from the log",
+      recovered.fromStandby
+        ? "recovered from the state folded while standing by and the log's tail"
+        : recovered.snapshot
+          ? "recovered from a snapshot and the log's tail"
+          : "recovered from the log",
     );
     if (this.#snapshots && this.#o.snapshots !== false) {
       this.#snapshotter = new Snapshotter({
