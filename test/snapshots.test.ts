@@ -1,3 +1,5 @@
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
 import { jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -22,6 +24,11 @@ import { parseResources } from "../src/resources/index.js";
 import { evolve, stateToJSON, type ClusterState } from "../src/state/index.js";
 import { startTestNats, type TestNats } from "./helpers/nats.js";
 
+const run = promisify(execFile);
+/** The built CLI (dist/, built by the global test setup), as an auditor runs it. */
+const cli = (...args: string[]) =>
+  run("node", ["dist/src/cli/main.js", "replay", ...args, "--nats", nats.url]);
+let nats: TestNats;
 const log = process.env.SNAP_DEBUG ? (await import("pino")).pino({ level: "info" }) : silentLogger();
 const json = (s: ClusterState) => JSON.stringify(stateToJSON(s));
 
@@ -94,7 +101,6 @@ describe("snapshot codec", () => {
 });
 
 describe("master snapshots and recovery", () => {
-  let nats: TestNats;
   let nc: NatsConnection;
   beforeAll(async () => {
     nats = await startTestNats();
@@ -214,6 +220,9 @@ describe("master snapshots and recovery", () => {
     const meta = await writeSnapshotOfLog(nc, store);
     const ok = await verifySnapshot(nc);
     expect(ok).toMatchObject({ name: meta.name, seq: meta.seq });
+    expect((await cli("--verify")).stdout).toContain(
+      `snapshot ${meta.name} equals the log folded up to seq ${meta.seq}`,
+    );
 
     const p = decodeSnapshot(await store.read(meta.name));
     const t = p.state.tasks.values().next().value!;
@@ -222,5 +231,8 @@ describe("master snapshots and recovery", () => {
     const err = await verifySnapshot(nc).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(DeterminismViolationError);
     expect((err as Error).message).toMatch(/\.state: "TASK_RUNNING" ≠ "TASK_FINISHED"/);
+    const failed = await cli("--verify").catch((e: unknown) => e as { code: number; stderr: string });
+    expect(failed).toMatchObject({ code: 1 });
+    expect((failed as { stderr: string }).stderr).toMatch(/differs from the log .*\(DETERMINISM_VIOLATION\)/);
   });
 });
