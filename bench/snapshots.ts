@@ -83,6 +83,13 @@ try {
     stream: end.stream,
   });
   const uploadMs = performance.now() - t0;
+  const fetch: number[] = [];
+  const [written] = await store.list();
+  for (let i = 0; i < runs; i++) {
+    const t1 = performance.now();
+    await store.read(written!.name);
+    fetch.push(performance.now() - t1);
+  }
 
   const fromSnap: number[] = [];
   for (let i = 0; i < runs; i++) fromSnap.push((await recoverState(nc, { store, log })).ms);
@@ -111,6 +118,7 @@ try {
     `  longest event-loop stall   ${fmt(median(stall))} ms   (one piece of ${TASKS_PER_PIECE} tasks)`,
   );
   console.log(`  store in object store      ${fmt(uploadMs)} ms   (asynchronous)`);
+  console.log(`  fetch from object store    ${fmt(median(fetch))} ms`);
   console.log(`  decode                     ${fmt(median(decode))} ms`);
   console.log(`recovery, whole log          ${fmt(median(full))} ms   (${fmt(built.messages)} messages)`);
   console.log(`recovery, snapshot, no tail  ${fmt(median(fromSnap))} ms`);
