@@ -66,12 +66,25 @@ describe("snapshot codec", () => {
       const s = await stateAt(nc);
       s.frameworks.get("f1")!.suppressedRoles.add("batch");
       s.frameworks.get("f1")!.filters.set("h1", { until: 5, resources: [] });
+      const unavailability = { start: 1000, durationMs: 60_000 };
+      s.maintenance.version = 2;
+      s.maintenance.byHost.set("h1", unavailability);
+      s.maintenance.responses.set("h1", new Map([["f1", { status: "DECLINE", at: 5, refuseUntil: 9 }]]));
+      s.inverseOffers.set("io1", {
+        inverseOfferId: "io1",
+        frameworkId: "f1",
+        hostId: "h1",
+        unavailability,
+        madeAt: 3,
+      });
       const back = decodeSnapshot(encodeSnapshot(s, 7));
       expect(back.lastInputSeq).toBe(7);
       expect(back.state.frameworks.get("f1")!.suppressedRoles).toBeInstanceOf(Set);
       expect(back.state.frameworks.get("f1")!.filters.get("h1")).toEqual({ until: 5, resources: [] });
       expect(json(back.state)).toBe(json(s));
       expect([...back.state.hosts.keys()]).toEqual([...s.hosts.keys()]);
+      expect(back.state.maintenance.byHost.get("h1")).toEqual({ start: 1000, durationMs: 60_000 });
+      expect(back.state.maintenance.responses.get("h1")?.get("f1")).toMatchObject({ status: "DECLINE" });
 
       // Several pieces of tasks, encoded with the event loop free in between.
       for (let i = 0; i < TASKS_PER_PIECE * 2 + 7; i++)

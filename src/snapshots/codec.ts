@@ -1,7 +1,11 @@
 import { createHash } from "node:crypto";
 import { Packr } from "msgpackr";
+import type { Unavailability } from "../events/index.js";
 import type {
   ClusterState,
+  InverseOfferResponse,
+  InverseOfferView,
+  MaintenanceState,
   FrameworkView,
   HostView,
   OfferFilter,
@@ -17,7 +21,7 @@ import type {
  * be trusted; bump `codec/N` when the byte layout below changes. The version recorded with each snapshot is a short hash of this string, so a
  * snapshot can only match code built from the same text.
  */
-export const STATE_SCHEMA = "corral ClusterState: state/1 fold/1 codec/1";
+export const STATE_SCHEMA = "corral ClusterState: state/2 fold/2 codec/1";
 export const SNAPSHOT_VERSION = createHash("sha256").update(STATE_SCHEMA).digest("hex").slice(0, 16);
 
 /** Tells a snapshot from any other msgpack that ended up in the bucket. */
@@ -90,6 +94,13 @@ function* pieces(state: ClusterState, lastInputSeq: number, version: string): Ge
       frameworks,
       tasks,
       offers: [...state.offers.values()],
+      inverseOffers: [...state.inverseOffers.values()],
+      maintenance: {
+        version: state.maintenance.version,
+        windows: state.maintenance.windows,
+        byHost: [...state.maintenance.byHost],
+        responses: [...state.maintenance.responses].map(([hostId, byFw]) => [hostId, [...byFw]]),
+      },
       roles,
     },
   });
@@ -126,6 +137,29 @@ export async function encodeSnapshotInPieces(
     if (r.done) return { bytes: r.value, longestPieceMs };
     await new Promise((resolve) => setImmediate(resolve));
   }
+}
+
+function maintenanceOf(v: unknown): MaintenanceState {
+  const m = v as {
+    version?: unknown;
+    windows?: unknown;
+    byHost?: unknown;
+    responses?: unknown;
+  } | null;
+  if (typeof m !== "object" || m === null || !Array.isArray(m.windows) || !Array.isArray(m.byHost))
+    throw new Error("snapshot state.maintenance is malformed");
+  if (!Array.isArray(m.responses)) throw new Error("snapshot state.maintenance.responses is not a list");
+  return {
+    version: Number(m.version),
+    windows: m.windows as MaintenanceState["windows"],
+    byHost: new Map(m.byHost as Array<[string, Unavailability]>),
+    responses: new Map(
+      (m.responses as Array<[string, Array<[string, InverseOfferResponse]>]>).map(([hostId, byFw]) => [
+        hostId,
+        new Map(byFw),
+      ]),
+    ),
+  };
 }
 
 /** Decode and check a snapshot's bytes; throws (any error) when they are not a snapshot. */
@@ -167,6 +201,8 @@ export function decodeSnapshot(bytes: Uint8Array): SnapshotPayload {
       (t) => t.taskId,
     ),
     offers: keyed(list<OfferView>("offers"), (o) => o.offerId),
+    inverseOffers: keyed(list<InverseOfferView>("inverseOffers"), (o) => o.inverseOfferId),
+    maintenance: maintenanceOf(s.maintenance),
     roles: keyed(
       list<CompactRole>("roles").map((r): RoleView => ({ ...r, frameworks: new Set(r.frameworks) })),
       (r) => r.role,
