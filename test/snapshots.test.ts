@@ -227,6 +227,19 @@ describe("master snapshots and recovery", () => {
     for (const m of await store.list()) if (m.seq >= corrupt.seq) await store.remove(m.name);
   });
 
+  it("keeps the newest K snapshots", async () => {
+    const store = await SnapshotStore.create(nc);
+    const end = await logEnd(nc);
+    const bytes = encodeSnapshot(await stateAt(nc), 0);
+    const meta = { version: SNAPSHOT_VERSION, at: 0, masterId: "k", epoch: 1, lastInputSeq: 0 };
+    for (const seq of [1, 2, 3, 4, 5]) await store.write(bytes, { ...meta, seq, stream: end.stream });
+    const before = (await store.list()).length;
+    expect(await store.prune(3)).toBe(before - 3);
+    const left = await store.list();
+    expect(left).toHaveLength(3);
+    expect(left[0]!.seq).toBeGreaterThan(left[2]!.seq); // newest first, the oldest gone
+  });
+
   it("replay verify accepts a true snapshot and catches a tampered one", async () => {
     const store = await SnapshotStore.create(nc);
     await appendSyntheticLog(nc, { hosts: 5, tasks: 20, perMessage: 10, prefix: "r" });
