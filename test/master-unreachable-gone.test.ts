@@ -67,19 +67,26 @@ async function expectReplayReproduces(): Promise<void> {
   await nc.close();
 }
 
+/** A master that leads, with short timeouts and this unreachable-gone timeout. */
+async function leader(unreachableGoneTimeoutMs: number, masterId?: string): Promise<Master> {
+  const m = startMaster({
+    nc: await nats.connect(),
+    logger,
+    ...(masterId ? { masterId } : {}),
+    allocationDelayMs: 1,
+    offerTimeoutS: 1, // an offer the first framework holds after suppressing goes to the second
+    hostTimeoutMs: 1500,
+    unreachableGoneTimeoutMs,
+    defaultRefuseSeconds: 0,
+  });
+  await m.whenLeader();
+  return m;
+}
+
 describe("an unreachable host aged into gone", () => {
   beforeEach(async () => {
     nats = await startTestNats();
-    master = startMaster({
-      nc: await nats.connect(),
-      logger,
-      allocationDelayMs: 1,
-      offerTimeoutS: 1, // an offer the first framework holds after suppressing goes to the second
-      hostTimeoutMs: 1500,
-      unreachableGoneTimeoutMs: 2000,
-      defaultRefuseSeconds: 0,
-    });
-    await master.whenLeader();
+    master = await leader(2000);
     hosts = await startSimHosts({
       nc: await nats.connect(),
       ids: ["h0"],
@@ -136,6 +143,43 @@ describe("an unreachable host aged into gone", () => {
     expect(again.stats().registered).toBe(0);
     await again.stop();
     expect(master.state.hosts.get("h0")?.status).toBe("GONE");
+    await expectReplayReproduces();
+  });
+});
+
+describe("an unreachable host and a master failover", () => {
+  beforeEach(async () => {
+    nats = await startTestNats();
+    master = await leader(0);
+    hosts = await startSimHosts({
+      nc: await nats.connect(),
+      ids: ["h0"],
+      resources: parseResources("cpus:2;mem:1024"),
+      logger,
+      heartbeatIntervalMs: 200,
+    });
+    await waitFor(() => master.state.hosts.size === 1, "the host registered");
+  });
+  afterEach(async () => {
+    await hosts.stop();
+    await master.stop();
+    await nats.stop();
+  });
+
+  it("never ages a host with timeout 0; a new leader keeps the deadline of the logged host.unreachable", async () => {
+    await hosts.stop(); // the host goes silent
+    await waitFor(() => master.state.hosts.get("h0")?.status === "UNREACHABLE", "h0 unreachable", 10_000);
+    await new Promise((r) => setTimeout(r, 2500));
+    expect(master.state.hosts.get("h0")?.status).toBe("UNREACHABLE");
+
+    // Failover to a master that ages: the deadline has passed by the log's clock, so it acts at once.
+    await master.stop();
+    master = await leader(2000);
+    await waitFor(() => master.state.hosts.get("h0")?.status === "GONE", "h0 gone", 3000);
+    const [unreachable] = await logged("host.unreachable");
+    const gone = await logged("host.gone");
+    expect(gone).toHaveLength(1);
+    expect(gone[0]!.at - unreachable!.at).toBeGreaterThanOrEqual(2500);
     await expectReplayReproduces();
   });
 });
