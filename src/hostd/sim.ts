@@ -187,7 +187,7 @@ export async function startSimHosts(opts: SimHostOptions): Promise<SimHostPool> 
     const killed = tasks.stopAll(h.id);
     log.error(
       { hostId: h.id, reason, killed },
-      "host marked gone by an operator: its tasks are killed; it goes silent for good",
+      "host marked gone (by an operator, or unreachable too long): its tasks are killed; it goes silent for good",
     );
   };
   const onMaintenance = (h: SimHost, e: CorralEvent) => {

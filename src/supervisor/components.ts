@@ -31,6 +31,8 @@ export interface MasterComponentOptions {
   allocationIntervalMs?: number;
   offerTimeoutS?: number;
   hostTimeoutMs?: number;
+  /** A host unreachable this long is marked gone; 0 = never (default 15 min). */
+  unreachableGoneTimeoutMs?: number;
   leaseTtlMs?: number;
   operators?: string[];
   allowedHostPaths?: string[];

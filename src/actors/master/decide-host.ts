@@ -26,7 +26,7 @@ export function decideHostCall(state: ClusterState, call: HostCall, ctx: DecideC
       if (prev?.status === "GONE")
         reject(
           ErrorCode.HostGone,
-          `host ${call.hostId} was marked gone by an operator: it may never register again, and must kill its tasks; to rejoin, start it with a new id`,
+          `host ${call.hostId} was marked gone by an operator or for being unreachable too long: it may never register again, and must kill its tasks; to rejoin, start it with a new id`,
         );
       if (prev?.status === "DOWN")
         reject(

@@ -5,4 +5,5 @@ export { decideHostCall, decideOperatorCall } from "./decide-host.js";
 export type { DecideContext, Decision } from "./context.js";
 export { frameworkTimeouts, FAILOVER_TIMEOUT_REASON } from "./framework-liveness.js";
 export { hostTimeouts, offerTimeouts } from "./timeouts.js";
+export { unreachableGoneTimeouts, UNREACHABLE_GONE_REASON } from "./unreachable-gone.js";
 export { reconcile, visibleState, isPartitionAware } from "./reconcile.js";

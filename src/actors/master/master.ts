@@ -43,6 +43,7 @@ import { makeInverseOffers } from "./inverse-offers.js";
 import { LeaderLease } from "./lease.js";
 import { frameworkTimeouts } from "./framework-liveness.js";
 import { hostTimeouts, offerTimeouts } from "./timeouts.js";
+import { unreachableGoneTimeouts } from "./unreachable-gone.js";
 
 export interface MasterOptions {
   nc: NatsConnection;
@@ -56,6 +57,8 @@ export interface MasterOptions {
   offerTimeoutS?: number;
   /** A host silent this long is marked unreachable (Mesos: 15 s ping timeout x 5). */
   hostTimeoutMs?: number;
+  /** A host unreachable this long is marked gone (Mesos --registry_max_agent_age); 0 = never. */
+  unreachableGoneTimeoutMs?: number;
   /** A framework silent this long (no heartbeat, no call) is disconnected (SDK heartbeats every 1 s). */
   frameworkTimeoutMs?: number;
   leaseTtlMs?: number;
@@ -159,6 +162,7 @@ export class Master {
       allocationDelayMs: opts.allocationDelayMs ?? 5,
       offerTimeoutS: opts.offerTimeoutS ?? 60,
       hostTimeoutMs: opts.hostTimeoutMs ?? 75_000,
+      unreachableGoneTimeoutMs: opts.unreachableGoneTimeoutMs ?? 15 * 60_000,
       frameworkTimeoutMs: opts.frameworkTimeoutMs ?? 15_000,
       leaseTtlMs: opts.leaseTtlMs ?? 10_000,
       minAllocatable: opts.minAllocatable ?? [...DEFAULT_MIN_ALLOCATABLE],
@@ -607,6 +611,7 @@ export class Master {
     const events = [
       ...offerTimeouts(this.#state, ctx, this.#o.offerTimeoutS),
       ...hostTimeouts(this.#state, ctx, this.#lastSeen, this.#o.hostTimeoutMs),
+      ...unreachableGoneTimeouts(this.#state, ctx, this.#o.unreachableGoneTimeoutMs),
       ...drainSweep(this.#state, ctx),
       ...frameworkTimeouts(this.#state, ctx, this.#fwLastSeen, this.#o.frameworkTimeoutMs),
     ].filter(

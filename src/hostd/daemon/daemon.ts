@@ -221,7 +221,7 @@ export async function startHostDaemon(opts: HostDaemonOptions): Promise<HostDaem
     const killed = tasks.killAll(err.message);
     log.error(
       { err, killed },
-      "host marked gone by an operator: its tasks are killed; it goes silent for good",
+      "host marked gone (by an operator, or unreachable too long): its tasks are killed; it goes silent for good",
     );
   };
   const onMaintenance = (e: CorralEvent) => {

@@ -1,0 +1,56 @@
+import type { CorralEvent } from "../../events/index.js";
+import { liveTasksOn, type ClusterState } from "../../state/index.js";
+import { event, type DecideContext } from "./context.js";
+import { masterUuid, rescindHostOffers, rescindInverseOffers, scheduleWithout } from "./host-ops.js";
+import { isPartitionAware } from "./reconcile.js";
+
+/** The reason `host.gone` carries when the clock, not an operator, gave up on the host. */
+export const UNREACHABLE_GONE_REASON = "unreachable for too long";
+
+/**
+ * A host unreachable for longer than `timeoutMs` is marked gone (Mesos GCs unreachable agents
+ * from its registry after --registry_max_agent_age): its tasks a PARTITION_AWARE framework holds
+ * TASK_UNREACHABLE become TASK_GONE; the others were told TASK_LOST already, so they hear nothing
+ * more. The deadline runs from the host's `updatedAt`, which the log's `host.unreachable` (or
+ * `host.up`) set, so a new leader computes the same one. 0 = never.
+ */
+export function unreachableGoneTimeouts(
+  state: ClusterState,
+  ctx: DecideContext,
+  timeoutMs: number,
+): CorralEvent[] {
+  if (timeoutMs <= 0) return [];
+  const events: CorralEvent[] = [];
+  const gone = new Set<string>();
+  for (const h of state.hosts.values()) {
+    if (h.status !== "UNREACHABLE" || ctx.now - h.updatedAt < timeoutMs) continue;
+    const hostId = h.hostId;
+    const why = `${UNREACHABLE_GONE_REASON} (${Math.round((ctx.now - h.updatedAt) / 1000)} s)`;
+    gone.add(hostId);
+    events.push(
+      ...rescindHostOffers(state, hostId, "host marked gone", ctx),
+      ...rescindInverseOffers(state, (io) => io.hostId === hostId, "host marked gone", ctx),
+    );
+    for (const t of liveTasksOn(state, hostId)) {
+      const fw = state.frameworks.get(t.frameworkId);
+      events.push(
+        event(ctx, "task.status", {
+          taskId: t.taskId,
+          frameworkId: t.frameworkId,
+          hostId,
+          // A task a framework that is not partition-aware still holds live was never told LOST.
+          state: fw && isPartitionAware(fw) ? "TASK_GONE" : "TASK_LOST",
+          source: "master",
+          reason: "REASON_AGENT_REMOVED",
+          message: `host ${hostId} was marked gone: ${why}`,
+          uuid: masterUuid(ctx, t.taskId),
+        }),
+      );
+    }
+    events.push(event(ctx, "host.gone", { hostId, reason: why }));
+  }
+  const schedule = scheduleWithout(state, gone, "unreachable hosts marked gone", ctx);
+  // The schedule must change before the hosts are gone (maintenance.scheduled names known hosts).
+  if (schedule) events.unshift(schedule);
+  return events;
+}
