@@ -219,7 +219,7 @@ export class Master {
       this.#log.warn({ err }, "snapshot bucket unavailable: recovery folds the whole log");
       return undefined;
     });
-    const lease = new LeaderLease(nc, this.masterId, this.#o.leaseTtlMs, this.#log);
+    const lease = new LeaderLease(nc, this.masterId, this.#o.leaseTtlMs, this.#log, this.#o.replicas);
     const querySub = nc.subscribe(subjects.query("master"), {
       callback: (_err, m) => {
         m.respond(
