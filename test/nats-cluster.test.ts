@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startMaster, type Master } from "../src/actors/master/index.js";
 import { EVENTS_STREAM, INPUTS_STREAM, isTerminal, readEvents } from "../src/events/index.js";
 import { startSimHosts, type SimHostPool } from "../src/hostd/index.js";
-import { silentLogger } from "../src/log/index.js";
+import { createLogger, silentLogger } from "../src/log/index.js";
 import { parseResources } from "../src/resources/index.js";
 import { connectFramework, type FrameworkClient, type Offer } from "../src/sdk/index.js";
 import { startTestCluster, type TestCluster } from "./helpers/nats.js";
@@ -13,7 +13,7 @@ import { waitFor } from "./helpers/wait.js";
 /** Corral on a real 3-node JetStream cluster: the log survives losing one server. */
 let nats: TestCluster;
 let nc: NatsConnection;
-const logger = silentLogger();
+const logger = process.env.CORRAL_DEBUG ? createLogger({ level: "warn" }) : silentLogger();
 
 /** The servers' view of one stream: its cluster leader, replicas and last sequence. */
 async function streamView(name: string) {
@@ -123,7 +123,9 @@ describe("a 3-node NATS cluster", () => {
             [{ taskId, resources: "cpus:0.1;mem:16", command: k % 3 === 2 ? "exit 1" : "sleep 0.05" }],
           );
           accepted.add(taskId);
-        } catch {
+          if (process.env.CORRAL_DEBUG) console.log(Date.now() % 100000, taskId, "ok");
+        } catch (err) {
+          if (process.env.CORRAL_DEBUG) console.log(Date.now() % 100000, taskId, String(err));
           // A call lost in the failover: the log decides whether the task exists (checked below).
         }
       }
