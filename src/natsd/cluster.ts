@@ -146,7 +146,7 @@ export async function startNatsCluster(opts: NatsClusterOptions = {}): Promise<N
   };
 
   const close = async () => {
-    await Promise.all(slots.map((s) => s.server?.stop()));
+    await Promise.all(slots.map((s) => s.server?.stop() ?? Promise.resolve()));
     for (const s of slots) s.server = undefined;
     await rm(root, { recursive: true, force: true });
   };

@@ -4,4 +4,9 @@ export {
   type NatsServerHandle,
   type NatsServerOptions,
 } from "./server.js";
-export { startNatsCluster, type NatsCluster, type NatsClusterNode, type NatsClusterOptions } from "./cluster.js";
+export {
+  startNatsCluster,
+  type NatsCluster,
+  type NatsClusterNode,
+  type NatsClusterOptions,
+} from "./cluster.js";

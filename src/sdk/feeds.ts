@@ -292,7 +292,9 @@ export class Feeds {
           this.log?.error({ err: resumeErr, subject: route.subject }, "event consumer failed");
           const reason = resumeErr instanceof Error ? resumeErr.message : String(resumeErr);
           route.queue.close(
-            new CorralError(ErrorCode.Closed, `reading ${route.subject} failed: ${reason}`, { cause: resumeErr }),
+            new CorralError(ErrorCode.Closed, `reading ${route.subject} failed: ${reason}`, {
+              cause: resumeErr,
+            }),
           );
           return;
         }
