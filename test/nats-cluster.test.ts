@@ -41,9 +41,26 @@ async function lastSeqByNode(stream: string): Promise<Map<string, number>> {
   return out;
 }
 
-async function nextOffer(fw: FrameworkClient): Promise<Offer> {
-  for await (const o of fw.offers()) return o;
-  throw new Error("offers ended");
+let offerFeed: AsyncIterator<Offer> | undefined;
+/** A read of the feed that outlived its timeout: the next call takes its offer. */
+let pendingOffer: Promise<IteratorResult<Offer>> | undefined;
+
+/** The next offer, or an error after `timeoutMs` (a failover may rescind or delay offers). */
+async function nextOffer(fw: FrameworkClient, timeoutMs = 5000): Promise<Offer> {
+  offerFeed ??= fw.offers()[Symbol.asyncIterator]();
+  const next = (pendingOffer ??= offerFeed.next());
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no offer within ${timeoutMs} ms`)), timeoutMs);
+  });
+  try {
+    const r = await Promise.race([next, timeout]);
+    pendingOffer = undefined;
+    if (r.done) throw new Error("offers ended");
+    return r.value;
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 describe("a 3-node NATS cluster", () => {
@@ -179,6 +196,7 @@ describe("a 3-node NATS cluster", () => {
       const during = launch("a", 6);
       await nats.cluster.kill(victim);
       await during;
+      await master.whenLeader();
       const before = accepted.size;
       await launch("a-after", 3);
       expect(accepted.size - before, "launches after the loss").toBeGreaterThanOrEqual(1);
@@ -195,6 +213,7 @@ describe("a 3-node NATS cluster", () => {
       const during = launch("b", 6);
       await nats.cluster.kill(victim);
       await during;
+      await master.whenLeader();
       const middle = accepted.size;
       await launch("b-after", 3);
       expect(accepted.size - middle, "launches after the loss").toBeGreaterThanOrEqual(1);
