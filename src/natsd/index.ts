@@ -1,7 +1,12 @@
 export {
   startNatsServer,
-  startNatsCluster,
   natsServerAvailable,
   type NatsServerHandle,
   type NatsServerOptions,
 } from "./server.js";
+export {
+  startNatsCluster,
+  type NatsCluster,
+  type NatsClusterNode,
+  type NatsClusterOptions,
+} from "./cluster.js";

@@ -5,6 +5,7 @@ import {
   type JetStreamClient,
 } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import { EVENTS_STREAM, PARTITION_TASK_STATES, subjects, type CorralEvent } from "../events/index.js";
 // Not (yet) in the events entry: the one decoder of a log message every reader shares.
@@ -23,6 +24,12 @@ export interface FeedSession {
 
 /** Messages a consumer pulls at a time (the bound on what sits in the client beyond the queues). */
 const PULL_BATCH = 256;
+/**
+ * How long a failed consumer is re-created before its queue fails: covers a JetStream server
+ * lost from a cluster (the stream elects a new leader in a few seconds) and the reconnect.
+ */
+const RESUME_WITHIN_MS = 30_000;
+const RESUME_PAUSE_MS = 250;
 
 interface Route {
   subject: string;
@@ -50,6 +57,8 @@ export class Feeds {
   private readonly unacked = new Set<string>();
   private readonly routes: Route[];
   private consumers: Consumer[] = [];
+  /** Where the consumers started: a consumer re-created before any message resumes here. */
+  private startSeq = 1;
   private readonly messages: ConsumerMessages[] = [];
   private readonly pumps: Array<Promise<void>> = [];
   private stopStatus: (() => void) | undefined;
@@ -85,15 +94,30 @@ export class Feeds {
   async open(): Promise<void> {
     const jsm = await this.js.jetstreamManager();
     const start = (await jsm.streams.info(EVENTS_STREAM)).state.last_seq + 1;
-    this.consumers = await Promise.all(
-      this.routes.map((r) =>
-        this.js.consumers.get(EVENTS_STREAM, {
-          filter_subjects: r.subject,
-          deliver_policy: DeliverPolicy.StartSequence,
-          opt_start_seq: start,
-        }),
-      ),
-    );
+    this.startSeq = start;
+    this.consumers = await Promise.all(this.routes.map((r) => this.consumerFrom(r, start)));
+  }
+
+  private consumerFrom(route: Route, seq: number): Promise<Consumer> {
+    return this.js.consumers.get(EVENTS_STREAM, {
+      filter_subjects: route.subject,
+      deliver_policy: DeliverPolicy.StartSequence,
+      opt_start_seq: seq,
+    });
+  }
+
+  /** A new ordered consumer from `seq`, retried until `deadline` (a cluster may be electing). */
+  private async resume(route: Route, seq: number, deadline: number): Promise<ConsumerMessages> {
+    for (;;) {
+      try {
+        const m = await (await this.consumerFrom(route, seq)).consume({ max_messages: PULL_BATCH });
+        this.messages.push(m);
+        return m;
+      } catch (err) {
+        if (this.closing || Date.now() > deadline) throw err;
+        await sleep(RESUME_PAUSE_MS);
+      }
+    }
   }
 
   /** Start reading (after SUBSCRIBE's answer, whose unacknowledged updates go first). */
@@ -227,28 +251,54 @@ export class Feeds {
     this.onRejectedCall(e.callId, e.code, e.message);
   }
 
-  private async pump(msgs: ConsumerMessages, route: Route): Promise<void> {
-    try {
-      for await (const m of msgs) {
-        const entry = entryOf(m);
-        if (entry.error !== undefined) {
-          const { seq, subject, error } = entry;
-          this.log?.warn({ seq, subject, error }, "unreadable event message skipped");
-          continue;
+  /**
+   * Read one route into its queue. A consumer that fails (its server lost, JetStream
+   * unavailable while a stream elects a leader) is re-created after the last message read, so
+   * nothing is skipped or read twice; only when that keeps failing does the queue fail.
+   */
+  private async pump(first: ConsumerMessages, route: Route): Promise<void> {
+    let msgs = first;
+    let next = this.startSeq;
+    for (;;) {
+      try {
+        for await (const m of msgs) {
+          const entry = entryOf(m);
+          next = entry.seq + 1;
+          if (entry.error !== undefined) {
+            const { seq, subject, error } = entry;
+            this.log?.warn({ seq, subject, error }, "unreadable event message skipped");
+            continue;
+          }
+          for (const e of entry.events) route.handle(e);
+          // Flow control: pull no more while the framework is behind reading this queue.
+          await route.queue.whenWritable();
         }
-        for (const e of entry.events) route.handle(e);
-        // Flow control: pull no more while the framework is behind reading this queue.
-        await route.queue.whenWritable();
+        if (this.closing) return;
+        throw new Error("the consumer ended");
+      } catch (err) {
+        if (this.closing) return;
+        this.log?.warn({ err, subject: route.subject, seq: next }, "event consumer failed; resuming");
+        try {
+          await msgs.close();
+        } catch {
+          // already gone with its server
+        }
+        try {
+          await sleep(RESUME_PAUSE_MS);
+          msgs = await this.resume(route, next, Date.now() + RESUME_WITHIN_MS);
+          continue;
+        } catch (resumeErr) {
+          if (this.closing) return;
+          this.log?.error({ err: resumeErr, subject: route.subject }, "event consumer failed");
+          const reason = resumeErr instanceof Error ? resumeErr.message : String(resumeErr);
+          route.queue.close(
+            new CorralError(ErrorCode.Closed, `reading ${route.subject} failed: ${reason}`, {
+              cause: resumeErr,
+            }),
+          );
+          return;
+        }
       }
-      if (!this.closing) throw new Error("the consumer ended");
-    } catch (err) {
-      if (this.closing) return;
-      this.log?.error({ err, subject: route.subject }, "event consumer failed");
-      const reason = err instanceof Error ? err.message : String(err);
-      const cause = { cause: err };
-      route.queue.close(
-        new CorralError(ErrorCode.Closed, `reading ${route.subject} failed: ${reason}`, cause),
-      );
     }
   }
 

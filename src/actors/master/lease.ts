@@ -19,15 +19,23 @@ export class LeaderLease {
   readonly masterId: string;
   #log: Logger;
 
-  constructor(nc: NatsConnection, masterId: string, ttlMs: number, logger: Logger) {
+  readonly replicas: number;
+
+  constructor(nc: NatsConnection, masterId: string, ttlMs: number, logger: Logger, replicas = 1) {
     this.#nc = nc;
+    this.replicas = replicas;
     this.masterId = masterId;
     this.ttlMs = ttlMs;
     this.#log = logger;
   }
 
   async #bucket(): Promise<KV> {
-    this.#kv ??= await new Kvm(this.#nc).create(LEASE_BUCKET, { ttl: this.ttlMs, history: 1 });
+    this.#kv ??= await new Kvm(this.#nc).create(LEASE_BUCKET, {
+      ttl: this.ttlMs,
+      history: 1,
+      // Replicated like the streams: losing the node that holds the lease must not lose it.
+      replicas: this.replicas,
+    });
     return this.#kv;
   }
 

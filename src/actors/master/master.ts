@@ -223,7 +223,7 @@ export class Master {
       this.#log.warn({ err }, "snapshot bucket unavailable: recovery folds the whole log");
       return undefined;
     });
-    const lease = new LeaderLease(nc, this.masterId, this.#o.leaseTtlMs, this.#log);
+    const lease = new LeaderLease(nc, this.masterId, this.#o.leaseTtlMs, this.#log, this.#o.replicas);
     const querySub = nc.subscribe(subjects.query("master"), {
       callback: (_err, m) => {
         m.respond(
@@ -401,7 +401,25 @@ export class Master {
     };
   }
 
+  /**
+   * Read INPUTS for as long as this master leads. The durable consumer outlives its iterator:
+   * when a server of the cluster is lost the iterator may end or fail, and reading resumes
+   * from what the consumer has not had acknowledged (a repeat is answered from the log).
+   */
   async #consumeInputs(): Promise<void> {
+    const appender = this.#appender;
+    while (!this.#stopped && appender && this.#appender === appender) {
+      try {
+        await this.#readInputs();
+      } catch (err) {
+        if (this.#stopped || this.#appender !== appender) return;
+        this.#log.warn({ err }, "input consumer failed; resuming");
+      }
+      await sleep(250);
+    }
+  }
+
+  async #readInputs(): Promise<void> {
     const nc = this.#o.nc;
     const jsm = await jetstreamManager(nc);
     try {
