@@ -1,85 +1,16 @@
 import { describe, expect, it } from "vitest";
-import type { NewEvent } from "../src/events/index.js";
+import { Given as SharedGiven } from "./helpers/given.js";
 import { formatResources, parseResources } from "../src/resources/index.js";
-import { createState, evolve, type ClusterState } from "../src/state/index.js";
 import {
-  allocate,
   dominantShare,
   roleShares,
   type AllocatorOptions,
   type OfferDecision,
 } from "../src/actors/allocator/index.js";
 
-/** A cluster built by folding events, as the master would; `now` advances only when told. */
-class Given {
-  readonly state: ClusterState = createState();
-  now = 1_000_000;
-  private offers = 0;
-
-  apply(e: NewEvent): this {
-    evolve(this.state, { ...e, v: 1, at: this.now });
-    return this;
-  }
-
-  host(
-    hostId: string,
-    spec: string,
-    type: "host.registered" | "host.reregistered" = "host.registered",
-  ): this {
-    const host = { hostId, hostname: hostId, resources: parseResources(spec), attributes: {}, sim: true };
-    return this.apply({ type, ...host });
-  }
-
-  framework(frameworkId: string, roles: string[]): this {
-    return this.apply({
-      type: "framework.subscribed",
-      frameworkId,
-      name: frameworkId,
-      roles,
-      failoverTimeoutS: 0,
-    });
-  }
-
-  /** "The master made these offers": fold one offer.made per decision; returns the offer ids. */
-  offer(decisions: OfferDecision[]): string[] {
-    return decisions.map((d) => {
-      const offerId = `o${++this.offers}`;
-      const { frameworkId, role, hostId, resources } = d;
-      this.apply({
-        type: "offer.made",
-        offerId,
-        frameworkId,
-        role,
-        hostId,
-        hostname: hostId,
-        attributes: {},
-        resources,
-      });
-      return offerId;
-    });
-  }
-
-  /** The frameworks decline these offers, refusing the hosts for `refuseSeconds`. */
-  decline(offerIds: string[], refuseSeconds: number): void {
-    for (const offerId of offerIds) {
-      const o = this.state.offers.get(offerId);
-      if (o)
-        this.apply({
-          type: "offer.declined",
-          offerId,
-          frameworkId: o.frameworkId,
-          hostId: o.hostId,
-          refuseSeconds,
-        });
-    }
-  }
-
-  allocate(opts?: AllocatorOptions): OfferDecision[] {
-    return allocate(this.state, this.now, opts);
-  }
-
-  /** One cycle whose offers are then folded, returned as `framework@host`. */
-  cycle(opts?: AllocatorOptions): string[] {
+/** The shared given (test/helpers/given.ts), with cycles reported as `framework@host`. */
+class Given extends SharedGiven {
+  override cycle(opts?: AllocatorOptions): string[] {
     const ds = this.allocate(opts);
     this.offer(ds);
     return brief(ds);

@@ -18,10 +18,14 @@ export class Given {
     return this;
   }
 
-  host(hostId: string, spec: string): this {
+  host(
+    hostId: string,
+    spec: string,
+    type: "host.registered" | "host.reregistered" = "host.registered",
+  ): this {
     const resources = parseResources(spec);
     return this.apply({
-      type: "host.registered",
+      type,
       hostId,
       hostname: hostId,
       resources,
@@ -65,6 +69,21 @@ export class Given {
       });
       return offerId;
     });
+  }
+
+  /** The frameworks decline these offers, refusing the hosts for `refuseSeconds`. */
+  decline(offerIds: string[], refuseSeconds: number): void {
+    for (const offerId of offerIds) {
+      const o = this.state.offers.get(offerId);
+      if (o)
+        this.apply({
+          type: "offer.declined",
+          offerId,
+          frameworkId: o.frameworkId,
+          hostId: o.hostId,
+          refuseSeconds,
+        });
+    }
   }
 
   /** The framework accepts the offer and launches one task on all of it. */

@@ -136,9 +136,6 @@ export class Checkpoints {
     await rename(tmp, this.#cursorFile);
   }
 
-  /** Every write is done by the time it returns (they are synchronous); kept for callers that wait. */
-  async flush(): Promise<void> {}
-
   #append(runId: string, line: UpdateLine): Promise<void> {
     return this.#write(runId, () =>
       appendFileSync(join(this.dir, runId, "updates.jsonl"), `${JSON.stringify(line)}\n`),

@@ -226,7 +226,6 @@ export class HostTasks {
     if (opts.leaveRunning) for (const t of runs) t.detach();
     await Promise.all(runs.map((t) => (opts.leaveRunning ? t.done : t.abort("daemon-stop"))));
     await this.saveCursor();
-    await this.#ctx.checkpoints.flush();
   }
 
   /** Save the cursor, then remove the checkpoints of acknowledged runs it now covers. */
