@@ -1,5 +1,6 @@
-import { JetStreamApiError, type JetStreamClient, type PubAck } from "@nats-io/jetstream";
+import { JetStreamApiError, type JetStreamClient } from "@nats-io/jetstream";
 import { headers } from "@nats-io/transport-node";
+import { setTimeout as sleep } from "node:timers/promises";
 import { FencedError } from "../errors/index.js";
 import { encode } from "./codec.js";
 import type { CorralEvent } from "./schema.js";
@@ -28,12 +29,48 @@ export function batchesOf(events: CorralEvent[]): Batch[] {
   return [...bySubject].map(([subject, evs]) => ({ subject, events: evs }));
 }
 
+/** How long an append may keep failing for want of a stream leader before the appender gives up. */
+export const DEFAULT_REPAIR_MS = 20_000;
+
+export interface AppenderOptions {
+  /** Give up re-sending (and turn fenced) after this long (default `DEFAULT_REPAIR_MS`). */
+  repairMs?: number;
+  /** Told when a repair starts (with the error) and when it is done (with its duration in ms). */
+  onRepair?: (phase: "start" | "done", detail: unknown) => void;
+}
+
+/** One message in flight: where it goes and the sequence the stream must have before it. */
+interface Outgoing {
+  subject: string;
+  body: Uint8Array;
+  msgId: string;
+  /** The stream's last sequence before this message; the message itself gets `expected + 1`. */
+  expected: number;
+  headers: ReturnType<typeof headers>;
+  resolve(seq: number): void;
+  reject(err: unknown): void;
+}
+
+/** The stream stored something else where we expected to write: another writer exists. */
+const isWrongSequence = (err: unknown) =>
+  err instanceof JetStreamApiError && /last sequence/i.test(err.message);
+
 /**
  * The leader's only way to write EVENTS. Every message carries the sequence the stream must
  * have before it (`Nats-Expected-Last-Sequence`): if anyone else wrote meanwhile — a second
  * leader — the stream refuses, and this appender turns fenced for good. Appends are pipelined:
  * message k expects `last + k - 1`, so many are in flight at once and stay ordered on the one
- * connection. `Nats-Msg-Id` makes a retried append idempotent within the duplicate window.
+ * connection.
+ *
+ * A failure that is not a refusal (no responders while the stream elects a leader after losing
+ * a server, a timeout) is repaired rather than fatal: the appender holds new messages, waits for
+ * what is in flight, then re-sends every unconfirmed message in order with its original
+ * `Nats-Msg-Id` and expected sequence until the stream answers or `repairMs` passes. A re-sent
+ * message the stream already had comes back as a duplicate at exactly its expected sequence
+ * (deduplication is checked before the expected sequence), which proves it is ours; anything
+ * else at that position fails the expected-sequence check, which proves another writer, so the
+ * repair never weakens the fence. Message ids carry the epoch, so no other leader's message
+ * can pass for ours.
  */
 export class FencedAppender {
   #js: JetStreamClient;
@@ -41,13 +78,26 @@ export class FencedAppender {
   #epoch: number;
   #fenced: FencedError | undefined;
   #inFlight = 0;
+  /** Sent, not yet confirmed or failed. */
+  #sent = new Set<Outgoing>();
+  /** Failed without a refusal: to be re-sent by the repair. */
+  #failed: Outgoing[] = [];
+  /** Held while a repair runs, sent after it in order. */
+  #held: Outgoing[] = [];
+  #repairing = false;
+  #repairMs: number;
+  #onRepair: AppenderOptions["onRepair"];
+  /** Repairs that succeeded (for logs and tests). */
+  repairs = 0;
   /** Bytes of message bodies appended (for benchmarks: the mean message size). */
   bytes = 0;
 
-  constructor(js: JetStreamClient, lastSeq: number, epoch: number) {
+  constructor(js: JetStreamClient, lastSeq: number, epoch: number, opts: AppenderOptions = {}) {
     this.#js = js;
     this.#expected = lastSeq;
     this.#epoch = epoch;
+    this.#repairMs = opts.repairMs ?? DEFAULT_REPAIR_MS;
+    this.#onRepair = opts.onRepair;
   }
 
   /** The sequence the last appended (or in-flight) message will have. */
@@ -63,56 +113,166 @@ export class FencedAppender {
     return this.#fenced;
   }
 
+  /** True while unconfirmed messages are being re-sent (the stream lost its leader). */
+  get repairing(): boolean {
+    return this.#repairing;
+  }
+
   /**
    * Append messages in order; resolves with their stream sequences once all are stored.
    * `msgId` must identify the decision (e.g. the input sequence it answers); each message gets
-   * `${msgId}/${k}`.
+   * `<epoch>.<msgId>/<k>`.
    */
   append(batches: Batch[], msgId: string, inputSeq?: number): Promise<number[]> {
     if (this.#fenced) return Promise.reject(this.#fenced);
-    const pending: Promise<PubAck>[] = [];
+    const pending: Promise<number>[] = [];
     for (let k = 0; k < batches.length; k++) {
       const b = batches[k]!;
       const h = headers();
       h.set(EPOCH_HEADER, String(this.#epoch));
       if (inputSeq !== undefined) h.set(INPUT_SEQ_HEADER, String(inputSeq));
-      const expected = this.#expected;
-      this.#expected++;
-      this.#inFlight++;
       const body = encode(b.events);
       this.bytes += body.length;
+      this.#inFlight++;
       pending.push(
-        this.#js
-          .publish(b.subject, body, {
-            msgID: `${msgId}/${k}`,
-            expect: { lastSequence: expected },
+        new Promise<number>((resolve, reject) => {
+          const m: Outgoing = {
+            subject: b.subject,
+            body,
+            msgId: `${this.#epoch}.${msgId}/${k}`,
+            expected: this.#expected++,
             headers: h,
-          })
-          .finally(() => this.#inFlight--),
+            resolve,
+            reject,
+          };
+          if (this.#repairing) this.#held.push(m);
+          else this.#send(m);
+        }).finally(() => this.#inFlight--),
       );
     }
-    return Promise.all(pending).then(
-      (acks) => {
-        // A duplicate means this message was stored before (a retried input): the stream did
-        // not grow as we predicted, so our expected sequences are wrong from here on.
-        if (acks.some((a) => a.duplicate)) {
-          this.#fenced ??= new FencedError(`append ${msgId} was a duplicate; the log must be re-read`);
-          throw this.#fenced;
+    return Promise.all(pending);
+  }
+
+  #publish(m: Outgoing) {
+    return this.#js.publish(m.subject, m.body, {
+      msgID: m.msgId,
+      expect: { lastSequence: m.expected },
+      headers: m.headers,
+    });
+  }
+
+  #send(m: Outgoing): void {
+    this.#sent.add(m);
+    this.#publish(m).then(
+      (ack) => {
+        this.#sent.delete(m);
+        // A duplicate, or a sequence we did not predict, means the stream did not grow as we
+        // expected: our sequences are wrong from here on.
+        if (ack.duplicate || ack.seq !== m.expected + 1) {
+          this.#fence(
+            new FencedError(
+              `append ${m.msgId} was stored at ${ack.seq}${ack.duplicate ? " (a duplicate)" : ""}, expected ${m.expected + 1}; the log must be re-read`,
+            ),
+          );
+        } else if (this.#failed.length > 0) {
+          // Stored after an earlier message failed: only possible if the stream held a message
+          // we did not write at the earlier one's place. The repair (which re-sends the earlier
+          // one) decides; this one stays confirmed only if that proves to be ours.
+          this.#failed.push(m);
+          this.#maybeRepair();
+          return;
         }
-        return acks.map((a) => a.seq);
+        if (!this.#fenced) m.resolve(ack.seq);
+        else m.reject(this.#fenced);
+        this.#maybeRepair();
       },
       (err: unknown) => {
-        const fenced =
-          err instanceof JetStreamApiError && /last sequence/i.test(err.message)
-            ? new FencedError(`append refused, another writer appended to the log: ${err.message}`, {
-                cause: err,
-              })
-            : new FencedError(`append failed, leadership must be re-established: ${(err as Error).message}`, {
-                cause: err,
-              });
-        this.#fenced ??= fenced;
-        throw this.#fenced;
+        this.#sent.delete(m);
+        if (isWrongSequence(err) && !this.#repairing && !this.#earlierUnconfirmed(m)) {
+          this.#fence(
+            new FencedError(`append refused, another writer appended to the log: ${(err as Error).message}`, {
+              cause: err,
+            }),
+          );
+          m.reject(this.#fenced);
+          return;
+        }
+        // No leader, a timeout, or a refusal that follows from an earlier failed message.
+        if (!this.#repairing) {
+          this.#repairStarted = Date.now();
+          this.#onRepair?.("start", err);
+        }
+        this.#repairing = true;
+        this.#failed.push(m);
+        this.#maybeRepair();
       },
     );
+  }
+
+  /** Whether a message before `m` is still unconfirmed (its failure would explain m's refusal). */
+  #earlierUnconfirmed(m: Outgoing): boolean {
+    if (this.#failed.length > 0) return true;
+    for (const o of this.#sent) if (o.expected < m.expected) return true;
+    return false;
+  }
+
+  /** Once nothing is in flight, re-send the failed messages, then the held ones, in order. */
+  #maybeRepair(): void {
+    if (!this.#repairing || this.#sent.size > 0 || this.#repairRun) return;
+    this.#repairRun = this.#repair().finally(() => (this.#repairRun = undefined));
+  }
+
+  #repairRun: Promise<void> | undefined;
+  #repairStarted = 0;
+
+  async #repair(): Promise<void> {
+    const deadline = Date.now() + this.#repairMs;
+    const queue = this.#failed.splice(0).sort((a, b) => a.expected - b.expected);
+    while (queue.length > 0 && !this.#fenced) {
+      const m = queue[0]!;
+      try {
+        const ack = await this.#publish(m);
+        if (ack.seq !== m.expected + 1) {
+          this.#fence(
+            new FencedError(`append ${m.msgId} was stored at ${ack.seq}, expected ${m.expected + 1}`),
+          );
+          break;
+        }
+        queue.shift();
+        m.resolve(ack.seq);
+      } catch (err) {
+        if (isWrongSequence(err)) {
+          this.#fence(
+            new FencedError(`append refused, another writer appended to the log: ${(err as Error).message}`, {
+              cause: err,
+            }),
+          );
+          break;
+        }
+        if (Date.now() > deadline) {
+          this.#fence(
+            new FencedError(
+              `append failed for ${this.#repairMs} ms, leadership must be re-established: ${(err as Error).message}`,
+              { cause: err },
+            ),
+          );
+          break;
+        }
+        await sleep(250);
+      }
+    }
+    if (this.#fenced) {
+      for (const m of [...queue, ...this.#held.splice(0)]) m.reject(this.#fenced);
+      return;
+    }
+    this.repairs++;
+    this.#repairing = false;
+    this.#onRepair?.("done", Date.now() - this.#repairStarted);
+    for (const m of this.#held.splice(0)) this.#send(m);
+  }
+
+  #fence(err: FencedError): void {
+    this.#fenced ??= err;
+    for (const m of [...this.#failed.splice(0), ...this.#held.splice(0)]) m.reject(this.#fenced);
   }
 }

@@ -3,6 +3,9 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { INPUT_SEQ_HEADER } from "./appender.js";
 import { decode } from "./codec.js";
 import type { CorralEvent } from "./schema.js";
+import { setTimeout as sleep } from "node:timers/promises";
+import { guardStalls } from "./stall.js";
+import { PULL_EXPIRES_MS } from "./streams.js";
 import { EVENTS_STREAM } from "./subjects.js";
 import { validateEvent } from "./validate.js";
 
@@ -74,23 +77,52 @@ export async function* readEvents(nc: NatsConnection, opts: ReadOptions = {}): A
     cfg.deliver_policy = DeliverPolicy.StartSequence;
     cfg.opt_start_seq = from;
   }
-  const consumer = await js.consumers.get(stream, cfg);
+  let consumer = await js.consumers.get(stream, cfg);
   if (!opts.follow) {
     const ci = await consumer.info(true);
     if (ci.num_pending === 0) return;
   }
-  const messages = await consumer.consume({ max_messages: 2048 });
-  const onAbort = () => void messages.close();
-  opts.signal?.addEventListener("abort", onAbort, { once: true });
-  if (opts.signal?.aborted) await messages.close(); // aborted while the consumer was being set up
-  try {
-    for await (const m of messages) {
-      if (m.seq > toSeq) break;
-      yield entryOf(m);
-      if (m.seq >= toSeq || (!opts.follow && m.info.pending === 0)) break;
+  let next = from;
+  for (;;) {
+    const messages = await consumer.consume({ max_messages: 2048, expires: PULL_EXPIRES_MS });
+    const onAbort = () => void messages.close();
+    opts.signal?.addEventListener("abort", onAbort, { once: true });
+    if (opts.signal?.aborted) await messages.close(); // aborted while the consumer was being set up
+    // Following is for as long as the caller wants: a consumer that stalls (its server lost) is
+    // replaced after the last message read. A bounded read is short and fails instead.
+    let reading = false; // suspended at `yield`: the caller holds the consumer back, not a stall
+    const guard = opts.follow
+      ? guardStalls(messages, () => messages.stop(), { busy: () => reading })
+      : undefined;
+    try {
+      for await (const m of messages) {
+        guard?.touch();
+        next = m.seq + 1;
+        if (m.seq > toSeq) return;
+        reading = true;
+        yield entryOf(m);
+        reading = false;
+        if (m.seq >= toSeq || (!opts.follow && m.info.pending === 0)) return;
+      }
+    } finally {
+      guard?.stop();
+      opts.signal?.removeEventListener("abort", onAbort);
+      await messages.close();
     }
-  } finally {
-    opts.signal?.removeEventListener("abort", onAbort);
-    await messages.close();
+    if (!opts.follow || opts.signal?.aborted) return;
+    for (;;) {
+      await sleep(250);
+      if (opts.signal?.aborted) return;
+      try {
+        consumer = await js.consumers.get(stream, {
+          ...(opts.filter ? { filter_subjects: opts.filter } : {}),
+          deliver_policy: DeliverPolicy.StartSequence,
+          opt_start_seq: next,
+        });
+        break;
+      } catch {
+        // the stream may still be electing a leader: try again
+      }
+    }
   }
 }

@@ -8,6 +8,14 @@ import {
 import type { NatsConnection } from "@nats-io/transport-node";
 import { EVENTS_STREAM, INPUTS_STREAM, subjects } from "./subjects.js";
 
+/**
+ * How long one pull request of a consumer lives (nats.js' `expires`; idle heartbeats come at half
+ * of it, and two missed heartbeats make the client pull again). The nats.js default, 30 s, means
+ * a consumer whose leader was on a lost server stalls for up to a minute; 5 s bounds that stall
+ * at about 5 s, for one pull request per consumer every 5 s when idle.
+ */
+export const PULL_EXPIRES_MS = 5000;
+
 export interface StreamOptions {
   /** Replicas for both streams: 1 on a single server, 3 on a 3-node cluster. */
   replicas?: number;

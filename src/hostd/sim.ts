@@ -1,6 +1,6 @@
-import { followEvents } from "./follow.js";
+import { followEvents, type LogFollower } from "./follow.js";
 import { setMaxListeners } from "node:events";
-import { jetstream, type ConsumerMessages, type JsMsg } from "@nats-io/jetstream";
+import { jetstream, type JsMsg } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { encode } from "../events/codec.js";
 import { entryOf } from "../events/reader.js";
@@ -272,7 +272,7 @@ export async function startSimHosts(opts: SimHostOptions): Promise<SimHostPool> 
   );
 
   // ---- lifecycle ------------------------------------------------------------------------------
-  const consumers: ConsumerMessages[] = [];
+  const consumers: LogFollower[] = [];
   const consume = async (filter: string, startSeq: number, callback: (m: JsMsg) => void) => {
     const messages = await followEvents({
       js,
@@ -282,7 +282,7 @@ export async function startSimHosts(opts: SimHostOptions): Promise<SimHostPool> 
       maxMessages: 4096,
       log,
       signal: ac.signal,
-      who: "simulated hosts are",
+      who: "the simulated hosts",
     });
     consumers.push(messages);
   };

@@ -1,9 +1,11 @@
 import type { JetStreamClient } from "@nats-io/jetstream";
+import { setTimeout as sleep } from "node:timers/promises";
 import {
   createInbox,
   headers,
   nuid,
   type Msg,
+  type MsgHdrs,
   type NatsConnection,
   type Subscription,
 } from "@nats-io/transport-node";
@@ -24,6 +26,12 @@ import {
   PayloadTooLargeError,
   TimeoutError,
 } from "../errors/index.js";
+
+/** nats.js reports "no responders" to a JetStream publish as JetStreamNotEnabled (not exported). */
+const isNoResponders = (err: unknown) => err instanceof Error && err.name === "JetStreamNotEnabled";
+
+/** Wait between attempts to store a call while INPUTS has no leader. */
+const STORE_RETRY_MS = 250;
 
 /** A call before the channel gives it a callId (distributes over a union of calls). */
 export type CallBody<C extends { type: string; callId: string }> = C extends unknown
@@ -94,11 +102,7 @@ export class CallChannel<B extends { type: string } = { type: string }> {
     void answer.catch(() => undefined);
     this.log?.debug({ callId, call: body.type, bytes: data.length }, "call");
     try {
-      await this.js.publish(this.subject, data, {
-        msgID: callId,
-        headers: h,
-        timeout: this.timeoutMs,
-      });
+      await this.store(callId, data, h);
     } catch (err) {
       const p = this.pending.get(callId);
       // Answered already (the publish acknowledgement was lost, the call was not): keep the answer.
@@ -163,6 +167,29 @@ export class CallChannel<B extends { type: string } = { type: string }> {
     } else {
       this.log?.debug({ callId, call: p.type, code: reply.code }, "call rejected");
       p.reject(rejection(reply, callId));
+    }
+  }
+
+  /**
+   * Store the call in INPUTS. While the stream has no leader (a server of the cluster was lost
+   * and the stream is electing another) JetStream answers "no responders" at once: try again
+   * with the same message id until the call's time is up, so a call made during the election
+   * is stored once it ends instead of failing.
+   */
+  private async store(callId: string, data: Uint8Array, h: MsgHdrs): Promise<void> {
+    const deadline = Date.now() + this.timeoutMs;
+    for (;;) {
+      try {
+        await this.js.publish(this.subject, data, {
+          msgID: callId,
+          headers: h,
+          timeout: Math.max(100, deadline - Date.now()),
+        });
+        return;
+      } catch (err) {
+        if (!isNoResponders(err) || this.closedWith || Date.now() + STORE_RETRY_MS > deadline) throw err;
+        await sleep(STORE_RETRY_MS);
+      }
     }
   }
 

@@ -7,7 +7,14 @@ import {
 import type { NatsConnection } from "@nats-io/transport-node";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
-import { EVENTS_STREAM, PARTITION_TASK_STATES, subjects, type CorralEvent } from "../events/index.js";
+import {
+  EVENTS_STREAM,
+  PARTITION_TASK_STATES,
+  PULL_EXPIRES_MS,
+  guardStalls,
+  subjects,
+  type CorralEvent,
+} from "../events/index.js";
 // Not (yet) in the events entry: the one decoder of a log message every reader shares.
 import { entryOf } from "../events/reader.js";
 import { CorralError, ErrorCode } from "../errors/index.js";
@@ -110,7 +117,9 @@ export class Feeds {
   private async resume(route: Route, seq: number, deadline: number): Promise<ConsumerMessages> {
     for (;;) {
       try {
-        const m = await (await this.consumerFrom(route, seq)).consume({ max_messages: PULL_BATCH });
+        const m = await (
+          await this.consumerFrom(route, seq)
+        ).consume({ max_messages: PULL_BATCH, expires: PULL_EXPIRES_MS });
         this.messages.push(m);
         return m;
       } catch (err) {
@@ -123,7 +132,7 @@ export class Feeds {
   /** Start reading (after SUBSCRIBE's answer, whose unacknowledged updates go first). */
   async start(): Promise<void> {
     for (const [i, c] of this.consumers.entries()) {
-      const m = await c.consume({ max_messages: PULL_BATCH });
+      const m = await c.consume({ max_messages: PULL_BATCH, expires: PULL_EXPIRES_MS });
       this.messages.push(m);
       this.pumps.push(this.pump(m, this.routes[i]!));
     }
@@ -260,8 +269,20 @@ export class Feeds {
     let msgs = first;
     let next = this.startSeq;
     for (;;) {
+      this.watchConsumer(msgs, route);
+      let waiting = false;
+      const stalled = msgs;
+      const guard = guardStalls(
+        msgs,
+        () => {
+          this.log?.warn({ subject: route.subject, seq: next }, "event consumer stalled; re-creating it");
+          stalled.stop();
+        },
+        { busy: () => waiting },
+      );
       try {
         for await (const m of msgs) {
+          guard.touch();
           const entry = entryOf(m);
           next = entry.seq + 1;
           if (entry.error !== undefined) {
@@ -271,11 +292,14 @@ export class Feeds {
           }
           for (const e of entry.events) route.handle(e);
           // Flow control: pull no more while the framework is behind reading this queue.
+          waiting = true;
           await route.queue.whenWritable();
+          waiting = false;
         }
         if (this.closing) return;
         throw new Error("the consumer ended");
       } catch (err) {
+        guard.stop();
         if (this.closing) return;
         this.log?.warn({ err, subject: route.subject, seq: next }, "event consumer failed; resuming");
         try {
@@ -300,6 +324,14 @@ export class Feeds {
         }
       }
     }
+  }
+
+  /** Log what the consumer reports about itself (missed heartbeats, re-creation) for operators. */
+  private watchConsumer(msgs: ConsumerMessages, route: Route): void {
+    void (async () => {
+      for await (const n of msgs.status())
+        this.log?.info({ subject: route.subject, status: n }, "event consumer status");
+    })().catch(() => undefined);
   }
 
   private watchConnection(): void {

@@ -1,8 +1,13 @@
+import { JetStreamApiError } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "../../log/index.js";
 
 export const LEASE_BUCKET = "corral_leader";
+
+/** The KV refused the write (wrong revision): anything else (no responders, timeout) is transient. */
+const isRefusal = (err: unknown) =>
+  err instanceof JetStreamApiError && /wrong last sequence/i.test(err.message);
 const KEY = "master";
 
 /**
@@ -39,31 +44,55 @@ export class LeaderLease {
     return this.#kv;
   }
 
-  /** The epoch when the lease was won, undefined when someone else holds it. */
+  /**
+   * The epoch when the lease was won, undefined when someone else holds it. A master that still
+   * holds the lease (it stepped down because the log failed it, not because the lease lapsed)
+   * reclaims it by revision at once instead of waiting out its own TTL; the new revision is a
+   * new epoch.
+   */
   async tryAcquire(): Promise<number | undefined> {
     const kv = await this.#bucket();
+    const value = JSON.stringify({ masterId: this.masterId, at: Date.now() });
     try {
-      this.#revision = await kv.create(KEY, JSON.stringify({ masterId: this.masterId, at: Date.now() }));
+      this.#revision = await kv.create(KEY, value);
       return this.#revision;
     } catch (err) {
+      if (this.#revision > 0) {
+        try {
+          this.#revision = await kv.update(KEY, value, this.#revision);
+          this.#log.info({ epoch: this.#revision }, "lease still ours: reclaimed");
+          return this.#revision;
+        } catch {
+          this.#revision = 0; // someone else won it since
+        }
+      }
       this.#log.debug({ err }, "lease held by another master");
       return undefined;
     }
   }
 
-  /** Renew by revision; false means the lease was lost (expired and taken, or deleted). */
-  async renew(): Promise<boolean> {
-    const kv = await this.#bucket();
+  /**
+   * Renew by revision. "lost": the lease was refused (expired and taken, or deleted);
+   * "unknown": the bucket did not answer (e.g. its stream is electing a leader), so the lease is
+   * still ours until its TTL runs out since the last renewal that succeeded.
+   */
+  async renew(): Promise<"renewed" | "lost" | "unknown"> {
     try {
+      const kv = await this.#bucket();
       this.#revision = await kv.update(
         KEY,
         JSON.stringify({ masterId: this.masterId, at: Date.now() }),
         this.#revision,
       );
-      return true;
+      return "renewed";
     } catch (err) {
-      this.#log.warn({ err }, "lease renewal refused");
-      return false;
+      if (isRefusal(err)) {
+        this.#log.warn({ err }, "lease renewal refused");
+        this.#revision = 0;
+        return "lost";
+      }
+      this.#log.warn({ err }, "lease renewal got no answer; retrying");
+      return "unknown";
     }
   }
 

@@ -6,7 +6,9 @@ import {
   EVENTS_STREAM,
   FencedAppender,
   INPUTS_STREAM,
+  PULL_EXPIRES_MS,
   REPLY_HEADER,
+  guardStalls,
   batchesOf,
   decode,
   encode,
@@ -135,6 +137,8 @@ export class Master {
   #actor;
   #state: ClusterState = createState();
   #appender: FencedAppender | undefined;
+  /** When the lease was last renewed (or won). */
+  #renewedAt = 0;
   #lastInputSeq = 0;
   #offerSeq = 0;
   #decisionSeq = 0;
@@ -296,7 +300,13 @@ export class Master {
     this.#lastInputSeq = recovered.lastInputSeq;
     const js = jetstream(nc);
     const info = await (await jetstreamManager(nc)).streams.info(EVENTS_STREAM);
-    this.#appender = new FencedAppender(js, info.state.last_seq, epoch);
+    this.#appender = new FencedAppender(js, info.state.last_seq, epoch, {
+      onRepair: (phase, detail) =>
+        phase === "start"
+          ? this.#log.warn({ err: detail }, "an append got no answer: holding appends and re-sending")
+          : this.#log.info({ ms: detail }, "appends repaired: the log took every message in order"),
+    });
+    this.#renewedAt = Date.now();
     this.#state.seq = info.state.last_seq;
     this.#log.info(
       {
@@ -362,10 +372,7 @@ export class Master {
       }),
     );
     this.#timers.push(
-      setInterval(
-        () => void lease.renew().then((ok) => ok || this.#lost?.("lease lost")),
-        Math.max(100, this.#o.leaseTtlMs / 3),
-      ),
+      setInterval(() => void this.#renew(lease), Math.max(100, this.#o.leaseTtlMs / 3)),
       setInterval(() => this.#scheduleAllocation("all"), this.#o.allocationIntervalMs),
       setInterval(() => this.#sweep(), 1000),
     );
@@ -374,6 +381,19 @@ export class Master {
     this.#scheduleAllocation("all");
     void this.#consumeInputs();
     return lost;
+  }
+
+  /**
+   * Keep the lease. A renewal the bucket did not answer (its stream electing a leader after a
+   * server was lost) is not a loss: the lease is ours until a TTL has passed since the last
+   * renewal that succeeded, and only then does this master step down.
+   */
+  async #renew(lease: LeaderLease): Promise<void> {
+    const asked = Date.now();
+    const r = await lease.renew();
+    if (r === "renewed") this.#renewedAt = asked;
+    else if (r === "lost") this.#lost?.("lease lost");
+    else if (Date.now() - this.#renewedAt >= this.#o.leaseTtlMs) this.#lost?.("lease expired unrenewed");
   }
 
   #endLeadership(): void {
@@ -434,13 +454,31 @@ export class Master {
       });
     }
     const consumer = await jetstream(nc).consumers.get(INPUTS_STREAM, MASTER_CONSUMER);
-    const messages = await consumer.consume({ max_messages: 1000 });
+    const messages = await consumer.consume({ max_messages: 1000, expires: PULL_EXPIRES_MS });
     this.#inputs = messages;
-    for await (const m of messages) {
-      if (!this.#appender) break;
-      const p = this.#handleInput(m);
-      // Backpressure: let appends drain before deciding far ahead of the log.
-      if (p && this.#appender.inFlight > 2000) await p.catch(() => undefined);
+    let waiting = false;
+    const guard = guardStalls(
+      messages,
+      () => {
+        this.#log.warn("input consumer stalled; re-creating it");
+        messages.stop();
+      },
+      { busy: () => waiting || (this.#appender?.repairing ?? false) },
+    );
+    try {
+      for await (const m of messages) {
+        guard.touch();
+        if (!this.#appender) break;
+        const p = this.#handleInput(m);
+        // Backpressure: let appends drain before deciding far ahead of the log.
+        if (p && this.#appender.inFlight > 2000) {
+          waiting = true;
+          await p.catch(() => undefined);
+          waiting = false;
+        }
+      }
+    } finally {
+      guard.stop();
     }
   }
 

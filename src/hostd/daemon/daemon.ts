@@ -1,7 +1,7 @@
-import { followEvents } from "../follow.js";
+import { followEvents, type LogFollower } from "../follow.js";
 import { hostname as osHostname } from "node:os";
 import { resolve } from "node:path";
-import { jetstream, type ConsumerMessages, type JsMsg } from "@nats-io/jetstream";
+import { jetstream, type JsMsg } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { CallReply } from "../../events/calls.js";
 import { encode } from "../../events/codec.js";
@@ -261,7 +261,7 @@ export async function startHostDaemon(opts: HostDaemonOptions): Promise<HostDaem
     log.warn({ message: reply.message }, "registration refused: waiting for maintenance to end");
   };
 
-  const consumers: ConsumerMessages[] = [];
+  const consumers: LogFollower[] = [];
   const consume = async (filter: string, startSeq: number, callback: (m: JsMsg) => void) => {
     const messages = await followEvents({
       js,
@@ -271,7 +271,7 @@ export async function startHostDaemon(opts: HostDaemonOptions): Promise<HostDaem
       maxMessages: 256,
       log,
       signal: ac.signal,
-      who: "the host is",
+      who: "the host",
     });
     consumers.push(messages);
   };
