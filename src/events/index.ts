@@ -52,6 +52,10 @@ export {
   EVENTS_STREAM,
   INPUTS_STREAM,
   REPLY_HEADER,
+  INBOX_KINDS,
+  inboxPrefixOf,
+  replyAllowed,
+  type InboxKind,
   type InputOrigin,
 } from "./subjects.js";
 export { ensureStreams, type StreamOptions } from "./streams.js";
