@@ -28,6 +28,9 @@ export interface NatsAccess {
   tls?: TlsFiles;
 }
 
+/** Credentials and TLS of a connection, without the servers (what a supervisor hands its workers). */
+export type NatsAuth = Omit<NatsAccess, "servers">;
+
 /** `"nats://a:4222, nats://b:4222"` or a list, as a list without blanks. */
 export function serverList(servers: string | readonly string[]): string[] {
   const all = typeof servers === "string" ? servers.split(",") : servers;

@@ -20,6 +20,7 @@ export {
   natsConnectOptions,
   serverList,
   type NatsAccess,
+  type NatsAuth,
   type ResolvedAccess,
   type TlsFiles,
 } from "./connection.js";
