@@ -1,4 +1,5 @@
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { connectForCli } from "./operator-call.js";
 import type { Command } from "commander";
 import { iso } from "./format.js";
 import * as fmt from "./format.js";
@@ -38,14 +39,8 @@ function out(text: string): void {
 
 /** Connect, run, close. A server that cannot be reached is one line on stderr and exit code 1. */
 async function withNats(url: string, fn: (nc: NatsConnection) => Promise<void>): Promise<void> {
-  let nc: NatsConnection;
-  try {
-    nc = await connect({ servers: url, name: "corral-cli" });
-  } catch {
-    process.stderr.write(`cannot reach NATS at ${url}: is \`corral up\` running? (use --nats URL)\n`);
-    process.exitCode = 1;
-    return;
-  }
+  const nc = await connectForCli(url);
+  if (!nc) return;
   try {
     await fn(nc);
   } finally {
