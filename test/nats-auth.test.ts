@@ -188,7 +188,7 @@ describe("the generated configuration", () => {
     const auth = readFileSync(join(dir, "auth.conf"), "utf8");
     expect(auth.match(/nkey: "U[A-Z2-7]+"/g)).toHaveLength(IDENTITIES.length);
     for (const [kind, id] of IDENTITIES) {
-      const seed = /SU[A-Z2-7]+/.exec(readFileSync(credsOf(kind, id), "utf8"))?.[0];
+      const seed = /^SU[A-Z2-7]+$/m.exec(readFileSync(credsOf(kind, id), "utf8"))?.[0];
       expect(seed).toBeDefined();
       expect(auth).not.toContain(seed);
     }
