@@ -17,7 +17,9 @@ export type OperatorCallBody = CallBody<OperatorCall>;
 export async function connectForCli(url: string): Promise<NatsConnection | undefined> {
   try {
     const { options } = natsConnectOptions({ servers: url, ...cliAuth() }, "corral-cli");
-    return await connect({ ...options, maxReconnectAttempts: 0 });
+    // nats.js counts the first connection's attempts against this: one try for each server.
+    const servers = Array.isArray(options.servers) ? options.servers.length : 1;
+    return await connect({ ...options, maxReconnectAttempts: servers });
   } catch (err) {
     const e = err as Error & { code?: string };
     const refused = e instanceof CredentialsError || /auth|permission|tls|certificate/i.test(e.message);
