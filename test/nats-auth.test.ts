@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startMaster, type Master } from "../src/actors/master/index.js";
 import { operatorCall } from "../src/cli/operator-call.js";
 import { encode, EVENTS_STREAM, readEvents, replyAllowed, subjects } from "../src/events/index.js";
+import { frameworkLogsSubject, logsSubject } from "../src/hostd/daemon/index.js";
 import { startSimHosts, type SimHostPool } from "../src/hostd/index.js";
 import { silentLogger } from "../src/log/index.js";
 import {
@@ -221,6 +222,9 @@ describe("a framework", () => {
     nc.publish(subjects.hostInput("h1"), encode({}));
     nc.publish(subjects.events.replace(">", "offer.A"), encode([]));
     expect(await violation).toMatch(/publish/i);
+    // Log requests: only about its own tasks, on its own subject.
+    for (const subject of [logsSubject("h1"), frameworkLogsSubject("h1", "B")])
+      await expect(nc.request(subject, encode({}), { timeout: 1000 })).rejects.toThrow(REFUSED);
     // The server logs what it refuses (which the end-to-end test above checks it did not).
     expect(server.log()).toMatch(/Publish Violation/);
   });

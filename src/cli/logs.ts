@@ -2,7 +2,7 @@ import { RequestError, type NatsConnection } from "@nats-io/transport-node";
 import type { Command } from "commander";
 import { setTimeout as sleep } from "node:timers/promises";
 import { decode, encode } from "../events/codec.js";
-import { logsSubject } from "../hostd/daemon/logs-service.js";
+import { frameworkLogsSubject, logsSubject } from "../hostd/daemon/logs-service.js";
 import { query, type TaskRow } from "../projections/index.js";
 import { connectForCli } from "./operator-call.js";
 
@@ -66,7 +66,8 @@ export async function followLog(o: FollowLogOptions): Promise<LogStreamEnd> {
   const pollMs = o.pollMs ?? 200;
   const timeoutMs = o.timeoutMs ?? 5000;
   const { hostId } = o;
-  const subject = logsSubject(hostId);
+  // A framework may ask only about its own tasks, on their own subject (its credentials allow no other).
+  const subject = o.frameworkId ? frameworkLogsSubject(hostId, o.frameworkId) : logsSubject(hostId);
   const aborted = (): LogStreamEnd => ({ ok: true, aborted: true });
   const invalid = (message: string): LogStreamEnd => ({ ok: false, why: "invalid-answer", message });
 

@@ -1,6 +1,6 @@
 import { LEASE_BUCKET, MASTER_CONSUMER } from "../actors/master/index.js";
 import { EVENTS_STREAM, INPUTS_STREAM, subjects } from "../events/index.js";
-import { logsSubject } from "../hostd/daemon/index.js";
+import { frameworkLogsSubject, logsSubject } from "../hostd/daemon/index.js";
 import { QUERY_NAMES } from "../projections/index.js";
 import { SNAPSHOT_BUCKET } from "../snapshots/index.js";
 import { inboxPrefix, type Identity } from "./identity.js";
@@ -56,8 +56,8 @@ export function permissionsFor(who: Identity): NatsPermissions {
       p.publish.push(
         subjects.frameworkInput(id),
         subjects.frameworkHeartbeat(id),
-        // Task output for `corral run` (the host checks nothing about who asks: see the docs).
-        subjects.query("logs.*"),
+        // Its own tasks' output (`corral run`): the host answers only about this framework's tasks.
+        frameworkLogsSubject("*", id),
         ...streamReader(EVENTS_STREAM, [
           subjects.offers(id),
           subjects.framework(id),
@@ -73,7 +73,7 @@ export function permissionsFor(who: Identity): NatsPermissions {
         subjects.usage(id),
         ...streamReader(EVENTS_STREAM, [subjects.hostTasks(id), subjects.host(id)]),
       );
-      p.subscribe.push(logsSubject(id));
+      p.subscribe.push(logsSubject(id), frameworkLogsSubject(id, "*"));
       p.allowResponses = true;
       break;
     case "operator":
