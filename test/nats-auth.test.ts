@@ -155,13 +155,13 @@ describe("every component with its own credentials", () => {
       name: "auth-e2e",
     });
     expect(fw.frameworkId).toBe("A");
-    let offer;
+    let offerId = "";
     for await (const o of fw.offers()) {
-      offer = o;
+      expect(o.hostId).toBe("h1");
+      offerId = o.offerId;
       break;
     }
-    expect(offer?.hostId).toBe("h1");
-    await fw.accept([offer!.offerId], [{ taskId: "t1", resources: "cpus:1;mem:64", command: "sleep 30" }]);
+    await fw.accept([offerId], [{ taskId: "t1", resources: "cpus:1;mem:64", command: "sleep 30" }]);
     for await (const u of fw.updates()) {
       await fw.acknowledge(u);
       if (u.taskId === "t1" && u.state === "TASK_RUNNING") break;

@@ -5,6 +5,7 @@ import { decode, encode } from "../events/codec.js";
 import { frameworkLogsSubject, logsSubject } from "../hostd/daemon/logs-service.js";
 import { query, type TaskRow } from "../projections/index.js";
 import { connectForCli } from "./operator-call.js";
+import { NATS_URLS_HELP } from "./nats-access.js";
 
 export interface FollowLogOptions {
   nc: NatsConnection;
@@ -204,11 +205,7 @@ export function registerLogsCommand(program: Command): void {
     .option("-f, --follow", "keep printing new output until the task ended")
     .option("--stderr", "print stderr instead of stdout")
     .option("--framework <id>", "the task's framework, when several frameworks used this task id")
-    .option(
-      "--nats <url>",
-      "NATS server URL (or set $CORRAL_NATS)",
-      process.env.CORRAL_NATS ?? "nats://127.0.0.1:4222",
-    )
+    .option("--nats <url>", NATS_URLS_HELP, process.env.CORRAL_NATS ?? "nats://127.0.0.1:4222")
     .action(
       async (taskId: string, o: { follow?: boolean; stderr?: boolean; framework?: string; nats: string }) => {
         const ac = new AbortController();
