@@ -121,5 +121,32 @@ describe("corral creds", () => {
     ]);
     expect(run.stderr).toMatch(/fw1|TASK_/);
     expect(run.code, run.stderr).toBe(0);
+
+    // Revoked and reloaded: the key no longer connects.
+    const revoke = await cli([
+      "creds",
+      "revoke",
+      "framework",
+      "fw1",
+      "--dir",
+      dir,
+      "--reload",
+      String(server.pid),
+    ]);
+    expect(revoke.code, revoke.stderr).toBe(0);
+    await new Promise((r) => setTimeout(r, 500));
+    const after = await cli([
+      "run",
+      "--creds",
+      creds("framework-fw1"),
+      "--nats",
+      url,
+      "--timeout",
+      "5",
+      "--",
+      "true",
+    ]);
+    expect(after.code).not.toBe(0);
+    expect(after.stderr).toMatch(/cannot connect to NATS .*auth/i);
   });
 });
