@@ -23,6 +23,7 @@ import {
 } from "../src/natsauth/index.js";
 import { startNatsServer, type NatsServerHandle } from "../src/natsd/index.js";
 import { query, startProjections, type Projections } from "../src/projections/index.js";
+import { verifySnapshot } from "../src/replay/index.js";
 import { parseResources } from "../src/resources/index.js";
 import { connectFramework, type FrameworkClient } from "../src/sdk/index.js";
 import { waitFor } from "./helpers/wait.js";
@@ -177,6 +178,22 @@ describe("every component with its own credentials", () => {
     expect(server.log()).not.toMatch(/violation/i);
   });
 
+  it("a new master takes over from the snapshot with its own credentials", async () => {
+    await master.stop();
+    master = startMaster({
+      nc: await as("master", "m1"),
+      logger,
+      allocationDelayMs: 1,
+      defaultRefuseSeconds: 0,
+      operators: ["alice"],
+      leaseTtlMs: 1000,
+    });
+    await master.whenLeader();
+    expect(master.lastRecovery?.snapshot).toBeDefined();
+    expect(master.state.tasks.get("t1")?.state).toBe("TASK_RUNNING");
+    expect(server.log()).not.toMatch(/violation/i);
+  });
+
   it("credentials of one kind are refused for another", () => {
     expect(() =>
       natsConnectOptions({ servers: server.url, credsFile: credsOf("framework", "A") }, "x", "host"),
@@ -316,6 +333,12 @@ describe("an auditor", () => {
     await expect(jsm.streams.delete(EVENTS_STREAM)).rejects.toThrow(REFUSED);
     await expect(jsm.streams.purge(EVENTS_STREAM)).rejects.toThrow(REFUSED);
     expect((await jsm.streams.info(EVENTS_STREAM)).state.messages).toBeGreaterThan(0);
+  });
+
+  it("verifies the master's snapshots against the log", async () => {
+    const nc = await as("auditor", "audit");
+    const checked = await verifySnapshot(nc);
+    expect(checked?.seq).toBeGreaterThan(0);
   });
 });
 
