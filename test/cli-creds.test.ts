@@ -108,17 +108,20 @@ describe("corral creds", () => {
     expect(wrong.code).not.toBe(0);
     expect(wrong.stderr + wrong.stdout).toMatch(/framework fw1, not of a host/);
 
-    const run = await cli([
-      "run",
-      "--creds",
-      creds("framework-fw1"),
-      "--nats",
-      url,
-      "--timeout",
-      "15",
-      "--",
-      "true",
-    ]);
+    /** `corral run -- true` as framework fw1. */
+    const runAsFw1 = (timeoutS: number) =>
+      cli([
+        "run",
+        "--creds",
+        creds("framework-fw1"),
+        "--nats",
+        url,
+        "--timeout",
+        String(timeoutS),
+        "--",
+        "true",
+      ]);
+    const run = await runAsFw1(15);
     expect(run.stderr).toMatch(/fw1|TASK_/);
     expect(run.code, run.stderr).toBe(0);
 
@@ -135,17 +138,7 @@ describe("corral creds", () => {
     ]);
     expect(revoke.code, revoke.stderr).toBe(0);
     await new Promise((r) => setTimeout(r, 500));
-    const after = await cli([
-      "run",
-      "--creds",
-      creds("framework-fw1"),
-      "--nats",
-      url,
-      "--timeout",
-      "5",
-      "--",
-      "true",
-    ]);
+    const after = await runAsFw1(5);
     expect(after.code).not.toBe(0);
     expect(after.stderr).toMatch(/cannot connect to NATS .*auth/i);
   });

@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startMaster, type Master } from "../src/actors/master/index.js";
+import { startMaster, type Master, type MasterOptions } from "../src/actors/master/index.js";
 import { operatorCall } from "../src/cli/operator-call.js";
 import { encode, EVENTS_STREAM, readEvents, replyAllowed, subjects } from "../src/events/index.js";
 import { frameworkLogsSubject, logsSubject } from "../src/hostd/daemon/index.js";
@@ -62,6 +62,20 @@ async function as(kind: IdentityKind, id: string): Promise<NatsConnection> {
   return nc;
 }
 
+/** A master connected as master m1, which takes operator calls from alice; resolves when it leads. */
+async function startAuthMaster(extra: Pick<MasterOptions, "snapshots">): Promise<Master> {
+  const m = startMaster({
+    nc: await as("master", "m1"),
+    logger,
+    allocationDelayMs: 1,
+    defaultRefuseSeconds: 0,
+    operators: ["alice"],
+    ...extra,
+  });
+  await m.whenLeader();
+  return m;
+}
+
 /** Resolves with the permission error the server sends for `nc` (nats.js reports it as a status). */
 function nextPermissionError(nc: NatsConnection, timeoutMs = 3000): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -110,16 +124,8 @@ beforeAll(async () => {
   for (const [kind, id] of IDENTITIES) issueCredential(dir, identity(kind, id));
   const conf = writeNatsConf(dir, { storeDir: join(dir, "store"), listen: "127.0.0.1:-1" });
   server = await startNatsServer({ configFile: conf, storeInConfig: true });
-  master = startMaster({
-    nc: await as("master", "m1"),
-    logger,
-    allocationDelayMs: 1,
-    defaultRefuseSeconds: 0,
-    operators: ["alice"],
-    // Every message is snapshotted: the snapshot store's subjects are exercised too.
-    snapshots: { everyMessages: 5, everyMs: 200, keep: 2 },
-  });
-  await master.whenLeader();
+  // Snapshots often: the snapshot store's subjects are exercised too.
+  master = await startAuthMaster({ snapshots: { everyMessages: 5, everyMs: 200, keep: 2 } });
 });
 
 afterAll(async () => {
@@ -180,15 +186,7 @@ describe("every component with its own credentials", () => {
 
   it("a new master takes over from the snapshot with its own credentials", async () => {
     await master.stop();
-    master = startMaster({
-      nc: await as("master", "m1"),
-      logger,
-      allocationDelayMs: 1,
-      defaultRefuseSeconds: 0,
-      operators: ["alice"],
-      leaseTtlMs: 1000,
-    });
-    await master.whenLeader();
+    master = await startAuthMaster({});
     expect(master.lastRecovery?.snapshot).toBeDefined();
     expect(master.state.tasks.get("t1")?.state).toBe("TASK_RUNNING");
     expect(server.log()).not.toMatch(/violation/i);
