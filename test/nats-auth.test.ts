@@ -347,7 +347,10 @@ describe("an operator", () => {
     await waitFor(() => master.state.roles.get("web")?.weight === 2, "the weight set");
     await expect(
       operatorCall(nc, { type: "SET_WEIGHT", role: "web", weight: 3 }, 2000, "bob"),
-    ).rejects.toThrow(REFUSED);
+    ).rejects.toMatchObject({
+      code: "UNAUTHORIZED",
+      message: expect.stringMatching(/may not publish on corral\.in\.op\.bob/),
+    });
     await expect(consumerOn(nc, subjects.offers("A"))).resolves.toMatch(REFUSED);
   });
 });

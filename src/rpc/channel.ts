@@ -183,6 +183,17 @@ export class CallChannel<B extends { type: string } = { type: string }> {
         cause: err,
       });
     }
+    // The NATS server refused the subject: these credentials are another identity's. Terminal.
+    if (
+      /permissions? violation/i.test(msg) ||
+      (err as Error | undefined)?.name === "PermissionViolationError"
+    ) {
+      return new CorralError(
+        ErrorCode.Unauthorized,
+        `${type} call ${callId}: this connection may not publish on ${this.subject} (NATS credentials of another identity?): ${msg}`,
+        { cause: err },
+      );
+    }
     // No acknowledgement from JetStream: the call may or may not be stored; retrying is safe.
     return new TimeoutError(`${type} call ${callId} could not be stored in ${INPUTS_STREAM}: ${msg}`, {
       cause: err,
