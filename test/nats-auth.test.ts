@@ -6,8 +6,13 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startMaster, type Master, type MasterOptions } from "../src/actors/master/index.js";
 import { operatorCall } from "../src/cli/operator-call.js";
-import { encode, EVENTS_STREAM, readEvents, replyAllowed, subjects } from "../src/events/index.js";
-import { frameworkLogsSubject, logsSubject } from "../src/hostd/daemon/index.js";
+import { decode, encode, EVENTS_STREAM, readEvents, replyAllowed, subjects } from "../src/events/index.js";
+import {
+  frameworkLogsSubject,
+  logsSubject,
+  startHostDaemon,
+  type HostDaemon,
+} from "../src/hostd/daemon/index.js";
 import { startSimHosts, type SimHostPool } from "../src/hostd/index.js";
 import { silentLogger } from "../src/log/index.js";
 import {
@@ -139,8 +144,10 @@ describe("every component with its own credentials", () => {
   let projections: Projections | undefined;
   let hosts: SimHostPool | undefined;
   let fw: FrameworkClient | undefined;
+  let daemon: HostDaemon | undefined;
   afterAll(async () => {
     await fw?.close();
+    await daemon?.stop();
     await hosts?.stop();
     await projections?.stop();
   });
@@ -181,6 +188,45 @@ describe("every component with its own credentials", () => {
     // Snapshots written, replaced and pruned: the master's object store subjects are complete too.
     for (let i = 0; i < 3; i++) expect(await master.snapshotter?.snapshotNow()).toBeDefined();
     // Nothing any component did was refused: its permissions are complete.
+    expect(server.log()).not.toMatch(/violation/i);
+  });
+
+  it("a real host daemon runs a task, and the framework reads its output, each with its own credentials", async () => {
+    const workDir = join(dir, "hostd-h2");
+    daemon = await startHostDaemon({
+      nc: await as("host", "h2"),
+      logger,
+      workDir,
+      hostId: "h2",
+      resources: "cpus:2;mem:1024;disk:512",
+      isolation: "none",
+      heartbeatIntervalMs: 200,
+      usageIntervalMs: 200,
+    });
+    expect(daemon.hostId).toBe("h2");
+    expect(readFileSync(join(workDir, "host-id"), "utf8").trim()).toBe("h2");
+    await waitFor(() => master.state.hosts.has("h2"), "host h2 registered");
+    let offerId = "";
+    for await (const o of fw!.offers()) {
+      if (o.hostId !== "h2") continue;
+      offerId = o.offerId;
+      break;
+    }
+    await fw!.accept(
+      [offerId],
+      [{ taskId: "t2", resources: "cpus:0.5;mem:64", command: "echo hello from h2" }],
+    );
+    for await (const u of fw!.updates()) {
+      await fw!.acknowledge(u);
+      if (u.taskId === "t2" && u.state === "TASK_FINISHED") break;
+    }
+    const fwNc = await as("framework", "A");
+    const reply = await fwNc.request(
+      frameworkLogsSubject("h2", "A"),
+      encode({ taskId: "t2", stream: "stdout" }),
+      { timeout: 3000 },
+    );
+    expect(Buffer.from((decode(reply.data) as { data: Uint8Array }).data).toString()).toBe("hello from h2\n");
     expect(server.log()).not.toMatch(/violation/i);
   });
 
