@@ -108,7 +108,8 @@ function snapshotReader(): string[] {
 
 /**
  * The master creates the streams, the lease bucket and the snapshot store, appends to EVENTS,
- * reads INPUTS through its durable consumer, renews the lease, writes and prunes snapshots, and
+ * reads INPUTS through its durable consumer (and the log, the lease and the snapshots through
+ * consumers of its own), renews the lease, writes and prunes snapshots, and
  * answers every caller on the inbox its `Corral-Reply` header names (any `_INBOX.>`; the master
  * checks that the inbox is the caller's own before answering).
  */
@@ -124,7 +125,11 @@ function masterPublish(): string[] {
       `${API}.STREAM.MSG.GET.${s}`,
       `${API}.DIRECT.GET.${s}`,
       `${API}.DIRECT.GET.${s}.>`,
-      `${API}.CONSUMER.>`,
+      // Its consumers on Corral's streams only: CREATE, INFO, DELETE, NAMES, LIST (`<verb>.<stream>...`),
+      // DURABLE.CREATE and MSG.NEXT (`<verb>.<verb>.<stream>...`).
+      `${API}.CONSUMER.*.${s}`,
+      `${API}.CONSUMER.*.${s}.>`,
+      `${API}.CONSUMER.*.*.${s}.>`,
     ]),
     `${API}.STREAM.PURGE.${OBJ_STREAM}`,
     `$JS.ACK.${INPUTS_STREAM}.${MASTER_CONSUMER}.>`,
