@@ -412,6 +412,7 @@ describe("corral creds", () => {
       expect(() => identity("framework", "a*")).toThrow(CredentialsError);
       expect(() => identity("host", "")).toThrow(CredentialsError);
       expect(() => identity("wizard", "x")).toThrow(/unknown identity kind/);
+      expect(() => identity("framework", "_operator")).toThrow(/reserved/);
       expect(() => issueCredential(d, identity("framework", "ok"))).toThrow(/already/);
       expect(readdirSync(d).sort()).toEqual(before);
       expect(readFileSync(join(d, USERS_FILE), "utf8")).toBe(users);

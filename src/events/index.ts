@@ -52,6 +52,7 @@ export {
   EVENTS_STREAM,
   INPUTS_STREAM,
   REPLY_HEADER,
+  OPERATOR_TOKEN,
   INBOX_KINDS,
   inboxPrefixOf,
   replyAllowed,

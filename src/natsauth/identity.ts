@@ -1,4 +1,4 @@
-import { inboxPrefixOf, SUBJECT_ID, type InboxKind } from "../events/index.js";
+import { inboxPrefixOf, OPERATOR_TOKEN, SUBJECT_ID, type InboxKind } from "../events/index.js";
 import { CorralError, ErrorCode } from "../errors/index.js";
 
 /**
@@ -35,6 +35,11 @@ export function identity(kind: string, id: string): Identity {
   if (!ID_RE.test(id))
     throw new CredentialsError(
       `${kind} id ${JSON.stringify(id)} is not valid: 1 to 64 of A-Z a-z 0-9 _ - (it becomes a NATS subject token)`,
+    );
+  // Operators' reservations travel as this framework token: a framework by that name could read them.
+  if (kind === "framework" && id === OPERATOR_TOKEN)
+    throw new CredentialsError(
+      `framework id ${OPERATOR_TOKEN} is reserved (operators' reservation events use it)`,
     );
   return { kind, id };
 }
