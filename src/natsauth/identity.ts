@@ -36,10 +36,11 @@ export function identity(kind: string, id: string): Identity {
     throw new CredentialsError(
       `${kind} id ${JSON.stringify(id)} is not valid: 1 to 64 of A-Z a-z 0-9 _ - (it becomes a NATS subject token)`,
     );
-  // Operators' reservations travel as this framework token: a framework by that name could read them.
-  if (kind === "framework" && id === OPERATOR_TOKEN)
+  // As the master: ids starting with "_" name the system in subjects (OPERATOR_TOKEN, whose
+  // events a framework of that name could otherwise read).
+  if (kind === "framework" && id.startsWith("_"))
     throw new CredentialsError(
-      `framework id ${OPERATOR_TOKEN} is reserved (operators' reservation events use it)`,
+      `framework id ${id} is reserved: ids starting with "_" name the system (e.g. ${OPERATOR_TOKEN})`,
     );
   return { kind, id };
 }
