@@ -1,8 +1,11 @@
+import { connect } from "@nats-io/transport-node";
 import { readdirSync, readFileSync } from "node:fs";
+import { setTimeout as sleep } from "node:timers/promises";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { natsConnectOptions } from "../src/natsauth/index.js";
 import { startNatsServer, type NatsServerHandle } from "../src/natsd/index.js";
 import { cli, removeDir, startService, stopUps } from "./helpers/cli.js";
 
@@ -125,7 +128,9 @@ describe("corral creds", () => {
     expect(run.stderr).toMatch(/fw1|TASK_/);
     expect(run.code, run.stderr).toBe(0);
 
-    // Revoked and reloaded: the key no longer connects.
+    // Revoked and reloaded: an open connection is closed, and the key no longer connects.
+    const { options } = natsConnectOptions({ servers: url, credsFile: creds("framework-fw1") }, "revoked");
+    const open = await connect({ ...options, maxReconnectAttempts: 0 });
     const revoke = await cli([
       "creds",
       "revoke",
@@ -137,7 +142,9 @@ describe("corral creds", () => {
       String(server.pid),
     ]);
     expect(revoke.code, revoke.stderr).toBe(0);
-    await new Promise((r) => setTimeout(r, 500));
+    const closed = await Promise.race([open.closed().then(() => "closed"), sleep(5000).then(() => "open")]);
+    if (!open.isClosed()) await open.close();
+    expect(closed).toBe("closed");
     const after = await runAsFw1(5);
     expect(after.code).not.toBe(0);
     expect(after.stderr).toMatch(/cannot connect to NATS .*auth/i);
