@@ -93,6 +93,16 @@ describe("hostIdFor", () => {
     await writeFile(join(dir, "host-id"), "host.with.dots\n");
     await expect(hostIdFor(dir)).rejects.toThrow(/not a host id/);
   });
+
+  it("takes the id a host's credentials name, and refuses a work dir that is another host's", async () => {
+    const dir = join(root, "named");
+    expect(await hostIdFor(dir, "h1")).toBe("h1");
+    expect(await hostIdFor(dir, "h1")).toBe("h1");
+    expect(await hostIdFor(dir)).toBe("h1");
+    await expect(hostIdFor(dir, "h2")).rejects.toThrow(
+      /this work dir is host "h1", but the credentials are host h2's/,
+    );
+  });
 });
 
 describe("parseAttributes", () => {

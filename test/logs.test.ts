@@ -6,7 +6,13 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startMaster, type Master } from "../src/actors/master/index.js";
 import { decode, encode } from "../src/events/codec.js";
-import { logsSubject, startHostDaemon, type HostDaemon, type LogsReply } from "../src/hostd/daemon/index.js";
+import {
+  frameworkLogsSubject,
+  logsSubject,
+  startHostDaemon,
+  type HostDaemon,
+  type LogsReply,
+} from "../src/hostd/daemon/index.js";
 import { silentLogger } from "../src/log/index.js";
 import { query, startProjections, type Projections, type TaskRow } from "../src/projections/index.js";
 import {
@@ -230,6 +236,17 @@ describe("task logs from the host daemon", () => {
       expect(await ask({ taskId: "twin", frameworkId: "../x", stream: "stdout" })).toMatchObject({
         ok: false,
         code: "INVALID_CALL",
+      });
+      // On a framework's own subject (all its NATS credentials allow), only its own tasks.
+      const scoped = async (scope: string, body: unknown) =>
+        decode(
+          (await nc.request(frameworkLogsSubject(daemon.hostId, scope), encode(body), { timeout: 3000 }))
+            .data,
+        ) as LogsReply;
+      expect(text(await scoped(a, { taskId: "twin", stream: "stdout" }))).toBe("from-A\n");
+      expect(await scoped(a, { taskId: "twin", frameworkId: b, stream: "stdout" })).toMatchObject({
+        ok: false,
+        code: "UNAUTHORIZED",
       });
 
       await expect

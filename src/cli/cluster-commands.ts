@@ -10,10 +10,11 @@ import { connectForCli, operatorCall, operatorPrincipal } from "./operator-call.
 import { principalArg, runVolumeUsage, volumeSpecArg, type VolumeSpec } from "./reservation-args.js";
 import { registerLogsCommand } from "./logs.js";
 import { runTask, RunExit } from "./run.js";
+import { cliAuth, cliIdentity, NATS_URLS_HELP } from "./nats-access.js";
 
 const DEFAULT_NATS = process.env.CORRAL_NATS ?? "nats://127.0.0.1:4222";
 const DEFAULT_SIM_RESOURCES = "cpus:8;mem:32768;disk:100000;ports:[31000-32000]";
-const NATS_HELP = "NATS server URL (or set $CORRAL_NATS)";
+const NATS_HELP = NATS_URLS_HELP;
 
 const print = (line: string) => void process.stdout.write(`${line}\n`);
 
@@ -120,6 +121,7 @@ async function up(o: UpOptions): Promise<void> {
 async function serveOne(natsUrl: string, spec: ChildSpec): Promise<void> {
   await serveUntilSignal({
     natsUrl,
+    auth: cliAuth(),
     logger: createLogger(),
     specs: [spec],
     onReady(children) {
@@ -234,7 +236,9 @@ export function registerClusterCommands(program: Command): void {
           await serveOne(o.nats, { name: "hostd", component: "hostd", options });
           return;
         }
-        const id = o.id ?? defaultHostId();
+        // A host's credentials name the host: that is the default id (and the only one allowed).
+        const who = cliIdentity();
+        const id = o.id ?? (who?.kind === "host" ? who.id : defaultHostId());
         const options = {
           count: o.count,
           ...(o.count === 1 ? { ids: [id] } : { idPrefix: id }),
@@ -328,6 +332,16 @@ export function registerClusterCommands(program: Command): void {
         const ac = new AbortController();
         process.once("SIGINT", () => ac.abort());
         process.once("SIGTERM", () => ac.abort());
+        let frameworkId: string | undefined;
+        try {
+          // A framework's credentials name the framework `corral run` subscribes as.
+          const who = cliIdentity();
+          if (who?.kind === "framework") frameworkId = who.id;
+        } catch (err) {
+          process.stderr.write(`corral: ${(err as Error).message}\n`);
+          process.exitCode = RunExit.NotRun;
+          return;
+        }
         const nc = await connectForCli(o.nats);
         if (!nc) {
           process.exitCode = RunExit.NotRun;
@@ -347,6 +361,7 @@ export function registerClusterCommands(program: Command): void {
             role,
             name,
             principal: o.principal ?? operatorPrincipal(),
+            ...(frameworkId ? { frameworkId } : {}),
             ...(o.volume ? { volume: o.volume } : {}),
             timeoutS: o.timeout,
             logger,

@@ -2,9 +2,10 @@ import { RequestError, type NatsConnection } from "@nats-io/transport-node";
 import type { Command } from "commander";
 import { setTimeout as sleep } from "node:timers/promises";
 import { decode, encode } from "../events/codec.js";
-import { logsSubject } from "../hostd/daemon/logs-service.js";
+import { frameworkLogsSubject, logsSubject } from "../hostd/daemon/logs-service.js";
 import { query, type TaskRow } from "../projections/index.js";
 import { connectForCli } from "./operator-call.js";
+import { NATS_URLS_HELP } from "./nats-access.js";
 
 export interface FollowLogOptions {
   nc: NatsConnection;
@@ -66,7 +67,8 @@ export async function followLog(o: FollowLogOptions): Promise<LogStreamEnd> {
   const pollMs = o.pollMs ?? 200;
   const timeoutMs = o.timeoutMs ?? 5000;
   const { hostId } = o;
-  const subject = logsSubject(hostId);
+  // A framework may ask only about its own tasks, on their own subject (its credentials allow no other).
+  const subject = o.frameworkId ? frameworkLogsSubject(hostId, o.frameworkId) : logsSubject(hostId);
   const aborted = (): LogStreamEnd => ({ ok: true, aborted: true });
   const invalid = (message: string): LogStreamEnd => ({ ok: false, why: "invalid-answer", message });
 
@@ -203,11 +205,7 @@ export function registerLogsCommand(program: Command): void {
     .option("-f, --follow", "keep printing new output until the task ended")
     .option("--stderr", "print stderr instead of stdout")
     .option("--framework <id>", "the task's framework, when several frameworks used this task id")
-    .option(
-      "--nats <url>",
-      "NATS server URL (or set $CORRAL_NATS)",
-      process.env.CORRAL_NATS ?? "nats://127.0.0.1:4222",
-    )
+    .option("--nats <url>", NATS_URLS_HELP, process.env.CORRAL_NATS ?? "nats://127.0.0.1:4222")
     .action(
       async (taskId: string, o: { follow?: boolean; stderr?: boolean; framework?: string; nats: string }) => {
         const ac = new AbortController();

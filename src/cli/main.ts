@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 import { Command } from "commander";
 import { registerClusterCommands } from "./cluster-commands.js";
+import { registerCredsCommands } from "./creds-commands.js";
+import { registerAccessOptions } from "./nats-access.js";
 import { registerMaintenanceCommands } from "./maintenance-commands.js";
 import { registerQueryCommands } from "./query-commands.js";
 import { registerQuotaCommands } from "./quota-commands.js";
@@ -13,11 +15,14 @@ const program = new Command()
   .version("0.1.0")
   .showHelpAfterError();
 
+registerAccessOptions(program);
+
 registerClusterCommands(program);
 registerQueryCommands(program);
 registerQuotaCommands(program);
 registerReservationCommands(program);
 registerMaintenanceCommands(program);
+registerCredsCommands(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   const e = err as { code?: string; message?: string };

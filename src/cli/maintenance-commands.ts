@@ -7,13 +7,14 @@ import { query, type MaintenanceRow } from "../projections/index.js";
 import { durationText, maintenanceStatusText } from "./maintenance-format.js";
 import { connectForCli, operatorCall, type OperatorCallBody } from "./operator-call.js";
 import { parseDuration, parseStart } from "./times.js";
+import { NATS_URLS_HELP } from "./nats-access.js";
 
 /**
  * Maintenance and drain commands (docs/cli.md, docs/maintenance.md): each an operator call the
  * master answers with events on the log (Mesos v1 operator API names in brackets).
  */
 
-const NATS_HELP = "NATS server URL (or set $CORRAL_NATS)";
+const NATS_HELP = NATS_URLS_HELP;
 const defaultNats = () => process.env.CORRAL_NATS ?? "nats://127.0.0.1:4222";
 const print = (line: string) => void process.stdout.write(`${line}\n`);
 const collect = (v: string, prev: string[]) => prev.concat(v.split(",").filter((s) => s.trim() !== ""));

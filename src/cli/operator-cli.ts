@@ -6,6 +6,7 @@ import { formatResources, unreservedForm, type ReservationInfo, type Resources }
 import { labelsText } from "./format-reservations.js";
 import { connectForCli, operatorCall, operatorPrincipal, type OperatorCallBody } from "./operator-call.js";
 import { labelArg, principalArg, reservationRole } from "./reservation-args.js";
+import { NATS_URLS_HELP } from "./nats-access.js";
 
 /** What `corral reserve | unreserve | volume ...` share: sending a call, saying how it went. */
 
@@ -107,7 +108,7 @@ export function reservationOptions(c: Command, principalHelp: string): Command {
         .argParser(labelArg)
         .default({}, "none"),
     )
-    .option("--nats <url>", "NATS server URL", defaultNats());
+    .option("--nats <url>", NATS_URLS_HELP, defaultNats());
 }
 
 /** A read-side list: the query's error is thrown, for main's one line and exit code 1. */

@@ -1,4 +1,5 @@
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { connectForCli } from "./operator-call.js";
 import type { Command } from "commander";
 import { iso } from "./format.js";
 import * as fmt from "./format.js";
@@ -29,6 +30,7 @@ import {
   type HistoryOptions,
 } from "../replay/index.js";
 import { stateToJSON, type ClusterState } from "../state/index.js";
+import { NATS_URLS_HELP } from "./nats-access.js";
 
 const defaultNats = () => process.env.CORRAL_NATS ?? "nats://127.0.0.1:4222";
 
@@ -38,14 +40,8 @@ function out(text: string): void {
 
 /** Connect, run, close. A server that cannot be reached is one line on stderr and exit code 1. */
 async function withNats(url: string, fn: (nc: NatsConnection) => Promise<void>): Promise<void> {
-  let nc: NatsConnection;
-  try {
-    nc = await connect({ servers: url, name: "corral-cli" });
-  } catch {
-    process.stderr.write(`cannot reach NATS at ${url}: is \`corral up\` running? (use --nats URL)\n`);
-    process.exitCode = 1;
-    return;
-  }
+  const nc = await connectForCli(url);
+  if (!nc) return;
   try {
     await fn(nc);
   } finally {
@@ -64,7 +60,7 @@ interface QueryCommand<T> {
 function addQuery<T>(program: Command, q: QueryCommand<T>): void {
   const c = program.command(q.name).description(q.description);
   q.options?.(c);
-  c.option("--nats <url>", "NATS server URL", defaultNats())
+  c.option("--nats <url>", NATS_URLS_HELP, defaultNats())
     .option("--json", "print the answer as one JSON document")
     .action(async (o: Record<string, unknown> & { nats: string; json?: boolean }) => {
       const filters = q.filters?.(o) ?? {};
@@ -269,6 +265,6 @@ export function registerQueryCommands(program: Command): void {
       "fold the log twice and check both folds agree, and that the newest snapshot equals the fold up to its seq",
     )
     .option("--json", "JSON lines (events), or one JSON document")
-    .option("--nats <url>", "NATS server URL", defaultNats())
+    .option("--nats <url>", NATS_URLS_HELP, defaultNats())
     .action((o: ReplayOpts) => replay(o));
 }

@@ -4,9 +4,10 @@ import { query, type QuotaRow } from "../projections/index.js";
 import { DEFAULT_ROLE, parseResources, type ScalarTotals } from "../resources/index.js";
 import * as fmt from "./format.js";
 import { connectForCli, operatorCall } from "./operator-call.js";
+import { NATS_URLS_HELP } from "./nats-access.js";
 
 const DEFAULT_NATS = process.env.CORRAL_NATS ?? "nats://127.0.0.1:4222";
-const NATS_HELP = "NATS server URL (or set $CORRAL_NATS)";
+const NATS_HELP = NATS_URLS_HELP;
 
 const print = (line: string) => void process.stdout.write(`${line}\n`);
 

@@ -17,6 +17,7 @@ import {
   type ReservationOpts,
 } from "./operator-cli.js";
 import { registerVolumeCommands } from "./volume-commands.js";
+import { NATS_URLS_HELP } from "./nats-access.js";
 
 /**
  * `corral reserve | unreserve | reservations | volume ...`: Mesos's operator endpoints for dynamic
@@ -69,7 +70,7 @@ export function registerReservationCommands(program: Command): void {
     .option("--host <id>", "only this host's")
     .option("--role <role>", "only this role's")
     .option("--json", "print the answer as one JSON document")
-    .option("--nats <url>", "NATS server URL", defaultNats())
+    .option("--nats <url>", NATS_URLS_HELP, defaultNats())
     .action(async (o: { host?: string; role?: string; json?: boolean; nats: string }) => {
       const filters: Record<string, unknown> = {};
       if (o.host) filters.hostId = o.host;

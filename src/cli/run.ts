@@ -31,6 +31,8 @@ export interface RunOptions extends RunResources {
   name: string;
   /** The framework's principal (Mesos's): reservations and volumes it makes are in its name. */
   principal?: string;
+  /** Subscribe as this framework (the one its NATS credentials name); default a new id. */
+  frameworkId?: string;
   /** A persistent volume for the task: found where it is, or reserved and created (run-volume.ts). */
   volume?: VolumeSpec;
   /** Seconds to wait for a suitable offer. */
@@ -119,6 +121,7 @@ export async function runTask(o: RunOptions): Promise<number> {
     servers: [],
     nc: o.nc,
     name: o.name,
+    ...(o.frameworkId !== undefined ? { frameworkId: o.frameworkId } : {}),
     roles: [o.role],
     ...(o.principal !== undefined ? { principal: o.principal } : {}),
     ...(o.logger ? { logger: o.logger } : {}),

@@ -26,6 +26,7 @@ import {
   withNats,
   type ReservationOpts,
 } from "./operator-cli.js";
+import { NATS_URLS_HELP } from "./nats-access.js";
 
 /**
  * `corral volume create | destroy | grow | shrink | list`: persistent volumes (Mesos's
@@ -137,7 +138,7 @@ export function registerVolumeCommands(program: Command): void {
       .requiredOption("--host <id>", "the volume's host")
       .requiredOption("--id <id>", "the volume id", volumeIdArg)
       .option("--principal <principal>", "who asks (default: you, $USER)", principalArg)
-      .option("--nats <url>", "NATS server URL", defaultNats());
+      .option("--nats <url>", NATS_URLS_HELP, defaultNats());
 
   refOptions(
     volume
@@ -230,7 +231,7 @@ export function registerVolumeCommands(program: Command): void {
     .option("--host <id>", "only this host's")
     .option("--role <role>", "only this role's")
     .option("--json", "print the answer as one JSON document")
-    .option("--nats <url>", "NATS server URL", defaultNats())
+    .option("--nats <url>", NATS_URLS_HELP, defaultNats())
     .action(async (o: { host?: string; role?: string; json?: boolean; nats: string }) => {
       const filters: Record<string, unknown> = {};
       if (o.host) filters.hostId = o.host;

@@ -46,6 +46,8 @@ export const ErrorCode = {
   Unauthorized: "UNAUTHORIZED",
   /** A state snapshot that cannot be trusted: unreadable, of another code version, or past the log. */
   SnapshotInvalid: "SNAPSHOT_INVALID",
+  /** A NATS credential or identity that is malformed, unknown, or not the one asked for. */
+  InvalidCredentials: "INVALID_CREDENTIALS",
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

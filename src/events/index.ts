@@ -52,6 +52,11 @@ export {
   EVENTS_STREAM,
   INPUTS_STREAM,
   REPLY_HEADER,
+  OPERATOR_TOKEN,
+  INBOX_KINDS,
+  inboxPrefixOf,
+  replyAllowed,
+  type InboxKind,
   type InputOrigin,
 } from "./subjects.js";
 export { ensureStreams, PULL_EXPIRES_MS, type StreamOptions } from "./streams.js";

@@ -50,6 +50,30 @@ export const OPERATOR_TOKEN = "_operator";
 /** Header naming the core-NATS subject the master answers a call on. */
 export const REPLY_HEADER = "Corral-Reply";
 
+/**
+ * Inboxes. A connection with credentials gets its identity's own inbox prefix
+ * `_INBOX.<kind>.<id>` (nats.js `inboxPrefix`; kinds as in input subjects, plus the components
+ * without inputs), and may subscribe only under it; without credentials inboxes are
+ * `_INBOX.<nuid>`.
+ */
+export const INBOX_KINDS = ["fw", "host", "op", "master", "projections", "auditor"] as const;
+export type InboxKind = (typeof INBOX_KINDS)[number];
+export const inboxPrefixOf = (kind: InboxKind, id: string): string => `_INBOX.${kind}.${id}`;
+
+/**
+ * Whether the master may answer a call from `origin` on `replyTo` (its Corral-Reply header): only
+ * on an inbox, and never on another identity's. Anything else would let a caller make the master
+ * publish where the caller may not: an event subject (a message in the log that no leader
+ * appended), or another framework's inbox.
+ */
+export function replyAllowed(origin: InputOrigin, replyTo: string): boolean {
+  const t = replyTo.split(".");
+  if (t[0] !== "_INBOX" || t.length < 2 || t.some((x) => x === "" || x === "*" || x === ">")) return false;
+  const kind = t[1] ?? "";
+  if (t.length < 4 || !(INBOX_KINDS as readonly string[]).includes(kind)) return true;
+  return kind === origin.kind && t[2] === origin.id;
+}
+
 export type InputOrigin = { kind: "fw" | "host" | "op"; id: string };
 
 export function parseInputSubject(subject: string): InputOrigin | undefined {

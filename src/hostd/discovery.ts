@@ -140,6 +140,26 @@ export async function discoverResources(options: DiscoveryOptions): Promise<Disc
 const HOST_ID_RE = /^[A-Za-z0-9_-]{1,128}$/;
 const HOST_ID_FILE = "host-id";
 
+/**
+ * The host id a credential names (`corral creds host <id>`): written to a new work dir, and
+ * checked against one that exists, whose tasks and sandboxes belong to the host named there.
+ */
+async function claimHostId(file: string, wanted: string): Promise<string> {
+  if (!HOST_ID_RE.test(wanted)) throw new DiscoveryError(`host id ${JSON.stringify(wanted)} is not valid`);
+  try {
+    await writeFile(file, `${wanted}\n`, { flag: "wx" });
+    return wanted;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+  }
+  const id = (await readFile(file, "utf8")).trim();
+  if (id !== wanted)
+    throw new DiscoveryError(
+      `${file} says this work dir is host ${JSON.stringify(id.slice(0, 140))}, but the credentials are host ${wanted}'s: use another --work-dir, or credentials for ${id}`,
+    );
+  return id;
+}
+
 function newHostId(): string {
   return `host-${BigInt(`0x${randomBytes(10).toString("hex")}`).toString(36)}`;
 }
@@ -148,9 +168,10 @@ function newHostId(): string {
  * This host's id, kept in `<workDir>/host-id` so that a restarted host keeps it. The first call
  * creates the file with `host-<random base36>`; ids hold only `[A-Za-z0-9_-]`, safe in a NATS subject.
  */
-export async function hostIdFor(workDir: string): Promise<string> {
+export async function hostIdFor(workDir: string, wanted?: string): Promise<string> {
   const file = join(workDir, HOST_ID_FILE);
   await mkdir(workDir, { recursive: true });
+  if (wanted !== undefined) return claimHostId(file, wanted);
   const read = async (): Promise<string> => {
     const id = (await readFile(file, "utf8")).trim();
     if (!HOST_ID_RE.test(id)) {

@@ -1,6 +1,7 @@
-import { createInbox, type Msg, type NatsConnection, type Subscription } from "@nats-io/transport-node";
+import { type Msg, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import type { CallReply } from "../events/calls.js";
 import { decode } from "../events/codec.js";
+import { inboxFor } from "../rpc/index.js";
 import type { Logger } from "../log/index.js";
 
 interface Waiter {
@@ -21,7 +22,7 @@ export class ReplyRouter {
   #onInvalid: (why: string) => void;
 
   constructor(nc: NatsConnection, log: Logger, onInvalid: (why: string) => void) {
-    this.subject = createInbox();
+    this.subject = inboxFor(nc);
     this.#log = log;
     this.#onInvalid = onInvalid;
     this.#sub = nc.subscribe(this.subject, {

@@ -316,8 +316,10 @@ export async function startSimHosts(opts: SimHostOptions): Promise<SimHostPool> 
     // sequence (not DeliverPolicy.New) lets the ordered consumer resume from its cursor on reset.
     const startSeq =
       opts.startSeq ?? (await (await js.jetstreamManager()).streams.info(EVENTS_STREAM)).state.last_seq + 1;
-    await consume(subjects.allTasks, startSeq, onMessage);
-    await consume(subjects.host("*"), startSeq, onHostMessage);
+    // One host reads only its own subjects: all its NATS credentials allow (docs/security.md).
+    const only = ids.length === 1 ? ids[0] : undefined;
+    await consume(only ? subjects.hostTasks(only) : subjects.allTasks, startSeq, onMessage);
+    await consume(subjects.host(only ?? "*"), startSeq, onHostMessage);
     log.info({ hosts: ids.length, startSeq }, "registering simulated hosts");
     await registerAll(reg, ids, opts.registerConcurrency ?? 100, registered, refused);
   } catch (err) {

@@ -10,6 +10,11 @@ export interface NatsServerOptions {
   configFile?: string;
   /** JetStream store directory; a temporary one when absent. */
   storeDir?: string;
+  /**
+   * The config file names the JetStream store (`corral creds init` writes one): no `-sd`, which
+   * nats-server 2.9 refuses beside a `store_dir`. The store is then the config's, never removed here.
+   */
+  storeInConfig?: boolean;
   /** Client port; -1 (the default) lets the server pick a free one. */
   port?: number;
   /** Monitoring port; -1 picks a free one, 0 disables. */
@@ -30,7 +35,12 @@ export interface NatsServerHandle {
   stop(): Promise<void>;
   /** SIGKILL, leaving the store as it is (for failure tests). */
   kill(): Promise<void>;
+  /** The end of the server's log (its stderr): e.g. the permission violations it reported. */
+  log(): string;
 }
+
+/** How much of the server's log (stderr) is kept, for errors at start and `log()`. */
+const LOG_KEPT = 256 * 1024;
 
 export function natsServerAvailable(): boolean {
   const r = spawnSync("nats-server", ["--version"], { stdio: "ignore" });
@@ -43,19 +53,22 @@ export function natsServerAvailable(): boolean {
  */
 export async function startNatsServer(opts: NatsServerOptions = {}): Promise<NatsServerHandle> {
   if (!natsServerAvailable()) throw new NatsServerMissingError();
-  const madeStore = !opts.storeDir;
-  const storeDir = opts.storeDir ?? (await mkdtemp(join(tmpdir(), "corral-nats-")));
+  const madeStore = !opts.storeDir && !opts.storeInConfig;
+  const storeDir = opts.storeInConfig
+    ? ""
+    : (opts.storeDir ?? (await mkdtemp(join(tmpdir(), "corral-nats-"))));
   const portsDir = await mkdtemp(join(tmpdir(), "corral-ports-"));
   const args: string[] = [];
   if (opts.configFile) args.push("-c", opts.configFile);
-  args.push("-js", "-sd", storeDir, "-p", String(opts.port ?? -1), "-a", opts.host ?? "127.0.0.1");
+  args.push("-js", ...(opts.storeInConfig ? [] : ["-sd", storeDir]));
+  args.push("-p", String(opts.port ?? -1), "-a", opts.host ?? "127.0.0.1");
   const monitorPort = opts.monitorPort ?? -1;
   if (monitorPort !== 0) args.push("-m", String(monitorPort));
   args.push("--ports_file_dir", portsDir, ...(opts.args ?? []));
   const child = spawn("nats-server", args, { stdio: ["ignore", "ignore", "pipe"] });
   let stderr = "";
   child.stderr?.on("data", (d: Buffer) => {
-    stderr = (stderr + d.toString()).slice(-4000);
+    stderr = (stderr + d.toString()).slice(-LOG_KEPT);
   });
   let exited = false;
   child.on("exit", () => (exited = true));
@@ -103,8 +116,9 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
       const t = setTimeout(() => child.kill("SIGKILL"), 5000);
       await waitExit();
       clearTimeout(t);
-      if (removeStore) await rm(storeDir, { recursive: true, force: true });
+      if (removeStore && storeDir) await rm(storeDir, { recursive: true, force: true });
     },
+    log: () => stderr,
     async kill() {
       if (!exited) child.kill("SIGKILL");
       await waitExit();

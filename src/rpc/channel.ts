@@ -57,13 +57,21 @@ export function rejection(
 }
 
 /**
+ * A new inbox under the connection's own prefix (nats.js `inboxPrefix`): with credentials it is
+ * the identity's (`_INBOX.fw.<id>`), the only inboxes that identity may subscribe to.
+ */
+export function inboxFor(nc: NatsConnection): string {
+  return createInbox((nc as { options?: { inboxPrefix?: string } }).options?.inboxPrefix);
+}
+
+/**
  * Calls to the master, from a framework (the SDK) or an operator (the CLI): each is stored in INPUTS with its callId as the JetStream message id
  * (so a retried publish is deduplicated), and answered on core NATS. One inbox subscription
  * (`<inbox>.*`) serves every call; the reply subject of a call is `<inbox>.<callId>`, so even an
  * answer that could not name the call (an undecodable call) finds its caller.
  */
 export class CallChannel<B extends { type: string } = { type: string }> {
-  private readonly inbox = createInbox();
+  private readonly inbox: string;
   private readonly sub: Subscription;
   private readonly pending = new Map<string, Pending>();
   private closedWith: CorralError | undefined;
@@ -76,6 +84,7 @@ export class CallChannel<B extends { type: string } = { type: string }> {
     private readonly timeoutMs: number,
     private readonly log: Logger | undefined,
   ) {
+    this.inbox = inboxFor(nc);
     this.sub = nc.subscribe(`${this.inbox}.*`, { callback: (err, m) => this.onReply(err, m) });
   }
 
@@ -200,6 +209,17 @@ export class CallChannel<B extends { type: string } = { type: string }> {
       return new CorralError(ErrorCode.Closed, `${type} call ${callId}: the connection is closed`, {
         cause: err,
       });
+    }
+    // The NATS server refused the subject: these credentials are another identity's. Terminal.
+    if (
+      /permissions? violation/i.test(msg) ||
+      (err as Error | undefined)?.name === "PermissionViolationError"
+    ) {
+      return new CorralError(
+        ErrorCode.Unauthorized,
+        `${type} call ${callId}: this connection may not publish on ${this.subject} (NATS credentials of another identity?): ${msg}`,
+        { cause: err },
+      );
     }
     // No acknowledgement from JetStream: the call may or may not be stored; retrying is safe.
     return new TimeoutError(`${type} call ${callId} could not be stored in ${INPUTS_STREAM}: ${msg}`, {

@@ -1,1 +1,1 @@
-export { CallChannel, rejection, type CallBody } from "./channel.js";
+export { CallChannel, inboxFor, rejection, type CallBody } from "./channel.js";

@@ -3,6 +3,7 @@ import { connect, nuid, type NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import { PARTITION_AWARE, SUBJECT_ID, subjects, type FrameworkCall } from "../events/index.js";
 import { CorralError, ErrorCode } from "../errors/index.js";
+import { CredentialsError, natsConnectOptions } from "../natsauth/index.js";
 import { AckBatcher } from "./acks.js";
 import { statusesFromWire, toOperations } from "./convert.js";
 import { Feeds } from "./feeds.js";
@@ -60,18 +61,28 @@ const ID_RE = new RegExp(SUBJECT_ID);
 
 /** Connect (unless `opts.nc` is given), subscribe the framework, and return its client. */
 export async function connectFramework(opts: FrameworkOptions): Promise<FrameworkClient> {
-  const frameworkId = opts.frameworkId ?? `fw-${nuid.next()}`;
+  if (!opts.name) throw new CorralError(ErrorCode.InvalidCall, "a framework needs a name");
+  const access = opts.nc
+    ? undefined
+    : natsConnectOptions(
+        {
+          servers: opts.servers,
+          ...(opts.credsFile ? { credsFile: opts.credsFile } : {}),
+          ...(opts.tls ? { tls: opts.tls } : {}),
+        },
+        `corral-framework:${opts.name}`,
+        "framework",
+      );
+  const credentialed = access?.who?.id;
+  const frameworkId = opts.frameworkId ?? credentialed ?? `fw-${nuid.next()}`;
   if (!ID_RE.test(frameworkId)) {
     throw new CorralError(ErrorCode.InvalidCall, `framework id "${frameworkId}" must match ${SUBJECT_ID}`);
   }
-  if (!opts.name) throw new CorralError(ErrorCode.InvalidCall, "a framework needs a name");
-  const nc =
-    opts.nc ??
-    (await connect({
-      servers: opts.servers,
-      name: `corral-framework:${opts.name}`,
-      maxReconnectAttempts: -1,
-    }));
+  if (credentialed !== undefined && frameworkId !== credentialed)
+    throw new CredentialsError(
+      `the credentials are framework ${credentialed}'s: they cannot subscribe framework ${frameworkId}`,
+    );
+  const nc = opts.nc ?? (await connect({ ...access?.options, maxReconnectAttempts: -1 }));
   const client = new Client(nc, opts.nc === undefined, opts, frameworkId);
   try {
     await client.start();

@@ -1,6 +1,7 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import type { Command, TaskInfo, TaskStatusInfo, Unavailability } from "../events/index.js";
+import type { TlsFiles } from "../natsauth/index.js";
 import type { Resource, Resources } from "../resources/index.js";
 
 /** Resources of one host offered to the framework (Mesos `Offer`). */
@@ -78,8 +79,18 @@ export interface Filters {
 }
 
 export interface FrameworkOptions {
-  /** NATS server URL(s), e.g. "nats://127.0.0.1:4222". Ignored when `nc` is given. */
+  /**
+   * NATS server URL(s), e.g. "nats://127.0.0.1:4222" (a list, or one comma-separated string:
+   * any node of the cluster). Ignored when `nc` is given.
+   */
   servers: string | string[];
+  /**
+   * Credentials made by `corral creds framework <id>`: the client connects as that framework
+   * (and `frameworkId` defaults to, and must be, its id). Ignored when `nc` is given.
+   */
+  credsFile?: string;
+  /** TLS: the CA of the server's certificate, and a client certificate for mutual TLS. */
+  tls?: TlsFiles;
   /** Human-readable framework name. */
   name: string;
   /** Roles the framework subscribes in (default ["*"]). */
@@ -97,7 +108,10 @@ export interface FrameworkOptions {
   partitionAware?: boolean;
   /** How often the client tells the master it is alive (ms, default 1,000; 0: never, for tests). */
   heartbeatIntervalMs?: number;
-  /** Subscribe again with an existing id (failover); else a fresh id `fw-<nuid>` is chosen. */
+  /**
+   * Subscribe again with an existing id (failover); else the credentials' id, or a fresh id
+   * `fw-<nuid>` without credentials.
+   */
   frameworkId?: string;
   principal?: string;
   /** How long a call waits for the master's answer (ms, default 10,000). */

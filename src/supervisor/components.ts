@@ -2,6 +2,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { setTimeout as sleep } from "node:timers/promises";
 import { CorralError, ErrorCode } from "../errors/index.js";
 import type { Logger } from "../log/index.js";
+import type { Identity } from "../natsauth/index.js";
 import type { Resources } from "../resources/index.js";
 
 /**
@@ -17,6 +18,8 @@ export interface ComponentContext<O> {
   options: O;
   /** The child's name under the supervisor. */
   name: string;
+  /** Who the connection's credentials say this component is (none without credentials). */
+  identity?: Identity;
 }
 
 export interface ComponentHandle {
@@ -112,17 +115,27 @@ export const components: { [K in ComponentName]: StartFn<K> } = {
     return { stop: () => projections.stop() };
   },
 
-  async "sim-hosts"({ nc, logger, options }) {
-    const { startSimHosts } = await import("../hostd/index.js");
+  async "sim-hosts"({ nc, logger, options, identity }) {
+    const { startSimHosts, simHostIds } = await import("../hostd/index.js");
+    if (identity) {
+      // One host's credentials publish for that host only.
+      const ids = options.ids ?? simHostIds(options);
+      if (ids.length !== 1 || ids[0] !== identity.id)
+        throw new CorralError(
+          ErrorCode.InvalidCall,
+          `the credentials are host ${identity.id}'s: they can serve that one host, not ${ids.join(", ")}`,
+        );
+    }
     const pool = await startSimHosts({ nc, logger, ...options });
     return { stop: () => pool.stop(), info: () => ({ hostIds: pool.hostIds, ...pool.stats() }) };
   },
 
-  async hostd({ nc, logger, options }) {
+  async hostd({ nc, logger, options, identity }) {
     const { startHostDaemon } = await import("../hostd/daemon/index.js");
     const { formatResources } = await import("../resources/index.js");
     const { waitForRegistrationMs = 10_000, leaveTasksRunning = false, ...daemonOptions } = options;
-    const daemon = await startHostDaemon({ nc, logger, ...daemonOptions });
+    const hostId = identity ? { hostId: identity.id } : {};
+    const daemon = await startHostDaemon({ nc, logger, ...daemonOptions, ...hostId });
     // Ready means offers can come: wait (a while) for the master to accept the host. Without a
     // master it stays unregistered, keeps trying, and is still a started component.
     let registered = false;

@@ -1,4 +1,5 @@
 import { CorralError, ErrorCode, TimeoutError } from "../errors/index.js";
+import type { NatsAuth } from "../natsauth/index.js";
 
 /**
  * The boundary between the supervisor and a component's worker thread (Temporal-SDK style): a
@@ -29,6 +30,8 @@ export interface WorkerData {
   component: string;
   options: unknown;
   natsUrl: string;
+  /** Credentials file and TLS files of the connection (none: an unauthenticated connection). */
+  auth?: NatsAuth;
   logLevel: string;
 }
 

@@ -1,10 +1,13 @@
 import type { NatsServerHandle } from "../natsd/index.js";
 import type { Logger } from "../log/index.js";
+import type { NatsAuth } from "../natsauth/index.js";
 import type { ChildSpec, ChildStatus } from "./child.js";
 import { Supervisor } from "./supervisor.js";
 
 export interface ServeOptions {
   natsUrl: string;
+  /** Credentials and TLS of the components' connections. */
+  auth?: NatsAuth;
   logger: Logger;
   specs: readonly ChildSpec[];
   /** A nats-server this process started: stopped after the components, and watched meanwhile. */
@@ -21,7 +24,11 @@ export interface ServeOptions {
  */
 export async function serveUntilSignal(o: ServeOptions): Promise<void> {
   const print = o.out ?? ((line: string) => void process.stdout.write(`${line}\n`));
-  const supervisor = new Supervisor({ natsUrl: o.natsUrl, logger: o.logger });
+  const supervisor = new Supervisor({
+    natsUrl: o.natsUrl,
+    logger: o.logger,
+    ...(o.auth ? { auth: o.auth } : {}),
+  });
   const nats = o.natsServer;
   let stopping: Promise<void> | undefined;
   const shutdown = (code: number, why: string): Promise<void> => {

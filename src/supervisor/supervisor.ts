@@ -1,6 +1,7 @@
 import { Worker } from "node:worker_threads";
 import { CorralError, ErrorCode } from "../errors/index.js";
 import type { Logger } from "../log/index.js";
+import type { NatsAuth } from "../natsauth/index.js";
 import {
   newChild,
   relayLog,
@@ -22,7 +23,10 @@ import {
 } from "./protocol.js";
 
 export interface SupervisorOptions {
+  /** One URL or a comma-separated list (any node of the cluster). */
   natsUrl: string;
+  /** Credentials and TLS for every child's connection. */
+  auth?: NatsAuth;
   logger: Logger;
   /** Level of the workers' loggers (default: `logger`'s level). */
   logLevel?: string;
@@ -45,7 +49,10 @@ export function defaultWorkerUrl(): URL {
  * Children start in order, each once the previous is ready, and stop in reverse order.
  */
 export class Supervisor {
-  readonly #o: Required<Omit<SupervisorOptions, "backoff">> & { backoff: BackoffOptions };
+  readonly #o: Required<Omit<SupervisorOptions, "backoff" | "auth">> & {
+    backoff: BackoffOptions;
+    auth?: NatsAuth;
+  };
   readonly #log: Logger;
   readonly #children = new Map<string, Child>();
   readonly #notes = new Broadcast<SupervisorNotification>();
@@ -55,6 +62,7 @@ export class Supervisor {
   constructor(opts: SupervisorOptions) {
     this.#o = {
       natsUrl: opts.natsUrl,
+      ...(opts.auth ? { auth: opts.auth } : {}),
       logger: opts.logger,
       logLevel: opts.logLevel ?? opts.logger.level,
       backoff: { initialMs: 100, maxMs: 10_000, resetAfterMs: 30_000, ...opts.backoff },
@@ -123,6 +131,7 @@ export class Supervisor {
       component,
       options,
       natsUrl: this.#o.natsUrl,
+      ...(this.#o.auth ? { auth: this.#o.auth } : {}),
       logLevel: this.#o.logLevel,
     };
     child.state = "starting";

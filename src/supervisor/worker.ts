@@ -2,6 +2,7 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { pino } from "pino";
 import { parentPort, workerData } from "node:worker_threads";
 import { CorralError, ErrorCode } from "../errors/index.js";
+import { natsConnectOptions, type Identity, type IdentityKind } from "../natsauth/index.js";
 import { components, isComponentName, type ComponentHandle } from "./components.js";
 import { toWire, type WorkerData, type WorkerMessage, type WorkerRequest } from "./protocol.js";
 
@@ -26,10 +27,26 @@ const logger = pino(
 let nc: NatsConnection | undefined;
 let stopping = false;
 
+/** The credentials each component must hold, when it is given any. */
+const KIND_OF: Record<string, IdentityKind> = {
+  master: "master",
+  projections: "projections",
+  hostd: "host",
+  "sim-hosts": "host",
+};
+
+let who: Identity | undefined;
+
 async function connectNats(): Promise<NatsConnection> {
+  // Bad credentials are not a connection failure: they fail the start, and say why.
+  const access = natsConnectOptions(
+    { servers: data.natsUrl, ...data.auth },
+    `corral-${data.name}`,
+    KIND_OF[data.component],
+  );
+  who = access.who;
   try {
-    const opts = { servers: data.natsUrl, name: `corral-${data.name}`, reconnectTimeWait: 500 };
-    return await connect({ ...opts, maxReconnectAttempts: -1 });
+    return await connect({ ...access.options, reconnectTimeWait: 500, maxReconnectAttempts: -1 });
   } catch (err) {
     const why = (err as Error).message;
     throw new CorralError(ErrorCode.Closed, `could not connect to NATS at ${data.natsUrl}: ${why}`, {
@@ -48,7 +65,7 @@ async function start(): Promise<ComponentHandle> {
     process.exit(1);
   });
   const start = components[name] as (ctx: unknown) => Promise<ComponentHandle>;
-  return start({ nc, logger, options: data.options, name: data.name });
+  return start({ nc, logger, options: data.options, name: data.name, ...(who ? { identity: who } : {}) });
 }
 
 const started = start();

@@ -14,6 +14,7 @@ import {
   encode,
   ensureStreams,
   parseInputSubject,
+  replyAllowed,
   subjects,
   validateFrameworkCall,
   validateHostCall,
@@ -488,13 +489,20 @@ export class Master {
       m.ack(); // answered before a failover: its events are in the log already
       return undefined;
     }
-    const replyTo = m.headers?.get(REPLY_HEADER) || undefined;
+    const origin = parseInputSubject(m.subject);
+    let replyTo = m.headers?.get(REPLY_HEADER) || undefined;
+    if (replyTo && origin && !replyAllowed(origin, replyTo)) {
+      this.#log.warn(
+        { input: { subject: m.subject, seq: m.seq, replyTo } },
+        "not answering on a foreign subject",
+      );
+      replyTo = undefined;
+    }
     const ctx = this.#ctx();
     let callId: string | undefined;
     let callType: string | undefined;
     let decision: Decision;
     try {
-      const origin = parseInputSubject(m.subject);
       if (origin?.kind === "fw") this.#frameworkAlive(origin.id);
       if (!origin)
         throw new CorralError(

@@ -30,6 +30,8 @@ export interface HostDaemonOptions {
   logger: Logger;
   /** Holds the host id file and the task sandboxes. */
   workDir: string;
+  /** The host id to be (the one its NATS credentials name); default: the work dir's, or a new one. */
+  hostId?: string;
   /** Resources in the Mesos grammar (`cpus:2;mem:1024`), replacing what discovery finds. */
   resources?: string;
   attributes?: Record<string, string>;
@@ -77,7 +79,7 @@ export interface HostDaemon {
 /** A real host: registers, heartbeats, and runs the tasks the master launches on it. */
 export async function startHostDaemon(opts: HostDaemonOptions): Promise<HostDaemon> {
   const workDir = resolve(opts.workDir);
-  const hostId = await hostIdFor(workDir);
+  const hostId = await hostIdFor(workDir, opts.hostId);
   const hostname = osHostname() || hostId;
   const log = opts.logger.child({ component: "hostd", hostId });
   const { resources } = await discoverResources({ workDir, override: opts.resources });

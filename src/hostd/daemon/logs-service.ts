@@ -19,8 +19,15 @@ const DEFAULT_REMEMBER = 1000;
 const FRAMEWORK_ID = new RegExp(SUBJECT_ID);
 const keyOf = (frameworkId: string, taskId: string): string => `${frameworkId}/${taskId}`;
 
-/** `corral.q.logs.<hostId>`: where a host daemon answers log requests. */
+/** `corral.q.logs.<hostId>`: where a host daemon answers log requests about any task (operators). */
 export const logsSubject = (hostId: string): string => subjects.query(`logs.${hostId}`);
+
+/**
+ * `corral.q.logs.<hostId>.<frameworkId>`: log requests about one framework's tasks only, the
+ * subject a framework's NATS credentials allow it (docs/security.md).
+ */
+export const frameworkLogsSubject = (hostId: string, frameworkId: string): string =>
+  `${logsSubject(hostId)}.${frameworkId}`;
 
 export interface LogsRequest {
   taskId: string;
@@ -141,7 +148,8 @@ export function startLogsService(opts: LogsServiceOptions): LogsService {
     return [...fws].sort();
   };
 
-  const answer = async (body: Uint8Array): Promise<LogsReply> => {
+  /** `scope`: the framework named by the request's subject, whose tasks alone it may read. */
+  const answer = async (body: Uint8Array, scope: string | undefined): Promise<LogsReply> => {
     let raw: unknown;
     try {
       raw = decode(body);
@@ -150,6 +158,15 @@ export function startLogsService(opts: LogsServiceOptions): LogsService {
     }
     const req = parseRequest(raw);
     if (typeof req === "string") return { ok: false, code: ErrorCode.InvalidCall, message: req };
+    if (scope !== undefined) {
+      if (req.frameworkId !== undefined && req.frameworkId !== scope)
+        return {
+          ok: false,
+          code: ErrorCode.Unauthorized,
+          message: `a log request on ${frameworkLogsSubject(hostId, scope)} is about framework ${scope}'s tasks only`,
+        };
+      req.frameworkId = scope;
+    }
     if (req.taskId.includes("/") || req.taskId.includes("..") || req.taskId.includes("\0"))
       return {
         ok: false,
@@ -222,23 +239,27 @@ export function startLogsService(opts: LogsServiceOptions): LogsService {
     }
   };
 
-  const sub: Subscription = nc.subscribe(logsSubject(hostId), {
-    callback: (err, m: Msg) => {
-      if (err) return log.warn({ err }, "log request subscription failed");
-      void answer(m.data)
-        .catch((e: unknown): LogsReply => {
-          log.warn({ err: e }, "log request failed");
-          return { ok: false, code: "INTERNAL", message: `cannot read the log: ${(e as Error).message}` };
-        })
-        .then((reply) => {
-          try {
-            m.respond(encode(reply));
-          } catch (e) {
-            log.debug({ err: e }, "cannot answer a log request");
-          }
-        });
-    },
-  });
+  const prefix = `${logsSubject(hostId)}.`;
+  const onRequest = (err: Error | null, m: Msg): void => {
+    if (err) return log.warn({ err }, "log request subscription failed");
+    const scope = m.subject.startsWith(prefix) ? m.subject.slice(prefix.length) : undefined;
+    void answer(m.data, scope)
+      .catch((e: unknown): LogsReply => {
+        log.warn({ err: e }, "log request failed");
+        return { ok: false, code: "INTERNAL", message: `cannot read the log: ${(e as Error).message}` };
+      })
+      .then((reply) => {
+        try {
+          m.respond(encode(reply));
+        } catch (e) {
+          log.debug({ err: e }, "cannot answer a log request");
+        }
+      });
+  };
+  const subs: Subscription[] = [
+    nc.subscribe(logsSubject(hostId), { callback: onRequest }),
+    nc.subscribe(`${prefix}*`, { callback: onRequest }),
+  ];
   const timer = setInterval(
     () => {
       try {
@@ -254,7 +275,7 @@ export function startLogsService(opts: LogsServiceOptions): LogsService {
   return {
     stop: async () => {
       clearInterval(timer);
-      sub.unsubscribe();
+      for (const sub of subs) sub.unsubscribe();
       await Promise.resolve();
     },
   };
