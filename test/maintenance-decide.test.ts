@@ -1,6 +1,12 @@
 import { describe, expect, it } from "vitest";
 import type { DecideContext, Decision } from "../src/actors/master/index.js";
-import { decideFrameworkCall, decideHostCall, decideOperatorCall } from "../src/actors/master/index.js";
+import {
+  decideFrameworkCall,
+  decideHostCall,
+  decideOperatorCall,
+  electionEvents,
+  FAILOVER_RESCIND_REASON,
+} from "../src/actors/master/index.js";
 import { makeInverseOffers } from "../src/actors/master/inverse-offers.js";
 import { drainSweep } from "../src/actors/master/decide-drain.js";
 import type { CorralEvent, FrameworkCall, LogEntry, NewEvent, OperatorCall } from "../src/events/index.js";
@@ -425,5 +431,34 @@ describe("drain, deactivate, gone", () => {
     const refolded = fold(g.log);
     expect(stateToJSON(refolded)).toEqual(stateToJSON(g.state));
     expect(refolded.counters.ignoredEvents).toBe(0);
+  });
+});
+
+describe("a new leader's first events", () => {
+  it("rescind every outstanding offer and inverse offer; allocation and the sweep make them again", () => {
+    const g = new Given().host("h1").framework("f1").framework("f2");
+    g.task("t1", "f1", "h1");
+    schedule(g, ["h1"]);
+    g.offer("o1", "f2", "h1");
+    g.apply(...makeInverseOffers(g.state, g.ctx()));
+    expect(g.state.offers.size).toBe(1);
+    expect(g.state.inverseOffers.size).toBe(2);
+
+    const events = electionEvents(g.state, g.ctx(), "m2", 7);
+    expect(types({ events })).toEqual([
+      "master.elected",
+      "offer.rescinded",
+      "inverse_offer.rescinded",
+      "inverse_offer.rescinded",
+    ]);
+    expect(events.slice(1).every((e) => "reason" in e && e.reason === FAILOVER_RESCIND_REASON)).toBe(true);
+    g.apply(...events);
+    expect(g.state.offers.size).toBe(0);
+    expect(g.state.inverseOffers.size).toBe(0);
+    expect(g.state.epoch).toBe(7);
+    // The new leader's sweep asks again, with a new id, the framework that has tasks there; f2
+    // is asked once allocation offers it the host again.
+    const again = makeInverseOffers(g.state, g.ctx());
+    expect(again.map((e) => ("frameworkId" in e ? e.frameworkId : ""))).toEqual(["f1"]);
   });
 });

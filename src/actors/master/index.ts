@@ -7,3 +7,4 @@ export { frameworkTimeouts, FAILOVER_TIMEOUT_REASON } from "./framework-liveness
 export { hostTimeouts, offerTimeouts } from "./timeouts.js";
 export { unreachableGoneTimeouts, UNREACHABLE_GONE_REASON } from "./unreachable-gone.js";
 export { reconcile, visibleState, isPartitionAware } from "./reconcile.js";
+export { electionEvents, FAILOVER_RESCIND_REASON } from "./election.js";

@@ -43,6 +43,7 @@ import { decideFrameworkCall } from "./decide-framework.js";
 import { decideHostCall, decideOperatorCall } from "./decide-host.js";
 import { drainSweep } from "./decide-drain.js";
 import { makeInverseOffers } from "./inverse-offers.js";
+import { electionEvents } from "./election.js";
 import { LeaderLease } from "./lease.js";
 import { frameworkTimeouts } from "./framework-liveness.js";
 import { hostTimeouts, offerTimeouts } from "./timeouts.js";
@@ -338,18 +339,7 @@ export class Master {
     }
 
     // A new leader owns no offers: the old leader's are rescinded, and allocation starts afresh.
-    const ctx = this.#ctx();
-    const events: CorralEvent[] = [event(ctx, "master.elected", { masterId: this.masterId, epoch })];
-    for (const o of state.offers.values()) {
-      events.push(
-        event(ctx, "offer.rescinded", {
-          offerId: o.offerId,
-          frameworkId: o.frameworkId,
-          hostId: o.hostId,
-          reason: "master failover",
-        }),
-      );
-    }
+    const events = electionEvents(state, this.#ctx(), this.masterId, epoch);
     void this.#commit({ events }, `elected-${epoch}`);
     const now = Date.now();
     for (const h of state.hosts.values()) if (h.status === "ACTIVE") this.#lastSeen.set(h.hostId, now);
