@@ -86,6 +86,18 @@ describe("an unreachable host is marked gone after unreachableGoneTimeoutMs", ()
     expect(unreachableGoneTimeouts(g.state, ctxAt(since + GONE_TIMEOUT - 1), GONE_TIMEOUT)).toEqual([]);
   });
 
+  it("keeps its deadline when an operator changes the host's mode meanwhile", () => {
+    const g = cluster();
+    const since = silent(g);
+    // An operator deactivates the unreachable host ten minutes in: that moves its updatedAt,
+    // not when it became unreachable.
+    fold(g, [{ type: "host.deactivated", v: 1, at: since + 10 * 60_000, hostId: "h1", reason: "ops" }]);
+    expect(g.state.hosts.get("h1")?.updatedAt).toBe(since + 10 * 60_000);
+    expect(g.state.hosts.get("h1")?.unreachableSince).toBe(since);
+    const events = unreachableGoneTimeouts(g.state, ctxAt(since + GONE_TIMEOUT), GONE_TIMEOUT);
+    expect(events.map((e) => e.type)).toEqual(["task.status", "host.gone"]);
+  });
+
   it("then: TASK_GONE for partition-aware frameworks, nothing more for the others, host.gone", () => {
     const g = cluster();
     const since = silent(g);

@@ -131,6 +131,7 @@ export function evolve(state: ClusterState, e: CorralEvent): void {
       if (!h || !stepHost(state, h, e.type === "host.removed" ? "REMOVE" : "UNREACHABLE"))
         return ignore(state);
       h.updatedAt = e.at;
+      if (e.type === "host.unreachable") h.unreachableSince = e.at;
       return;
     }
     case "framework.subscribed":
@@ -311,6 +312,7 @@ function hostRegistered(
     // An operator's deactivation or drain outlives a re-registration (Mesos keeps it in its registry).
     mode: prev?.mode ?? "ACTIVE",
     drain: prev?.drain,
+    unreachableSince: undefined,
   };
   state.hosts.set(e.hostId, h);
   accumulate(state.totals, h.total, 1);

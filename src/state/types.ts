@@ -25,6 +25,8 @@ export interface HostView {
   mode: HostMode;
   /** DRAIN_AGENT's settings while the host drains or is drained. */
   drain: DrainConfig | undefined;
+  /** When `host.unreachable` was folded (cleared when it registers again): the gone deadline's start. */
+  unreachableSince: number | undefined;
 }
 
 export interface DrainConfig {

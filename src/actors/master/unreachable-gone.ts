@@ -11,8 +11,9 @@ export const UNREACHABLE_GONE_REASON = "unreachable for too long";
  * A host unreachable for longer than `timeoutMs` is marked gone (Mesos GCs unreachable agents
  * from its registry after --registry_max_agent_age): its tasks a PARTITION_AWARE framework holds
  * TASK_UNREACHABLE become TASK_GONE; the others were told TASK_LOST already, so they hear nothing
- * more. The deadline runs from the host's `updatedAt`, which the log's `host.unreachable` (or
- * `host.up`) set, so a new leader computes the same one. 0 = never.
+ * more. The deadline runs from the host's `unreachableSince`, the time of the log's
+ * `host.unreachable` (mode changes such as DOWN/UP while unreachable do not move it), so a new
+ * leader computes the same one. 0 = never.
  */
 export function unreachableGoneTimeouts(
   state: ClusterState,
@@ -23,9 +24,11 @@ export function unreachableGoneTimeouts(
   const events: CorralEvent[] = [];
   const gone = new Set<string>();
   for (const h of state.hosts.values()) {
-    if (h.status !== "UNREACHABLE" || ctx.now - h.updatedAt < timeoutMs) continue;
+    if (h.status !== "UNREACHABLE") continue;
+    const since = h.unreachableSince ?? h.updatedAt;
+    if (ctx.now - since < timeoutMs) continue;
     const hostId = h.hostId;
-    const why = `${UNREACHABLE_GONE_REASON} (${Math.round((ctx.now - h.updatedAt) / 1000)} s)`;
+    const why = `${UNREACHABLE_GONE_REASON} (${Math.round((ctx.now - since) / 1000)} s)`;
     gone.add(hostId);
     events.push(
       ...rescindHostOffers(state, hostId, "host marked gone", ctx),
