@@ -225,6 +225,41 @@ describe("framework failover", () => {
     await fw.close();
   });
 
+  it("a second instance subscribing with the framework's id takes over; the first is told and ends", async () => {
+    const first = await connect({ failoverTimeoutS: 60 });
+    const id = first.frameworkId;
+    await launch(first, [["kept", "sleep 600"]]);
+    const notes: Notification[] = [];
+    const reading = (async () => {
+      for await (const n of first.notifications()) notes.push(n);
+    })();
+    const second = await connect({ frameworkId: id, failoverTimeoutS: 60 });
+    await reading; // the first client's notifications end with it
+    expect(notes.find((n) => n.type === "framework.failed_over")).toEqual({
+      type: "framework.failed_over",
+      instanceId: second.instanceId,
+    });
+    expect(first.instanceId).not.toBe(second.instanceId);
+    // The first client is closed: its calls fail at once, its feeds have ended.
+    await expect(first.revive()).rejects.toThrow(/closed/);
+    // The framework lives on in the second instance, tasks and all.
+    expect(fwStatus(id)).toBe("ACTIVE");
+    expect(master.state.tasks.get("kept")?.state).toBe("TASK_RUNNING");
+    for await (const o of second.offers()) {
+      expect(o.frameworkId).toBe(id);
+      break;
+    }
+    const subscribed = (await logged()).filter(
+      (e) => e.type === "framework.subscribed" && e.frameworkId === id,
+    );
+    expect(subscribed.map((e) => e.type === "framework.subscribed" && e.instanceId)).toEqual([
+      first.instanceId,
+      second.instanceId,
+    ]);
+    await second.teardown();
+    await second.close();
+  });
+
   it("reports tasks on a silent host TASK_UNREACHABLE to a partition-aware framework, TASK_LOST to others", async () => {
     const aware = await connect({ name: "aware", partitionAware: true, failoverTimeoutS: 60 });
     await launch(aware, [["pa-1", "sleep 600"]]);

@@ -69,6 +69,12 @@ export const FrameworkCallSchemas = {
     principal: Type.Optional(Type.String({ maxLength: 256 })),
     /** Mesos FrameworkInfo.Capability names; PARTITION_AWARE is the one the master acts on. */
     capabilities: Type.Optional(Type.Array(Type.String({ maxLength: 64 }), { maxItems: 32 })),
+    /**
+     * Which running instance of the framework subscribes (the SDK makes one per client): a
+     * SUBSCRIBE from another instance with the same framework id is a failover, which ends the
+     * earlier instance (Mesos closes the old scheduler's connection: "Framework failed over").
+     */
+    instanceId: Type.Optional(Id),
   }),
   ACCEPT: call("ACCEPT", {
     frameworkId: Id,

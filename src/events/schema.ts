@@ -258,6 +258,8 @@ export const EventSchemas = {
     principal: Type.Optional(Type.String()),
     /** Mesos FrameworkInfo.Capability names, e.g. PARTITION_AWARE. */
     capabilities: Type.Optional(Type.Array(Type.String({ maxLength: 64 }), { maxItems: 32 })),
+    /** The subscribing instance (SUBSCRIBE's instanceId): an earlier instance seeing another's ends. */
+    instanceId: Type.Optional(Id),
   }),
   /** The framework fell silent: its offers are gone; its tasks run on until its failover timeout. */
   "framework.disconnected": ev("framework.disconnected", { frameworkId: Id, reason: Type.String() }),

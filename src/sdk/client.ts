@@ -24,6 +24,12 @@ import { DEFAULT_HEARTBEAT_INTERVAL_MS, Heartbeat } from "./heartbeat.js";
 /** A subscribed framework: the Mesos v1 scheduler API over Corral's streams (see docs/sdk.md). */
 export interface FrameworkClient {
   readonly frameworkId: string;
+  /**
+   * This running instance of the framework. Another instance that subscribes with the same
+   * framework id (a scheduler failover) ends this one: it gets a `framework.failed_over`
+   * notification and closes, as Mesos closes the old scheduler's connection.
+   */
+  readonly instanceId: string;
   /** Outstanding offers in arrival order (an offer rescinded before it is read is skipped). */
   offers(): AsyncIterable<Offer>;
   /** Task status updates, at least once: acknowledge each one that has a uuid. */
@@ -104,6 +110,8 @@ class Client implements FrameworkClient {
   private readonly heartbeat: Heartbeat;
   private closing: Promise<void> | undefined;
   private resubscribing: Promise<void> | undefined;
+  /** This running instance; a later SUBSCRIBE of the framework by another instance ends this one. */
+  readonly instanceId = nuid.next();
 
   constructor(
     private readonly nc: NatsConnection,
@@ -121,7 +129,13 @@ class Client implements FrameworkClient {
       frameworkId,
       this.log,
       (id, code, msg) => this.rpc.rejectFromEvent(id, code, msg),
-      { partitionAware: opts.partitionAware === true, onDisconnected: () => void this.resubscribe() },
+      {
+        partitionAware: opts.partitionAware === true,
+        onDisconnected: () => void this.resubscribe(),
+        instanceId: this.instanceId,
+        // The new instance owns the framework now: stop heartbeating for it and close.
+        onFailedOver: () => void this.close(),
+      },
     );
     this.heartbeat = new Heartbeat(
       nc,
@@ -156,6 +170,7 @@ class Client implements FrameworkClient {
       failoverTimeoutS: o.failoverTimeoutS ?? 0,
       ...(o.principal !== undefined ? { principal: o.principal } : {}),
       ...(o.partitionAware ? { capabilities: [PARTITION_AWARE] } : {}),
+      instanceId: this.instanceId,
     });
     const r = (result ?? {}) as { frameworkId?: unknown; unacknowledged?: unknown };
     if (typeof r.frameworkId === "string" && r.frameworkId !== this.frameworkId) {

@@ -27,6 +27,10 @@ export interface FeedSession {
   partitionAware?: boolean;
   /** The master marked this framework disconnected while the client runs: subscribe again. */
   onDisconnected?: () => void;
+  /** This client's instance id: a `framework.subscribed` with another one is a failover. */
+  instanceId?: string;
+  /** Another instance subscribed with this framework's id: this one must stop. */
+  onFailedOver?: (instanceId: string) => void;
 }
 
 /** Messages a consumer pulls at a time (the bound on what sits in the client beyond the queues). */
@@ -230,6 +234,23 @@ export class Feeds {
   }
 
   private onFramework(e: CorralEvent): void {
+    if (
+      e.type === "framework.subscribed" &&
+      e.frameworkId === this.frameworkId &&
+      e.instanceId !== undefined &&
+      this.session.instanceId !== undefined &&
+      e.instanceId !== this.session.instanceId &&
+      !this.removed
+    ) {
+      this.log?.warn(
+        { instanceId: e.instanceId },
+        "another instance subscribed as this framework: failed over",
+      );
+      this.notes.push({ type: "framework.failed_over", instanceId: e.instanceId });
+      this.end();
+      this.session.onFailedOver?.(e.instanceId);
+      return;
+    }
     if (e.type === "framework.disconnected" && e.frameworkId === this.frameworkId && !this.removed) {
       this.log?.warn({ reason: e.reason }, "the master disconnected this framework");
       this.notes.push({ type: "framework.disconnected", reason: e.reason });
@@ -242,9 +263,14 @@ export class Feeds {
     if (this.tearingDown) this.log?.debug({ reason: e.reason }, "framework removed (teardown)");
     else this.log?.warn({ reason: e.reason }, "framework removed");
     this.notes.push({ type: "framework.removed", reason: e.reason });
+    this.end();
+  }
+
+  /** Like Mesos's ERROR event: nothing more will come. Calls in flight still get their answers. */
+  private end(): void {
+    this.removed = true;
     this.outstanding.clear();
     this.outstandingInverse.clear();
-    // Like Mesos's ERROR event: nothing more will come. Calls in flight still get their answers.
     this.offers.close();
     this.inverseOffers.close();
     this.updates.close();

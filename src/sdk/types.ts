@@ -135,6 +135,8 @@ export type Notification =
   /** The master found the framework silent; the client subscribes again by itself. */
   | { type: "framework.disconnected"; reason: string }
   | { type: "framework.resubscribed"; unacknowledged: number }
+  /** Another instance subscribed with this framework's id (a failover): this client has ended. */
+  | { type: "framework.failed_over"; instanceId: string }
   | { type: "call.rejected"; callId?: string; code: string; message: string }
   | { type: "disconnected" }
   | { type: "reconnected" };

@@ -154,6 +154,7 @@ function subscribe(state: ClusterState, call: FrameworkCallOf<"SUBSCRIBE">, ctx:
   if (call.principal !== undefined) e.principal = call.principal;
   const capabilities = [...new Set(call.capabilities ?? [])];
   if (capabilities.length > 0) e.capabilities = capabilities;
+  if (call.instanceId !== undefined) e.instanceId = call.instanceId;
   const unacknowledged: StatusReply[] = [];
   for (const t of state.tasks.values()) {
     if (t.frameworkId !== call.frameworkId || !t.unackedUuid) continue;
