@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import {
   decideHostCall,
   hostTimeouts,
+  reconcile,
   unreachableGoneTimeouts,
   UNREACHABLE_GONE_REASON,
   type DecideContext,
@@ -118,6 +119,25 @@ describe("an unreachable host is marked gone after unreachableGoneTimeoutMs", ()
     expect(g.state.hosts.get("h2")?.status).toBe("ACTIVE"); // the one heard from is untouched
     // Once gone, the clock has nothing more to say.
     expect(unreachableGoneTimeouts(g.state, ctxAt(since + 2 * GONE_TIMEOUT), GONE_TIMEOUT)).toEqual([]);
+  });
+
+  it("reconciles a task of the aged-out host as unknown, not gone by an operator (as Mesos forgets the agent)", () => {
+    const g = cluster();
+    const since = silent(g);
+    fold(g, unreachableGoneTimeouts(g.state, ctxAt(since + GONE_TIMEOUT), GONE_TIMEOUT));
+    const pa = g.state.frameworks.get("pa")!;
+    const ask = (hostId: string) =>
+      reconcile(
+        g.state,
+        pa,
+        { type: "RECONCILE", callId: "c", frameworkId: "pa", tasks: [{ taskId: "forgotten", hostId }] },
+        ctxAt(since + GONE_TIMEOUT + 1),
+      );
+    expect(ask("h1")[0]).toMatchObject({ state: "TASK_UNKNOWN", reason: "REASON_RECONCILIATION" });
+    expect(ask("h1")[0]?.message).toContain(UNREACHABLE_GONE_REASON);
+    // A host an operator marked gone still answers TASK_GONE_BY_OPERATOR.
+    fold(g, [{ type: "host.gone", v: 1, at: since + GONE_TIMEOUT, hostId: "h2", reason: "decommissioned" }]);
+    expect(ask("h2")[0]).toMatchObject({ state: "TASK_GONE_BY_OPERATOR" });
   });
 
   it("and its registration is refused, as for a host an operator marked gone", () => {

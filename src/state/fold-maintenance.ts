@@ -59,6 +59,7 @@ export function evolveMaintenance(state: ClusterState, e: MaintenanceEvent): voi
             : "MARK_GONE";
       if (!h || !stepHost(state, h, step)) return ignore();
       h.updatedAt = e.at;
+      if (e.type === "host.gone") h.goneReason = e.reason;
       return;
     }
     case "inverse_offer.made": {

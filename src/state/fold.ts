@@ -313,6 +313,7 @@ function hostRegistered(
     mode: prev?.mode ?? "ACTIVE",
     drain: prev?.drain,
     unreachableSince: undefined,
+    goneReason: undefined,
   };
   state.hosts.set(e.hostId, h);
   accumulate(state.totals, h.total, 1);

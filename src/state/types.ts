@@ -27,6 +27,8 @@ export interface HostView {
   drain: DrainConfig | undefined;
   /** When `host.unreachable` was folded (cleared when it registers again): the gone deadline's start. */
   unreachableSince: number | undefined;
+  /** `host.gone`'s reason: an operator's, or the master's when it aged an unreachable host out. */
+  goneReason: string | undefined;
 }
 
 export interface DrainConfig {

@@ -34,3 +34,6 @@ export function event<T extends EventType>(ctx: DecideContext, type: T, payload:
 export function reject(code: ErrorCode, message: string): never {
   throw new CallRejectedError(code, message);
 }
+
+/** The reason `host.gone` carries when the clock, not an operator, gave up on the host. */
+export const UNREACHABLE_GONE_REASON = "unreachable for too long";

@@ -1,7 +1,7 @@
 import { PARTITION_AWARE, PARTITION_TASK_STATES } from "../../events/index.js";
 import type { FrameworkCallOf, TaskState, TaskStatusInfo } from "../../events/index.js";
 import type { ClusterState, FrameworkView, HostView, TaskView } from "../../state/index.js";
-import type { DecideContext } from "./context.js";
+import { UNREACHABLE_GONE_REASON, type DecideContext } from "./context.js";
 
 export function isPartitionAware(fw: Pick<FrameworkView, "capabilities">): boolean {
   return fw.capabilities.includes(PARTITION_AWARE);
@@ -39,6 +39,14 @@ function unknownTaskState(host: HostView | undefined): { state: TaskState; messa
     case "UNREACHABLE":
       return { state: "TASK_UNREACHABLE", message: `host ${host.hostId} is unreachable` };
     case "GONE":
+      // Aged out while unreachable, the host is forgotten as Mesos forgets an agent past
+      // --registry_max_agent_age: its tasks are unknown, not gone by an operator.
+      if (host.goneReason?.startsWith(UNREACHABLE_GONE_REASON))
+        return { state: "TASK_UNKNOWN", message: `host ${host.hostId} was ${host.goneReason}` };
+      return {
+        state: "TASK_GONE_BY_OPERATOR",
+        message: `host ${host.hostId} was ${host.status.toLowerCase()}`,
+      };
     case "REMOVED":
       return {
         state: "TASK_GONE_BY_OPERATOR",
@@ -55,7 +63,8 @@ function unknownTaskState(host: HostView | undefined): { state: TaskState; messa
  * of every task the master holds for the framework. Explicit: for each named task, its latest
  * state if known (live, or among the recently completed), else an answer from the named host's
  * state: registered → TASK_GONE, unreachable → TASK_UNREACHABLE, gone or removed →
- * TASK_GONE_BY_OPERATOR, down for maintenance, unknown or not named → TASK_UNKNOWN. A framework that is not PARTITION_AWARE gets TASK_LOST for
+ * TASK_GONE_BY_OPERATOR (but aged out after being unreachable, down for maintenance, unknown
+ * or not named → TASK_UNKNOWN). A framework that is not PARTITION_AWARE gets TASK_LOST for
  * all of those. Every answer carries REASON_RECONCILIATION and no uuid (nothing to acknowledge).
  *
  * Mesos also stays silent about a task whose host is known but still re-registering after a

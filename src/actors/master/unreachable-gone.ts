@@ -1,11 +1,10 @@
 import type { CorralEvent } from "../../events/index.js";
 import { liveTasksOn, type ClusterState } from "../../state/index.js";
-import { event, type DecideContext } from "./context.js";
+import { event, UNREACHABLE_GONE_REASON, type DecideContext } from "./context.js";
 import { masterUuid, rescindHostOffers, rescindInverseOffers, scheduleWithout } from "./host-ops.js";
 import { isPartitionAware } from "./reconcile.js";
 
-/** The reason `host.gone` carries when the clock, not an operator, gave up on the host. */
-export const UNREACHABLE_GONE_REASON = "unreachable for too long";
+export { UNREACHABLE_GONE_REASON };
 
 /**
  * A host unreachable for longer than `timeoutMs` is marked gone (Mesos GCs unreachable agents
