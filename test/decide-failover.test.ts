@@ -86,6 +86,29 @@ describe("framework liveness (the clock decides)", () => {
     expect(frameworkTimeouts(g.state, ctxAt(now + 59_999), new Map(), timeoutMs)).toEqual([]);
   });
 
+  it("refuses a disconnected framework's calls until it subscribes again (TEARDOWN excepted)", () => {
+    const g = cluster(60);
+    fold(g, frameworkTimeouts(g.state, ctxAt(g.now + timeoutMs), new Map(), timeoutMs));
+    const before = JSON.stringify(stateToJSON(g.state));
+    for (const call of [
+      { type: "KILL", callId: "k", frameworkId: "f", taskId: "t1" },
+      { type: "RECONCILE", callId: "r", frameworkId: "f" },
+      { type: "ACKNOWLEDGE", callId: "a", frameworkId: "f", acks: [{ taskId: "t1", uuid: "u1" }] },
+      { type: "REVIVE", callId: "v", frameworkId: "f" },
+    ] as FrameworkCall[]) {
+      expect(() => decideFrameworkCall(g.state, call, ctxAt(g.now + 20_000)), call.type).toThrow(
+        expect.objectContaining({ code: "FRAMEWORK_DISCONNECTED" }) as Error,
+      );
+    }
+    expect(JSON.stringify(stateToJSON(g.state))).toBe(before);
+    const teardown = decideFrameworkCall(
+      g.state,
+      { type: "TEARDOWN", callId: "t", frameworkId: "f" },
+      ctxAt(g.now + 20_000),
+    );
+    expect(types(teardown.events)).toContain("framework.removed");
+  });
+
   it("resumes on a re-SUBSCRIBE within the failover timeout, with the unacknowledged updates", () => {
     const g = cluster(60);
     fold(g, frameworkTimeouts(g.state, ctxAt(g.now + timeoutMs), new Map(), timeoutMs));

@@ -42,6 +42,8 @@ export const ErrorCode = {
   InvalidHostState: "INVALID_HOST_STATE",
   /** A conditional update that lost a race (e.g. the maintenance schedule changed meanwhile). */
   Conflict: "CONFLICT",
+  /** A call from a framework the master marked disconnected: it must SUBSCRIBE again first. */
+  FrameworkDisconnected: "FRAMEWORK_DISCONNECTED",
   /** A caller asking for what its principal may not do (another's task, role, operator calls). */
   Unauthorized: "UNAUTHORIZED",
   /** A state snapshot that cannot be trusted: unreadable, of another code version, or past the log. */

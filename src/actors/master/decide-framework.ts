@@ -36,6 +36,18 @@ function activeFramework(state: ClusterState, id: string): FrameworkView {
 }
 
 export function decideFrameworkCall(state: ClusterState, call: FrameworkCall, ctx: DecideContext): Decision {
+  // Mesos answers every call but SUBSCRIBE from a framework that is not subscribed with 403: a
+  // disconnected framework's offers are gone, and its KILLs, acknowledgements and reconciliation
+  // wait for it to come back (its updates stay unacknowledged in the log meanwhile). TEARDOWN
+  // stays allowed: giving up is always possible.
+  if (call.type !== "SUBSCRIBE" && call.type !== "TEARDOWN") {
+    const fw = state.frameworks.get(call.frameworkId);
+    if (fw?.status === "DISCONNECTED")
+      reject(
+        ErrorCode.FrameworkDisconnected,
+        `framework ${call.frameworkId} is disconnected (silent longer than the framework timeout); SUBSCRIBE again first`,
+      );
+  }
   if (isInverseOfferCall(call)) return decideInverseOfferCall(state, call, ctx);
   switch (call.type) {
     case "SUBSCRIBE":
