@@ -292,6 +292,8 @@ export class Master {
   async #lead(lease: LeaderLease, epoch: number): Promise<string> {
     const nc = this.#o.nc;
     const lost = new Promise<string>((resolve) => (this.#lost = resolve));
+    // stop() while the lease was being won found no leadership to end: end this one at once.
+    if (this.#stopped) this.#lost?.("stopping");
     const standby = this.#standby;
     this.#standby = undefined;
     const base = await standby?.handOver();
