@@ -9,8 +9,16 @@ import { parseAttributes } from "../hostd/index.js";
 import { connectForCli, operatorCall, operatorPrincipal } from "./operator-call.js";
 import { principalArg, runVolumeUsage, volumeSpecArg, type VolumeSpec } from "./reservation-args.js";
 import { registerLogsCommand } from "./logs.js";
+import {
+  addMasterOptions,
+  defaultMasterId,
+  masterComponentOptions,
+  registerMastersCommand,
+  type MasterCliOptions,
+} from "./master-commands.js";
 import { runTask, RunExit } from "./run.js";
 import { cliAuth, cliIdentity, NATS_URLS_HELP } from "./nats-access.js";
+import { parseDuration } from "./times.js";
 
 const DEFAULT_NATS = process.env.CORRAL_NATS ?? "nats://127.0.0.1:4222";
 const DEFAULT_SIM_RESOURCES = "cpus:8;mem:32768;disk:100000;ports:[31000-32000]";
@@ -58,6 +66,8 @@ interface UpOptions {
   nats?: string;
   port: number;
   httpPort: number;
+  masters: number;
+  leaseTtl?: number;
 }
 
 async function up(o: UpOptions): Promise<void> {
@@ -75,10 +85,17 @@ async function up(o: UpOptions): Promise<void> {
     process.exit(0);
   }
   const natsUrl = o.nats ?? server?.url ?? DEFAULT_NATS;
-  const specs: ChildSpec[] = [
-    { name: "master", component: "master", options: {} },
-    { name: "projections", component: "projections", options: {} },
-  ];
+  // Several masters: each its own worker thread and NATS connection; the first leads, the
+  // others stand by (fold the log live) and take over when its lease lapses.
+  const masters: ChildSpec[] = Array.from({ length: o.masters }, (_, i) => ({
+    name: o.masters === 1 ? "master" : `master-${i + 1}`,
+    component: "master",
+    options: {
+      ...(o.masters > 1 ? { masterId: defaultMasterId(`${process.pid}-${i + 1}`) } : {}),
+      ...(o.leaseTtl !== undefined ? { leaseTtlMs: o.leaseTtl } : {}),
+    },
+  }));
+  const specs: ChildSpec[] = [...masters, { name: "projections", component: "projections", options: {} }];
   if (o.host) {
     // One real host, so that `corral run` runs real processes out of the box. Isolation is left
     // to the daemon: cgroups when usable (root), else none with a warning.
@@ -163,15 +180,25 @@ export function registerClusterCommands(program: Command): void {
     .option("--nats <url>", "use this NATS server instead of starting nats-server")
     .option("--port <n>", "NATS client port", integer(1), 4222)
     .option("--http-port <n>", "NATS monitoring port", integer(1), 8222)
+    .option("--masters <n>", "masters to run: one leads, the others stand by to take over", integer(1), 1)
+    .option(
+      "--lease-ttl <duration>",
+      "the masters' leadership lease (see `corral master --help`)",
+      (v: string) => parseDuration(v),
+    )
     .action(async (o: UpOptions) => up(o));
 
-  program
-    .command("master")
-    .description("run a master (leader or standby) against a NATS server")
-    .option("--nats <url>", NATS_HELP, DEFAULT_NATS)
-    .action(async (o: { nats: string }) =>
-      serveOne(o.nats, { name: "master", component: "master", options: {} }),
-    );
+  addMasterOptions(
+    program
+      .command("master")
+      .description(
+        "run a master against a NATS server: it leads if no other master holds the lease, else stands by to take over",
+      )
+      .option("--nats <url>", NATS_HELP, DEFAULT_NATS),
+  ).action(async (o: MasterCliOptions & { nats: string }) =>
+    serveOne(o.nats, { name: "master", component: "master", options: masterComponentOptions(o) }),
+  );
+  registerMastersCommand(program, DEFAULT_NATS);
 
   program
     .command("projections")

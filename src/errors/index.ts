@@ -109,10 +109,19 @@ export class TimeoutError extends CorralError {
   }
 }
 
+/**
+ * Why an append was fenced: `conflict` — the stream refused it because someone else appended
+ * (the expected-last-sequence check: a deposed leader); `duplicate` — it had been stored before, so
+ * the expected sequences are off; `unavailable` — it failed (no responders, timeout).
+ */
+export type FenceReason = "conflict" | "duplicate" | "unavailable";
+
 export class FencedError extends CorralError {
-  constructor(message: string, options?: ErrorOptions) {
+  readonly reason: FenceReason;
+  constructor(message: string, options?: ErrorOptions & { reason?: FenceReason }) {
     super(ErrorCode.Fenced, message, options);
     this.name = "FencedError";
+    this.reason = options?.reason ?? "unavailable";
   }
 }
 

@@ -105,6 +105,11 @@ export class FencedAppender {
     return this.#expected;
   }
 
+  /** The leadership epoch written into every message's `Corral-Epoch` header. */
+  get epoch(): number {
+    return this.#epoch;
+  }
+
   get inFlight(): number {
     return this.#inFlight;
   }
@@ -172,6 +177,7 @@ export class FencedAppender {
           this.#fence(
             new FencedError(
               `append ${m.msgId} was stored at ${ack.seq}${ack.duplicate ? " (a duplicate)" : ""}, expected ${m.expected + 1}; the log must be re-read`,
+              { reason: "duplicate" },
             ),
           );
         } else if (this.#failed.length > 0) {
@@ -192,6 +198,7 @@ export class FencedAppender {
           this.#fence(
             new FencedError(`append refused, another writer appended to the log: ${(err as Error).message}`, {
               cause: err,
+              reason: "conflict",
             }),
           );
           m.reject(this.#fenced);
@@ -234,7 +241,9 @@ export class FencedAppender {
         const ack = await this.#publish(m);
         if (ack.seq !== m.expected + 1) {
           this.#fence(
-            new FencedError(`append ${m.msgId} was stored at ${ack.seq}, expected ${m.expected + 1}`),
+            new FencedError(`append ${m.msgId} was stored at ${ack.seq}, expected ${m.expected + 1}`, {
+              reason: "duplicate",
+            }),
           );
           break;
         }
@@ -245,6 +254,7 @@ export class FencedAppender {
           this.#fence(
             new FencedError(`append refused, another writer appended to the log: ${(err as Error).message}`, {
               cause: err,
+              reason: "conflict",
             }),
           );
           break;

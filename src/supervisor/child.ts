@@ -87,7 +87,7 @@ export function describeChild(c: ChildStatus): string {
   const info = (c.info ?? {}) as Record<string, unknown>;
   switch (c.component) {
     case "master":
-      return `${String(info.masterId)}: ${String(info.phase)}, epoch ${String(info.epoch)}, log at seq ${String(info.seq)} (${String(info.hosts)} hosts, ${String(info.tasks)} tasks)`;
+      return `${String(info.masterId)}: ${info.phase === "leader" ? "leader" : `standby (${String(info.phase)})`}, epoch ${String(info.epoch)}, log at seq ${String(info.seq)} (${String(info.hosts)} hosts, ${String(info.tasks)} tasks)`;
     case "sim-hosts": {
       const ids = Array.isArray(info.hostIds) ? (info.hostIds as string[]) : [];
       const shown = ids.length > 5 ? `${ids.slice(0, 5).join(", ")}, ...` : ids.join(", ");

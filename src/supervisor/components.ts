@@ -29,13 +29,17 @@ export interface ComponentHandle {
 }
 
 export interface MasterComponentOptions {
-  /** `start` resolves once this master leads, or after this long as a standby (default 30 s). */
+  /** `start` resolves once this master leads or stands by behind another, or after this long (default 30 s). */
   waitForLeaderMs?: number;
+  masterId?: string;
+  /** Replicas of the streams, the lease bucket and the snapshot store it creates (default 1). */
+  replicas?: number;
   allocationIntervalMs?: number;
   offerTimeoutS?: number;
   hostTimeoutMs?: number;
   /** A host unreachable this long is marked gone; 0 = never (default 15 min). */
   unreachableGoneTimeoutMs?: number;
+  frameworkTimeoutMs?: number;
   leaseTtlMs?: number;
   operators?: string[];
   allowedHostPaths?: string[];
@@ -89,9 +93,9 @@ export const components: { [K in ComponentName]: StartFn<K> } = {
     const { waitForLeaderMs = 30_000, ...masterOptions } = options;
     const master = startMaster({ nc, logger, ...masterOptions });
     const ac = new AbortController();
-    // A standby (another master holds the lease) is still a healthy, started component.
+    // A standby (another master holds the lease) is a healthy, started component as well.
     await Promise.race([
-      master.whenLeader(),
+      master.whenRoleKnown(),
       sleep(waitForLeaderMs, undefined, { signal: ac.signal }).catch(() => undefined),
     ]);
     ac.abort();
@@ -100,6 +104,7 @@ export const components: { [K in ComponentName]: StartFn<K> } = {
       info: () => ({
         masterId: master.masterId,
         phase: master.phase,
+        leaseTtlMs: master.status().leaseTtlMs,
         epoch: master.epoch,
         seq: master.state.seq,
         hosts: master.state.hosts.size,

@@ -20,7 +20,7 @@ export class LeaderLease {
   #kv: KV | undefined;
   #nc: NatsConnection;
   #revision = 0;
-  readonly ttlMs: number;
+  #ttlMs: number;
   readonly masterId: string;
   #log: Logger;
 
@@ -30,18 +30,37 @@ export class LeaderLease {
     this.#nc = nc;
     this.replicas = replicas;
     this.masterId = masterId;
-    this.ttlMs = ttlMs;
+    this.#ttlMs = ttlMs;
     this.#log = logger;
   }
 
+  /**
+   * The lease's time to live: the bucket's, once opened. The first master creates the bucket
+   * with its TTL; one asked for another TTL later uses the bucket's (renewing at a third of it),
+   * since renewing on a longer TTL than the bucket's would let the lease lapse between renewals.
+   */
+  get ttlMs(): number {
+    return this.#ttlMs;
+  }
+
   async #bucket(): Promise<KV> {
-    this.#kv ??= await new Kvm(this.#nc).create(LEASE_BUCKET, {
-      ttl: this.ttlMs,
+    if (this.#kv) return this.#kv;
+    const kv = await new Kvm(this.#nc).create(LEASE_BUCKET, {
+      ttl: this.#ttlMs,
       history: 1,
       // Replicated like the streams: losing the node that holds the lease must not lose it.
       replicas: this.replicas,
     });
-    return this.#kv;
+    const ttl = (await kv.status()).ttl;
+    if (ttl > 0 && ttl !== this.#ttlMs) {
+      this.#log.warn(
+        { askedMs: this.#ttlMs, bucketMs: ttl, bucket: LEASE_BUCKET },
+        "the lease bucket exists with another TTL: using the bucket's",
+      );
+      this.#ttlMs = ttl;
+    }
+    this.#kv = kv;
+    return kv;
   }
 
   /**

@@ -1,5 +1,6 @@
-import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type JsMsg } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager, type JsMsg } from "@nats-io/jetstream";
 import { nuid, type NatsConnection, type Subscription } from "@nats-io/transport-node";
+import { hostname } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import { createActor } from "xstate";
 import {
@@ -44,7 +45,9 @@ import { decideHostCall, decideOperatorCall } from "./decide-host.js";
 import { drainSweep } from "./decide-drain.js";
 import { makeInverseOffers } from "./inverse-offers.js";
 import { electionEvents } from "./election.js";
+import { openInputConsumer } from "./input-consumer.js";
 import { LeaderLease } from "./lease.js";
+import type { MasterStatus, Takeover } from "./status.js";
 import { frameworkTimeouts } from "./framework-liveness.js";
 import { hostTimeouts, offerTimeouts } from "./timeouts.js";
 import { unreachableGoneTimeouts } from "./unreachable-gone.js";
@@ -89,9 +92,13 @@ export interface MasterCounters {
   allocationRuns: number;
   heartbeats: number;
   frameworkHeartbeats: number;
+  /** Appends the log refused because another master had written (expected-last-sequence). */
+  fencedAppends: number;
+  /** Times this master won the lease and started serving. */
+  takeovers: number;
+  /** Times it stopped leading (lease lost, fenced, append failed). */
+  stepDowns: number;
 }
-
-export const MASTER_CONSUMER = "corral-master";
 
 /**
  * The master: wins the lease, folds the log, then turns inputs into events. Decisions are made
@@ -111,6 +118,9 @@ export class Master {
     allocationRuns: 0,
     heartbeats: 0,
     frameworkHeartbeats: 0,
+    fencedAppends: 0,
+    takeovers: 0,
+    stepDowns: 0,
   };
   #o: Required<
     Omit<
@@ -135,6 +145,11 @@ export class Master {
   #snapshots: SnapshotStore | undefined;
   #snapshotter: Snapshotter | undefined;
   #recovery: Omit<Recovered, "state"> | undefined;
+  #takeover: Takeover | undefined;
+  #stepDown: { at: number; why: string } | undefined;
+  #inputConsumer = "";
+  #leaseTtlMs = 0;
+  readonly #startedAt = Date.now();
   #log: Logger;
   #actor;
   #state: ClusterState = createState();
@@ -157,6 +172,7 @@ export class Master {
   #lost: ((why: string) => void) | undefined;
   #loop: Promise<void> | undefined;
   #leaderWaiters: Array<() => void> = [];
+  #roleWaiters: Array<(role: "leader" | "standby") => void> = [];
 
   constructor(opts: MasterOptions) {
     this.masterId = opts.masterId ?? `m-${nuid.next()}`;
@@ -201,6 +217,31 @@ export class Master {
   get epoch(): number {
     return this.#actor.getSnapshot().context.epoch;
   }
+  /** The last time this master took over: how it recovered and how long until it served. */
+  get lastTakeover(): Takeover | undefined {
+    return this.#takeover;
+  }
+
+  /** What `corral.q.master` answers: every master answers, leader and standbys alike. */
+  status(): MasterStatus {
+    const leading = this.#appender !== undefined;
+    const s: MasterStatus = {
+      masterId: this.masterId,
+      phase: this.phase,
+      leading,
+      epoch: this.epoch,
+      // A standby's position is its live fold of the log; a leader's, what it has appended.
+      seq: leading ? this.#state.seq : (this.#standby?.seq ?? this.#state.seq),
+      leaseTtlMs: this.#leaseTtlMs || this.#o.leaseTtlMs,
+      host: hostname(),
+      pid: process.pid,
+      startedAt: this.#startedAt,
+      counters: { ...this.counters },
+    };
+    if (this.#takeover) s.lastTakeover = this.#takeover;
+    if (this.#stepDown) s.lastStepDown = this.#stepDown;
+    return s;
+  }
 
   start(): this {
     this.#actor.start();
@@ -212,6 +253,12 @@ export class Master {
   whenLeader(): Promise<void> {
     if (this.phase === "leader") return Promise.resolve();
     return new Promise((resolve) => this.#leaderWaiters.push(resolve));
+  }
+
+  /** Resolves once this master knows its role: leading, or standing by behind another's lease. */
+  whenRoleKnown(): Promise<"leader" | "standby"> {
+    if (this.phase === "leader") return Promise.resolve("leader");
+    return new Promise((resolve) => this.#roleWaiters.push(resolve));
   }
 
   async stop(): Promise<void> {
@@ -231,17 +278,7 @@ export class Master {
     });
     const lease = new LeaderLease(nc, this.masterId, this.#o.leaseTtlMs, this.#log, this.#o.replicas);
     const querySub = nc.subscribe(subjects.query("master"), {
-      callback: (_err, m) => {
-        m.respond(
-          encode({
-            masterId: this.masterId,
-            phase: this.phase,
-            epoch: this.epoch,
-            seq: this.#state.seq,
-            counters: this.counters,
-          }),
-        );
-      },
+      callback: (_err, m) => void m.respond(encode(this.status())),
     });
     while (!this.#stopped) {
       this.#actor.send({ type: "LEASE_FREE" });
@@ -251,8 +288,10 @@ export class Master {
       } catch (err) {
         this.#log.warn({ err }, "lease check failed");
       }
+      this.#leaseTtlMs = lease.ttlMs;
       if (epoch === undefined) {
         this.#actor.send({ type: "LEASE_TAKEN" });
+        for (const w of this.#roleWaiters.splice(0)) w("standby");
         if (this.#o.standbyFollow && !this.#standby) {
           this.#standby = new Snapshotter({
             nc,
@@ -263,11 +302,11 @@ export class Master {
             epoch: 0,
           }).start();
         }
-        await sleep(Math.max(100, this.#o.leaseTtlMs / 4));
+        await sleep(Math.max(100, lease.ttlMs / 4));
         continue;
       }
       this.#actor.send({ type: "LEASE_ACQUIRED", epoch });
-      const why = await this.#lead(lease, epoch).catch((err: unknown) => {
+      const why = await this.#lead(lease, epoch, performance.now()).catch((err: unknown) => {
         this.#log.error({ err }, "leadership failed");
         return (err as Error).message;
       });
@@ -280,7 +319,9 @@ export class Master {
         await lease.release().catch(() => undefined);
         break;
       }
-      this.#log.warn({ why }, "stepped down");
+      this.counters.stepDowns++;
+      this.#stepDown = { at: Date.now(), why };
+      this.#log.warn({ why, epoch }, "stepped down: standing by");
       await sleep(200);
     }
     await this.#standby?.stop();
@@ -289,7 +330,7 @@ export class Master {
   }
 
   /** Recover, then serve until the lease is lost, an append is fenced or the master stops. */
-  async #lead(lease: LeaderLease, epoch: number): Promise<string> {
+  async #lead(lease: LeaderLease, epoch: number, wonAt: number): Promise<string> {
     const nc = this.#o.nc;
     const lost = new Promise<string>((resolve) => (this.#lost = resolve));
     // stop() while the lease was being won found no leadership to end: end this one at once.
@@ -304,6 +345,8 @@ export class Master {
     this.#lastInputSeq = recovered.lastInputSeq;
     const js = jetstream(nc);
     const info = await (await jetstreamManager(nc)).streams.info(EVENTS_STREAM);
+    // Inputs after the last one the log answers, including any an old leader pulled and left.
+    this.#inputConsumer = await openInputConsumer(nc, epoch, this.#lastInputSeq + 1, this.#log);
     this.#appender = new FencedAppender(js, info.state.last_seq, epoch, {
       onRepair: (phase, detail) =>
         phase === "start"
@@ -365,12 +408,28 @@ export class Master {
       }),
     );
     this.#timers.push(
-      setInterval(() => void this.#renew(lease), Math.max(100, this.#o.leaseTtlMs / 3)),
+      setInterval(() => void this.#renew(lease), Math.max(100, lease.ttlMs / 3)),
       setInterval(() => this.#scheduleAllocation("all"), this.#o.allocationIntervalMs),
       setInterval(() => this.#sweep(), 1000),
     );
     this.#actor.send({ type: "RECOVERED" });
+    this.counters.takeovers++;
+    this.#takeover = {
+      at: Date.now(),
+      epoch,
+      from: recovered.fromStandby ? "standby" : recovered.snapshot ? "snapshot" : "log",
+      ms: Math.round(performance.now() - wonAt),
+      recoveryMs: Math.round(recovered.ms),
+      tailMessages: recovered.tailMessages,
+      offersRescinded: events.filter((e) => e.type === "offer.rescinded").length,
+      ...(recovered.snapshot ? { snapshot: recovered.snapshot.name } : {}),
+    };
+    this.#log.info(
+      { ...this.#takeover, inputsFrom: this.#lastInputSeq + 1 },
+      `leading: took over in ${this.#takeover.ms} ms (recovered from ${this.#takeover.from})`,
+    );
     for (const w of this.#leaderWaiters.splice(0)) w();
+    for (const w of this.#roleWaiters.splice(0)) w("leader");
     this.#scheduleAllocation("all");
     void this.#consumeInputs();
     return lost;
@@ -386,7 +445,7 @@ export class Master {
     const r = await lease.renew();
     if (r === "renewed") this.#renewedAt = asked;
     else if (r === "lost") this.#lost?.("lease lost");
-    else if (Date.now() - this.#renewedAt >= this.#o.leaseTtlMs) this.#lost?.("lease expired unrenewed");
+    else if (Date.now() - this.#renewedAt >= lease.ttlMs) this.#lost?.("lease expired unrenewed");
   }
 
   #endLeadership(): void {
@@ -434,19 +493,9 @@ export class Master {
 
   async #readInputs(): Promise<void> {
     const nc = this.#o.nc;
-    const jsm = await jetstreamManager(nc);
-    try {
-      await jsm.consumers.info(INPUTS_STREAM, MASTER_CONSUMER);
-    } catch {
-      await jsm.consumers.add(INPUTS_STREAM, {
-        durable_name: MASTER_CONSUMER,
-        ack_policy: AckPolicy.Explicit,
-        deliver_policy: DeliverPolicy.All,
-        max_ack_pending: 20_000,
-        ack_wait: 30_000_000_000,
-      });
-    }
-    const consumer = await jetstream(nc).consumers.get(INPUTS_STREAM, MASTER_CONSUMER);
+    // Only this leadership's own consumer (made when it won the lease): if a newer leader has
+    // deleted it, this fails until this master learns it lost the lease.
+    const consumer = await jetstream(nc).consumers.get(INPUTS_STREAM, this.#inputConsumer);
     const messages = await consumer.consume({ max_messages: 1000, expires: PULL_EXPIRES_MS });
     this.#inputs = messages;
     let waiting = false;
@@ -604,7 +653,15 @@ export class Master {
     this.#state.seq = appender.lastSeq;
     if (decision.dirty) this.#scheduleAllocation(decision.dirty);
     return p.then(answer, (err: unknown) => {
-      this.#log.error({ err }, "append failed: stepping down");
+      if (err instanceof FencedError && err.reason === "conflict") {
+        // Counted per refused decision: the first refusal fences the appender for good, so
+        // decisions already in flight are refused with it.
+        this.counters.fencedAppends++;
+        this.#log.error(
+          { err, epoch: appender.epoch, msgId },
+          "append refused by the log (another master has written since): stepping down",
+        );
+      } else this.#log.error({ err, msgId }, "append failed: stepping down");
       this.#lost?.(
         err instanceof FencedError ? `fenced: ${err.message}` : `append failed: ${(err as Error).message}`,
       );

@@ -1,0 +1,39 @@
+import type { MasterCounters } from "./master.js";
+
+/** How a master last took over: where its state came from and how long until it served. */
+export interface Takeover {
+  /** When it started serving (ms since the Unix epoch). */
+  at: number;
+  epoch: number;
+  /** The state it started from: its live standby fold, a snapshot, or the whole log. */
+  from: "standby" | "snapshot" | "log";
+  /** From winning the lease to serving: recovery, the input consumer, the appender. */
+  ms: number;
+  /** The part of `ms` spent rebuilding the state. */
+  recoveryMs: number;
+  /** Log messages folded on top of the standby state or snapshot. */
+  tailMessages: number;
+  /** The previous leader's outstanding offers, rescinded with `master.elected`. */
+  offersRescinded: number;
+  snapshot?: string;
+}
+
+/** One master's answer on `corral.q.master` (all masters answer: leader and standbys). */
+export interface MasterStatus {
+  masterId: string;
+  /** follower (standing by), candidate, recovering, leader, stopped. */
+  phase: string;
+  /** Serving: holds the lease and appends. */
+  leading: boolean;
+  /** The epoch (lease revision) of this master's last leadership; 0 if it never led. */
+  epoch: number;
+  /** Log sequence this master's state covers (a standby: its live fold; a leader: appended). */
+  seq: number;
+  leaseTtlMs: number;
+  host: string;
+  pid: number;
+  startedAt: number;
+  counters: MasterCounters;
+  lastTakeover?: Takeover;
+  lastStepDown?: { at: number; why: string };
+}

@@ -1,0 +1,190 @@
+import { jetstreamManager } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { InvalidArgumentError, type Command } from "commander";
+import { hostname } from "node:os";
+import { LEASE_BUCKET, type MasterStatus } from "../actors/master/index.js";
+import { EVENTS_STREAM, decode, encode, subjects } from "../events/index.js";
+import type { MasterComponentOptions } from "../supervisor/index.js";
+import { table, when } from "./format.js";
+import { connectForCli } from "./operator-call.js";
+import { parseDuration } from "./times.js";
+
+/** The `corral master` options an operator sets (and `corral up --masters` passes on). */
+export interface MasterCliOptions {
+  masterId?: string;
+  replicas: number;
+  leaseTtl: number;
+  allocationInterval: number;
+  offerTimeout: number;
+  hostTimeout: number;
+  frameworkTimeout: number;
+}
+
+function duration(min: number) {
+  return (v: string): number => {
+    const ms = parseDuration(v);
+    if (ms < min) throw new InvalidArgumentError(`"${v}" is too short: at least ${min} ms`);
+    return ms;
+  };
+}
+
+function replicas(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 5) throw new InvalidArgumentError("expected 1 to 5");
+  return n;
+}
+
+/** Add the master's options to `corral master` (durations as `2s`, `500ms`, or seconds). */
+export function addMasterOptions(c: Command): Command {
+  return c
+    .option(
+      "--master-id <id>",
+      "this master's id in logs, events and `corral masters` (default m-<host>-<pid>)",
+    )
+    .option(
+      "--replicas <n>",
+      "replicas of the streams, lease bucket and snapshot store this master creates if absent: 3 on a 3-node NATS cluster",
+      replicas,
+      1,
+    )
+    .option(
+      "--lease-ttl <duration>",
+      "leadership lease: a leader silent this long is replaced (failover time vs. false failovers; the bucket's creator decides)",
+      duration(300),
+      10_000,
+    )
+    .option("--allocation-interval <duration>", "allocate over every host this often", duration(10), 1000)
+    .option("--offer-timeout <duration>", "rescind offers outstanding this long", duration(1000), 60_000)
+    .option("--host-timeout <duration>", "a host silent this long is unreachable", duration(500), 75_000)
+    .option(
+      "--framework-timeout <duration>",
+      "a framework silent this long is disconnected",
+      duration(500),
+      15_000,
+    );
+}
+
+export function defaultMasterId(suffix = String(process.pid)): string {
+  return `m-${hostname().replace(/[^A-Za-z0-9_-]/g, "_")}-${suffix}`.slice(0, 64);
+}
+
+export function masterComponentOptions(o: MasterCliOptions): MasterComponentOptions {
+  return {
+    masterId: o.masterId ?? defaultMasterId(),
+    replicas: o.replicas,
+    leaseTtlMs: o.leaseTtl,
+    allocationIntervalMs: o.allocationInterval,
+    offerTimeoutS: o.offerTimeout / 1000,
+    hostTimeoutMs: o.hostTimeout,
+    frameworkTimeoutMs: o.frameworkTimeout,
+  };
+}
+
+/** Ask every master (leader and standbys answer alike) for its status, for `waitMs`. */
+export async function queryMasters(nc: NatsConnection, waitMs = 1000): Promise<MasterStatus[]> {
+  const replies = await nc.requestMany(subjects.query("master"), encode({}), {
+    strategy: "timer",
+    maxWait: waitMs,
+  });
+  const out: MasterStatus[] = [];
+  for await (const m of replies) out.push(decode(m.data) as MasterStatus);
+  return out.sort((a, b) => Number(b.leading) - Number(a.leading) || a.masterId.localeCompare(b.masterId));
+}
+
+export interface LeaseView {
+  holder: string;
+  epoch: number;
+  /** When the holder last renewed (ms since the Unix epoch). */
+  renewedAt: number;
+}
+
+/** The lease as stored: who holds it, whether or not that master still answers. */
+export async function readLease(nc: NatsConnection): Promise<LeaseView | undefined> {
+  try {
+    const kv = await new Kvm(nc).open(LEASE_BUCKET);
+    const e = await kv.get("master");
+    if (!e || e.operation !== "PUT") return undefined;
+    const v = JSON.parse(e.string()) as { masterId?: string; at?: number };
+    return { holder: v.masterId ?? "?", epoch: e.revision, renewedAt: v.at ?? 0 };
+  } catch {
+    return undefined;
+  }
+}
+
+const role = (s: MasterStatus) =>
+  s.leading
+    ? "leader"
+    : s.phase === "recovering"
+      ? "taking over"
+      : s.phase === "stopped"
+        ? "stopped"
+        : "standby";
+
+export function mastersText(
+  masters: MasterStatus[],
+  logSeq: number | undefined,
+  lease: LeaseView | undefined,
+  now = Date.now(),
+): string {
+  const rows = masters.map((s) => {
+    const t = s.lastTakeover;
+    return [
+      s.masterId,
+      role(s),
+      s.epoch || "-",
+      s.seq,
+      logSeq === undefined ? "-" : Math.max(0, logSeq - s.seq),
+      t ? `${t.ms} ms from ${t.from} (${when(t.at, now)})` : "-",
+      s.counters.fencedAppends,
+      `${s.host}/${s.pid}`,
+    ];
+  });
+  const lines = [
+    table(["MASTER", "ROLE", "EPOCH", "SEQ", "LAG", "LAST TAKEOVER", "FENCED", "HOST/PID"], rows),
+  ];
+  if (masters.length === 0) lines.push("no master answered");
+  lines.push(`log      ${logSeq === undefined ? "-" : `seq ${logSeq} (${EVENTS_STREAM})`}`);
+  const ttl = masters[0]?.leaseTtlMs;
+  lines.push(
+    lease
+      ? `lease    held by ${lease.holder}, renewed ${when(lease.renewedAt, now)}${ttl ? `, ttl ${ttl} ms` : ""}`
+      : "lease    free (no leader: one is elected within the lease TTL)",
+  );
+  if (lease && !masters.some((s) => s.masterId === lease.holder && s.leading))
+    lines.push(`warning  the lease holder ${lease.holder} does not answer as leader (paused? partitioned?)`);
+  const leaders = masters.filter((s) => s.leading);
+  if (leaders.length > 1)
+    lines.push(
+      `note     ${leaders.length} masters believe they lead; only epoch ${Math.max(...leaders.map((s) => s.epoch))} can append (fencing)`,
+    );
+  return lines.join("\n");
+}
+
+export function registerMastersCommand(program: Command, defaultNats: string): void {
+  program
+    .command("masters")
+    .description("every running master: which leads, the standbys, their epoch, log position and lag")
+    .option("--nats <url>", "NATS server URL (or set $CORRAL_NATS)", defaultNats)
+    .option("--wait <duration>", "how long to collect answers", parseDuration, 1000)
+    .option("--json", "the masters' answers as JSON")
+    .action(async (o: { nats: string; wait: number; json?: boolean }) => {
+      const nc = await connectForCli(o.nats);
+      if (!nc) return;
+      try {
+        const [masters, logSeq, lease] = await Promise.all([
+          queryMasters(nc, o.wait),
+          jetstreamManager(nc)
+            .then((jsm) => jsm.streams.info(EVENTS_STREAM))
+            .then((i) => i.state.last_seq)
+            .catch(() => undefined),
+          readLease(nc),
+        ]);
+        if (o.json) process.stdout.write(`${JSON.stringify({ masters, logSeq, lease }, null, 2)}\n`);
+        else process.stdout.write(`${mastersText(masters, logSeq, lease)}\n`);
+        if (masters.length === 0) process.exitCode = 1;
+      } finally {
+        await nc.close().catch(() => undefined);
+      }
+    });
+}
