@@ -1,6 +1,6 @@
 import { DeliverPolicy, jetstream, type JsMsg, type OrderedConsumerOptions } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { INPUT_SEQ_HEADER } from "./appender.js";
+import { EPOCH_HEADER, INPUT_SEQ_HEADER } from "./appender.js";
 import { decode } from "./codec.js";
 import type { CorralEvent } from "./schema.js";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -20,6 +20,8 @@ export interface LogEntry {
   error?: string;
   /** The INPUTS sequence this message answers, when it answers one. */
   inputSeq?: number;
+  /** The epoch (lease revision) of the master leadership that appended it (`Corral-Epoch`). */
+  epoch?: number;
 }
 
 export interface ReadOptions {
@@ -45,6 +47,8 @@ export function entryOf(m: JsMsg): LogEntry {
     time: Math.floor(m.info.timestampNanos / 1e6),
   };
   if (input) base.inputSeq = Number(input);
+  const epoch = m.headers?.get(EPOCH_HEADER);
+  if (epoch) base.epoch = Number(epoch);
   try {
     const v = decode(m.data);
     if (!Array.isArray(v)) return { ...base, events: [], error: "message is not a batch (array) of events" };

@@ -45,10 +45,14 @@ export function startUp(args: string[]): Promise<Up> {
 }
 
 /** Start a long-running `corral` command; resolve once its output matches `ready` (at once without). */
-export async function startService(args: string[], ready?: RegExp): Promise<Up> {
+export async function startService(
+  args: string[],
+  ready?: RegExp,
+  env: Record<string, string> = {},
+): Promise<Up> {
   const proc = spawn(process.execPath, [CLI, ...args], {
     cwd: ROOT,
-    env: ENV,
+    env: { ...ENV, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";

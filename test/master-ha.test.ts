@@ -1,0 +1,274 @@
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { headers, type NatsConnection } from "@nats-io/transport-node";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { queryMasters } from "../src/cli/master-commands.js";
+import { localPrincipal } from "../src/auth/index.js";
+import type { MasterStatus } from "../src/actors/master/index.js";
+import {
+  EPOCH_HEADER,
+  EVENTS_STREAM,
+  INPUT_SEQ_HEADER,
+  encode,
+  readEvents,
+  subjectOf,
+  subjects,
+  type LogEntry,
+} from "../src/events/index.js";
+import { startSimHosts, type SimHostPool } from "../src/hostd/index.js";
+import { silentLogger } from "../src/log/index.js";
+import { parseResources } from "../src/resources/index.js";
+import { stateAt } from "../src/replay/index.js";
+import { connectFramework, type FrameworkClient, type Offer } from "../src/sdk/index.js";
+import { startService, stopUps, type Up } from "./helpers/cli.js";
+import { startTestNats, type TestNats } from "./helpers/nats.js";
+import { waitFor } from "./helpers/wait.js";
+
+/**
+ * Master high availability with real processes: two `corral master` processes against one
+ * nats-server, a simulated host and a framework (in this process). The leader is paused with
+ * SIGSTOP or killed with SIGKILL; the standby takes over when the lease lapses.
+ */
+let nats: TestNats;
+let nc: NatsConnection;
+let hosts: SimHostPool | undefined;
+let fw: FrameworkClient | undefined;
+const logger = silentLogger();
+/** A master paused with SIGSTOP, resumed after the test whatever happens. */
+let paused: Up | undefined;
+
+/** `corral master` in its own process, logging at info (JSON) so its decisions can be read. */
+function master(id: string, leaseTtl: string, extra: string[] = []): Promise<Up> {
+  const args = ["master", "--nats", nats.url, "--master-id", id, "--lease-ttl", leaseTtl, ...extra];
+  return startService(args, /^ready$/m, { CORRAL_LOG_LEVEL: "info" });
+}
+
+async function statusOf(id: string): Promise<MasterStatus | undefined> {
+  return (await queryMasters(nc, 300)).find((s) => s.masterId === id);
+}
+
+async function leaderOf(): Promise<MasterStatus | undefined> {
+  return (await queryMasters(nc, 300)).find((s) => s.leading);
+}
+
+async function log(): Promise<LogEntry[]> {
+  const out: LogEntry[] = [];
+  for await (const e of readEvents(nc)) out.push(e);
+  return out;
+}
+
+/** Every input is answered by one decision: all its messages in one epoch, next to each other. */
+function expectEachInputAnsweredOnce(entries: LogEntry[]): void {
+  const seen = new Map<number, { epoch: number | undefined; last: number }>();
+  for (const e of entries) {
+    if (e.inputSeq === undefined) continue;
+    const before = seen.get(e.inputSeq);
+    if (before) {
+      expect({ inputSeq: e.inputSeq, epoch: e.epoch, adjacent: e.seq === before.last + 1 }).toEqual({
+        inputSeq: e.inputSeq,
+        epoch: before.epoch,
+        adjacent: true,
+      });
+    }
+    seen.set(e.inputSeq, { epoch: e.epoch, last: e.seq });
+  }
+}
+
+async function nextOffer(
+  f: FrameworkClient,
+  where: (o: Offer) => boolean,
+  timeoutMs = 10_000,
+): Promise<Offer> {
+  const deadline = Date.now() + timeoutMs;
+  const it = f.offers()[Symbol.asyncIterator]();
+  for (;;) {
+    const left = deadline - Date.now();
+    if (left <= 0) throw new Error("no matching offer in time");
+    const r = await Promise.race([
+      it.next(),
+      new Promise<"timeout">((res) => setTimeout(() => res("timeout"), left)),
+    ]);
+    if (r === "timeout") throw new Error("no matching offer in time");
+    if (r.done) throw new Error("offers ended");
+    if (where(r.value) && f.isOutstanding(r.value.offerId)) return r.value;
+  }
+}
+
+async function startHostAndFramework(): Promise<FrameworkClient> {
+  hosts = await startSimHosts({
+    nc: await nats.connect(),
+    ids: ["h1"],
+    resources: parseResources("cpus:4;mem:4096"),
+    logger,
+    heartbeatIntervalMs: 200,
+    flushMs: 2,
+  });
+  fw = await connectFramework({ servers: nats.url, name: "ha", roles: ["*"], heartbeatIntervalMs: 200 });
+  return fw;
+}
+
+async function waitRunning(f: FrameworkClient, taskId: string): Promise<void> {
+  for await (const u of f.updates()) {
+    await f.acknowledge(u);
+    if (u.taskId === taskId && u.state === "TASK_RUNNING") return;
+  }
+}
+
+describe("master high availability (real processes)", () => {
+  beforeEach(async () => {
+    nats = await startTestNats();
+    nc = await nats.connect();
+  });
+  afterEach(async () => {
+    paused?.proc.kill("SIGCONT");
+    paused = undefined;
+    await fw?.close();
+    fw = undefined;
+    await hosts?.stop();
+    hosts = undefined;
+    await stopUps();
+    await nats?.stop();
+  });
+
+  it("fences a paused leader: the standby takes over, and the old leader's appends are refused when it resumes", async () => {
+    const a = await master("A", "1s", ["--offer-timeout", "3s", "--allocation-interval", "200ms"]);
+    const b = await master("B", "1s", ["--offer-timeout", "3s", "--allocation-interval", "200ms"]);
+    expect(a.out()).toMatch(/A: leader, epoch \d+/);
+    expect(b.out()).toMatch(/B: standby/);
+    const epochA = (await statusOf("A"))!.epoch;
+
+    const f = await startHostAndFramework();
+    // An offer from A, held on purpose: A will still believe it outstanding when it resumes.
+    const offerA = await nextOffer(f, () => true);
+    const madeAt = Date.now();
+
+    a.proc.kill("SIGSTOP");
+    paused = a;
+    const pausedAt = Date.now();
+    await waitFor(async () => (await leaderOf())?.masterId === "B", "B leads", 10_000);
+    const failoverMs = Date.now() - pausedAt;
+    const b1 = (await statusOf("B"))!;
+    expect(b1.epoch).toBeGreaterThan(epochA);
+    expect(b1.lastTakeover).toMatchObject({ from: "standby", offersRescinded: 1 });
+
+    // B rescinded A's offer and offers anew; the framework launches through B.
+    await waitFor(() => !f.isOutstanding(offerA.offerId), "A's offer rescinded", 5000);
+    const offerB = await nextOffer(f, (o) => o.offerId !== offerA.offerId);
+    await f.accept([offerB.offerId], [{ taskId: "t-b", resources: "cpus:1;mem:128", command: "sleep 600" }]);
+    await waitRunning(f, "t-b");
+
+    // A resumes after its offer's timeout has passed: its sweep rescinds it (an append).
+    const wait = madeAt + 3500 - Date.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    a.proc.kill("SIGCONT");
+    paused = undefined;
+    await waitFor(async () => (await statusOf("A"))?.leading === false, "A answers as a standby", 10_000);
+    const a2 = (await statusOf("A"))!;
+    expect(a2.counters.fencedAppends).toBeGreaterThanOrEqual(1);
+    expect(a2.counters.stepDowns).toBe(1);
+    expect(["follower", "candidate"]).toContain(a2.phase);
+    expect(a.err()).toMatch(/append refused by the log \(another master has written since\): stepping down/);
+    expect(a.err()).toMatch(/"msg":"stepped down: standing by"/);
+    expect((await leaderOf())?.masterId).toBe("B");
+
+    // The log: after B's master.elected, every message carries B's epoch; nothing of A's.
+    const entries = await log();
+    const elected = entries.find((e) =>
+      e.events.some((ev) => ev.type === "master.elected" && ev.masterId === "B"),
+    )!;
+    expect(elected.epoch).toBe(b1.epoch);
+    const after = entries.filter((e) => e.seq > elected.seq);
+    expect(after.length).toBeGreaterThan(0);
+    expect(after.filter((e) => e.epoch !== b1.epoch)).toEqual([]);
+    // A's offer was rescinded once, by B's election, never by A's own (refused) timeout sweep.
+    const rescinds = entries.flatMap((e) =>
+      e.events.filter((ev) => ev.type === "offer.rescinded" && ev.offerId === offerA.offerId),
+    );
+    expect(rescinds).toMatchObject([{ reason: "master failover" }]);
+    expect(entries.every((e) => e.epoch !== undefined)).toBe(true);
+    expectEachInputAnsweredOnce(entries);
+    const state = await stateAt(nc);
+    expect(state.tasks.get("t-b")?.state).toBe("TASK_RUNNING");
+    expect(state.counters.ignoredEvents).toBe(0);
+    // Allocation goes on under B.
+    await waitFor(async () => {
+      const s = await stateAt(nc);
+      return [...s.offers.values()].some((o) => o.offerId !== offerB.offerId);
+    }, "B offers the rest of the host");
+    expect(failoverMs).toBeLessThan(5000);
+  }, 60_000);
+
+  it("a new leader processes inputs sent while no master led exactly once, and skips one the dead leader answered", async () => {
+    // A longer lease: the test acts in the window between A's death and B's takeover.
+    const a = await master("A", "3s");
+    await master("B", "3s");
+    const epochA = (await statusOf("A"))!.epoch;
+    const f = await startHostAndFramework();
+    const offer = await nextOffer(f, () => true);
+    await f.accept([offer.offerId], [{ taskId: "t1", resources: "cpus:1;mem:128", command: "sleep 600" }]);
+    await waitRunning(f, "t1");
+
+    // A freezes, then dies: the inputs published meanwhile are delivered to its consumer (it
+    // had pulled for more) and never acknowledged.
+    a.proc.kill("SIGSTOP");
+    paused = a;
+    const js = jetstream(nc);
+    const opSubject = subjects.operatorInput(localPrincipal());
+    // (1) A call A had decided and appended just before it froze, but not acknowledged: its
+    // answer is in the log (appended here as A appends: its epoch, the input's sequence, the
+    // expected last sequence). Inputs are decided in order, so it is the last one A answered.
+    const w2 = await js.publish(
+      opSubject,
+      encode({ type: "SET_WEIGHT", role: "r2", weight: 3, callId: "ha-w2" }),
+      { msgID: "ha-w2" },
+    );
+    const last = (await (await jetstreamManager(nc)).streams.info(EVENTS_STREAM)).state.last_seq;
+    const h = headers();
+    h.set(EPOCH_HEADER, String(epochA));
+    h.set(INPUT_SEQ_HEADER, String(w2.seq));
+    const answer = [{ type: "role.weight", v: 1, at: Date.now(), role: "r2", weight: 3 }] as const;
+    await js.publish(subjectOf(answer[0]), encode(answer), {
+      msgID: `in-${w2.seq}/0`,
+      expect: { lastSequence: last }, // refused if B had taken over already
+      headers: h,
+    });
+    // (2) An operator call, published twice with one message id: JetStream keeps one.
+    const w1 = encode({ type: "SET_WEIGHT", role: "r1", weight: 2, callId: "ha-w1" });
+    const first = await js.publish(opSubject, w1, { msgID: "ha-w1" });
+    const again = await js.publish(opSubject, w1, { msgID: "ha-w1" });
+    expect(again).toMatchObject({ duplicate: true, seq: first.seq });
+    // (3) A framework call through the SDK: it waits for whichever master answers.
+    const killed = f.kill("t1");
+    await new Promise((r) => setTimeout(r, 200)); // delivered to A, which cannot answer
+    a.proc.kill("SIGKILL");
+    await a.exited;
+    paused = undefined;
+    const diedAt = Date.now();
+
+    await waitFor(async () => (await leaderOf())?.masterId === "B", "B leads", 10_000);
+    // Answered long before the dead leader's unacknowledged deliveries would be redelivered
+    // (the consumer's ack wait is 30 s): the new leader reads from the log's last answered input.
+    await killed;
+    expect(Date.now() - diedAt).toBeLessThan(8000);
+    const killedState = async () => {
+      const s = await stateAt(nc);
+      return s.tasks.get("t1")?.state ?? s.completed.find((t) => t.taskId === "t1")?.state;
+    };
+    await waitFor(async () => (await killedState()) === "TASK_KILLED", "t1 killed");
+
+    const entries = await log();
+    const events = entries.flatMap((e) => e.events);
+    const weights = events.filter((e) => e.type === "role.weight");
+    expect(weights.map((e) => [e.role, e.weight])).toEqual([
+      ["r2", 3],
+      ["r1", 2],
+    ]);
+    expect(events.filter((e) => e.type === "task.kill" && e.taskId === "t1")).toHaveLength(1);
+    expectEachInputAnsweredOnce(entries);
+    const state = await stateAt(nc);
+    expect(state.roles.get("r1")?.weight).toBe(2);
+    expect(state.roles.get("r2")?.weight).toBe(3);
+    const b = (await statusOf("B"))!;
+    expect(b.lastTakeover).toMatchObject({ from: "standby" });
+    expect(b.lastTakeover!.ms).toBeLessThan(2000);
+  }, 60_000);
+});
