@@ -1,5 +1,8 @@
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { headers, type NatsConnection } from "@nats-io/transport-node";
+import { mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { queryMasters } from "../src/cli/master-commands.js";
 import { localPrincipal } from "../src/auth/index.js";
@@ -19,7 +22,16 @@ import { silentLogger } from "../src/log/index.js";
 import { parseResources } from "../src/resources/index.js";
 import { stateAt } from "../src/replay/index.js";
 import { connectFramework, type FrameworkClient, type Offer } from "../src/sdk/index.js";
-import { startService, stopUps, type Up } from "./helpers/cli.js";
+import {
+  cli,
+  freePort,
+  interrupt,
+  removeDir,
+  startService,
+  startUp,
+  stopUps,
+  type Up,
+} from "./helpers/cli.js";
 import { startTestNats, type TestNats } from "./helpers/nats.js";
 import { waitFor } from "./helpers/wait.js";
 
@@ -270,5 +282,36 @@ describe("master high availability (real processes)", () => {
     const b = (await statusOf("B"))!;
     expect(b.lastTakeover).toMatchObject({ from: "standby" });
     expect(b.lastTakeover!.ms).toBeLessThan(2000);
+  }, 60_000);
+});
+
+describe("corral up --masters", () => {
+  it("runs two masters, one leading and one standing by, and `corral masters` shows both", async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), "corral-ha-up-"));
+    try {
+      const port = await freePort();
+      const up = await startUp([
+        ...["--no-host", "--masters", "2", "--lease-ttl", "2s", "--data", dataDir],
+        ...["--port", String(port), "--http-port", String(await freePort())],
+      ]);
+      expect(up.out()).toMatch(/master-1\s+m-\S+-1: leader, epoch \d+/);
+      expect(up.out()).toMatch(/master-2\s+m-\S+-2: standby/);
+      const url = `nats://127.0.0.1:${port}`;
+      const text = await cli(["masters", "--nats", url]);
+      expect(text.code).toBe(0);
+      const rows = text.stdout.split("\n");
+      expect(rows[0]).toMatch(/^MASTER\s+ROLE\s+EPOCH\s+SEQ\s+LAG/);
+      expect(rows[1]).toMatch(/^m-\S+-1\s+leader\s+\d+/);
+      expect(rows[2]).toMatch(/^m-\S+-2\s+standby\s+-/);
+      expect(text.stdout).toMatch(/lease\s+held by m-\S+-1, renewed .*, ttl 2000 ms/);
+      const json = await cli(["masters", "--nats", url, "--json"]);
+      const parsed = JSON.parse(json.stdout) as { masters: MasterStatus[]; logSeq: number };
+      expect(parsed.masters.map((m) => m.leading)).toEqual([true, false]);
+      expect(parsed.masters[0]!.lastTakeover).toMatchObject({ from: "log" });
+      expect(await interrupt(up)).toBe(0);
+    } finally {
+      await stopUps();
+      await removeDir(dataDir);
+    }
   }, 60_000);
 });

@@ -271,7 +271,11 @@ export class Master {
 
   async #run(): Promise<void> {
     const nc = this.#o.nc;
-    await ensureStreams(nc, { replicas: this.#o.replicas });
+    const jsm = await ensureStreams(nc, { replicas: this.#o.replicas });
+    const replicas = (await jsm.streams.info(EVENTS_STREAM)).config.num_replicas;
+    if (replicas !== this.#o.replicas)
+      // Whoever created the streams chose; this master does not change them (docs/operations.md).
+      this.#log.warn({ asked: this.#o.replicas, actual: replicas }, "the log has another replica count");
     this.#snapshots = await SnapshotStore.create(nc, this.#o.replicas).catch((err: unknown) => {
       this.#log.warn({ err }, "snapshot bucket unavailable: recovery folds the whole log");
       return undefined;
