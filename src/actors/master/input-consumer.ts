@@ -42,6 +42,14 @@ export async function openInputConsumer(
       log.warn({ err, consumer: n }, "could not delete an earlier leader's input consumer");
     });
   }
+  const inputs = (await jsm.streams.info(INPUTS_STREAM)).state;
+  if (fromSeq > inputs.last_seq + 1)
+    // INPUTS was recreated (its sequences restarted) under a log that answered later ones: the
+    // inputs numbered up to fromSeq - 1 would never be read. Say so; it needs an operator.
+    log.error(
+      { fromSeq, inputsLastSeq: inputs.last_seq },
+      "the log answers inputs INPUTS does not have (was the stream recreated?): inputs before fromSeq are skipped",
+    );
   await jsm.consumers.add(INPUTS_STREAM, {
     durable_name: name,
     ack_policy: AckPolicy.Explicit,
