@@ -4,7 +4,7 @@ import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { queryMasters } from "../src/cli/master-commands.js";
+import { mastersText, queryMasters } from "../src/cli/master-commands.js";
 import { localPrincipal } from "../src/auth/index.js";
 import type { MasterStatus } from "../src/actors/master/index.js";
 import {
@@ -181,6 +181,13 @@ describe("master high availability (real processes)", () => {
     expect(a.err()).toMatch(/append refused by the log \(another master has written since\): stepping down/);
     expect(a.err()).toMatch(/"msg":"stepped down: standing by"/);
     expect((await leaderOf())?.masterId).toBe("B");
+    // What an operator sees: B leads, A stands by and has had an append refused.
+    const view = await cli(["masters", "--nats", nats.url]);
+    expect(view.stdout).toMatch(new RegExp(`^B\\s+leader\\s+${b1.epoch}\\s`, "m"));
+    expect(view.stdout).toMatch(
+      new RegExp(`^A\\s+standby\\s+${epochA}\\s+\\d+\\s+\\d+\\s+.+\\s+[1-9]\\d*\\s+\\S+/${a.proc.pid}$`, "m"),
+    );
+    expect(view.stdout).toMatch(/lease\s+held by B/);
 
     // The log: after B's master.elected, every message carries B's epoch; nothing of A's.
     const entries = await log();
@@ -283,6 +290,51 @@ describe("master high availability (real processes)", () => {
     expect(b.lastTakeover).toMatchObject({ from: "standby" });
     expect(b.lastTakeover!.ms).toBeLessThan(2000);
   }, 60_000);
+});
+
+describe("corral masters", () => {
+  const status = (over: Partial<MasterStatus>): MasterStatus => ({
+    masterId: "m1",
+    phase: "leader",
+    leading: true,
+    epoch: 7,
+    seq: 100,
+    leaseTtlMs: 2000,
+    host: "ctl-1",
+    pid: 42,
+    startedAt: 0,
+    counters: { fencedAppends: 0 } as MasterStatus["counters"],
+    ...over,
+  });
+
+  it("flags a lease held by a master that does not answer as leader, and two that believe they lead", () => {
+    const now = 1_000_000;
+    const paused = mastersText(
+      [status({ masterId: "m2", leading: false, phase: "follower", seq: 97 })],
+      100,
+      {
+        holder: "m1",
+        epoch: 7,
+        renewedAt: now - 5000,
+      },
+      now,
+    );
+    expect(paused).toMatch(/^m2\s+standby\s+7\s+97\s+3\s/m);
+    expect(paused).toMatch(/lease\s+held by m1, renewed 5s ago, ttl 2000 ms/);
+    expect(paused).toMatch(/warning\s+the lease holder m1 does not answer as leader/);
+    const two = mastersText(
+      [status({}), status({ masterId: "m2", epoch: 9 })],
+      100,
+      {
+        holder: "m2",
+        epoch: 9,
+        renewedAt: now,
+      },
+      now,
+    );
+    expect(two).toMatch(/note\s+2 masters believe they lead; only epoch 9 can append/);
+    expect(mastersText([], undefined, undefined, now)).toMatch(/no master answered[\s\S]*lease\s+free/);
+  });
 });
 
 describe("corral up --masters", () => {
