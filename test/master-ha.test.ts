@@ -177,7 +177,7 @@ describe("master high availability (real processes)", () => {
     const a2 = (await statusOf("A"))!;
     expect(a2.counters.fencedAppends).toBeGreaterThanOrEqual(1);
     expect(a2.counters.stepDowns).toBe(1);
-    expect(["follower", "candidate"]).toContain(a2.phase);
+    expect(a2.role).toBe("standby");
     expect(a.err()).toMatch(/append refused by the log \(another master has written since\): stepping down/);
     expect(a.err()).toMatch(/"msg":"stepped down: standing by"/);
     expect((await leaderOf())?.masterId).toBe("B");
@@ -295,6 +295,7 @@ describe("master high availability (real processes)", () => {
 describe("corral masters", () => {
   const status = (over: Partial<MasterStatus>): MasterStatus => ({
     masterId: "m1",
+    role: "leader",
     phase: "leader",
     leading: true,
     epoch: 7,
@@ -310,7 +311,7 @@ describe("corral masters", () => {
   it("flags a lease held by a master that does not answer as leader, and two that believe they lead", () => {
     const now = 1_000_000;
     const paused = mastersText(
-      [status({ masterId: "m2", leading: false, phase: "follower", seq: 97 })],
+      [status({ masterId: "m2", leading: false, role: "standby", phase: "follower", seq: 97 })],
       100,
       {
         holder: "m1",

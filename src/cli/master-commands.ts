@@ -112,15 +112,6 @@ export async function readLease(nc: NatsConnection): Promise<LeaseView | undefin
   }
 }
 
-const role = (s: MasterStatus) =>
-  s.leading
-    ? "leader"
-    : s.phase === "recovering"
-      ? "taking over"
-      : s.phase === "stopped"
-        ? "stopped"
-        : "standby";
-
 export function mastersText(
   masters: MasterStatus[],
   logSeq: number | undefined,
@@ -131,7 +122,7 @@ export function mastersText(
     const t = s.lastTakeover;
     return [
       s.masterId,
-      role(s),
+      s.role,
       s.epoch || "-",
       s.seq,
       logSeq === undefined ? "-" : Math.max(0, logSeq - s.seq),

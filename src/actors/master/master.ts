@@ -225,9 +225,17 @@ export class Master {
   /** What `corral.q.master` answers: every master answers, leader and standbys alike. */
   status(): MasterStatus {
     const leading = this.#appender !== undefined;
+    const phase = this.phase;
     const s: MasterStatus = {
       masterId: this.masterId,
-      phase: this.phase,
+      role: leading
+        ? "leader"
+        : phase === "recovering"
+          ? "taking over"
+          : phase === "stopped"
+            ? "stopped"
+            : "standby",
+      phase,
       leading,
       epoch: this.epoch,
       // A standby's position is its live fold of the log; a leader's, what it has appended.

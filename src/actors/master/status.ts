@@ -18,10 +18,14 @@ export interface Takeover {
   snapshot?: string;
 }
 
+export type MasterRole = "leader" | "standby" | "taking over" | "stopped";
+
 /** One master's answer on `corral.q.master` (all masters answer: leader and standbys). */
 export interface MasterStatus {
   masterId: string;
-  /** follower (standing by), candidate, recovering, leader, stopped. */
+  /** What an operator calls it: the leader, a standby, one taking over (recovering), or stopped. */
+  role: MasterRole;
+  /** The leadership machine's state: follower (standing by), candidate, recovering, leader, stopped. */
   phase: string;
   /** Serving: holds the lease and appends. */
   leading: boolean;
