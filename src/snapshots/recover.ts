@@ -29,6 +29,11 @@ export interface Recovered {
   fromStandby: boolean;
   /** Log messages folded after the snapshot. */
   tailMessages: number;
+  /**
+   * The EVENTS last sequence the state was folded to. A new leader appends expecting exactly
+   * this: anything appended since (a deposed leader's late write) makes its first append refused.
+   */
+  logEnd: number;
   /** Snapshots passed over, each with why. */
   skipped: SnapshotInvalidError[];
   ms: number;
@@ -119,6 +124,7 @@ export async function recoverState(
     snapshot: loaded?.meta,
     fromStandby,
     tailMessages,
+    logEnd: end.lastSeq,
     skipped,
     ms: performance.now() - t0,
   };

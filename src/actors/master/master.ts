@@ -1,4 +1,4 @@
-import { jetstream, jetstreamManager, type JsMsg } from "@nats-io/jetstream";
+import { jetstream, type JsMsg } from "@nats-io/jetstream";
 import { nuid, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import { hostname } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -356,21 +356,24 @@ export class Master {
     this.#state = state;
     this.#lastInputSeq = recovered.lastInputSeq;
     const js = jetstream(nc);
-    const info = await (await jetstreamManager(nc)).streams.info(EVENTS_STREAM);
     // Inputs after the last one the log answers, including any an old leader pulled and left.
     this.#inputConsumer = await openInputConsumer(nc, epoch, this.#lastInputSeq + 1, this.#log);
-    this.#appender = new FencedAppender(js, info.state.last_seq, epoch, {
+    // Expect the log to end where recovery read it: if a deposed leader appended meanwhile, the
+    // state lacks that message and the input consumer may start before what it answered, so
+    // master.elected must be refused (and this master step down and recover again), not succeed
+    // after a later sequence read here.
+    this.#appender = new FencedAppender(js, recovered.logEnd, epoch, {
       onRepair: (phase, detail) =>
         phase === "start"
           ? this.#log.warn({ err: detail }, "an append got no answer: holding appends and re-sending")
           : this.#log.info({ ms: detail }, "appends repaired: the log took every message in order"),
     });
     this.#renewedAt = Date.now();
-    this.#state.seq = info.state.last_seq;
+    this.#state.seq = recovered.logEnd;
     this.#log.info(
       {
         epoch,
-        seq: info.state.last_seq,
+        seq: recovered.logEnd,
         ms: Math.round(recovered.ms),
         snapshot: recovered.snapshot?.name,
         tail: recovered.tailMessages,
