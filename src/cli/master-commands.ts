@@ -1,7 +1,7 @@
 import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { InvalidArgumentError, type Command } from "commander";
+import { InvalidArgumentError, Option, type Command } from "commander";
 import { hostname } from "node:os";
 import { LEASE_BUCKET, type MasterStatus } from "../actors/master/index.js";
 import { EVENTS_STREAM, decode, encode, subjects } from "../events/index.js";
@@ -35,6 +35,11 @@ function replicas(v: string): number {
   return n;
 }
 
+/** A duration option of at least `minMs`, its default shown as written (`10s`, not 10000). */
+function durationOption(flags: string, help: string, minMs: number, def: string): Option {
+  return new Option(flags, help).argParser(duration(minMs)).default(parseDuration(def), def);
+}
+
 /** Add the master's options to `corral master` (durations as `2s`, `500ms`, or seconds). */
 export function addMasterOptions(c: Command): Command {
   return c
@@ -48,20 +53,30 @@ export function addMasterOptions(c: Command): Command {
       replicas,
       1,
     )
-    .option(
-      "--lease-ttl <duration>",
-      "leadership lease: a leader silent this long is replaced (failover time vs. false failovers; the bucket's creator decides)",
-      duration(300),
-      10_000,
+    .addOption(
+      durationOption(
+        "--lease-ttl <duration>",
+        "leadership lease: a leader silent this long is replaced (failover time vs. false failovers; the bucket's creator decides)",
+        300,
+        "10s",
+      ),
     )
-    .option("--allocation-interval <duration>", "allocate over every host this often", duration(10), 1000)
-    .option("--offer-timeout <duration>", "rescind offers outstanding this long", duration(1000), 60_000)
-    .option("--host-timeout <duration>", "a host silent this long is unreachable", duration(500), 75_000)
-    .option(
-      "--framework-timeout <duration>",
-      "a framework silent this long is disconnected",
-      duration(500),
-      15_000,
+    .addOption(
+      durationOption("--allocation-interval <duration>", "allocate over every host this often", 10, "1s"),
+    )
+    .addOption(
+      durationOption("--offer-timeout <duration>", "rescind offers outstanding this long", 1000, "60s"),
+    )
+    .addOption(
+      durationOption("--host-timeout <duration>", "a host silent this long is unreachable", 500, "75s"),
+    )
+    .addOption(
+      durationOption(
+        "--framework-timeout <duration>",
+        "a framework silent this long is disconnected",
+        500,
+        "15s",
+      ),
     );
 }
 
@@ -157,7 +172,11 @@ export function registerMastersCommand(program: Command, defaultNats: string): v
     .command("masters")
     .description("every running master: which leads, the standbys, their epoch, log position and lag")
     .option("--nats <url>", "NATS server URL (or set $CORRAL_NATS)", defaultNats)
-    .option("--wait <duration>", "how long to collect answers", parseDuration, 1000)
+    .addOption(
+      new Option("--wait <duration>", "how long to collect answers")
+        .argParser(parseDuration)
+        .default(1000, "1s"),
+    )
     .option("--json", "the masters' answers as JSON")
     .action(async (o: { nats: string; wait: number; json?: boolean }) => {
       const nc = await connectForCli(o.nats);
