@@ -214,6 +214,22 @@ describe("master high availability (real processes)", () => {
       return [...s.offers.values()].some((o) => o.offerId !== offerB.offerId);
     }, "B offers the rest of the host");
     expect(failoverMs).toBeLessThan(5000);
+
+    // The deposed master is a working standby: when B dies, A takes over from its live fold.
+    b.proc.kill("SIGKILL");
+    await waitFor(async () => (await leaderOf())?.masterId === "A", "A leads again", 10_000);
+    const a3 = (await statusOf("A"))!;
+    expect(a3.epoch).toBeGreaterThan(b1.epoch);
+    expect(a3.lastTakeover).toMatchObject({ from: "standby", epoch: a3.epoch });
+    const f2 = await nextOffer(f, (o) => o.offerId.startsWith(`o${a3.epoch.toString(36)}-`));
+    await f.accept([f2.offerId], [{ taskId: "t-a", resources: "cpus:1;mem:128", command: "sleep 600" }]);
+    await waitRunning(f, "t-a");
+    const end = await stateAt(nc);
+    expect([end.tasks.get("t-b")?.state, end.tasks.get("t-a")?.state]).toEqual([
+      "TASK_RUNNING",
+      "TASK_RUNNING",
+    ]);
+    expectEachInputAnsweredOnce(await log());
   }, 60_000);
 
   it("a new leader processes inputs sent while no master led exactly once, and skips one the dead leader answered", async () => {
