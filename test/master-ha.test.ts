@@ -262,7 +262,7 @@ describe("master high availability (real processes)", () => {
     h.set(INPUT_SEQ_HEADER, String(w2.seq));
     const answer = [{ type: "role.weight", v: 1, at: Date.now(), role: "r2", weight: 3 }] as const;
     await js.publish(subjectOf(answer[0]), encode(answer), {
-      msgID: `in-${w2.seq}/0`,
+      msgID: `${epochA}.in-${w2.seq}/0`,
       expect: { lastSequence: last }, // refused if B had taken over already
       headers: h,
     });

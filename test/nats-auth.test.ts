@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startMaster, type Master, type MasterOptions } from "../src/actors/master/index.js";
+import { queryMasters, readLease } from "../src/cli/master-commands.js";
 import { operatorCall } from "../src/cli/operator-call.js";
 import { decode, encode, EVENTS_STREAM, readEvents, replyAllowed, subjects } from "../src/events/index.js";
 import {
@@ -398,6 +399,15 @@ describe("an operator", () => {
       message: expect.stringMatching(/may not publish on corral\.in\.op\.bob/),
     });
     await expect(consumerOn(nc, subjects.offers("A"))).resolves.toMatch(REFUSED);
+  });
+
+  it("sees every master, the log's end and the lease holder (`corral masters`)", async () => {
+    const nc = await as("operator", "alice");
+    const masters = await queryMasters(nc, 500);
+    expect(masters.map((m) => [m.masterId, m.role])).toEqual([[master.masterId, "leader"]]);
+    expect(await readLease(nc)).toMatchObject({ holder: master.masterId });
+    const jsm = await jetstreamManager(nc);
+    expect((await jsm.streams.info(EVENTS_STREAM)).state.last_seq).toBeGreaterThan(0);
   });
 });
 

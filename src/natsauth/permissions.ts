@@ -1,4 +1,4 @@
-import { LEASE_BUCKET, MASTER_CONSUMER } from "../actors/master/index.js";
+import { LEASE_BUCKET } from "../actors/master/index.js";
 import { EVENTS_STREAM, INPUTS_STREAM, subjects } from "../events/index.js";
 import { frameworkLogsSubject, logsSubject } from "../hostd/daemon/index.js";
 import { QUERY_NAMES } from "../projections/index.js";
@@ -77,7 +77,15 @@ export function permissionsFor(who: Identity): NatsPermissions {
       p.allowResponses = true;
       break;
     case "operator":
-      p.publish.push(subjects.operatorInput(id), subjects.query(">"));
+      p.publish.push(
+        subjects.operatorInput(id),
+        subjects.query(">"),
+        // `corral masters`: the log's last sequence and the lease as stored (who holds it), read only.
+        `${API}.STREAM.INFO.${EVENTS_STREAM}`,
+        `${API}.STREAM.INFO.${KV_STREAM}`,
+        `${API}.STREAM.MSG.GET.${KV_STREAM}`,
+        `${API}.DIRECT.GET.${KV_STREAM}.>`,
+      );
       break;
     case "auditor":
       // Read-only: the log and the inputs, any filter, and the snapshots (to verify them).
@@ -132,7 +140,9 @@ function masterPublish(): string[] {
       `${API}.CONSUMER.*.*.${s}.>`,
     ]),
     `${API}.STREAM.PURGE.${OBJ_STREAM}`,
-    `$JS.ACK.${INPUTS_STREAM}.${MASTER_CONSUMER}.>`,
+    // Its input consumers are named per leadership (`corral-master-e<epoch>`): a subject token
+    // cannot be matched by prefix, so any consumer of INPUTS (it manages them all anyway).
+    `$JS.ACK.${INPUTS_STREAM}.*.>`,
     `$KV.${LEASE_BUCKET}.>`,
     `$O.${SNAPSHOT_BUCKET}.>`,
   ].filter((s, i, all) => all.indexOf(s) === i);
