@@ -1,4 +1,4 @@
-import { LEASE_BUCKET } from "../actors/master/index.js";
+import { LEASE_BUCKET, MASTER_CONSUMER } from "../actors/master/index.js";
 import { EVENTS_STREAM, INPUTS_STREAM, subjects } from "../events/index.js";
 import { frameworkLogsSubject, logsSubject } from "../hostd/daemon/index.js";
 import { QUERY_NAMES } from "../projections/index.js";
@@ -140,9 +140,7 @@ function masterPublish(): string[] {
       `${API}.CONSUMER.*.*.${s}.>`,
     ]),
     `${API}.STREAM.PURGE.${OBJ_STREAM}`,
-    // Its input consumers are named per leadership (`corral-master-e<epoch>`): a subject token
-    // cannot be matched by prefix, so any consumer of INPUTS (it manages them all anyway).
-    `$JS.ACK.${INPUTS_STREAM}.*.>`,
+    `$JS.ACK.${INPUTS_STREAM}.${MASTER_CONSUMER}.>`,
     `$KV.${LEASE_BUCKET}.>`,
     `$O.${SNAPSHOT_BUCKET}.>`,
   ].filter((s, i, all) => all.indexOf(s) === i);

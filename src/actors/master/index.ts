@@ -1,5 +1,5 @@
 export { Master, startMaster, type MasterOptions, type MasterCounters } from "./master.js";
-export { MASTER_CONSUMER, inputConsumerName } from "./input-consumer.js";
+export { MASTER_CONSUMER, type InputConsumer } from "./input-consumer.js";
 export type { MasterRole, MasterStatus, Takeover } from "./status.js";
 export { LeaderLease, LEASE_BUCKET } from "./lease.js";
 export { decideFrameworkCall, teardown, type StatusReply } from "./decide-framework.js";

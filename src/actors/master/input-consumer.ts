@@ -3,45 +3,38 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { INPUTS_STREAM } from "../../events/index.js";
 import type { Logger } from "../../log/index.js";
 
-/** Prefix of the masters' INPUTS consumers; each leadership reads through its own. */
+/** The masters' durable consumer of INPUTS; each leadership replaces it with one of its own. */
 export const MASTER_CONSUMER = "corral-master";
 
-/** The INPUTS consumer of the leadership that won the lease at `epoch`. */
-export function inputConsumerName(epoch: number): string {
-  return `${MASTER_CONSUMER}-e${epoch}`;
+/** The consumer a leadership reads through, told apart from a successor's by its creation time. */
+export interface InputConsumer {
+  name: string;
+  created: string;
+  /** False when it could not be replaced (the cluster was electing) and the old one is read. */
+  replaced: boolean;
 }
-
-const isMasterConsumer = (name: string) =>
-  name === MASTER_CONSUMER || name.startsWith(`${MASTER_CONSUMER}-e`);
 
 /**
  * Give a new leadership its INPUTS consumer, starting right after the last input the log answers
- * (`fromSeq`), and delete every earlier leadership's. Where to read from is thus a fact of the log
- * (the `Corral-Input` headers), not of acknowledgements, and two things follow:
+ * (`fromSeq`): the previous leader's is deleted and created anew. Where to read from is thus a
+ * fact of the log (the `Corral-Input` headers), not of acknowledgements, and two things follow:
  *
  * - Inputs an old leader pulled and never answered — it was paused (SIGSTOP, a GC pause, a
  *   partition) or died mid-way — are delivered to the new leader at once, instead of after the
- *   old consumer's ack wait.
- * - A deposed leader that still believes it leads cannot pull from the new leader's consumer: its
- *   own is gone, and a master never creates a consumer except when it wins the lease.
+ *   consumer's ack wait (30 s).
+ * - A deposed leader that still believes it leads notices: the consumer it reads through now has
+ *   another creation time (the master checks before every pull loop, and steps down).
+ *
+ * If the replacement fails (JetStream electing a meta or stream leader after losing a server)
+ * but the consumer is there, the leadership reads through it as it is: inputs already answered
+ * are skipped by sequence, and only inputs an old leader held wait for the ack wait.
  */
 export async function openInputConsumer(
   nc: NatsConnection,
-  epoch: number,
   fromSeq: number,
   log: Logger,
-): Promise<string> {
+): Promise<InputConsumer> {
   const jsm = await jetstreamManager(nc);
-  const name = inputConsumerName(epoch);
-  const old: string[] = [];
-  for await (const c of jsm.consumers.list(INPUTS_STREAM)) {
-    if (isMasterConsumer(c.name) && c.name !== name) old.push(c.name);
-  }
-  for (const n of old) {
-    await jsm.consumers.delete(INPUTS_STREAM, n).catch((err: unknown) => {
-      log.warn({ err, consumer: n }, "could not delete an earlier leader's input consumer");
-    });
-  }
   const inputs = (await jsm.streams.info(INPUTS_STREAM)).state;
   if (fromSeq > inputs.last_seq + 1)
     // INPUTS was recreated (its sequences restarted) under a log that answered later ones: the
@@ -50,14 +43,26 @@ export async function openInputConsumer(
       { fromSeq, inputsLastSeq: inputs.last_seq },
       "the log answers inputs INPUTS does not have (was the stream recreated?): inputs before fromSeq are skipped",
     );
-  await jsm.consumers.add(INPUTS_STREAM, {
-    durable_name: name,
-    ack_policy: AckPolicy.Explicit,
-    deliver_policy: DeliverPolicy.StartSequence,
-    opt_start_seq: Math.max(1, fromSeq),
-    max_ack_pending: 20_000,
-    ack_wait: 30_000_000_000,
-  });
-  if (old.length > 0) log.info({ consumer: name, fromSeq, deleted: old }, "input consumer replaced");
-  return name;
+  try {
+    await jsm.consumers.delete(INPUTS_STREAM, MASTER_CONSUMER).catch((err: unknown) => {
+      if (!/consumer not found/i.test((err as Error).message)) throw err;
+    });
+    const info = await jsm.consumers.add(INPUTS_STREAM, {
+      durable_name: MASTER_CONSUMER,
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.StartSequence,
+      opt_start_seq: Math.max(1, fromSeq),
+      max_ack_pending: 20_000,
+      ack_wait: 30_000_000_000,
+    });
+    return { name: MASTER_CONSUMER, created: info.created, replaced: true };
+  } catch (err) {
+    const existing = await jsm.consumers.info(INPUTS_STREAM, MASTER_CONSUMER).catch(() => undefined);
+    if (!existing) throw err;
+    log.warn(
+      { err, consumer: MASTER_CONSUMER },
+      "could not replace the input consumer: reading through the old one (inputs an old leader held wait for its ack wait)",
+    );
+    return { name: MASTER_CONSUMER, created: existing.created, replaced: false };
+  }
 }

@@ -45,7 +45,7 @@ import { decideHostCall, decideOperatorCall } from "./decide-host.js";
 import { drainSweep } from "./decide-drain.js";
 import { makeInverseOffers } from "./inverse-offers.js";
 import { electionEvents } from "./election.js";
-import { openInputConsumer } from "./input-consumer.js";
+import { openInputConsumer, type InputConsumer } from "./input-consumer.js";
 import { LeaderLease } from "./lease.js";
 import type { MasterStatus, Takeover } from "./status.js";
 import { frameworkTimeouts } from "./framework-liveness.js";
@@ -147,7 +147,7 @@ export class Master {
   #recovery: Omit<Recovered, "state"> | undefined;
   #takeover: Takeover | undefined;
   #stepDown: { at: number; why: string } | undefined;
-  #inputConsumer = "";
+  #inputConsumer: InputConsumer | undefined;
   #leaseTtlMs = 0;
   readonly #startedAt = Date.now();
   #log: Logger;
@@ -357,7 +357,7 @@ export class Master {
     this.#lastInputSeq = recovered.lastInputSeq;
     const js = jetstream(nc);
     // Inputs after the last one the log answers, including any an old leader pulled and left.
-    this.#inputConsumer = await openInputConsumer(nc, epoch, this.#lastInputSeq + 1, this.#log);
+    this.#inputConsumer = await openInputConsumer(nc, this.#lastInputSeq + 1, this.#log);
     // Expect the log to end where recovery read it: if a deposed leader appended meanwhile, the
     // state lacks that message and the input consumer may start before what it answered, so
     // master.elected must be refused (and this master step down and recover again), not succeed
@@ -440,7 +440,11 @@ export class Master {
       ...(recovered.snapshot ? { snapshot: recovered.snapshot.name } : {}),
     };
     this.#log.info(
-      { ...this.#takeover, inputsFrom: this.#lastInputSeq + 1 },
+      {
+        ...this.#takeover,
+        inputsFrom: this.#lastInputSeq + 1,
+        inputConsumerReplaced: this.#inputConsumer.replaced,
+      },
       `leading: took over in ${this.#takeover.ms} ms (recovered from ${this.#takeover.from})`,
     );
     for (const w of this.#leaderWaiters.splice(0)) w();
@@ -508,9 +512,20 @@ export class Master {
 
   async #readInputs(): Promise<void> {
     const nc = this.#o.nc;
-    // Only this leadership's own consumer (made when it won the lease): if a newer leader has
-    // deleted it, this fails until this master learns it lost the lease.
-    const consumer = await jetstream(nc).consumers.get(INPUTS_STREAM, this.#inputConsumer);
+    const own = this.#inputConsumer;
+    if (!own) return;
+    // Only the consumer this leadership made (or found) when it won the lease: one created since
+    // is a newer leader's, and reading from it would take inputs that leader must answer.
+    const consumer = await jetstream(nc).consumers.get(INPUTS_STREAM, own.name);
+    const created = (await consumer.info(true)).created;
+    if (created !== own.created) {
+      this.#log.warn(
+        { consumer: own.name, created },
+        "another master replaced the input consumer: stepping down",
+      );
+      this.#lost?.("fenced: another master replaced the input consumer");
+      return;
+    }
     const messages = await consumer.consume({ max_messages: 1000, expires: PULL_EXPIRES_MS });
     this.#inputs = messages;
     let waiting = false;
@@ -668,6 +683,9 @@ export class Master {
     this.#state.seq = appender.lastSeq;
     if (decision.dirty) this.#scheduleAllocation(decision.dirty);
     return p.then(answer, (err: unknown) => {
+      // Not ours to answer any more: let the consumer hand it on now rather than after its ack
+      // wait (harmless if a new leader has replaced the consumer already).
+      input?.nak();
       if (err instanceof FencedError && err.reason === "conflict") {
         // Counted per refused decision: the first refusal fences the appender for good, so
         // decisions already in flight are refused with it.
