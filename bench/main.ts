@@ -1,6 +1,8 @@
 import { parseArgs } from "node:util";
+import { failoverBench, type FailoverCase } from "./failover.js";
 import { heapPerLiveTask } from "./heap.js";
 import { launchBench } from "./launch.js";
+import { replicationBench } from "./replication.js";
 import { throughput } from "./throughput.js";
 
 /**
@@ -15,15 +17,27 @@ const { values } = parseArgs({
     tasks: { type: "string", default: "100000" },
     "task-command": { type: "string", default: "sleep 1" },
     timeout: { type: "string", default: "300" },
-    /** "default" (heap + simulated-host throughput), "launch" (real host, cgroups) or "all". */
+    /**
+     * "default" (heap + simulated-host throughput), "launch" (real host, cgroups), "failover"
+     * (kill -9 of the leader), "replication" (R3 beside R1) or "all".
+     */
     mode: { type: "string", default: "default" },
     "launch-tasks": { type: "string", default: "1000" },
     "launch-concurrency": { type: "string", default: "50" },
+    /** Failover: events in the log, lease TTLs to run with (comma-separated), cases, runs. */
+    "failover-events": { type: "string", default: "1000000" },
+    "failover-live": { type: "string", default: "20000" },
+    "failover-tail": { type: "string", default: "50000" },
+    "lease-ttl": { type: "string", default: "10000" },
+    "failover-cases": { type: "string", default: "standby,snapshot,cold" },
+    runs: { type: "string", default: "2" },
+    "replication-tasks": { type: "string", default: "20000" },
   },
 });
+const MODES = ["default", "launch", "failover", "replication", "all"];
 const mode = values.mode;
-if (mode !== "default" && mode !== "launch" && mode !== "all") {
-  console.error(`unknown --mode ${mode}: use default, launch or all`);
+if (!MODES.includes(mode)) {
+  console.error(`unknown --mode ${mode}: use ${MODES.join(", ")}`);
   process.exit(2);
 }
 
@@ -96,6 +110,68 @@ async function runLaunch(): Promise<void> {
   console.log(`corral / raw launches/s   ${fmt(r.ratio, 2)}   (target >= 0.5, i.e. within 2x)`);
 }
 
+async function runFailover(): Promise<void> {
+  const cases = values["failover-cases"].split(",").map((c) => c.trim()) as FailoverCase[];
+  for (const ttl of values["lease-ttl"].split(",").map(Number)) {
+    const r = await failoverBench({
+      events: Number(values["failover-events"]),
+      hosts: 1000,
+      frameworks: 10,
+      liveTasks: Number(values["failover-live"]),
+      tailEvents: Number(values["failover-tail"]),
+      leaseTtlMs: ttl,
+      runs: Number(values.runs),
+      cases,
+      timeoutS: Number(values.timeout),
+    });
+    console.log(
+      `\n== failover: kill -9 of the leader to the first offer from the new leader; lease TTL ${fmt(ttl)} ms ==`,
+    );
+    console.log(
+      `log: ${fmt(r.log.events)} events in ${fmt(r.log.messages)} messages (1,000 hosts, 10 frameworks, ${fmt(r.log.liveTasks)} live tasks, the rest finished), built in ${fmt(r.log.buildS, 1)} s`,
+    );
+    if (r.snapshot)
+      console.log(
+        `snapshot for the "snapshot" case: seq ${fmt(r.snapshot.seq)} of ${fmt(r.log.lastSeq)}, ${fmt(r.snapshot.bytes / 1e6, 1)} MB`,
+      );
+    if (r.coldStartRecoveryMs.length)
+      console.log(
+        `cold start of a master (whole-log fold): ${r.coldStartRecoveryMs.map((m) => fmt(m)).join(", ")} ms`,
+      );
+    const what: Record<FailoverCase, string> = {
+      standby: "(a) standby folding live",
+      snapshot: "(b) cold standby, snapshot",
+      cold: "(c) cold standby, no snapshot",
+    };
+    console.log(
+      "case                            total ms = expiry wait + notice + recovery + first offer   recovered from (tail msgs)   key gone   snapshot load   load",
+    );
+    for (const x of r.runs) {
+      console.log(
+        `${what[x.case].padEnd(31)} ${fmt(x.totalMs).padStart(8)} = ${fmt(x.expiryWaitMs).padStart(11)} + ${fmt(x.noticeMs).padStart(6)} + ${fmt(x.recoveryMs).padStart(8)} + ${fmt(x.firstOfferMs).padStart(11)}   ${`${x.recoveredFrom} (${fmt(x.tailMessages)})`.padEnd(28)} ${fmt(x.serverExpiryMs).padStart(8)}   ${fmt(x.snapshotLoadMs).padStart(13)}   ${x.load}`,
+      );
+    }
+  }
+}
+
+async function runReplication(): Promise<void> {
+  const rows = await replicationBench({
+    tasks: Number(values["replication-tasks"]),
+    runs: Number(values.runs),
+  });
+  console.log(`\n== append rate: 3 replicas beside 1 (nats-server on loopback, stores in /var/tmp) ==`);
+  console.log(
+    "where                 Corral appends msgs/s (events/s)   raw publish msgs/s (MB/s)   appends/raw   mean msg   load",
+  );
+  for (const r of rows) {
+    console.log(
+      `${r.target.padEnd(21)} ${`${fmt(r.appendMsgsPerS)} (${fmt(r.appendEventsPerS)})`.padStart(32)}   ${`${fmt(r.rawMsgsPerS)} (${fmt(r.rawMBPerS, 1)})`.padStart(25)}   ${fmt((100 * r.appendMsgsPerS) / r.rawMsgsPerS, 0).padStart(9)} %   ${fmt(r.meanMessageBytes).padStart(6)} B   ${r.load}`,
+    );
+  }
+}
+
 if (mode === "default" || mode === "all") await runDefault();
 if (mode === "launch" || mode === "all") await runLaunch();
+if (mode === "replication" || mode === "all") await runReplication();
+if (mode === "failover" || mode === "all") await runFailover();
 process.exit(0);

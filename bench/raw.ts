@@ -11,10 +11,11 @@ export async function rawPublishRate(
   size: number,
   count = 20_000,
   window = 1000,
+  replicas = 1,
 ): Promise<{ msgsPerS: number; mbPerS: number }> {
   const jsm = await jetstreamManager(nc);
   const name = `BENCH_RAW_${Date.now()}`;
-  await jsm.streams.add({ name, subjects: [`bench.raw.${name}`] });
+  await jsm.streams.add({ name, subjects: [`bench.raw.${name}`], num_replicas: replicas });
   const js = jetstream(nc);
   const body = new Uint8Array(Math.max(1, Math.round(size))).fill(7);
   const inFlight = new Set<Promise<unknown>>();

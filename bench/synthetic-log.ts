@@ -14,6 +14,8 @@ export interface SyntheticLog {
   lastSeq: number;
   events: number;
   messages: number;
+  /** Bytes of message bodies appended. */
+  bytes: number;
   ms: number;
 }
 
@@ -34,6 +36,14 @@ export async function appendSyntheticLog(
     epoch?: number;
     /** Tasks also finish and are acknowledged (4 events each): a long history, a small state. */
     finish?: boolean;
+    /** With `finish`: the last this many tasks stay RUNNING (the live part of the cluster). */
+    live?: number;
+    /** Frameworks (in as many roles) the tasks are spread over (default 1). */
+    frameworks?: number;
+    /** Each launch consumes an offer: `offer.made`, then `offer.accepted` with the launch, as the master writes them. */
+    offers?: boolean;
+    /** At the end, every framework suppresses offers (it has nothing left to launch), as batch schedulers do. */
+    suppress?: boolean;
   },
 ): Promise<SyntheticLog> {
   const t0 = performance.now();
@@ -57,6 +67,11 @@ export async function appendSyntheticLog(
     }
   };
   const hostId = (i: number) => `h${i % o.hosts}`;
+  const frameworks = Math.max(1, o.frameworks ?? 1);
+  const fwOf = (k: number) =>
+    frameworks === 1
+      ? { id: "f1", role: "batch" }
+      : { id: `f${(k % frameworks) + 1}`, role: `role${k % frameworks}` };
   if (!o.prefix) {
     for (let i = 0; i < o.hosts; i++)
       await send([
@@ -69,52 +84,83 @@ export async function appendSyntheticLog(
           sim: true,
         },
       ]);
-    await send([
-      {
-        type: "framework.subscribed",
-        frameworkId: "f1",
-        name: "bench",
-        roles: ["batch"],
-        failoverTimeoutS: 0,
-      },
-    ]);
+    for (let k = 0; k < frameworks; k++)
+      await send([
+        {
+          type: "framework.subscribed",
+          frameworkId: fwOf(k).id,
+          name: "bench",
+          roles: [fwOf(k).role],
+          failoverTimeoutS: 0,
+        },
+      ]);
   }
   const resources = parseResources("cpus:0.1;mem:128");
   // Tasks go out host by host, perMessage at a time, so each message is one host's batch.
   const per = Math.max(1, o.perMessage);
+  const finishBefore = o.tasks - (o.live ?? 0);
   for (let i = 0; i < o.tasks; i += per) {
     const host = hostId(i / per);
+    const { id: frameworkId, role } = fwOf(i / per);
     const ids = Array.from({ length: Math.min(per, o.tasks - i) }, (_, k) => `${prefix}${i + k}`);
-    await send(
-      ids.map((taskId) => ({
-        type: "task.launched",
+    const offerId = `o-${prefix}${i}`;
+    if (o.offers) {
+      const offered = parseResources(`cpus:${0.1 * ids.length};mem:${128 * ids.length}`);
+      await send([
+        {
+          type: "offer.made",
+          offerId,
+          frameworkId,
+          role,
+          hostId: host,
+          hostname: `${host}.local`,
+          attributes: {},
+          resources: offered,
+        },
+      ]);
+    }
+    await send([
+      ...(o.offers
+        ? [
+            {
+              type: "offer.accepted" as const,
+              offerId,
+              frameworkId,
+              hostId: host,
+              refuseSeconds: 5,
+              unused: [],
+            },
+          ]
+        : []),
+      ...ids.map((taskId) => ({
+        type: "task.launched" as const,
         taskId,
-        frameworkId: "f1",
+        frameworkId,
         hostId: host,
-        role: "batch",
+        role,
         name: taskId,
         resources,
         command: { value: "sleep 1000" },
-        offerId: `o-${taskId}`,
+        offerId: o.offers ? offerId : `o-${taskId}`,
       })),
-    );
+    ]);
     await send(
       ids.map((taskId) => ({
         type: "task.status",
         taskId,
-        frameworkId: "f1",
+        frameworkId,
         hostId: host,
         state: "TASK_RUNNING",
         source: "host",
         uuid: `u-${taskId}`,
       })),
     );
-    if (!o.finish) continue;
+    if (!o.finish || i >= finishBefore) continue;
     await send(
       ids.map((taskId) => ({
         type: "task.status",
         taskId,
-        frameworkId: "f1",
+        frameworkId,
         hostId: host,
         state: "TASK_FINISHED",
         source: "host",
@@ -126,12 +172,15 @@ export async function appendSyntheticLog(
       ids.map((taskId) => ({
         type: "task.acknowledged",
         taskId,
-        frameworkId: "f1",
+        frameworkId,
         hostId: host,
         uuid: `v-${taskId}`,
       })),
     );
   }
+  if (o.suppress)
+    for (let k = 0; k < frameworks; k++)
+      await send([{ type: "framework.suppressed", frameworkId: fwOf(k).id, roles: [fwOf(k).role] }]);
   await Promise.all(pending);
-  return { lastSeq: appender.lastSeq, events, messages, ms: performance.now() - t0 };
+  return { lastSeq: appender.lastSeq, events, messages, bytes: appender.bytes, ms: performance.now() - t0 };
 }

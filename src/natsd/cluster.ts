@@ -13,6 +13,8 @@ export interface NatsClusterOptions {
   name?: string;
   /** How long to wait for every live node to agree on the JetStream meta leader. */
   leaderTimeoutMs?: number;
+  /** Directory the nodes' stores are made in (default the OS temporary directory). */
+  dir?: string;
 }
 
 /** One server of the cluster. Its ports and store outlive its process, so a restart rejoins. */
@@ -75,7 +77,7 @@ export async function startNatsCluster(opts: NatsClusterOptions = {}): Promise<N
   const size = opts.size ?? 3;
   const clusterName = opts.name ?? "corral";
   const leaderTimeoutMs = opts.leaderTimeoutMs ?? 30_000;
-  const root = await mkdtemp(join(tmpdir(), "corral-cluster-"));
+  const root = await mkdtemp(join(opts.dir ?? tmpdir(), "corral-cluster-"));
   const slots: Slot[] = [];
   for (let i = 0; i < size; i++) {
     slots.push({

@@ -36,6 +36,8 @@ export interface Recovered {
   logEnd: number;
   /** Snapshots passed over, each with why. */
   skipped: SnapshotInvalidError[];
+  /** Of `ms`, the time to list, fetch and decode snapshots (the rest is folding the tail). */
+  snapshotMs: number;
   ms: number;
 }
 
@@ -103,11 +105,13 @@ export async function recoverState(
   const base = opts.base;
   const fromStandby = base !== undefined && base.stream === end.stream && base.state.seq <= end.lastSeq;
   if (base && !fromStandby) opts.log.warn({ seq: base.state.seq }, "live-folded state does not fit the log");
+  const t1 = performance.now();
   const loaded = fromStandby
     ? { state: base.state, lastInputSeq: base.lastInputSeq, meta: undefined }
     : opts.store
       ? await loadNewestSnapshot(opts.store, end, opts.log, skipped)
       : undefined;
+  const snapshotMs = performance.now() - t1;
   const state = loaded?.state ?? createState();
   let lastInputSeq = loaded?.lastInputSeq ?? 0;
   let tailMessages = 0;
@@ -126,6 +130,7 @@ export async function recoverState(
     tailMessages,
     logEnd: end.lastSeq,
     skipped,
+    snapshotMs,
     ms: performance.now() - t0,
   };
 }

@@ -1,6 +1,6 @@
 import { JetStreamApiError } from "@nats-io/jetstream";
-import { Kvm, type KV } from "@nats-io/kv";
-import type { NatsConnection } from "@nats-io/transport-node";
+import { Kvm, type KV, type KvWatchEntry } from "@nats-io/kv";
+import type { NatsConnection, QueuedIterator } from "@nats-io/transport-node";
 import type { Logger } from "../../log/index.js";
 
 export const LEASE_BUCKET = "corral_leader";
@@ -9,6 +9,11 @@ export const LEASE_BUCKET = "corral_leader";
 const isRefusal = (err: unknown) =>
   err instanceof JetStreamApiError && /wrong last sequence/i.test(err.message);
 const KEY = "master";
+/** Tried this long after the expected expiry: the server's expiry timer has fired by then. */
+const EXPIRY_MARGIN_MS = 20;
+/** Retry interval while the expected expiry is past but the key is still there. */
+const EARLY_RETRY_MS = 50;
+type Wake = "time" | "renewed" | "vacant" | "stopped";
 
 /**
  * Leadership as a NATS KV lease: create-if-absent wins it, renewing by revision keeps it, and
@@ -23,6 +28,13 @@ export class LeaderLease {
   #ttlMs: number;
   readonly masterId: string;
   #log: Logger;
+  /** Watching the key while standing by: when the holder's lease must have expired, or undefined. */
+  #watcher: QueuedIterator<KvWatchEntry> | undefined;
+  #watching = false;
+  #expiresBy: number | undefined;
+  /** Waits in a row that found the expected expiry already past (the guess was early). */
+  #early = 0;
+  #wake: ((why: Wake) => void) | undefined;
 
   readonly replicas: number;
 
@@ -85,7 +97,7 @@ export class LeaderLease {
           this.#revision = 0; // someone else won it since
         }
       }
-      this.#log.debug({ err }, "lease held by another master");
+      this.#log.debug({ err, expiresBy: this.#expiresBy }, "lease held by another master");
       return undefined;
     }
   }
@@ -124,6 +136,82 @@ export class LeaderLease {
     } catch {
       return undefined;
     }
+  }
+
+  /**
+   * Standing by: resolve when the lease may be free, so a successor tries at once instead of
+   * polling. The key is watched; each renewal seen here moves the expected expiry to the time it
+   * was stored (the server's timestamp, or its arrival if that is earlier) plus the TTL, and a
+   * delete (a clean release) wakes at once. nats-server
+   * 2.9 writes no marker when max age expires a key, hence the timer. Resolves after `maxMs` at
+   * the latest, so a broken watch only slows the takeover down to the old polling. Winning is
+   * still `tryAcquire` (create-if-absent); this only decides when to try.
+   */
+  async waitForVacancy(maxMs: number): Promise<void> {
+    this.#startWatch();
+    const until = Date.now() + maxMs;
+    for (;;) {
+      const now = Date.now();
+      let wakeAt = until;
+      if (this.#expiresBy !== undefined) {
+        if (this.#expiresBy > now) wakeAt = Math.min(wakeAt, this.#expiresBy + EXPIRY_MARGIN_MS);
+        else if (this.#early++ < 20) wakeAt = Math.min(wakeAt, now + EARLY_RETRY_MS);
+      }
+      if (wakeAt <= now) return;
+      const why = await new Promise<Wake>((resolve) => {
+        const t = setTimeout(() => resolve("time"), wakeAt - now);
+        this.#wake = (w) => {
+          clearTimeout(t);
+          resolve(w);
+        };
+      });
+      this.#wake = undefined;
+      // A renewal seen: the expected expiry moved, wait for the new one.
+      if (why !== "renewed") return;
+    }
+  }
+
+  #startWatch(): void {
+    if (this.#watching) return;
+    this.#watching = true;
+    void this.#bucket()
+      .then((kv) => kv.watch({ key: KEY }))
+      .then(async (w) => {
+        if (!this.#watching) return w.stop();
+        this.#watcher = w;
+        for await (const e of w) {
+          if (e.operation === "PUT") {
+            // It was stored no later than it arrived, and at `created` on the server's clock. Not
+            // only "now": the value current when the watch starts may be most of a TTL old (and
+            // the client marks it an update when the server delivers it before answering the
+            // consumer info). A server clock behind ours makes the guess early, which costs
+            // failed tries (EARLY_RETRY_MS apart, then the caller's poll), never a wrong winner.
+            const seen = Math.min(Date.now(), e.created.getTime());
+            this.#expiresBy = seen + this.ttlMs;
+            this.#early = 0;
+            this.#log.trace({ revision: e.revision, expiresBy: this.#expiresBy }, "lease renewal seen");
+            this.#wake?.("renewed");
+          } else {
+            this.#expiresBy = Date.now();
+            this.#wake?.("vacant");
+          }
+        }
+      })
+      .catch((err: unknown) => this.#log.debug({ err }, "lease watch ended"))
+      .finally(() => {
+        this.#watching = false;
+        this.#watcher = undefined;
+        this.#expiresBy = undefined;
+      });
+  }
+
+  /** Stop watching (the lease was won, or the master stops). */
+  stopWatching(): void {
+    this.#watching = false;
+    this.#watcher?.stop();
+    this.#watcher = undefined;
+    this.#expiresBy = undefined;
+    this.#wake?.("stopped");
   }
 
   /** Give the lease up so a successor need not wait for it to expire. */

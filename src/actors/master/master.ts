@@ -146,6 +146,7 @@ export class Master {
   #snapshotter: Snapshotter | undefined;
   #recovery: Omit<Recovered, "state"> | undefined;
   #takeover: Takeover | undefined;
+  #lease: LeaderLease | undefined;
   #stepDown: { at: number; why: string } | undefined;
   #inputConsumer: InputConsumer | undefined;
   #leaseTtlMs = 0;
@@ -272,6 +273,7 @@ export class Master {
   async stop(): Promise<void> {
     this.#stopped = true;
     this.#lost?.("stopping");
+    this.#lease?.stopWatching();
     await this.#loop;
     this.#actor.send({ type: "STOP" });
     this.#actor.stop();
@@ -289,6 +291,7 @@ export class Master {
       return undefined;
     });
     const lease = new LeaderLease(nc, this.masterId, this.#o.leaseTtlMs, this.#log, this.#o.replicas);
+    this.#lease = lease;
     const querySub = nc.subscribe(subjects.query("master"), {
       callback: (_err, m) => void m.respond(encode(this.status())),
     });
@@ -314,9 +317,12 @@ export class Master {
             epoch: 0,
           }).start();
         }
-        await sleep(Math.max(100, lease.ttlMs / 4));
+        // Try again when the holder's lease is seen to expire or be released, or after a
+        // quarter of the TTL at the latest.
+        if (!this.#stopped) await lease.waitForVacancy(Math.max(100, lease.ttlMs / 4));
         continue;
       }
+      lease.stopWatching();
       this.#actor.send({ type: "LEASE_ACQUIRED", epoch });
       const why = await this.#lead(lease, epoch, performance.now()).catch((err: unknown) => {
         this.#log.error({ err }, "leadership failed");
@@ -344,13 +350,19 @@ export class Master {
   /** Recover, then serve until the lease is lost, an append is fenced or the master stops. */
   async #lead(lease: LeaderLease, epoch: number, wonAt: number): Promise<string> {
     const nc = this.#o.nc;
-    const lost = new Promise<string>((resolve) => (this.#lost = resolve));
+    let lostWhy: string | undefined;
+    const lost = new Promise<string>((resolve) => (this.#lost = resolve)).then((why) => (lostWhy = why));
     // stop() while the lease was being won found no leadership to end: end this one at once.
     if (this.#stopped) this.#lost?.("stopping");
+    // Renew from the moment the lease is won: a recovery longer than the TTL (a cold fold of a
+    // long log, a loaded machine) must not let the lease expire under it.
+    this.#renewedAt = Date.now();
+    this.#timers.push(setInterval(() => void this.#renew(lease), Math.max(100, lease.ttlMs / 3)));
     const standby = this.#standby;
     this.#standby = undefined;
     const base = await standby?.handOver();
     const recovered = await recoverState(nc, { store: this.#snapshots, log: this.#log, base });
+    if (lostWhy !== undefined) return lostWhy;
     const { state, ...howRecovered } = recovered;
     this.#recovery = howRecovered;
     this.#state = state;
@@ -368,13 +380,13 @@ export class Master {
           ? this.#log.warn({ err: detail }, "an append got no answer: holding appends and re-sending")
           : this.#log.info({ ms: detail }, "appends repaired: the log took every message in order"),
     });
-    this.#renewedAt = Date.now();
     this.#state.seq = recovered.logEnd;
     this.#log.info(
       {
         epoch,
         seq: recovered.logEnd,
         ms: Math.round(recovered.ms),
+        snapshotMs: Math.round(recovered.snapshotMs),
         snapshot: recovered.snapshot?.name,
         tail: recovered.tailMessages,
         snapshotsIgnored: recovered.skipped.length,
@@ -423,7 +435,6 @@ export class Master {
       }),
     );
     this.#timers.push(
-      setInterval(() => void this.#renew(lease), Math.max(100, lease.ttlMs / 3)),
       setInterval(() => this.#scheduleAllocation("all"), this.#o.allocationIntervalMs),
       setInterval(() => this.#sweep(), 1000),
     );
