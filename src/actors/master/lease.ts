@@ -142,10 +142,10 @@ export class LeaderLease {
    * Standing by: resolve when the lease may be free, so a successor tries at once instead of
    * polling. The key is watched; each renewal seen here moves the expected expiry to the time it
    * was stored (the server's timestamp, or its arrival if that is earlier) plus the TTL, and a
-   * delete (a clean release) wakes at once. nats-server
-   * 2.9 writes no marker when max age expires a key, hence the timer. Resolves after `maxMs` at
-   * the latest, so a broken watch only slows the takeover down to the old polling. Winning is
-   * still `tryAcquire` (create-if-absent); this only decides when to try.
+   * delete (a clean release) wakes at once. nats-server 2.9 writes no marker when max age
+   * expires a key, hence the timer. Resolves after `maxMs` at the latest, so a broken watch only
+   * slows the takeover down to the old polling. Winning is still `tryAcquire`
+   * (create-if-absent) and writing is still fenced by the appender; this only decides when to try.
    */
   async waitForVacancy(maxMs: number): Promise<void> {
     this.#startWatch();
