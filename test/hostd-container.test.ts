@@ -1,26 +1,14 @@
 import { execFileSync } from "node:child_process";
-import { randomBytes } from "node:crypto";
 import { readFileSync, readlinkSync } from "node:fs";
-import { mkdtemp, readFile, rm, rmdir, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile, writeFile } from "node:fs/promises";
 import { basename, join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startMaster, type Master } from "../src/actors/master/index.js";
-import { startHostDaemon, type HostDaemon } from "../src/hostd/daemon/index.js";
+import { describe, expect, it } from "vitest";
 import { namespacedPid } from "../src/hostd/daemon/check-container.js";
 import { detectCgroups } from "../src/hostd/isolation/index.js";
-import { silentLogger } from "../src/log/index.js";
-import {
-  CallRejectedError,
-  connectFramework,
-  type FrameworkClient,
-  type LaunchTask,
-  type TaskStatus,
-} from "../src/sdk/index.js";
+import { CallRejectedError } from "../src/sdk/index.js";
 import { refusedDevice, wholeDisk } from "./helpers/block.js";
-import { cgroupMounts, hostdSkipReason } from "./helpers/cgroups.js";
-import { startTestNats, type TestNats } from "./helpers/nats.js";
-import { waitFor } from "./helpers/wait.js";
+import { hostdSkipReason } from "./helpers/cgroups.js";
+import { hostHarness, TERMINAL } from "./helpers/host-harness.js";
 
 /** TaskInfo's container through the real host daemon: block I/O, the task's user, checks inside it. */
 const skipReason = await hostdSkipReason("test/hostd-container.test.ts");
@@ -35,78 +23,20 @@ const blkioSkip =
       : undefined;
 if (!skipReason && blkioSkip)
   console.warn(`test/hostd-container.test.ts: blkio cases skipped (${blkioSkip})`);
-const mounts = await cgroupMounts();
-const logger = silentLogger();
-const CGROUP_ROOT = `corral-test-${randomBytes(4).toString("hex")}`;
-const TERMINAL = ["TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_ERROR", "TASK_LOST"];
 
 describe.skipIf(skipReason !== undefined)("host daemon: block I/O, users, checks in the container", () => {
-  let nats: TestNats;
-  let master: Master;
-  let daemon: HostDaemon;
-  let fw: FrameworkClient;
-  let workDir = "";
   let volume = "";
-  const seen: TaskStatus[] = [];
-  const updatesOf = (taskId: string) => seen.filter((u) => u.taskId === taskId);
-  const waitUpdate = async (taskId: string, match: (u: TaskStatus) => boolean, what: string) => {
-    await waitFor(() => updatesOf(taskId).some(match), `${taskId}: ${what}`, 15_000);
-    return updatesOf(taskId).find(match)!;
-  };
-  const waitState = (taskId: string, states: string[]) =>
-    waitUpdate(taskId, (u) => states.includes(u.state), states.join("|"));
-  const nextOffer = async () => {
-    for await (const o of fw.offers()) if (o.hostId === daemon.hostId) return o;
-    throw new Error("no more offers");
-  };
-  const launch = async (t: LaunchTask): Promise<void> => {
-    const o = await nextOffer();
-    await fw.accept([o.offerId], [t]);
-  };
-  const taskOf = (taskId: string) => daemon.tasks().tasks.find((t) => t.taskId === taskId);
+  const c = hostHarness({
+    name: "hostd-container",
+    // The volume a task mounts must exist, and be allowed, before the master starts.
+    master: async ({ tempDir }) => {
+      volume = await tempDir("corral-volume-");
+      await writeFile(join(volume, "inside.txt"), "only visible inside the task's mount namespace\n");
+      return { allowedHostPaths: [volume] };
+    },
+  });
+  const { updatesOf, waitUpdate, waitState, nextOffer, launch, taskOf } = c;
   const runIdOf = (taskId: string): string => basename(taskOf(taskId)?.sandbox ?? "");
-
-  beforeAll(async () => {
-    workDir = await mkdtemp(join(tmpdir(), "corral-hostd-container-"));
-    volume = await mkdtemp(join(tmpdir(), "corral-volume-"));
-    await writeFile(join(volume, "inside.txt"), "only visible inside the task's mount namespace\n");
-    nats = await startTestNats();
-    master = startMaster({
-      nc: await nats.connect(),
-      logger,
-      allocationDelayMs: 1,
-      defaultRefuseSeconds: 0,
-      allowedHostPaths: [volume],
-    });
-    await master.whenLeader();
-    daemon = await startHostDaemon({
-      nc: await nats.connect(),
-      logger,
-      workDir,
-      resources: "cpus:4;mem:2048;disk:1024",
-      isolation: "cgroups",
-      heartbeatIntervalMs: 200,
-      killGracePeriodS: 1,
-      cgroupRoot: CGROUP_ROOT,
-    });
-    expect(await daemon.whenRegistered()).toBe(true);
-    fw = await connectFramework({ servers: nats.url, name: "hostd-container" });
-    void (async () => {
-      for await (const u of fw.updates()) {
-        seen.push(u);
-        await fw.acknowledge(u).catch(() => undefined);
-      }
-    })();
-  });
-  afterAll(async () => {
-    await fw?.close();
-    await daemon?.stop();
-    await master?.stop();
-    await nats?.stop();
-    if (workDir) await rm(workDir, { recursive: true, force: true });
-    if (volume) await rm(volume, { recursive: true, force: true });
-    for (const m of mounts) await rmdir(join(m, CGROUP_ROOT)).catch(() => undefined);
-  });
 
   it.skipIf(blkioSkip !== undefined)(
     "a blkio throttle from TaskInfo is in the running task's cgroup",
@@ -119,14 +49,14 @@ describe.skipIf(skipReason !== undefined)("host daemon: block I/O, users, checks
         container: { blkio: { weight: 200, throttles: [{ device, readBps: 4_194_304, writeIops: 120 }] } },
       });
       await waitState("throttled", ["TASK_RUNNING"]);
-      const dir = join(blkioMount!, CGROUP_ROOT, daemon.hostId, runIdOf("throttled"));
+      const dir = join(blkioMount!, c.cgroupRoot, c.daemon.hostId, runIdOf("throttled"));
       const file = (f: string) => readFileSync(join(dir, f), "utf8").trim();
       expect(file("blkio.throttle.read_bps_device")).toBe(`${device} 4194304`);
       expect(file("blkio.throttle.write_iops_device")).toBe(`${device} 120`);
       expect(file("blkio.throttle.write_bps_device")).toBe("");
       // The task's own processes are in that cgroup.
       expect(file("cgroup.procs")).toContain(String(taskOf("throttled")?.pid));
-      await fw.kill("throttled");
+      await c.fw.kill("throttled");
       expect((await waitState("throttled", TERMINAL)).state).toBe("TASK_KILLED");
     },
   );
@@ -157,13 +87,13 @@ describe.skipIf(skipReason !== undefined)("host daemon: block I/O, users, checks
     ];
     for (const t of bad) {
       const task = { taskId: "bad-blkio", resources: "cpus:0.1;mem:32", command: "true" };
-      const err = await fw
+      const err = await c.fw
         .accept([o.offerId], [{ ...task, container: { blkio: { throttles: [t] } } }])
         .catch((e: unknown) => e);
       expect(err).toBeInstanceOf(CallRejectedError);
       expect((err as Error).message).toMatch(/blkio/);
     }
-    const dup = await fw
+    const dup = await c.fw
       .accept(
         [o.offerId],
         [
@@ -187,8 +117,8 @@ describe.skipIf(skipReason !== undefined)("host daemon: block I/O, users, checks
     expect((dup as Error).message).toContain(
       "task dup-blkio: invalid container: blkio device 8:0 is throttled twice",
     );
-    expect(master.state.offers.has(o.offerId)).toBe(true);
-    await fw.decline([o.offerId]);
+    expect(c.master.state.offers.has(o.offerId)).toBe(true);
+    await c.fw.decline([o.offerId]);
     expect(updatesOf("bad-blkio")).toEqual([]);
   });
 
@@ -200,7 +130,7 @@ describe.skipIf(skipReason !== undefined)("host daemon: block I/O, users, checks
       command: { value: "id -u; touch made-by-me; stat -c %u made-by-me", user: "nobody" },
     });
     expect((await waitState("as-nobody", TERMINAL)).state).toBe("TASK_FINISHED");
-    const sandboxes = join(workDir, "sandboxes", fw.frameworkId, "as-nobody");
+    const sandboxes = join(c.workDir, "sandboxes", c.fw.frameworkId, "as-nobody");
     const [run] = execFileSync("ls", [sandboxes], { encoding: "utf8" }).trim().split("\n");
     expect(await readFile(join(sandboxes, run!, "stdout"), "utf8")).toBe(`${nobody}\n${nobody}\n`);
 
@@ -231,10 +161,10 @@ describe.skipIf(skipReason !== undefined)("host daemon: block I/O, users, checks
     await waitUpdate("checked", (u) => u.healthy === true, "healthy");
     const sandbox = taskOf("checked")?.sandbox ?? "";
     const lines = (await readFile(join(sandbox, "probe-cgroup"), "utf8")).split("\n");
-    const where = `/${CGROUP_ROOT}/${daemon.hostId}/${runIdOf("checked")}`;
+    const where = `/${c.cgroupRoot}/${c.daemon.hostId}/${runIdOf("checked")}`;
     for (const ctrl of ["memory", "cpu", "pids"])
       expect(lines.some((l) => l.split(":")[1]?.split(",").includes(ctrl) && l.endsWith(where))).toBe(true);
-    await fw.kill("checked");
+    await c.fw.kill("checked");
     await waitState("checked", TERMINAL);
   });
 
@@ -267,9 +197,9 @@ describe.skipIf(skipReason !== undefined)("host daemon: block I/O, users, checks
     expect(pidNs).toBe(readlinkSync(`/proc/${inside}/ns/pid`));
     expect(mntNs).toBe(readlinkSync(`/proc/${inside}/ns/mnt`));
     expect(pidNs).not.toBe(readlinkSync("/proc/self/ns/pid"));
-    const where = `/${CGROUP_ROOT}/${daemon.hostId}/${runIdOf("ns-checked")}`;
+    const where = `/${c.cgroupRoot}/${c.daemon.hostId}/${runIdOf("ns-checked")}`;
     expect(await readFile(join(volume, "probe-cgroup"), "utf8")).toContain(`memory:${where}`);
-    await fw.kill("ns-checked");
+    await c.fw.kill("ns-checked");
     await waitState("ns-checked", TERMINAL);
   });
 });

@@ -1,105 +1,16 @@
-import { randomBytes } from "node:crypto";
-import { mkdtemp, readdir, readFile, rm, rmdir } from "node:fs/promises";
-import { hostname, tmpdir } from "node:os";
+import { readdir, readFile } from "node:fs/promises";
+import { hostname } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startMaster, type Master } from "../src/actors/master/index.js";
-import { startHostDaemon, type HostDaemon } from "../src/hostd/daemon/index.js";
-import { silentLogger } from "../src/log/index.js";
-import {
-  connectFramework,
-  type FrameworkClient,
-  type LaunchTask,
-  type TaskStatus,
-} from "../src/sdk/index.js";
+import { describe, expect, it } from "vitest";
 import { cgroupMounts, hostdSkipReason } from "./helpers/cgroups.js";
-import { startTestNats, type TestNats } from "./helpers/nats.js";
-import { waitFor } from "./helpers/wait.js";
+import { alive, hostHarness, TERMINAL } from "./helpers/host-harness.js";
 
 const skipReason = await hostdSkipReason("test/hostd-daemon.test.ts");
 const mounts = await cgroupMounts();
 
-const logger = silentLogger();
-const CGROUP_ROOT = `corral-test-${randomBytes(4).toString("hex")}`;
-const TERMINAL = ["TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_ERROR", "TASK_LOST"];
-
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
-
 /** A real nats-server and master, one host daemon, and a framework through the SDK. */
-function cluster(isolation: "cgroups" | "none") {
-  const c = {
-    nats: undefined as unknown as TestNats,
-    master: undefined as unknown as Master,
-    daemon: undefined as unknown as HostDaemon,
-    fw: undefined as unknown as FrameworkClient,
-    workDir: "",
-    seen: [] as TaskStatus[],
-    updatesOf: (taskId: string) => c.seen.filter((u) => u.taskId === taskId),
-    waitState: async (taskId: string, states: string[], timeoutMs = 10_000): Promise<TaskStatus> => {
-      const hit = () => c.updatesOf(taskId).find((u) => states.includes(u.state));
-      await waitFor(() => hit() !== undefined, `${taskId} ${states.join("|")}`, timeoutMs);
-      return hit()!;
-    },
-    /** Launch tasks on the next offer of the daemon's host. */
-    launch: async (tasks: LaunchTask[]): Promise<void> => {
-      for await (const o of c.fw.offers()) {
-        if (o.hostId !== c.daemon.hostId) continue;
-        await c.fw.accept([o.offerId], tasks);
-        return;
-      }
-    },
-  };
-  beforeAll(async () => {
-    c.workDir = await mkdtemp(join(tmpdir(), "corral-hostd-"));
-    c.nats = await startTestNats();
-    c.master = startMaster({
-      nc: await c.nats.connect(),
-      logger,
-      allocationDelayMs: 1,
-      defaultRefuseSeconds: 0,
-    });
-    await c.master.whenLeader();
-    c.daemon = await startHostDaemon({
-      nc: await c.nats.connect(),
-      logger,
-      workDir: c.workDir,
-      resources: "cpus:4;mem:2048;disk:1024",
-      attributes: { rack: "r1" },
-      isolation,
-      heartbeatIntervalMs: 200,
-      killGracePeriodS: 1,
-      cgroupRoot: CGROUP_ROOT,
-    });
-    expect(await c.daemon.whenRegistered()).toBe(true);
-    await waitFor(() => c.master.state.hosts.has(c.daemon.hostId), "host registered with the master");
-    c.fw = await connectFramework({ servers: c.nats.url, name: "hostd-e2e" });
-    void (async () => {
-      for await (const u of c.fw.updates()) {
-        c.seen.push(u);
-        await c.fw.acknowledge(u).catch(() => undefined);
-      }
-    })();
-  });
-  afterAll(async () => {
-    await c.fw?.close();
-    await c.daemon?.stop();
-    await c.master?.stop();
-    await c.nats?.stop();
-    if (c.workDir) await rm(c.workDir, { recursive: true, force: true });
-  });
-  return c;
-}
-
-afterAll(async () => {
-  for (const m of mounts) await rmdir(join(m, CGROUP_ROOT)).catch(() => undefined);
-});
+const cluster = (isolation: "cgroups" | "none") =>
+  hostHarness({ name: "hostd-e2e", daemon: { attributes: { rack: "r1" }, isolation }, waitMs: 10_000 });
 
 describe.skipIf(skipReason !== undefined)("host daemon end to end (cgroups)", () => {
   const c = cluster("cgroups");
@@ -165,7 +76,7 @@ describe.skipIf(skipReason !== undefined)("host daemon end to end (cgroups)", ()
     expect(c.daemon.tasks().running).toBe(0);
     expect(updatesOf("last-1").map((u) => u.state)).toEqual(["TASK_RUNNING", "TASK_FAILED"]);
     for (const m of mounts) {
-      const left = await readdir(join(m, CGROUP_ROOT, c.daemon.hostId), { withFileTypes: true });
+      const left = await readdir(join(m, c.cgroupRoot, c.daemon.hostId), { withFileTypes: true });
       expect(left.filter((d) => d.isDirectory()).map((d) => d.name)).toEqual([]);
     }
     await expect.poll(() => c.master.state.tasks.size, { timeout: 5000 }).toBe(0);

@@ -1,94 +1,49 @@
 import { spawn } from "node:child_process";
-import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdtemp, readFile, rmdir } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile, rmdir } from "node:fs/promises";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startMaster, type Master } from "../src/actors/master/index.js";
-import { startHostDaemon, type HostDaemon, type HostDaemonOptions } from "../src/hostd/daemon/index.js";
+import { afterAll, describe, expect, it } from "vitest";
+import type { HostDaemon } from "../src/hostd/daemon/index.js";
 import { removeHostCgroups } from "../src/hostd/daemon/isolation.js";
 import { TaskCgroup, detectCgroups } from "../src/hostd/isolation/index.js";
-import { silentLogger } from "../src/log/index.js";
-import {
-  connectFramework,
-  type FrameworkClient,
-  type LaunchTask,
-  type TaskStatus,
-} from "../src/sdk/index.js";
+import type { LaunchTask } from "../src/sdk/index.js";
 import { cgroupMounts, hostdSkipReason } from "./helpers/cgroups.js";
 import type { ups } from "./helpers/cli.js";
-import { interrupt, removeDir, startService, stopUps } from "./helpers/cli.js";
-import { startTestNats, type TestNats } from "./helpers/nats.js";
+import { interrupt, startService, stopUps } from "./helpers/cli.js";
+import { hostHarness } from "./helpers/host-harness.js";
 import { waitFor } from "./helpers/wait.js";
 
 /** Stopping a host daemon removes `<controller>/<root>/<hostId>` in every controller it used. */
 const skipReason = await hostdSkipReason("test/hostd-stop.test.ts");
 const support = await detectCgroups();
 const mounts = await cgroupMounts();
-const logger = silentLogger();
-const ROOT = `corral-test-${randomBytes(4).toString("hex")}`;
 
 /** The controllers' mounts that still hold `<root>/<hostId>`. */
 const hostCgroupsLeft = (root: string, hostId: string): string[] =>
   mounts.filter((m) => existsSync(join(m, root, hostId)));
 
 describe.skipIf(skipReason !== undefined)("stopping a host daemon removes its host cgroups", () => {
-  let nats: TestNats;
-  let master: Master;
-  let fw: FrameworkClient;
+  const c = hostHarness({
+    name: "hostd-stop",
+    daemon: { resources: "cpus:2;mem:1024;disk:1024" },
+    daemonPerTest: true,
+  });
+  const ROOT = c.cgroupRoot;
   const workDirs: string[] = [];
-  const seen: TaskStatus[] = [];
-  const waitState = (taskId: string, state: string) =>
-    waitFor(() => seen.some((u) => u.taskId === taskId && u.state === state), `${taskId} ${state}`, 15_000);
-  const launch = async (hostId: string, t: LaunchTask): Promise<void> => {
-    for await (const o of fw.offers()) {
-      if (o.hostId !== hostId) continue;
-      await fw.accept([o.offerId], [t]);
-      return;
-    }
-  };
-  const daemonIn = async (workDir: string, extra: Partial<HostDaemonOptions> = {}): Promise<HostDaemon> => {
-    const d = await startHostDaemon({
-      nc: await nats.connect(),
-      logger,
-      workDir,
-      resources: "cpus:2;mem:1024;disk:1024",
-      isolation: "cgroups",
-      heartbeatIntervalMs: 200,
-      killGracePeriodS: 1,
-      cgroupRoot: ROOT,
-      ...extra,
-    });
+  const { waitState } = c;
+  const launch = (hostId: string, t: LaunchTask): Promise<void> => c.launch(t, hostId);
+  const daemonIn = async (workDir: string): Promise<HostDaemon> => {
+    const d = await c.startDaemon(workDir);
     expect(await d.whenRegistered()).toBe(true);
     return d;
   };
-  const freshDaemon = async (extra: Partial<HostDaemonOptions> = {}): Promise<HostDaemon> => {
-    const dir = await mkdtemp(join(tmpdir(), "corral-hostd-stop-"));
+  const freshDaemon = async (): Promise<HostDaemon> => {
+    const dir = await c.tempDir("corral-hostd-stop-");
     workDirs.push(dir);
-    return daemonIn(dir, extra);
+    return daemonIn(dir);
   };
-
-  beforeAll(async () => {
-    nats = await startTestNats();
-    master = startMaster({ nc: await nats.connect(), logger, allocationDelayMs: 1, defaultRefuseSeconds: 0 });
-    await master.whenLeader();
-    fw = await connectFramework({ servers: nats.url, name: "hostd-stop" });
-    void (async () => {
-      for await (const u of fw.updates()) {
-        seen.push(u);
-        await fw.acknowledge(u).catch(() => undefined);
-      }
-    })();
-  });
-  afterAll(async () => {
-    await stopUps();
-    await fw?.close();
-    await master?.stop();
-    await nats?.stop();
-    for (const d of workDirs) await removeDir(d);
-    for (const m of mounts) await rmdir(join(m, ROOT)).catch(() => undefined);
-  });
+  // Registered after the harness's, so it runs first: `corral` processes go before their nats-server.
+  afterAll(() => stopUps());
 
   it("right after the last task cgroup went (EBUSY for a moment), in every controller", async () => {
     // Many rounds: the kernel takes a removed child offline asynchronously, so the parent's
@@ -151,13 +106,12 @@ describe.skipIf(skipReason !== undefined)("stopping a host daemon removes its ho
     "corral hostd stopped with SIGTERM leaves no corral/<hostId> in any controller",
     { timeout: 60_000 },
     async () => {
-      const workDir = await mkdtemp(join(tmpdir(), "corral-hostd-cli-stop-"));
-      workDirs.push(workDir);
+      const workDir = await c.tempDir("corral-hostd-cli-stop-");
       const hostd = await startService(
         [
           "hostd",
           "--nats",
-          nats.url,
+          c.nats.url,
           "--work-dir",
           workDir,
           "--isolation",
@@ -169,7 +123,10 @@ describe.skipIf(skipReason !== undefined)("stopping a host daemon removes its ho
       );
       const hostId = (await readFile(join(workDir, "host-id"), "utf8")).trim();
       try {
-        await waitFor(() => master.state.hosts.get(hostId)?.status === "ACTIVE", "the CLI's host registered");
+        await waitFor(
+          () => c.master.state.hosts.get(hostId)?.status === "ACTIVE",
+          "the CLI's host registered",
+        );
         await launch(hostId, { taskId: "cli-1", resources: "cpus:0.1;mem:32", command: "echo hi" });
         await waitState("cli-1", "TASK_FINISHED");
         expect(hostCgroupsLeft("corral", hostId)).toEqual(mounts);

@@ -1,16 +1,11 @@
-import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdtemp, readFile, readdir, rm, rmdir } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile, readdir } from "node:fs/promises";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startMaster, type Master } from "../src/actors/master/index.js";
-import { startHostDaemon, type HostDaemon } from "../src/hostd/daemon/index.js";
-import { silentLogger } from "../src/log/index.js";
+import { describe, expect, it } from "vitest";
 import { contains, parseResources, type Resource, type Resources } from "../src/resources/index.js";
-import { connectFramework, type FrameworkClient, type Offer, type TaskStatus } from "../src/sdk/index.js";
-import { cgroupMounts, hostdSkipReason } from "./helpers/cgroups.js";
-import { startTestNats, type TestNats } from "./helpers/nats.js";
+import type { Offer, TaskStatus } from "../src/sdk/index.js";
+import { hostdSkipReason } from "./helpers/cgroups.js";
+import { hostHarness, TERMINAL } from "./helpers/host-harness.js";
 import { waitFor } from "./helpers/wait.js";
 
 /**
@@ -18,73 +13,31 @@ import { waitFor } from "./helpers/wait.js";
  * host daemon, and is there for the next task that gets the volume from an offer; DESTROY deletes it.
  */
 const skipReason = await hostdSkipReason("test/hostd-volumes.test.ts");
-const mounts = await cgroupMounts();
-const logger = silentLogger();
-const CGROUP_ROOT = `corral-test-${randomBytes(4).toString("hex")}`;
-const TERMINAL = ["TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_ERROR", "TASK_LOST"];
 const RES = { principal: "dba" };
-
-let nats: TestNats;
-let master: Master;
-let daemon: HostDaemon;
-let fw: FrameworkClient;
-let workDir = "";
-const seen: TaskStatus[] = [];
-
-async function offerWith(pred: (o: Offer) => boolean): Promise<Offer> {
-  for await (const o of fw.offers()) {
-    if (pred(o)) return o;
-    await fw.decline([o.offerId], { refuseSeconds: 0 });
-  }
-  throw new Error("offers ended");
-}
-
-async function ended(taskId: string): Promise<TaskStatus> {
-  const hit = () => seen.find((u) => u.taskId === taskId && TERMINAL.includes(u.state));
-  await waitFor(() => hit() !== undefined, `${taskId} ended`, 15_000);
-  return hit()!;
-}
 
 const reserved = (spec: string): Resources => parseResources(spec).map((r) => ({ ...r, reservation: RES }));
 const volumeOf = (o: Offer, id: string): Resource | undefined =>
   o.resources.find((r) => r.disk?.persistence.id === id);
-const volumeDir = (id: string) => join(workDir, "volumes", "roles", "db", id);
 
 describe.skipIf(skipReason !== undefined)("persistent volumes on a real host", () => {
-  beforeAll(async () => {
-    workDir = await mkdtemp(join(tmpdir(), "corral-volumes-"));
-    nats = await startTestNats();
-    master = startMaster({ nc: await nats.connect(), logger, allocationDelayMs: 1, defaultRefuseSeconds: 0 });
-    await master.whenLeader();
-    daemon = await startHostDaemon({
-      nc: await nats.connect(),
-      logger,
-      workDir,
-      resources: "cpus:4;mem:2048;disk:2048",
-      isolation: "cgroups",
-      diskEnforcement: "hard",
-      diskCheckMs: 100,
-      heartbeatIntervalMs: 200,
-      killGracePeriodS: 1,
-      cgroupRoot: CGROUP_ROOT,
-    });
-    expect(await daemon.whenRegistered()).toBe(true);
-    fw = await connectFramework({ servers: nats.url, name: "db", roles: ["db"], principal: "dba" });
-    void (async () => {
-      for await (const u of fw.updates()) {
-        seen.push(u);
-        await fw.acknowledge(u).catch(() => undefined);
-      }
-    })();
+  const c = hostHarness({
+    name: "volumes",
+    daemon: { resources: "cpus:4;mem:2048;disk:2048", diskEnforcement: "hard", diskCheckMs: 100 },
+    framework: { name: "db", roles: ["db"], principal: "dba" },
   });
-  afterAll(async () => {
-    await fw?.close();
-    await daemon?.stop();
-    await master?.stop();
-    await nats?.stop();
-    if (workDir) await rm(workDir, { recursive: true, force: true });
-    for (const m of mounts) await rmdir(join(m, CGROUP_ROOT)).catch(() => undefined);
-  });
+  const { seen } = c;
+  const volumeDir = (id: string) => join(c.workDir, "volumes", "roles", "db", id);
+
+  /** The next offer `pred` likes; the others are declined, to be offered again at once. */
+  async function offerWith(pred: (o: Offer) => boolean): Promise<Offer> {
+    for await (const o of c.fw.offers()) {
+      if (pred(o)) return o;
+      await c.fw.decline([o.offerId], { refuseSeconds: 0 });
+    }
+    throw new Error("offers ended");
+  }
+
+  const ended = (taskId: string): Promise<TaskStatus> => c.waitState(taskId, TERMINAL);
 
   it("keeps a volume's data across tasks and a host daemon restart, and deletes it on DESTROY", async () => {
     const vol: Resource = {
@@ -96,7 +49,7 @@ describe.skipIf(skipReason !== undefined)("persistent volumes on a real host", (
     };
     // 1. Reserve, create the volume and run a task that writes to it, in one ACCEPT.
     const first = await offerWith(() => true);
-    await fw.accept(
+    await c.fw.accept(
       [first.offerId],
       [
         { type: "RESERVE", resources: reserved("cpus(db):0.5;mem(db):64;disk(db):64") },
@@ -117,24 +70,12 @@ describe.skipIf(skipReason !== undefined)("persistent volumes on a real host", (
     expect(await readFile(join(volumeDir("pg"), "f"), "utf8")).toBe("persisted\n");
 
     // 2. Restart the host daemon: the volume and its reservation are still offered, with the data.
-    await daemon.stop();
-    daemon = await startHostDaemon({
-      nc: await nats.connect(),
-      logger,
-      workDir,
-      resources: "cpus:4;mem:2048;disk:2048",
-      isolation: "cgroups",
-      diskEnforcement: "hard",
-      diskCheckMs: 100,
-      heartbeatIntervalMs: 200,
-      killGracePeriodS: 1,
-      cgroupRoot: CGROUP_ROOT,
-    });
-    expect(await daemon.whenRegistered()).toBe(true);
+    await c.daemon.stop();
+    await c.restartDaemon();
     const again = await offerWith((o) => volumeOf(o, "pg") !== undefined);
     const offered = volumeOf(again, "pg")!;
     expect(offered).toMatchObject({ role: "db", scalar: 64, disk: { volume: { containerPath: "data" } } });
-    await fw.accept(
+    await c.fw.accept(
       [again.offerId],
       [
         {
@@ -145,7 +86,7 @@ describe.skipIf(skipReason !== undefined)("persistent volumes on a real host", (
       ],
     );
     expect(await ended("reader")).toMatchObject({ state: "TASK_FINISHED" });
-    const readerDir = join(workDir, "sandboxes", fw.frameworkId, "reader");
+    const readerDir = join(c.workDir, "sandboxes", c.fw.frameworkId, "reader");
     const [runId] = await readdir(readerDir);
     expect(await readFile(join(readerDir, runId!, "stdout"), "utf8")).toBe("persisted\n");
     // The data does not show through the sandbox on the host side: it was a mount inside the task.
@@ -153,7 +94,7 @@ describe.skipIf(skipReason !== undefined)("persistent volumes on a real host", (
 
     // 3. DESTROY the volume (and unreserve its disk): the data is deleted.
     const last = await offerWith((o) => volumeOf(o, "pg") !== undefined);
-    await fw.accept(
+    await c.fw.accept(
       [last.offerId],
       [
         { type: "DESTROY", volumes: [volumeOf(last, "pg")!] },
@@ -161,7 +102,7 @@ describe.skipIf(skipReason !== undefined)("persistent volumes on a real host", (
       ],
     );
     await waitFor(() => !existsSync(volumeDir("pg")), "volume directory removed", 10_000);
-    const h = master.state.hosts.get(daemon.hostId)!;
+    const h = c.master.state.hosts.get(c.daemon.hostId)!;
     expect(h.total.some((r) => r.disk)).toBe(false);
   });
 
@@ -174,7 +115,7 @@ describe.skipIf(skipReason !== undefined)("persistent volumes on a real host", (
       disk: { persistence: { id: "busy" }, volume: { containerPath: "v", mode: "RW" } },
     };
     const o = await offerWith((x) => contains(x.resources, parseResources("cpus:0.1;mem:32;disk:64")));
-    await fw.accept(
+    await c.fw.accept(
       [o.offerId],
       [
         { type: "RESERVE", resources: reserved("cpus(db):0.1;mem(db):32;disk(db):64") },
@@ -196,10 +137,10 @@ describe.skipIf(skipReason !== undefined)("persistent volumes on a real host", (
       "sleeper running",
     );
     const { operatorCall } = await import("../src/cli/operator-call.js");
-    const nc = await nats.connect();
+    const nc = await c.nats.connect();
     const destroy = await operatorCall(
       nc,
-      { type: "DESTROY_VOLUMES", hostId: daemon.hostId, volumes: [vol] },
+      { type: "DESTROY_VOLUMES", hostId: c.daemon.hostId, volumes: [vol] },
       5000,
     ).then(
       () => undefined,
@@ -208,7 +149,7 @@ describe.skipIf(skipReason !== undefined)("persistent volumes on a real host", (
     expect(destroy?.message).toMatch(/in use by task\(s\) sleeper/);
     const twice = await operatorCall(
       nc,
-      { type: "CREATE_VOLUMES", hostId: daemon.hostId, volumes: [{ ...vol, scalar: 32 }] },
+      { type: "CREATE_VOLUMES", hostId: c.daemon.hostId, volumes: [{ ...vol, scalar: 32 }] },
       5000,
     ).then(
       () => undefined,
@@ -228,7 +169,7 @@ describe.skipIf(skipReason !== undefined)("persistent volumes on a real host", (
       disk: { persistence: { id: "tiny" }, volume: { containerPath: "t", mode: "RW" } },
     };
     const o = await offerWith((x) => contains(x.resources, parseResources("cpus:0.1;mem:64;disk:1")));
-    await fw.accept(
+    await c.fw.accept(
       [o.offerId],
       [
         { type: "RESERVE", resources: reserved("cpus(db):0.1;mem(db):64;disk(db):1") },

@@ -1,59 +1,24 @@
 import { spawn } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startMaster, type Master } from "../src/actors/master/index.js";
+import { beforeAll, describe, expect, it } from "vitest";
 import { decode, encode } from "../src/events/codec.js";
-import {
-  frameworkLogsSubject,
-  logsSubject,
-  startHostDaemon,
-  type HostDaemon,
-  type LogsReply,
-} from "../src/hostd/daemon/index.js";
-import { silentLogger } from "../src/log/index.js";
-import { query, startProjections, type Projections, type TaskRow } from "../src/projections/index.js";
-import {
-  connectFramework,
-  type FrameworkClient,
-  type LaunchTask,
-  type TaskStatus,
-} from "../src/sdk/index.js";
+import { frameworkLogsSubject, logsSubject, type LogsReply } from "../src/hostd/daemon/index.js";
+import { query, type TaskRow } from "../src/projections/index.js";
+import { connectFramework } from "../src/sdk/index.js";
 import { CLI, ENV } from "./helpers/cli.js";
-import { startTestNats, type TestNats } from "./helpers/nats.js";
+import { collectUpdates, hostHarness } from "./helpers/host-harness.js";
 import { waitFor } from "./helpers/wait.js";
 
-const logger = silentLogger();
-
-let nats: TestNats;
+const c = hostHarness({ name: "logs-e2e", projections: true, daemon: { isolation: "none" }, waitMs: 10_000 });
+const { waitState, launch } = c;
 let nc: NatsConnection;
-let master: Master;
-let projections: Projections;
-let daemon: HostDaemon;
-let fw: FrameworkClient;
-let workDir = "";
-const seen: TaskStatus[] = [];
-
-const waitState = async (taskId: string, states: string[], timeoutMs = 10_000): Promise<void> =>
-  waitFor(
-    () => seen.some((u) => u.taskId === taskId && states.includes(u.state)),
-    `${taskId} ${states}`,
-    timeoutMs,
-  );
-
-async function launch(tasks: LaunchTask[]): Promise<void> {
-  for await (const o of fw.offers()) {
-    if (o.hostId !== daemon.hostId) continue;
-    await fw.accept([o.offerId], tasks);
-    return;
-  }
-}
+beforeAll(async () => {
+  nc = await c.nats.connect();
+});
 
 async function ask(body: unknown): Promise<LogsReply> {
   const bytes = body instanceof Uint8Array ? body : encode(body);
-  const m = await nc.request(logsSubject(daemon.hostId), bytes, { timeout: 3000 });
+  const m = await nc.request(logsSubject(c.daemon.hostId), bytes, { timeout: 3000 });
   return decode(m.data) as LogsReply;
 }
 
@@ -69,42 +34,6 @@ function runCli(args: string[]): Promise<{ code: number | null; out: string; err
     p.on("close", (code) => resolve({ code, out, err }));
   });
 }
-
-beforeAll(async () => {
-  workDir = await mkdtemp(join(tmpdir(), "corral-logs-"));
-  nats = await startTestNats();
-  nc = await nats.connect();
-  master = startMaster({ nc: await nats.connect(), logger, allocationDelayMs: 1, defaultRefuseSeconds: 0 });
-  await master.whenLeader();
-  projections = await startProjections({ nc: await nats.connect(), logger });
-  daemon = await startHostDaemon({
-    nc: await nats.connect(),
-    logger,
-    workDir,
-    resources: "cpus:4;mem:2048;disk:1024",
-    isolation: "none",
-    heartbeatIntervalMs: 200,
-    killGracePeriodS: 1,
-  });
-  expect(await daemon.whenRegistered()).toBe(true);
-  await waitFor(() => master.state.hosts.has(daemon.hostId), "host registered with the master");
-  fw = await connectFramework({ servers: nats.url, name: "logs-e2e" });
-  void (async () => {
-    for await (const u of fw.updates()) {
-      seen.push(u);
-      await fw.acknowledge(u).catch(() => undefined);
-    }
-  })();
-});
-
-afterAll(async () => {
-  await fw?.close();
-  await daemon?.stop();
-  await projections?.stop();
-  await master?.stop();
-  await nats?.stop();
-  if (workDir) await rm(workDir, { recursive: true, force: true });
-});
 
 describe("task logs from the host daemon", () => {
   it("serves stdout while the task runs and all of it after, plus stderr", async () => {
@@ -136,7 +65,7 @@ describe("task logs from the host daemon", () => {
 
     await waitState("greet-1", ["TASK_FINISHED"]);
     // Acknowledged: the daemon forgets the run; the service still remembers its sandbox.
-    await waitFor(() => !daemon.tasks().tasks.some((t) => t.taskId === "greet-1"), "greet-1 forgotten");
+    await waitFor(() => !c.daemon.tasks().tasks.some((t) => t.taskId === "greet-1"), "greet-1 forgotten");
     const after = await ask({ taskId: "greet-1", stream: "stdout" });
     expect(after).toMatchObject({ ok: true, offset: 10, done: true });
     expect(text(after)).toBe("hello\nbye\n");
@@ -174,10 +103,10 @@ describe("task logs from the host daemon", () => {
     await expect
       .poll(async () => (await query<TaskRow[]>(nc, "tasks", {})).items.some((t) => t.taskId === "cli-1"))
       .toBe(true);
-    const follow = await runCli(["logs", "cli-1", "--follow", "--nats", nats.url]);
+    const follow = await runCli(["logs", "cli-1", "--follow", "--nats", c.nats.url]);
     expect(follow).toMatchObject({ code: 0, out: "hello\nbye\n", err: "" });
 
-    const unknown = await runCli(["logs", "nope-2", "--nats", nats.url]);
+    const unknown = await runCli(["logs", "nope-2", "--nats", c.nats.url]);
     expect(unknown.code).toBe(1);
     expect(unknown.out).toBe("");
     expect(unknown.err.trim().split("\n")).toHaveLength(1);
@@ -188,24 +117,18 @@ describe("task logs from the host daemon", () => {
     await launch([{ taskId: "twin", resources: "cpus:0.1;mem:32", command: "echo from-A" }]);
     await waitState("twin", ["TASK_FINISHED"]);
     // Acknowledged, the id is free again for another framework (ids are unique per framework).
-    await waitFor(() => !master.state.tasks.has("twin"), "twin of A completed");
-    const fw2 = await connectFramework({ servers: nats.url, name: "logs-e2e-2" });
+    await waitFor(() => !c.master.state.tasks.has("twin"), "twin of A completed");
+    const fw2 = await connectFramework({ servers: c.nats.url, name: "logs-e2e-2" });
     try {
-      const seen2: TaskStatus[] = [];
-      void (async () => {
-        for await (const u of fw2.updates()) {
-          seen2.push(u);
-          await fw2.acknowledge(u).catch(() => undefined);
-        }
-      })();
+      const seen2 = collectUpdates(fw2);
       // Hand the host's resources over to the second framework.
-      const held = [...master.state.offers.values()].filter((o) => o.frameworkId === fw.frameworkId);
-      await fw.decline(
+      const held = [...c.master.state.offers.values()].filter((o) => o.frameworkId === c.fw.frameworkId);
+      await c.fw.decline(
         held.map((o) => o.offerId),
         { refuseSeconds: 60 },
       );
       for await (const o of fw2.offers()) {
-        if (o.hostId !== daemon.hostId) continue;
+        if (o.hostId !== c.daemon.hostId) continue;
         await fw2.accept(
           [o.offerId],
           [{ taskId: "twin", resources: "cpus:0.1;mem:32", command: "echo from-B; sleep 30" }],
@@ -216,7 +139,7 @@ describe("task logs from the host daemon", () => {
         () => seen2.some((u) => u.taskId === "twin" && u.state === "TASK_RUNNING"),
         "twin of B running",
       );
-      const [a, b] = [fw.frameworkId, fw2.frameworkId];
+      const [a, b] = [c.fw.frameworkId, fw2.frameworkId];
 
       const ambiguous = await ask({ taskId: "twin", stream: "stdout" });
       expect(ambiguous).toMatchObject({ ok: false, code: "AMBIGUOUS_TASK" });
@@ -240,7 +163,7 @@ describe("task logs from the host daemon", () => {
       // On a framework's own subject (all its NATS credentials allow), only its own tasks.
       const scoped = async (scope: string, body: unknown) =>
         decode(
-          (await nc.request(frameworkLogsSubject(daemon.hostId, scope), encode(body), { timeout: 3000 }))
+          (await nc.request(frameworkLogsSubject(c.daemon.hostId, scope), encode(body), { timeout: 3000 }))
             .data,
         ) as LogsReply;
       expect(text(await scoped(a, { taskId: "twin", stream: "stdout" }))).toBe("from-A\n");
@@ -255,15 +178,15 @@ describe("task logs from the host daemon", () => {
           return items.filter((t) => t.taskId === "twin").length;
         })
         .toBe(2);
-      const refused = await runCli(["logs", "twin", "--nats", nats.url]);
+      const refused = await runCli(["logs", "twin", "--nats", c.nats.url]);
       expect(refused).toMatchObject({ code: 1, out: "" });
       expect(refused.err).toContain(`(${[a, b].sort().join(", ")}): pass --framework ID`);
-      expect(await runCli(["logs", "twin", "--framework", a, "--nats", nats.url])).toMatchObject({
+      expect(await runCli(["logs", "twin", "--framework", a, "--nats", c.nats.url])).toMatchObject({
         code: 0,
         out: "from-A\n",
         err: "",
       });
-      expect(await runCli(["logs", "twin", "--framework", b, "--nats", nats.url])).toMatchObject({
+      expect(await runCli(["logs", "twin", "--framework", b, "--nats", c.nats.url])).toMatchObject({
         code: 0,
         out: "from-B\n",
       });
@@ -278,11 +201,11 @@ describe("task logs from the host daemon", () => {
   });
 
   it("corral logs names the host when its daemon does not answer", async () => {
-    await daemon.stop();
-    const r = await runCli(["logs", "greet-1", "--nats", nats.url]);
+    await c.daemon.stop();
+    const r = await runCli(["logs", "greet-1", "--nats", c.nats.url]);
     expect(r.code).toBe(1);
     expect(r.out).toBe("");
     expect(r.err.trim().split("\n")).toHaveLength(1);
-    expect(r.err).toContain(`host ${daemon.hostId}`);
+    expect(r.err).toContain(`host ${c.daemon.hostId}`);
   });
 });

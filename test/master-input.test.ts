@@ -1,13 +1,14 @@
 import { jetstream } from "@nats-io/jetstream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startMaster, type Master } from "../src/actors/master/index.js";
+import type { Master } from "../src/actors/master/index.js";
 import { encode, readEvents, subjects, type CorralEvent } from "../src/events/index.js";
-import { silentLogger } from "../src/log/index.js";
 import { parseResources } from "../src/resources/index.js";
 import { stateToJSON } from "../src/state/index.js";
 import { rawCall } from "./helpers/calls.js";
-import { startTestNats, type TestNats } from "./helpers/nats.js";
+import { startTestMaster, type TestMaster } from "./helpers/master.js";
+import type { TestNats } from "./helpers/nats.js";
 
+let cluster: TestMaster | undefined;
 let nats: TestNats;
 let master: Master;
 
@@ -20,19 +21,10 @@ async function logEvents(): Promise<CorralEvent[]> {
 
 describe("master inputs", () => {
   beforeAll(async () => {
-    nats = await startTestNats();
-    master = startMaster({
-      nc: await nats.connect(),
-      logger: silentLogger(),
-      allocationDelayMs: 1,
-      operators: ["ops"],
-    });
-    await master.whenLeader();
+    cluster = await startTestMaster({ operators: ["ops"] });
+    ({ nats, master } = cluster);
   });
-  afterAll(async () => {
-    await master?.stop();
-    await nats?.stop();
-  });
+  afterAll(() => cluster?.stop());
 
   it("registers a host, subscribes a framework and offers it the host", async () => {
     const nc = await nats.connect();

@@ -1,16 +1,15 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startMaster, type Master } from "../src/actors/master/index.js";
+import type { Master } from "../src/actors/master/index.js";
 import { readEvents, subjects, type CallReply, type CorralEvent } from "../src/events/index.js";
-import { silentLogger } from "../src/log/index.js";
 import { formatResources, parseResources } from "../src/resources/index.js";
 import { stateToJSON } from "../src/state/index.js";
-import { rawCall } from "./helpers/calls.js";
-import { startTestNats, type TestNats } from "./helpers/nats.js";
+import { rawCall, registerHost, subscribeFramework } from "./helpers/calls.js";
+import { startTestMaster, type TestMaster } from "./helpers/master.js";
 
 /** UPDATE_QUOTA end to end: a real nats-server, a real master, the log read back. */
 
-let nats: TestNats;
+let cluster: TestMaster | undefined;
 let master: Master;
 let nc: NatsConnection;
 let calls = 0;
@@ -37,28 +36,8 @@ function updateQuota(
   });
 }
 
-async function host(id: string, spec: string): Promise<void> {
-  const r = await rawCall(nc, subjects.hostInput(id), {
-    type: "REGISTER",
-    callId: `reg-${id}`,
-    hostId: id,
-    hostname: id,
-    resources: parseResources(spec),
-    attributes: {},
-  });
-  expect(r.ok).toBe(true);
-}
-
-async function framework(id: string, roles: string[]): Promise<void> {
-  const r = await rawCall(nc, subjects.frameworkInput(id), {
-    type: "SUBSCRIBE",
-    callId: `sub-${id}`,
-    frameworkId: id,
-    name: id,
-    roles,
-  });
-  expect(r.ok).toBe(true);
-}
+const host = (id: string, spec: string) => registerHost(nc, id, spec);
+const framework = (id: string, roles: string[]) => subscribeFramework(nc, id, roles);
 
 /** The framework's outstanding offers, as `host role resources`, once it has `n` of them. */
 async function offersOf(frameworkId: string, n = 1): Promise<string[]> {
@@ -73,20 +52,10 @@ async function offersOf(frameworkId: string, n = 1): Promise<string[]> {
 
 describe("UPDATE_QUOTA through a real master", () => {
   beforeAll(async () => {
-    nats = await startTestNats();
-    nc = await nats.connect();
-    master = startMaster({
-      nc: await nats.connect(),
-      logger: silentLogger(),
-      allocationDelayMs: 1,
-      operators: ["ops"],
-    });
-    await master.whenLeader();
+    cluster = await startTestMaster({ operators: ["ops"] });
+    ({ master, nc } = cluster);
   });
-  afterAll(async () => {
-    await master?.stop();
-    await nats?.stop();
-  });
+  afterAll(() => cluster?.stop());
 
   it("records role.quota in the log and folds it into the role", async () => {
     const r = await updateQuota("eng", { cpus: 4, mem: 4096 }, { cpus: 8 });

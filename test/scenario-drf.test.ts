@@ -1,43 +1,21 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { startMaster, type Master } from "../src/actors/master/index.js";
+import type { Master } from "../src/actors/master/index.js";
 import { dominantShare } from "../src/actors/allocator/index.js";
 import { subjects } from "../src/events/index.js";
-import { silentLogger } from "../src/log/index.js";
-import { parseResources } from "../src/resources/index.js";
-import { rawCall } from "./helpers/calls.js";
-import { startTestNats, type TestNats } from "./helpers/nats.js";
+import { rawCall, registerHost, subscribeFramework } from "./helpers/calls.js";
+import { startTestMaster, type TestMaster } from "./helpers/master.js";
 
 /**
  * Mesos's allocator cases, end to end: real nats-server, real master, offers read back from the
  * master's folded state (the same fold the log replays into).
  */
-let nats: TestNats;
+let cluster: TestMaster;
 let master: Master;
 let nc: NatsConnection;
 
-async function agent(id: string, spec: string): Promise<void> {
-  const r = await rawCall(nc, subjects.hostInput(id), {
-    type: "REGISTER",
-    callId: `reg-${id}`,
-    hostId: id,
-    hostname: id,
-    resources: parseResources(spec),
-    attributes: {},
-  });
-  expect(r.ok).toBe(true);
-}
-
-async function framework(id: string, role: string): Promise<void> {
-  const r = await rawCall(nc, subjects.frameworkInput(id), {
-    type: "SUBSCRIBE",
-    callId: `sub-${id}`,
-    frameworkId: id,
-    name: id,
-    roles: [role],
-  });
-  expect(r.ok).toBe(true);
-}
+const agent = (id: string, spec: string) => registerHost(nc, id, spec);
+const framework = (id: string, role: string) => subscribeFramework(nc, id, [role]);
 
 /** A role's dominant share as it was when the allocator decided `hostId` (before that offer). */
 function shareBefore(role: string, hostId: string): number {
@@ -63,20 +41,10 @@ async function offeredTo(hostId: string): Promise<string> {
 
 describe("DRF offers through a real master", () => {
   beforeEach(async () => {
-    nats = await startTestNats();
-    nc = await nats.connect();
-    master = startMaster({
-      nc: await nats.connect(),
-      logger: silentLogger(),
-      allocationDelayMs: 1,
-      operators: ["ops"],
-    });
-    await master.whenLeader();
+    cluster = await startTestMaster({ operators: ["ops"] });
+    ({ master, nc } = cluster);
   });
-  afterEach(async () => {
-    await master.stop();
-    await nats.stop();
-  });
+  afterEach(() => cluster.stop());
 
   it("reproduces the Mesos allocator test sequence", async () => {
     await agent("agent1", "cpus:2;mem:1024");

@@ -1,6 +1,8 @@
 import { jetstream } from "@nats-io/jetstream";
 import { createInbox, headers, nuid, type NatsConnection } from "@nats-io/transport-node";
-import { decode, encode, REPLY_HEADER, type CallReply } from "../../src/events/index.js";
+import { expect } from "vitest";
+import { decode, encode, REPLY_HEADER, subjects, type CallReply } from "../../src/events/index.js";
+import { parseResources } from "../../src/resources/index.js";
 
 /**
  * Send raw bytes (or a value, msgpack-encoded) as an input on `subject` and wait for the
@@ -20,4 +22,33 @@ export async function rawCall(
   await jetstream(nc).publish(subject, data, { headers: h, msgID: nuid.next() });
   for await (const m of sub) return decode(m.data) as CallReply;
   throw new Error(`no reply on ${inbox}`);
+}
+
+/** Given a host: REGISTER it, as its daemon would, with `spec`'s resources and no attributes. */
+export async function registerHost(nc: NatsConnection, hostId: string, spec: string): Promise<void> {
+  const r = await rawCall(nc, subjects.hostInput(hostId), {
+    type: "REGISTER",
+    callId: `reg-${hostId}`,
+    hostId,
+    hostname: hostId,
+    resources: parseResources(spec),
+    attributes: {},
+  });
+  expect(r.ok).toBe(true);
+}
+
+/** Given a framework: SUBSCRIBE it in `roles`, named by its id. */
+export async function subscribeFramework(
+  nc: NatsConnection,
+  frameworkId: string,
+  roles: string[],
+): Promise<void> {
+  const r = await rawCall(nc, subjects.frameworkInput(frameworkId), {
+    type: "SUBSCRIBE",
+    callId: `sub-${frameworkId}`,
+    frameworkId,
+    name: frameworkId,
+    roles,
+  });
+  expect(r.ok).toBe(true);
 }
