@@ -74,6 +74,18 @@ interface Slot {
  * routes and clients expect it. Resolves once every node agrees on the JetStream meta leader.
  */
 export async function startNatsCluster(opts: NatsClusterOptions = {}): Promise<NatsCluster> {
+  // Ports are picked free, then bound by nats-server a moment later: another process (a parallel
+  // test) can take one in between. Such a start is retried on new ports.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startNatsClusterOnce(opts);
+    } catch (err) {
+      if (attempt >= 3 || !/address already in use/i.test((err as Error).message)) throw err;
+    }
+  }
+}
+
+async function startNatsClusterOnce(opts: NatsClusterOptions): Promise<NatsCluster> {
   const size = opts.size ?? 3;
   const clusterName = opts.name ?? "corral";
   const leaderTimeoutMs = opts.leaderTimeoutMs ?? 30_000;
@@ -154,7 +166,10 @@ export async function startNatsCluster(opts: NatsClusterOptions = {}): Promise<N
   };
 
   try {
-    await Promise.all(slots.map(launch));
+    // Every launch settles before any failure is acted on, so close() stops them all.
+    const started = await Promise.allSettled(slots.map(launch));
+    const failed = started.find((r): r is PromiseRejectedResult => r.status === "rejected");
+    if (failed) throw failed.reason;
     await waitForMetaLeader();
   } catch (err) {
     await close();
