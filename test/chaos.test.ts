@@ -15,6 +15,7 @@ import { startSimHosts, type SimHostPool } from "../src/hostd/index.js";
 import { createLogger, silentLogger } from "../src/log/index.js";
 import { add, contains, parseResources, scalar, subtract, type Resources } from "../src/resources/index.js";
 import { connectFramework, type FrameworkClient, type Offer } from "../src/sdk/index.js";
+import { queryMasters } from "../src/cli/master-commands.js";
 import { startService, stopUps, type Up } from "./helpers/cli.js";
 import { startTestCluster, type TestCluster } from "./helpers/nats.js";
 import { waitFor } from "./helpers/wait.js";
@@ -157,7 +158,17 @@ describe("chaos: a master, a host and a NATS server die while 2,000 tasks launch
     expect(chaos).toHaveLength(4);
 
     // Every task the master answered for ends; the crashed host's as LOST.
-    await waitFor(() => [...accepted].every((t) => terminal.has(t)), "every accepted task terminal", 60_000);
+    const waiting = () => [...accepted].filter((t) => !terminal.has(t));
+    await waitFor(() => waiting().length === 0, "every accepted task terminal", 90_000).catch(
+      async (err: unknown) => {
+        // Say what is missing: the tasks, and what the masters say of themselves.
+        const masters = await queryMasters(nc, 500).catch(() => []);
+        const left = waiting();
+        throw new Error(
+          `${(err as Error).message}: ${left.length} without a terminal update (${left.slice(0, 5).join(", ")}...); chaos ${chaos.join("; ")}; masters ${JSON.stringify(masters.map((m) => [m.masterId, m.role, m.seq]))}`,
+        );
+      },
+    );
     await fw.close();
     await collecting.catch(() => undefined);
     await hosts.stop();
