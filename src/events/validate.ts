@@ -1,4 +1,4 @@
-import type { TSchema } from "@sinclair/typebox";
+import { CloneType, type TSchema } from "@sinclair/typebox";
 import { TypeCompiler, type TypeCheck } from "@sinclair/typebox/compiler";
 import { CorralError, ErrorCode, InvalidEventError } from "../errors/index.js";
 import { FrameworkCallSchemas, HostCallSchemas, OperationSchema, OperatorCallSchemas } from "./calls.js";
@@ -15,14 +15,39 @@ function compileAll<S extends Record<string, TSchema>>(schemas: S): Map<string, 
   return m;
 }
 
+/**
+ * A copy of a schema in which every object refuses properties it does not declare. Calls are
+ * checked strictly, so a misspelt or unsupported field (`comand`, `container.privileged`) is a
+ * clear INVALID_CALL naming it instead of a field silently carried into the log; events are
+ * checked as declared, so a log written by code that knew more fields still reads.
+ */
+function strict<T extends TSchema>(schema: T): T {
+  const copy = CloneType(schema);
+  const walk = (node: unknown): void => {
+    if (typeof node !== "object" || node === null) return;
+    if (Array.isArray(node)) return node.forEach(walk);
+    const o = node as Record<string, unknown>;
+    if (o.type === "object" && typeof o.properties === "object" && o.additionalProperties === undefined)
+      o.additionalProperties = false;
+    for (const key of ["properties", "patternProperties"] as const)
+      if (typeof o[key] === "object" && o[key] !== null) Object.values(o[key]).forEach(walk);
+    for (const key of ["items", "anyOf", "allOf", "oneOf", "additionalProperties"] as const) walk(o[key]);
+  };
+  walk(copy);
+  return copy;
+}
+
+const strictAll = <S extends Record<string, TSchema>>(schemas: S) =>
+  Object.fromEntries(Object.entries(schemas).map(([k, v]) => [k, strict(v)]));
+
 const eventChecks = compileAll(EventSchemas);
-const fwChecks = compileAll(FrameworkCallSchemas);
-const hostChecks = compileAll(HostCallSchemas);
-const opChecks = compileAll(OperatorCallSchemas);
+const fwChecks = compileAll(strictAll(FrameworkCallSchemas));
+const hostChecks = compileAll(strictAll(HostCallSchemas));
+const opChecks = compileAll(strictAll(OperatorCallSchemas));
 
 /** One check per ACCEPT operation type, to say what is wrong inside an operation. */
 const operationChecks = new Map<string, TypeCheck<TSchema>>(
-  OperationSchema.anyOf.map((s) => [s.properties.type.const, TypeCompiler.Compile(s)]),
+  OperationSchema.anyOf.map((s) => [s.properties.type.const, TypeCompiler.Compile(strict(s))]),
 );
 
 function describe(check: TypeCheck<TSchema>, value: unknown): string {

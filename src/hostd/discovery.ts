@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { mkdir, readFile, realpath, statfs, writeFile } from "node:fs/promises";
+import { link, mkdir, readFile, realpath, rm, statfs, writeFile } from "node:fs/promises";
 import * as os from "node:os";
 import { join, resolve } from "node:path";
 import si from "systeminformation";
@@ -146,12 +146,7 @@ const HOST_ID_FILE = "host-id";
  */
 async function claimHostId(file: string, wanted: string): Promise<string> {
   if (!HOST_ID_RE.test(wanted)) throw new DiscoveryError(`host id ${JSON.stringify(wanted)} is not valid`);
-  try {
-    await writeFile(file, `${wanted}\n`, { flag: "wx" });
-    return wanted;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-  }
+  if (await writeOnce(file, `${wanted}\n`)) return wanted;
   const id = (await readFile(file, "utf8")).trim();
   if (id !== wanted)
     throw new DiscoveryError(
@@ -186,14 +181,27 @@ export async function hostIdFor(workDir: string, wanted?: string): Promise<strin
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
   }
+  // Of two hosts racing on one work dir, one writes and both read the winner's id.
   const id = newHostId();
+  return (await writeOnce(file, `${id}\n`)) ? id : read();
+}
+
+/**
+ * Create `file` holding `content` unless it exists; false if it did. The content is written whole
+ * to a file of its own, then linked into place (a link fails if the name exists): creating the
+ * file and then writing into it would let a racing reader find it empty in between.
+ */
+async function writeOnce(file: string, content: string): Promise<boolean> {
+  const temp = `${file}.${process.pid}.${randomBytes(6).toString("hex")}`;
+  await writeFile(temp, content);
   try {
-    // "wx": of two hosts racing on one work dir, one writes and both read the winner's id.
-    await writeFile(file, `${id}\n`, { flag: "wx" });
-    return id;
+    await link(temp, file);
+    return true;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-    return read();
+    return false;
+  } finally {
+    await rm(temp, { force: true });
   }
 }
 
