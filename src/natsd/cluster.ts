@@ -13,6 +13,11 @@ export interface NatsClusterOptions {
   name?: string;
   /** How long to wait for every live node to agree on the JetStream meta leader. */
   leaderTimeoutMs?: number;
+  /**
+   * A nats.conf every node reads first (e.g. the users `corral creds` writes, as `include
+   * auth.conf`); the node's name, ports, store and routes are given on its command line.
+   */
+  configFile?: string;
   /** Directory the nodes' stores are made in (default the OS temporary directory). */
   dir?: string;
 }
@@ -107,6 +112,7 @@ async function startNatsClusterOnce(opts: NatsClusterOptions): Promise<NatsClust
 
   const launch = async (s: Slot) => {
     s.server = await startNatsServer({
+      ...(opts.configFile ? { configFile: opts.configFile } : {}),
       storeDir: s.storeDir,
       removeStore: false,
       port: s.clientPort,
