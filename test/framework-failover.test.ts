@@ -260,6 +260,27 @@ describe("framework failover", () => {
     await second.close();
   });
 
+  it("an ACCEPT that times out leaves its offer outstanding and offers it again", async () => {
+    const fw = await connect({ failoverTimeoutS: 60, callTimeoutMs: 600 });
+    const offers = fw.offers()[Symbol.asyncIterator]();
+    const first = (await offers.next()).value!;
+    // No master reads INPUTS: the call is stored but never answered.
+    await master.stop();
+    const task = { taskId: "late", resources: "cpus:0.1;mem:32", command: "sleep 1" };
+    const accepting = fw.accept([first.offerId], [task]);
+    expect(fw.isOutstanding(first.offerId)).toBe(false); // in use while the call is in flight
+    await expect(accepting).rejects.toMatchObject({ code: "TIMEOUT" });
+    expect(fw.isOutstanding(first.offerId)).toBe(true);
+    expect((await offers.next()).value?.offerId).toBe(first.offerId);
+    // A master that leads again rescinds the old leader's offers, this one too (the stored
+    // ACCEPT is then refused: its offer is gone).
+    master = await newMaster();
+    await master.whenLeader();
+    await waitFor(() => !fw.isOutstanding(first.offerId), "the old leader's offer rescinded", 5000);
+    await fw.teardown();
+    await fw.close();
+  });
+
   it("reports tasks on a silent host TASK_UNREACHABLE to a partition-aware framework, TASK_LOST to others", async () => {
     const aware = await connect({ name: "aware", partitionAware: true, failoverTimeoutS: 60 });
     await launch(aware, [["pa-1", "sleep 600"]]);

@@ -2,7 +2,7 @@ import { jetstream } from "@nats-io/jetstream";
 import { connect, nuid, type NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import { PARTITION_AWARE, SUBJECT_ID, subjects, type FrameworkCall } from "../events/index.js";
-import { CorralError, ErrorCode } from "../errors/index.js";
+import { CorralError, ErrorCode, TimeoutError } from "../errors/index.js";
 import { CredentialsError, natsConnectOptions } from "../natsauth/index.js";
 import { AckBatcher } from "./acks.js";
 import { statusesFromWire, toOperations } from "./convert.js";
@@ -212,19 +212,20 @@ class Client implements FrameworkClient {
 
   async accept(offerIds: string[], operations: Operation[] | LaunchTask[], filters?: Filters): Promise<void> {
     const ops = toOperations(operations);
-    this.forget(offerIds);
     const frameworkId = this.frameworkId;
-    await this.rpc.send({ type: "ACCEPT", frameworkId, offerIds, operations: ops, ...withFilters(filters) });
+    await this.using(offerIds, () =>
+      this.rpc.send({ type: "ACCEPT", frameworkId, offerIds, operations: ops, ...withFilters(filters) }),
+    );
   }
 
   async decline(offerIds: string[], filters?: Filters): Promise<void> {
-    this.forget(offerIds);
-    await this.rpc.send({
-      type: "DECLINE",
-      frameworkId: this.frameworkId,
+    const frameworkId = this.frameworkId;
+    // A decline that failed is not offered again: the framework did not want the offer.
+    await this.using(
       offerIds,
-      ...withFilters(filters),
-    });
+      () => this.rpc.send({ type: "DECLINE", frameworkId, offerIds, ...withFilters(filters) }),
+      false,
+    );
   }
 
   async revive(roles?: string[]): Promise<void> {
@@ -266,7 +267,7 @@ class Client implements FrameworkClient {
   }
 
   isOutstanding(offerId: string): boolean {
-    return this.feeds.outstanding.has(offerId);
+    return this.feeds.outstanding.has(offerId) && !this.feeds.claimed.has(offerId);
   }
 
   inverseOffers(): AsyncIterable<InverseOffer> {
@@ -312,7 +313,22 @@ class Client implements FrameworkClient {
     this.log?.debug("framework client closed");
   }
 
-  private forget(offerIds: string[]): void {
-    for (const id of offerIds) this.feeds.outstanding.delete(id);
+  /**
+   * Run a call that uses offers. While it is in flight they are not outstanding; once it is
+   * answered they are gone. If it fails they were not used: a refusal leaves them outstanding
+   * (the master changed nothing), a timeout also offers them again (see `Feeds.release`).
+   */
+  private async using(offerIds: string[], call: () => Promise<unknown>, offerAgain = true): Promise<void> {
+    for (const id of offerIds) this.feeds.claimed.add(id);
+    try {
+      await call();
+    } catch (err) {
+      this.feeds.release(offerIds, offerAgain && err instanceof TimeoutError);
+      throw err;
+    }
+    for (const id of offerIds) {
+      this.feeds.claimed.delete(id);
+      this.feeds.outstanding.delete(id);
+    }
   }
 }

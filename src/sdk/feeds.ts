@@ -64,6 +64,8 @@ export class Feeds {
   readonly outstandingInverse = new Map<string, InverseOffer>();
   /** Offers received and not yet used, declined or rescinded. */
   readonly outstanding = new Map<string, Offer>();
+  /** Offers an ACCEPT or DECLINE in flight is using: not outstanding unless that call fails. */
+  readonly claimed = new Set<string>();
   /** Uuids of updates handed out and not yet acknowledged: a second delivery is dropped. */
   private readonly unacked = new Set<string>();
   private readonly routes: Route[];
@@ -159,11 +161,26 @@ export class Feeds {
   outstandingOffers(): AsyncIterable<Offer> {
     const q = this.offers;
     const outstanding = this.outstanding;
+    const claimed = this.claimed;
     return {
       async *[Symbol.asyncIterator]() {
-        for await (const o of q) if (outstanding.has(o.offerId)) yield o;
+        for await (const o of q) if (outstanding.has(o.offerId) && !claimed.has(o.offerId)) yield o;
       },
     };
+  }
+
+  /**
+   * A call that used these offers failed: those the master has not accepted, declined or
+   * rescinded meanwhile are outstanding again. After a timeout (the call may never have reached
+   * the master: INPUTS electing a leader) they are offered to the framework again, so a
+   * framework reading `offers()` retries instead of waiting for the offer timeout.
+   */
+  release(offerIds: string[], offerAgain: boolean): void {
+    for (const id of offerIds) {
+      this.claimed.delete(id);
+      const o = this.outstanding.get(id);
+      if (o && offerAgain) this.offers.push(o);
+    }
   }
 
   /** The inverse offers queue, skipping ones no longer outstanding when they are read. */
