@@ -60,14 +60,23 @@ beforeAll(async () => {
   cluster = await startNatsCluster({ size: 3, configFile: conf });
 }, 60_000);
 
+// Stopping a master, a host and three JetStream nodes can be slow on a loaded machine; the steps
+// are timed with CORRAL_DEBUG=1.
 afterAll(async () => {
+  const t = Date.now();
+  const step = (what: string) => process.env.CORRAL_DEBUG && console.log(what, Date.now() - t);
   await fw?.close();
+  step("fw");
   await hosts?.stop();
+  step("hosts");
   await master?.stop();
+  step("master");
   await Promise.all(conns.filter((c) => !c.isClosed()).map((c) => c.close().catch(() => undefined)));
+  step("connections");
   await cluster?.close();
+  step("cluster");
   if (dir) rmSync(dir, { recursive: true, force: true });
-});
+}, 90_000);
 
 describe("NATS users on a 3-node cluster", () => {
   it("master, host and framework work with their own credentials, through the loss of a node", async () => {

@@ -55,6 +55,13 @@ interface Outgoing {
 const isWrongSequence = (err: unknown) =>
   err instanceof JetStreamApiError && /last sequence/i.test(err.message);
 
+/** The fence for a refusal by the expected-sequence check. */
+const conflict = (err: unknown) =>
+  new FencedError(`append refused, another writer appended to the log: ${(err as Error).message}`, {
+    cause: err,
+    reason: "conflict",
+  });
+
 /**
  * The leader's only way to write EVENTS. Every message carries the sequence the stream must
  * have before it (`Nats-Expected-Last-Sequence`): if anyone else wrote meanwhile — a second
@@ -195,12 +202,7 @@ export class FencedAppender {
       (err: unknown) => {
         this.#sent.delete(m);
         if (isWrongSequence(err) && !this.#repairing && !this.#earlierUnconfirmed(m)) {
-          this.#fence(
-            new FencedError(`append refused, another writer appended to the log: ${(err as Error).message}`, {
-              cause: err,
-              reason: "conflict",
-            }),
-          );
+          this.#fence(conflict(err));
           m.reject(this.#fenced);
           return;
         }
@@ -251,12 +253,7 @@ export class FencedAppender {
         m.resolve(ack.seq);
       } catch (err) {
         if (isWrongSequence(err)) {
-          this.#fence(
-            new FencedError(`append refused, another writer appended to the log: ${(err as Error).message}`, {
-              cause: err,
-              reason: "conflict",
-            }),
-          );
+          this.#fence(conflict(err));
           break;
         }
         if (Date.now() > deadline) {

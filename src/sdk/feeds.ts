@@ -312,7 +312,6 @@ export class Feeds {
     let msgs = first;
     let next = this.startSeq;
     for (;;) {
-      this.watchConsumer(msgs, route);
       let waiting = false;
       const stalled = msgs;
       const guard = guardStalls(
@@ -367,14 +366,6 @@ export class Feeds {
         }
       }
     }
-  }
-
-  /** Log what the consumer reports about itself (missed heartbeats, re-creation) for operators. */
-  private watchConsumer(msgs: ConsumerMessages, route: Route): void {
-    void (async () => {
-      for await (const n of msgs.status())
-        this.log?.info({ subject: route.subject, status: n }, "event consumer status");
-    })().catch(() => undefined);
   }
 
   private watchConnection(): void {
