@@ -17,15 +17,29 @@ const logger = process.env.CORRAL_DEBUG
   ? createLogger({ level: process.env.CORRAL_DEBUG_LEVEL ?? "warn" })
   : silentLogger();
 
-/** The servers' view of one stream: its cluster leader, replicas and last sequence. */
+/**
+ * The servers' view of one stream: its cluster leader, replicas and last sequence. Right after a
+ * node is lost the JetStream API may time out while leaders are elected: ask again for a while.
+ */
 async function streamView(name: string) {
-  const jsm = await jetstreamManager(nc);
-  const info = await jsm.streams.info(name);
+  const info = await retrying(async () => (await jetstreamManager(nc)).streams.info(name));
   return {
     leader: info.cluster?.leader,
     replicas: (info.cluster?.replicas ?? []).map((r) => ({ name: r.name, current: r.current })),
     lastSeq: info.state.last_seq,
   };
+}
+
+async function retrying<T>(ask: () => Promise<T>, withinMs = 20_000): Promise<T> {
+  const deadline = Date.now() + withinMs;
+  for (;;) {
+    try {
+      return await ask();
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
 }
 
 /** Each live node's own account of a stream's last sequence, from its monitoring endpoint. */
