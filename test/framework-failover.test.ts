@@ -272,13 +272,7 @@ describe("framework failover", () => {
     await expect(accepting).rejects.toMatchObject({ code: "TIMEOUT" });
     expect(fw.isOutstanding(first.offerId)).toBe(true);
     expect((await offers.next()).value?.offerId).toBe(first.offerId);
-    // A master that leads again rescinds the old leader's offers, this one too (the stored
-    // ACCEPT is then refused: its offer is gone).
-    master = await newMaster();
-    await master.whenLeader();
-    await waitFor(() => !fw.isOutstanding(first.offerId), "the old leader's offer rescinded", 5000);
-    await fw.teardown();
-    await fw.close();
+    await fw.close(); // afterEach stops the stopped master again, which is a no-op
   });
 
   it("reports tasks on a silent host TASK_UNREACHABLE to a partition-aware framework, TASK_LOST to others", async () => {
