@@ -1,7 +1,8 @@
 import { InvalidArgumentError, Option, type Command } from "commander";
+import { mkdir } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join, resolve } from "node:path";
-import type { CorralError } from "../errors/index.js";
+import { CorralError, ErrorCode } from "../errors/index.js";
 import { createLogger } from "../log/index.js";
 import { formatResources, parseResources } from "../resources/index.js";
 import { describeChild, serveUntilSignal, startLocalNats, type ChildSpec } from "../supervisor/index.js";
@@ -16,7 +17,10 @@ import {
   registerMastersCommand,
   type MasterCliOptions,
 } from "./master-commands.js";
+import { errorLine } from "./error-line.js";
+import { addLogOptions, cliLogger, type LogCliOptions } from "./log-options.js";
 import { runTask, RunExit } from "./run.js";
+import { lockDataDir, portInUseError } from "./up-lock.js";
 import { cliAuth, cliIdentity, NATS_URLS_HELP } from "./nats-access.js";
 import { parseDuration } from "./times.js";
 
@@ -56,7 +60,7 @@ function attributes(v: string) {
   }
 }
 
-interface UpOptions {
+interface UpOptions extends LogCliOptions {
   /** `--no-host` makes it false: no real host daemon. */
   host: boolean;
   hostResources?: string;
@@ -70,14 +74,31 @@ interface UpOptions {
   leaseTtl?: number;
 }
 
-async function up(o: UpOptions): Promise<void> {
-  const logger = createLogger();
+/** The nats-server of `corral up`; a port already taken is explained by who holds it. */
+async function startNats(o: UpOptions, dataDir: string) {
+  try {
+    return await startLocalNats({ dataDir, port: o.port, httpPort: o.httpPort });
+  } catch (err) {
+    const inUse = /listen tcp \S*:(\d+): bind: address already in use/.exec((err as Error).message);
+    if (!(err instanceof CorralError) || err.code !== ErrorCode.NatsServerFailed || !inUse) throw err;
+    const port = Number(inUse[1]);
+    throw portInUseError(port, port === o.httpPort ? "the monitoring port" : "the NATS port", err);
+  }
+}
+
+async function upCommand(o: UpOptions): Promise<void> {
+  const logger = cliLogger(o);
   const dataDir = resolve(o.data);
+  // The data dir holds the JetStream store and the real host's sandboxes: one `up` at a time.
+  if (!o.nats || o.host) {
+    await mkdir(dataDir, { recursive: true });
+    lockDataDir(dataDir);
+  }
   // A signal while nats-server starts must not leave it running without us.
   let interrupted = false;
   const early = () => (interrupted = true);
   process.once("SIGINT", early).once("SIGTERM", early);
-  const server = o.nats ? undefined : await startLocalNats({ dataDir, port: o.port, httpPort: o.httpPort });
+  const server = o.nats ? undefined : await startNats(o, dataDir);
   process.off("SIGINT", early).off("SIGTERM", early);
   if (interrupted) {
     await server?.stop();
@@ -135,11 +156,11 @@ async function up(o: UpOptions): Promise<void> {
 }
 
 /** `corral master`, `corral projections`, `corral hostd --sim`: one component in its own process. */
-async function serveOne(natsUrl: string, spec: ChildSpec): Promise<void> {
+async function serveOne(natsUrl: string, spec: ChildSpec, log: LogCliOptions): Promise<void> {
   await serveUntilSignal({
     natsUrl,
     auth: cliAuth(),
-    logger: createLogger(),
+    logger: cliLogger(log),
     specs: [spec],
     onReady(children) {
       for (const c of children) print(`${c.name} connected to ${natsUrl}: ${describeChild(c)}`);
@@ -152,7 +173,7 @@ function defaultHostId(): string {
 }
 
 export function registerClusterCommands(program: Command): void {
-  program
+  const up = program
     .command("up")
     .description(
       "run a whole cluster in this process: nats-server, master, projections, a real host and any simulated hosts",
@@ -185,30 +206,33 @@ export function registerClusterCommands(program: Command): void {
       "--lease-ttl <duration>",
       "the masters' leadership lease (see `corral master --help`)",
       (v: string) => parseDuration(v),
-    )
-    .action(async (o: UpOptions) => up(o));
+    );
+  addLogOptions(up).action(async (o: UpOptions) => upCommand(o));
 
-  addMasterOptions(
-    program
-      .command("master")
-      .description(
-        "run a master against a NATS server: it leads if no other master holds the lease, else stands by to take over",
-      )
-      .option("--nats <url>", NATS_HELP, DEFAULT_NATS),
-  ).action(async (o: MasterCliOptions & { nats: string }) =>
-    serveOne(o.nats, { name: "master", component: "master", options: masterComponentOptions(o) }),
+  addLogOptions(
+    addMasterOptions(
+      program
+        .command("master")
+        .description(
+          "run a master against a NATS server: it leads if no other master holds the lease, else stands by to take over",
+        )
+        .option("--nats <url>", NATS_HELP, DEFAULT_NATS),
+    ),
+  ).action(async (o: MasterCliOptions & LogCliOptions & { nats: string }) =>
+    serveOne(o.nats, { name: "master", component: "master", options: masterComponentOptions(o) }, o),
   );
   registerMastersCommand(program, DEFAULT_NATS);
 
-  program
-    .command("projections")
-    .description("run the read side (the live views behind the query commands) against a NATS server")
-    .option("--nats <url>", NATS_HELP, DEFAULT_NATS)
-    .action(async (o: { nats: string }) =>
-      serveOne(o.nats, { name: "projections", component: "projections", options: {} }),
-    );
+  addLogOptions(
+    program
+      .command("projections")
+      .description("run the read side (the live views behind the query commands) against a NATS server")
+      .option("--nats <url>", NATS_HELP, DEFAULT_NATS),
+  ).action(async (o: LogCliOptions & { nats: string }) =>
+    serveOne(o.nats, { name: "projections", component: "projections", options: {} }, o),
+  );
 
-  program
+  const hostd = program
     .command("hostd")
     .description("run a host daemon: real tasks in cgroups and namespaces, or simulated hosts with --sim")
     .option("--sim", "simulate hosts: same protocol, task processes are faked")
@@ -234,47 +258,47 @@ export function registerClusterCommands(program: Command): void {
     .option(
       "--kill-tasks-on-stop",
       "real host: kill the tasks when the daemon stops (default: leave them running for the next daemon to re-adopt)",
-    )
-    .action(
-      async (
-        o: {
-          killTasksOnStop?: boolean;
-          sim?: boolean;
-          nats: string;
-          id?: string;
-          count: number;
-          resources: UpOptions["simHostResources"];
-          attributes?: Record<string, string>;
-          workDir: string;
-          isolation?: "cgroups" | "none";
-        },
-        cmd: Command,
-      ) => {
-        if (!o.sim) {
-          // A real host discovers its resources unless --resources was given on the command line.
-          const given = cmd.getOptionValueSource("resources") === "cli";
-          const options = {
-            workDir: resolve(o.workDir),
-            ...(given ? { resources: formatResources(o.resources) } : {}),
-            ...(o.attributes ? { attributes: o.attributes } : {}),
-            ...(o.isolation ? { isolation: o.isolation } : {}),
-            leaveTasksRunning: !o.killTasksOnStop,
-          };
-          await serveOne(o.nats, { name: "hostd", component: "hostd", options });
-          return;
-        }
-        // A host's credentials name the host: that is the default id (and the only one allowed).
-        const who = cliIdentity();
-        const id = o.id ?? (who?.kind === "host" ? who.id : defaultHostId());
-        const options = {
-          count: o.count,
-          ...(o.count === 1 ? { ids: [id] } : { idPrefix: id }),
-          resources: o.resources,
-          ...(o.attributes ? { attributes: o.attributes } : {}),
-        };
-        await serveOne(o.nats, { name: "sim-hosts", component: "sim-hosts", options });
-      },
     );
+  addLogOptions(hostd).action(
+    async (
+      o: LogCliOptions & {
+        killTasksOnStop?: boolean;
+        sim?: boolean;
+        nats: string;
+        id?: string;
+        count: number;
+        resources: UpOptions["simHostResources"];
+        attributes?: Record<string, string>;
+        workDir: string;
+        isolation?: "cgroups" | "none";
+      },
+      cmd: Command,
+    ) => {
+      if (!o.sim) {
+        // A real host discovers its resources unless --resources was given on the command line.
+        const given = cmd.getOptionValueSource("resources") === "cli";
+        const options = {
+          workDir: resolve(o.workDir),
+          ...(given ? { resources: formatResources(o.resources) } : {}),
+          ...(o.attributes ? { attributes: o.attributes } : {}),
+          ...(o.isolation ? { isolation: o.isolation } : {}),
+          leaveTasksRunning: !o.killTasksOnStop,
+        };
+        await serveOne(o.nats, { name: "hostd", component: "hostd", options }, o);
+        return;
+      }
+      // A host's credentials name the host: that is the default id (and the only one allowed).
+      const who = cliIdentity();
+      const id = o.id ?? (who?.kind === "host" ? who.id : defaultHostId());
+      const options = {
+        count: o.count,
+        ...(o.count === 1 ? { ids: [id] } : { idPrefix: id }),
+        resources: o.resources,
+        ...(o.attributes ? { attributes: o.attributes } : {}),
+      };
+      await serveOne(o.nats, { name: "sim-hosts", component: "sim-hosts", options }, o);
+    },
+  );
 
   program
     .command("weight")
@@ -291,10 +315,7 @@ export function registerClusterCommands(program: Command): void {
         await operatorCall(nc, { type: "SET_WEIGHT", role, weight }, 10_000);
         print(`role ${role}: weight ${weight}`);
       } catch (err) {
-        const e = err as CorralError;
-        process.stderr.write(
-          `corral: weight set failed: ${e.name}: ${e.message}${e.code ? ` (${e.code})` : ""}\n`,
-        );
+        process.stderr.write(`corral: weight set failed: ${errorLine(err)}\n`);
         process.exitCode = 1;
       } finally {
         await nc.close();
@@ -360,12 +381,15 @@ export function registerClusterCommands(program: Command): void {
         process.once("SIGINT", () => ac.abort());
         process.once("SIGTERM", () => ac.abort());
         let frameworkId: string | undefined;
+        let logger;
         try {
           // A framework's credentials name the framework `corral run` subscribes as.
           const who = cliIdentity();
           if (who?.kind === "framework") frameworkId = who.id;
+          // Quiet unless CORRAL_LOG_LEVEL asks for more: stderr is the task's own.
+          logger = createLogger(process.env.CORRAL_LOG_LEVEL?.trim() ? {} : { level: "error" });
         } catch (err) {
-          process.stderr.write(`corral: ${(err as Error).message}\n`);
+          process.stderr.write(`corral: ${errorLine(err)}\n`);
           process.exitCode = RunExit.NotRun;
           return;
         }
@@ -374,7 +398,6 @@ export function registerClusterCommands(program: Command): void {
           process.exitCode = RunExit.NotRun;
           return;
         }
-        const logger = createLogger({ level: process.env.CORRAL_LOG_LEVEL ?? "error" });
         const { disk, role, name } = o;
         let code: number;
         try {
@@ -396,8 +419,7 @@ export function registerClusterCommands(program: Command): void {
             quiet: o.quiet === true,
           });
         } catch (err) {
-          const e = err as CorralError;
-          process.stderr.write(`corral: ${e.message}${e.code ? ` (${e.code})` : ""}\n`);
+          process.stderr.write(`corral: ${errorLine(err)}\n`);
           code = RunExit.NotRun;
         } finally {
           await nc.close().catch(() => undefined);

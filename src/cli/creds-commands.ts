@@ -13,6 +13,7 @@ import {
   type Identity,
   type IdentityKind,
 } from "../natsauth/index.js";
+import { errorLine } from "./error-line.js";
 
 const DEFAULT_DIR = process.env.CORRAL_AUTH_DIR ?? ".corral/nats";
 const print = (line: string) => void process.stdout.write(`${line}\n`);
@@ -54,8 +55,7 @@ function reload(serverPid: number | undefined): void {
 
 /** A refusal: one line on stderr, exit code 1, nothing written. */
 function refuse(err: unknown): void {
-  const e = err as { message?: string; code?: string };
-  process.stderr.write(`corral: ${e.message ?? String(err)}${e.code ? ` (${e.code})` : ""}\n`);
+  process.stderr.write(`corral: ${errorLine(err)}\n`);
   process.exitCode = 1;
 }
 

@@ -4,6 +4,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import type { MaintenanceWindow } from "../events/index.js";
 import { ErrorCode, type CorralError } from "../errors/index.js";
 import { query, type MaintenanceRow } from "../projections/index.js";
+import { errorLine } from "./error-line.js";
 import { durationText, maintenanceStatusText } from "./maintenance-format.js";
 import { connectForCli, operatorCall, type OperatorCallBody } from "./operator-call.js";
 import { parseDuration, parseStart } from "./times.js";
@@ -20,8 +21,7 @@ const print = (line: string) => void process.stdout.write(`${line}\n`);
 const collect = (v: string, prev: string[]) => prev.concat(v.split(",").filter((s) => s.trim() !== ""));
 
 function failed(what: string, err: unknown): void {
-  const e = err as CorralError;
-  process.stderr.write(`corral: ${what} failed: ${e.name}: ${e.message}${e.code ? ` (${e.code})` : ""}\n`);
+  process.stderr.write(`corral: ${what} failed: ${errorLine(err)}\n`);
   process.exitCode = 1;
 }
 

@@ -3,6 +3,7 @@ import { Option, type Command } from "commander";
 import { type CorralError, ErrorCode } from "../errors/index.js";
 import { query } from "../projections/index.js";
 import { formatResources, unreservedForm, type ReservationInfo, type Resources } from "../resources/index.js";
+import { errorLine } from "./error-line.js";
 import { labelsText } from "./format-reservations.js";
 import { connectForCli, operatorCall, operatorPrincipal, type OperatorCallBody } from "./operator-call.js";
 import { labelArg, principalArg, reservationRole } from "./reservation-args.js";
@@ -15,10 +16,7 @@ export const print = (line: string) => void process.stdout.write(`${line}\n`);
 
 /** The operator call failed; `what` is the command, e.g. "reserve". */
 export function fail(what: string, err: unknown): void {
-  const e = err as { code?: string; message?: string };
-  process.stderr.write(
-    `corral: ${what} failed: ${e.message ?? String(err)}${e.code ? ` (${e.code})` : ""}\n`,
-  );
+  process.stderr.write(`corral: ${what} failed: ${errorLine(err)}\n`);
   process.exitCode = 1;
 }
 

@@ -1,7 +1,7 @@
 import { InvalidArgumentError, type Command } from "commander";
-import type { CorralError } from "../errors/index.js";
 import { query, type QuotaRow } from "../projections/index.js";
 import { DEFAULT_ROLE, parseResources, type ScalarTotals } from "../resources/index.js";
+import { errorLine } from "./error-line.js";
 import * as fmt from "./format.js";
 import { connectForCli, operatorCall } from "./operator-call.js";
 import { NATS_URLS_HELP } from "./nats-access.js";
@@ -60,10 +60,7 @@ async function update(
     const result = (await operatorCall(nc, call, 10_000)) as { rescinded?: number } | undefined;
     print(done(result ?? {}));
   } catch (err) {
-    const e = err as CorralError;
-    process.stderr.write(
-      `corral: quota update failed: ${e.name}: ${e.message}${e.code ? ` (${e.code})` : ""}\n`,
-    );
+    process.stderr.write(`corral: quota update failed: ${errorLine(err)}\n`);
     process.exitCode = 1;
   } finally {
     await nc.close();

@@ -25,6 +25,8 @@ export const ErrorCode = {
   Closed: "CLOSED",
   NatsServerMissing: "NATS_SERVER_MISSING",
   NatsServerFailed: "NATS_SERVER_FAILED",
+  /** A second `corral up` where one already runs (the same data directory, or its ports). */
+  AlreadyRunning: "ALREADY_RUNNING",
   Determinism: "DETERMINISM_VIOLATION",
   WorkerExited: "WORKER_EXITED",
   IsolatorUnavailable: "ISOLATOR_UNAVAILABLE",
