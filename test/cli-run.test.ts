@@ -5,7 +5,7 @@ import { describeWanted, fitOffer, pickFromRanges } from "../src/cli/run-resourc
 import { formatResources, parseResources } from "../src/resources/index.js";
 import type { TaskStatus } from "../src/sdk/index.js";
 
-/** `corral run`'s pure parts: the command line, the exit codes, and fitting an offer with ports. */
+/** `corral run`'s pure parts: the command line shown, the exit codes, and fitting an offer with ports. */
 
 const status = (s: Partial<TaskStatus>): TaskStatus => ({
   taskId: "t",
@@ -29,7 +29,7 @@ describe("commandLineOf", () => {
     expect(execFileSync("/bin/sh", ["-c", line], { encoding: "utf8" })).toBe("a b|it's|$HOME||A=b|x;y|*|");
   });
 
-  it("leaves plain words alone, so shell builtins like `exit 3` still work", () => {
+  it("leaves plain words alone (the line shown for a launch)", () => {
     expect(commandLineOf(["sh", "-c", "echo out; exit 3"])).toBe("sh -c 'echo out; exit 3'");
     expect(commandLineOf(["exit", "3"])).toBe("exit 3");
     expect(commandLineOf(["sleep", "0.2"])).toBe("sleep 0.2");

@@ -18,16 +18,21 @@ import {
   type UsageRow,
 } from "../projections/index.js";
 import {
+  checkPoint,
+  checkRange,
   diffStates,
   expandTypes,
   keyFields,
+  logEnd,
   parsePoint,
   readHistory,
   stateAt,
+  timeOfSeq,
   verifyFold,
   verifySnapshot,
   type HistoryItem,
   type HistoryOptions,
+  type Point,
 } from "../replay/index.js";
 import { stateToJSON, type ClusterState } from "../state/index.js";
 import { NATS_URLS_HELP } from "./nats-access.js";
@@ -73,10 +78,8 @@ function addQuery<T>(program: Command, q: QueryCommand<T>): void {
 
 const collect = (v: string, prev: string[]) => prev.concat(v.split(",").filter((s) => s.trim() !== ""));
 
-function point(text: string, what: string): { seq: number } | { time: Date } {
-  const p = parsePoint(text, what);
-  return typeof p === "number" ? { seq: p } : { time: p };
-}
+const stateOptions = (p: Point): { seq: number } | { time: Date } =>
+  typeof p === "number" ? { seq: p } : { time: p };
 
 function historyLine(item: HistoryItem): string {
   if ("error" in item)
@@ -85,20 +88,26 @@ function historyLine(item: HistoryItem): string {
   return `${item.seq} ${iso(item.time)} ${item.event.type}${fields ? ` ${fields}` : ""}`;
 }
 
-function stateSummary(s: ClusterState): string {
+/**
+ * The state at a point, for people. Relative times ("registered 5m ago") are measured from the
+ * point shown, not from now: the time asked for, or the last event folded for a sequence.
+ */
+function stateSummary(s: ClusterState, at: Point): string {
   const tasks = taskViews(s, true).map(taskRow);
   const hosts = hostRows(s);
   const fws = frameworkRows(s);
+  const now = at instanceof Date ? at.getTime() : s.time > 0 ? s.time : Date.now();
   const head =
-    `state at seq ${s.seq}${s.time > 0 ? ` (last event ${iso(s.time)})` : ""}: ` +
+    `state at seq ${s.seq}${at instanceof Date ? ` as of ${iso(now)}` : ""}` +
+    `${s.time > 0 ? ` (last event ${iso(s.time)})` : ""}: ` +
     `${hosts.length} hosts, ${fws.length} frameworks, ${s.tasks.size} live tasks, ` +
     `${s.completed.length} completed tasks, ${s.offers.size} offers`;
   const section = (title: string, text: string, n: number) => (n > 0 ? [``, title, text] : []);
   return [
     head,
-    ...section("HOSTS", fmt.hostsTable(hosts), hosts.length),
-    ...section("FRAMEWORKS", fmt.frameworksTable(fws), fws.length),
-    ...section("TASKS", fmt.tasksTable(tasks), tasks.length),
+    ...section("HOSTS", fmt.hostsTable(hosts, now), hosts.length),
+    ...section("FRAMEWORKS", fmt.frameworksTable(fws, now), fws.length),
+    ...section("TASKS", fmt.tasksTable(tasks, now), tasks.length),
   ].join("\n");
 }
 
@@ -120,21 +129,27 @@ interface ReplayOpts {
 async function replay(o: ReplayOpts): Promise<void> {
   const modes = [o.stateAt !== undefined, o.diff !== undefined, o.verify === true].filter(Boolean).length;
   if (modes > 1) throw new Error("use one of --state-at, --diff and --verify at a time");
+  // A point past the log's end is refused (PastLogEndError), not answered with nothing or with
+  // the latest state as if it were the one asked for.
   if (o.stateAt !== undefined) {
-    const at = point(o.stateAt, "--state-at");
+    const at = parsePoint(o.stateAt, "--state-at");
     return withNats(o.nats, async (nc) => {
-      const s = await stateAt(nc, at);
-      out(o.json ? JSON.stringify(stateToJSON(s), null, 2) : stateSummary(s));
+      checkPoint(at, await logEnd(nc), { name: `--state-at ${o.stateAt}`, after: "state" });
+      const s = await stateAt(nc, stateOptions(at));
+      out(o.json ? JSON.stringify(stateToJSON(s), null, 2) : stateSummary(s, at));
     });
   }
   if (o.diff !== undefined) {
     const [a, b, ...rest] = o.diff;
     if (a === undefined || b === undefined || rest.length > 0)
       throw new Error("--diff takes two points: --diff A B");
-    const pa = point(a, "--diff A");
-    const pb = point(b, "--diff B");
+    const pa = parsePoint(a, "--diff A");
+    const pb = parsePoint(b, "--diff B");
     return withNats(o.nats, async (nc) => {
-      const d = diffStates(await stateAt(nc, pa), await stateAt(nc, pb));
+      const end = await logEnd(nc);
+      checkPoint(pa, end, { name: `--diff A ${a}`, after: "state" });
+      checkPoint(pb, end, { name: `--diff B ${b}`, after: "state" });
+      const d = diffStates(await stateAt(nc, stateOptions(pa)), await stateAt(nc, stateOptions(pb)));
       out(o.json ? JSON.stringify(d, null, 2) : fmt.diffText(d));
     });
   }
@@ -162,6 +177,11 @@ async function replay(o: ReplayOpts): Promise<void> {
   if (o.framework) opts.frameworkId = o.framework;
   if (o.host) opts.hostId = o.host;
   await withNats(o.nats, async (nc) => {
+    const from = opts.from !== undefined ? { name: `--from ${o.from}`, point: opts.from } : undefined;
+    const to = opts.to !== undefined ? { name: `--to ${o.to}`, point: opts.to } : undefined;
+    if (from)
+      checkPoint(from.point, await logEnd(nc), { name: from.name, after: o.follow ? "follow" : "events" });
+    if (from && to) await checkRange(from, to, (seq) => timeOfSeq(nc, seq));
     const ac = new AbortController();
     const onSigint = () => {
       ac.abort();

@@ -1,5 +1,6 @@
 import { nuid, type NatsConnection } from "@nats-io/transport-node";
 import { CorralError, ErrorCode } from "../errors/index.js";
+import type { Command } from "../events/index.js";
 import type { Logger } from "../log/index.js";
 import { formatResources, rangesCount } from "../resources/index.js";
 import { connectFramework, isTerminal, type Offer, type TaskStatus } from "../sdk/index.js";
@@ -25,7 +26,7 @@ export const RunExit = {
 export interface RunOptions extends RunResources {
   /** The caller's connection: used, not closed. */
   nc: NatsConnection;
-  /** argv of the command (see `commandLineOf`). */
+  /** The words after `--` (see `taskCommandOf`). */
   command: string[];
   role: string;
   name: string;
@@ -78,14 +79,52 @@ export function describeUpdate(u: TaskStatus): string {
 const PLAIN_WORD = /^[A-Za-z0-9_@%+:,./-]+$/;
 
 /**
- * The `/bin/sh -c` line for the words after `--`. One word is a whole command line, so
- * `corral run -- 'make | tee log'` keeps its pipe and `$VAR`s expand in the task. Several words
- * are an argv, as `docker run` takes it: each is quoted where needed so that the task sees exactly
- * those words (`sh -c 'echo a; exit 3'` stays three words); shell builtins like `exit 3` still work.
+ * The words after `--` as one line, for people: one word as it is, several each quoted for a
+ * POSIX shell where needed (`sh -c 'echo a; exit 3'`), so the line says which words the task gets.
  */
 export function commandLineOf(words: readonly string[]): string {
   if (words.length === 1) return words[0] ?? "";
   return words.map((w) => (PLAIN_WORD.test(w) ? w : `'${w.replace(/'/g, `'\\''`)}'`)).join(" ");
+}
+
+/** Shell builtins that are no program on PATH: `corral run -- exit 3` runs them through `sh`. */
+const SHELL_BUILTINS = new Set([
+  ".",
+  ":",
+  "alias",
+  "break",
+  "cd",
+  "continue",
+  "eval",
+  "exec",
+  "exit",
+  "export",
+  "readonly",
+  "return",
+  "set",
+  "shift",
+  "times",
+  "trap",
+  "ulimit",
+  "umask",
+  "unalias",
+  "unset",
+  "wait",
+]);
+
+/**
+ * The task's command for the words after `--`. One word is a whole shell command line
+ * (`corral run -- 'make | tee log'`; its `$VAR`s expand in the task's shell). Several words are
+ * an argv, as `docker run` and a Marathon app's `args` take it: run without a shell, each word
+ * exactly as given except that the host expands the task's own variables in it (`$PORT0`,
+ * `${HOST}`, ...: hostd's task-vars.ts), so `python3 -m http.server '$PORT0'` listens on the
+ * task's port. A shell builtin as the first word (`exit 3`) runs as `sh -c '"$@"' sh exit 3`:
+ * the same words, given to the shell's builtin instead of a program that does not exist.
+ */
+export function taskCommandOf(words: readonly string[]): Command {
+  if (words.length === 1) return { value: words[0] ?? "", shell: true };
+  const argv = SHELL_BUILTINS.has(words[0] ?? "") ? ["/bin/sh", "-c", '"$@"', "sh", ...words] : [...words];
+  return { argv, shell: false };
 }
 
 /**
@@ -104,6 +143,7 @@ export async function runTask(o: RunOptions): Promise<number> {
     ports: o.ports,
     ...(o.disk !== undefined ? { disk: o.disk } : {}),
   };
+  const command = taskCommandOf(o.command);
   const commandLine = commandLineOf(o.command);
   const taskId = `${o.name.replace(/[^A-Za-z0-9_.:@-]/g, "_").slice(0, 100)}-${nuid.next()}`;
 
@@ -203,7 +243,7 @@ export async function runTask(o: RunOptions): Promise<number> {
           taskId,
           name: o.name,
           resources: use.resources,
-          command: { value: commandLine, shell: true },
+          command,
         };
         await fw.accept([offer.offerId], use.operations(task));
         launched = offer;

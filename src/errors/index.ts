@@ -52,6 +52,8 @@ export const ErrorCode = {
   SnapshotInvalid: "SNAPSHOT_INVALID",
   /** A NATS credential or identity that is malformed, unknown, or not the one asked for. */
   InvalidCredentials: "INVALID_CREDENTIALS",
+  /** A point of the log asked for (a replay's --from, --state-at...) that lies after its end. */
+  PastLogEnd: "PAST_LOG_END",
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -164,6 +166,21 @@ export class SnapshotInvalidError extends CorralError {
     super(ErrorCode.SnapshotInvalid, `snapshot ${snapshot}: ${message}`, options);
     this.name = "SnapshotInvalidError";
     this.snapshot = snapshot;
+  }
+}
+
+/**
+ * A point asked of the log that lies after its end: a sequence it has not reached, a time after
+ * its last message (where that leaves nothing to show) or in the future. Terminal for that
+ * question; asking again once the log has grown may succeed.
+ */
+export class PastLogEndError extends CorralError {
+  /** The log's last sequence when asked (0: empty). */
+  readonly lastSeq: number;
+  constructor(lastSeq: number, message: string) {
+    super(ErrorCode.PastLogEnd, message);
+    this.name = "PastLogEndError";
+    this.lastSeq = lastSeq;
   }
 }
 

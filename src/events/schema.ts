@@ -75,7 +75,7 @@ export const TaskStateSchema = Type.Union(TASK_STATES.map((s) => Type.Literal(s)
 export const CommandSchema = Type.Object({
   /** A shell command line (run with /bin/sh -c when `shell` is true, the default when given). */
   value: Type.Optional(Type.String({ maxLength: 65536 })),
-  /** argv form, run without a shell. */
+  /** argv form, run without a shell; the host expands the task's own variables (`$PORT0`, ...) in each word. */
   argv: Type.Optional(Type.Array(Type.String({ maxLength: 65536 }), { maxItems: 4096 })),
   shell: Type.Optional(Type.Boolean()),
   env: Type.Optional(Type.Record(Type.String(), Type.String())),

@@ -21,12 +21,16 @@ export const IGNORE_TERM_LABEL = "sim.ignore-term";
 
 const UNIT_S: Record<string, number> = { "": 1, s: 1, m: 60, h: 3600, d: 86_400 };
 
-/** The command as one line of text: `value`, or `argv` joined (`sh -c SCRIPT` gives SCRIPT). */
+/**
+ * The command as one line of text: `value`, or `argv` joined (`sh -c SCRIPT` gives SCRIPT, and
+ * `sh -c '"$@"' sh WORDS...`, how `corral run -- exit 3` reaches a builtin, gives the WORDS).
+ */
 export function commandText(command: Command | undefined): string {
   if (!command) return "";
   if (command.value !== undefined) return command.value;
   const argv = command.argv ?? [];
-  if (argv.length >= 3 && /(^|\/)(ba|da)?sh$/.test(argv[0] ?? "") && argv[1] === "-c") return argv[2] ?? "";
+  if (argv.length >= 3 && /(^|\/)(ba|da)?sh$/.test(argv[0] ?? "") && argv[1] === "-c")
+    return argv[2] === '"$@"' ? argv.slice(4).join(" ") : (argv[2] ?? "");
   return argv.join(" ");
 }
 

@@ -113,6 +113,7 @@ export async function startHostDaemon(opts: HostDaemonOptions): Promise<HostDaem
     {
       workDir,
       hostId,
+      hostname,
       support,
       cgroupRoot,
       killGracePeriodS: opts.killGracePeriodS ?? 3,

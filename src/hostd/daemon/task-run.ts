@@ -43,6 +43,8 @@ export const DEFAULT_TASK_MEM_MB = 32;
 export interface RunContext {
   workDir: string;
   hostId: string;
+  /** The host's name, the tasks' HOST. */
+  hostname?: string;
   /** Cgroup support in use; undefined when tasks run without isolation. */
   support: CgroupSupport | undefined;
   cgroupRoot: string;
@@ -237,6 +239,7 @@ export class TaskRun {
         command: e.command,
         sandbox: this.sandbox,
         ports: portsFromResources(e.resources),
+        ...(this.#ctx.hostname !== undefined ? { host: this.#ctx.hostname } : {}),
         ...(e.container?.namespaces ? { namespaces: e.container.namespaces } : {}),
         ...(e.container?.hostname !== undefined ? { hostname: e.container.hostname } : {}),
         ...(volumes.length > 0 ? { volumes } : {}),
@@ -349,6 +352,7 @@ export class TaskRun {
     this.#watchers = startWatchers({
       launch: this.#launch,
       sandbox,
+      host: this.#ctx.hostname,
       checkContainer: checkContainerOf({
         cgroup: this.#cg,
         rootPid,

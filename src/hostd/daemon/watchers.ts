@@ -16,6 +16,8 @@ export interface TaskWatchers {
 export interface WatchOptions {
   launch: EventOf<"task.launched">;
   sandbox: string;
+  /** The host's name, the task's HOST. */
+  host?: string | undefined;
   /** Where COMMAND checks run: inside the task's cgroup and namespaces (undefined: on the host). */
   checkContainer: CheckContainer | undefined;
   /** The task's `disk` in MB (undefined: not watched). */
@@ -38,6 +40,7 @@ export function startWatchers(o: WatchOptions): TaskWatchers {
       frameworkId: e.frameworkId,
       sandbox: o.sandbox,
       ports: portsFromResources(e.resources),
+      host: o.host,
       commandEnv: e.command.env,
     });
     const checker = startHealthChecker(e.healthCheck, {

@@ -9,6 +9,8 @@ export interface TaskEnvInput {
   frameworkId: string;
   sandbox: string;
   ports: readonly number[];
+  /** The host's name, the task's HOST (as Marathon sets it); none when undefined. */
+  host?: string | undefined;
   commandEnv?: Record<string, string> | undefined;
   extraEnv?: Record<string, string> | undefined;
 }
@@ -24,33 +26,46 @@ function checkEnv(where: string, env: Record<string, string> | undefined): void 
 }
 
 /**
+ * The variables Corral sets for the task, which always win over the command's and the daemon's:
+ * CORRAL_TASK_ID, CORRAL_FRAMEWORK_ID, CORRAL_SANDBOX, MESOS_SANDBOX, HOST (when known),
+ * PORT0..n, PORT (= PORT0, when there are ports) and PORTS (comma-separated, maybe empty). These
+ * are also the names expanded in the words of a command run without a shell (task-vars.ts).
+ */
+export function taskVariables(input: Omit<TaskEnvInput, "commandEnv" | "extraEnv">): Record<string, string> {
+  for (const p of input.ports) {
+    if (!Number.isInteger(p) || p < 1 || p > 65535)
+      throw new LaunchError("INVALID_COMMAND", `invalid port ${p}`);
+  }
+  const vars: Record<string, string> = {
+    CORRAL_TASK_ID: input.taskId,
+    CORRAL_FRAMEWORK_ID: input.frameworkId,
+    CORRAL_SANDBOX: input.sandbox,
+    MESOS_SANDBOX: input.sandbox,
+  };
+  if (input.host !== undefined && input.host !== "") vars.HOST = input.host;
+  input.ports.forEach((p, i) => {
+    vars[`PORT${i}`] = String(p);
+  });
+  if (input.ports.length > 0) vars.PORT = String(input.ports[0]);
+  vars.PORTS = input.ports.join(",");
+  return vars;
+}
+
+/**
  * The task's whole environment: a clean base (nothing inherited from the daemon), then the
  * command's env, then the daemon's extraEnv, then the Corral variables (which always win).
  */
 export function buildTaskEnv(input: TaskEnvInput): Record<string, string> {
   checkEnv("command.env", input.commandEnv);
   checkEnv("extraEnv", input.extraEnv);
-  for (const p of input.ports) {
-    if (!Number.isInteger(p) || p < 1 || p > 65535)
-      throw new LaunchError("INVALID_COMMAND", `invalid port ${p}`);
-  }
-  const env: Record<string, string> = {
+  return {
     PATH: SYSTEM_PATH,
     HOME: input.sandbox,
     LANG: "C.UTF-8",
     ...input.commandEnv,
     ...input.extraEnv,
-    CORRAL_TASK_ID: input.taskId,
-    CORRAL_FRAMEWORK_ID: input.frameworkId,
-    CORRAL_SANDBOX: input.sandbox,
-    MESOS_SANDBOX: input.sandbox,
+    ...taskVariables(input),
   };
-  input.ports.forEach((p, i) => {
-    env[`PORT${i}`] = String(p);
-  });
-  if (input.ports.length > 0) env.PORT = String(input.ports[0]);
-  env.PORTS = input.ports.join(",");
-  return env;
 }
 
 /** Every port of the "ports" range resources (any role), ascending: what an offer granted. */

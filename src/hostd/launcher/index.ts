@@ -5,7 +5,8 @@ export { readLog, rotateLog, watchLogs, DEFAULT_LOG_KEEP, DEFAULT_LOG_MAX_BYTES 
 export type { LogName, LogOptions, LogWatch, ReadLogOptions } from "./logs.js";
 export { launchTask, commandArgv, taskNamespaces } from "./launch.js";
 export type { LaunchCommand, LaunchSpec, Namespace, RunningTask, TaskExit, VolumeSpec } from "./launch.js";
-export { buildTaskEnv, portsFromResources } from "./env.js";
+export { buildTaskEnv, portsFromResources, taskVariables } from "./env.js";
+export { expandTaskVars } from "./task-vars.js";
 export type { TaskEnvInput } from "./env.js";
 export { findExecutable, findTool, resolveUser, SYSTEM_PATH } from "./resolve.js";
 export type { ResolvedUser } from "./resolve.js";

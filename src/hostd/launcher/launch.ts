@@ -3,7 +3,7 @@ import { chmodSync, realpathSync, rmSync, statSync, writeFileSync } from "node:f
 import { chown, mkdir, open, realpath, stat } from "node:fs/promises";
 import { dirname, isAbsolute, join } from "node:path";
 import { readExitStatus } from "./adopt.js";
-import { buildTaskEnv } from "./env.js";
+import { buildTaskEnv, taskVariables } from "./env.js";
 import { taskHandle } from "./handle.js";
 import { LaunchError } from "./errors.js";
 import type { LogOptions } from "./logs.js";
@@ -12,6 +12,7 @@ import type { ResolvedUser } from "./resolve.js";
 import { findExecutable, findTool, resolveUser } from "./resolve.js";
 import { resolveInSandbox, validateId } from "./sandbox.js";
 import { sharedSpawner, type Spawner } from "./spawner.js";
+import { expandTaskVars } from "./task-vars.js";
 import type { WrapperOp } from "./wrapper.js";
 import { EXIT_STATUS_FILE, WRAPPER_FILE, WRAPPER_SCRIPT, innerArgs } from "./wrapper.js";
 
@@ -42,6 +43,8 @@ export interface LaunchSpec {
   /** An existing directory (see createSandbox); becomes cwd and HOME. */
   sandbox: string;
   ports: number[];
+  /** The host's name: the task's HOST. */
+  host?: string;
   /** Volumes imply "mount", a hostname implies "uts". */
   namespaces?: Namespace[];
   hostname?: string;
@@ -79,8 +82,12 @@ export interface RunningTask {
   release(): void;
 }
 
-/** The argv to exec: `value` through /bin/sh -c (shell true or unset), otherwise argv as is. */
-export function commandArgv(c: LaunchCommand): string[] {
+/**
+ * The argv to exec: `value` through /bin/sh -c (shell true or unset), otherwise `argv` (or a
+ * lone `value`) without a shell, each word with the task's own variables expanded (`vars`, see
+ * task-vars.ts): the shell form leaves `$PORT0` to the shell, the argv form has no shell to do it.
+ */
+export function commandArgv(c: LaunchCommand, vars: Readonly<Record<string, string>> = {}): string[] {
   const shell = c.shell ?? c.value !== undefined;
   let argv: string[];
   if (shell) {
@@ -89,9 +96,9 @@ export function commandArgv(c: LaunchCommand): string[] {
     }
     argv = ["/bin/sh", "-c", c.value];
   } else if (c.argv && c.argv.length > 0) {
-    argv = [...c.argv];
+    argv = c.argv.map((w) => expandTaskVars(w, vars));
   } else if (c.value !== undefined && c.value !== "") {
-    argv = [c.value];
+    argv = [expandTaskVars(c.value, vars)];
   } else {
     throw new LaunchError("INVALID_COMMAND", "the command has neither `value` nor `argv`");
   }
@@ -184,15 +191,15 @@ export async function launchTask(spec: LaunchSpec): Promise<RunningTask> {
   if (!statSync(sandbox).isDirectory())
     throw new LaunchError("INVALID_SANDBOX", `${sandbox} is not a directory`);
 
-  const argv = commandArgv(spec.command);
-  const env = buildTaskEnv({
+  const own = {
     taskId: spec.taskId,
     frameworkId: spec.frameworkId,
     sandbox,
     ports: spec.ports,
-    commandEnv: spec.command.env,
-    extraEnv: spec.extraEnv,
-  });
+    host: spec.host,
+  };
+  const env = buildTaskEnv({ ...own, commandEnv: spec.command.env, extraEnv: spec.extraEnv });
+  const argv = commandArgv(spec.command, taskVariables(own));
   const user: ResolvedUser | undefined = spec.command.user ? await resolveUser(spec.command.user) : undefined;
   const exe = await findExecutable(argv[0] ?? "", env.PATH ?? "", sandbox);
 
