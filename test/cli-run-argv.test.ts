@@ -102,7 +102,7 @@ describe("corral run -- WORDS... on a real host", () => {
       const exit = await cli(["run", "-q", "--nats", url, "--", "exit", "3"]);
       expect(exit.code, both(exit)).toBe(3);
       const missing = await cli(["run", "-q", "--nats", url, "--", "no-such-program-x", "$PORT0"]);
-      expect(missing.code, both(missing)).toBe(125);
+      expect(missing.code, both(missing)).toBe(127);
       expect(missing.stderr).toMatch(/TASK_FAILED .*executable "no-such-program-x" not found on PATH/);
     },
   );

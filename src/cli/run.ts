@@ -21,6 +21,8 @@ export const RunExit = {
   /** TASK_KILLED, or killed for exceeding a limit (memory, disk). */
   Killed: 137,
   Interrupted: 130,
+  /** The command's program was not found, as a shell says it (and `docker run`). */
+  NotFound: 127,
 } as const;
 
 export interface RunOptions extends RunResources {
@@ -61,6 +63,10 @@ function endedByItself(u: TaskStatus): boolean {
 export function exitCodeOf(u: TaskStatus): number {
   if (u.state === "TASK_FINISHED") return RunExit.Finished;
   if (u.state === "TASK_KILLED" || u.reason?.startsWith("REASON_CONTAINER_LIMITATION")) return RunExit.Killed;
+  // An argv's program is looked up by the host, not by a shell: keep the shell's (and docker
+  // run's) 127 for a program that is not there.
+  if (u.reason === "REASON_CONTAINER_LAUNCH_FAILED" && /\bexecutable .* not found\b/.test(u.message ?? ""))
+    return RunExit.NotFound;
   if (u.state === "TASK_FAILED" && u.exitCode !== undefined && u.exitCode > 0 && u.exitCode < 256)
     return u.exitCode;
   return RunExit.NotRun;
