@@ -9,6 +9,7 @@ import { parseAttributes } from "../hostd/index.js";
 import { connectForCli, operatorCall, operatorPrincipal } from "./operator-call.js";
 import { principalArg, runVolumeUsage, volumeSpecArg, type VolumeSpec } from "./reservation-args.js";
 import { registerLogsCommand } from "./logs.js";
+import { registerKillCommand } from "./kill-command.js";
 import {
   addMasterOptions,
   defaultMasterId,
@@ -408,4 +409,5 @@ export function registerClusterCommands(program: Command): void {
     );
 
   registerLogsCommand(program);
+  registerKillCommand(program);
 }
