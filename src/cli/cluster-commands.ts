@@ -389,7 +389,7 @@ export function registerClusterCommands(program: Command): void {
             role,
             name,
             principal: o.principal ?? operatorPrincipal(),
-            ...(frameworkId ? { frameworkId } : {}),
+            ...(frameworkId ? { frameworkId, askHosts: false } : {}),
             ...(o.volume ? { volume: o.volume } : {}),
             timeoutS: o.timeout,
             logger,
