@@ -221,6 +221,12 @@ describe("the master authorizes every call against folded state", () => {
       "UNAUTHORIZED",
       /not an operator/,
     );
+    await refused(
+      "mallory kills ta",
+      () => op("mallory", { type: "KILL_TASK", taskId: "ta" }),
+      "UNAUTHORIZED",
+      /not an operator/,
+    );
     expect((await op("ops", { type: "SET_WEIGHT", role: "a", weight: 3 })).ok).toBe(true);
     expect(master.state.roles.get("a")?.weight).toBe(3);
   });

@@ -1,9 +1,12 @@
 import { execFileSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
 import { commandLineOf, exitCodeOf, RunExit } from "../src/cli/run.js";
+import { explainNoOffer } from "../src/cli/run-no-offer.js";
 import { describeWanted, fitOffer, pickFromRanges } from "../src/cli/run-resources.js";
+import { hostRows } from "../src/projections/index.js";
 import { formatResources, parseResources } from "../src/resources/index.js";
 import type { TaskStatus } from "../src/sdk/index.js";
+import { Given } from "./helpers/given.js";
 
 /** `corral run`'s pure parts: the command line shown, the exit codes, and fitting an offer with ports. */
 
@@ -95,5 +98,66 @@ describe("fitting an offer", () => {
     );
     // Three cpus only counting the unreserved two and the reserved one together: refused.
     expect(fitOffer(offer, { ...want, ports: 1, cpus: 3 }, "web")).toBeUndefined();
+  });
+});
+
+describe("why no offer came (corral run --timeout)", () => {
+  const want = { cpus: 0.5, mem: 128, ports: 0 };
+
+  it("says when no host is registered at all", () => {
+    expect(explainNoOffer([], want, "*")).toBe(
+      "no hosts are registered: start one with `corral hostd --nats URL` (or `corral up`)",
+    );
+  });
+
+  it("names each host's reason and what would change it", () => {
+    const g = new Given();
+    for (const h of ["h1", "h2", "h3", "h4", "h5", "h6"]) g.host(h, "cpus:4;mem:4096");
+    g.host("h7", "cpus(db):4;mem(db):4096").host("h8", "cpus:0.1;mem:64");
+    g.apply({ type: "host.deactivated", hostId: "h1", reason: "deactivated by operator" });
+    g.apply({ type: "host.draining", hostId: "h2", markGone: false });
+    g.apply({ type: "host.unreachable", hostId: "h3", reason: "no heartbeat" });
+    g.apply({
+      type: "maintenance.scheduled",
+      windows: [{ hostIds: ["h4"], start: 0, durationMs: 1 }],
+      reason: "",
+    });
+    g.apply({ type: "host.down", hostId: "h4" });
+    // f1 holds all of h5 in a task and all of h6 in an offer.
+    g.framework("f1", ["*"]);
+    const [o5] = g.offer([
+      { frameworkId: "f1", role: "*", hostId: "h5", resources: parseResources("cpus:4;mem:4096") },
+    ]);
+    g.launch(o5!);
+    g.offer([{ frameworkId: "f1", role: "*", hostId: "h6", resources: parseResources("cpus:4;mem:4096") }]);
+    expect(explainNoOffer(hostRows(g.state), want, "*").split("; ")).toEqual([
+      "8 hosts registered, none offering: h1 is deactivated (corral host reactivate h1)",
+      "h2 is draining (corral host reactivate h2)",
+      "h3 is unreachable (no heartbeat: is its corral hostd running?)",
+      "h4 is down for maintenance (corral maintenance up h4)",
+      "h5 is fully used by other tasks (corral tasks --host h5)",
+      "h6 is offered to other frameworks (see corral offers)",
+      "h7 is reserved for role db (run with --role db)",
+      "h8 is too small, with cpus:0.1;mem:64 in all (ask for less)",
+    ]);
+    // The role the run asks for may use its reservation: not the reason then.
+    expect(explainNoOffer(hostRows(g.state).slice(6, 7), want, "db")).toBe(
+      "1 host registered, none offering: h7 is not offering, with cpus(db):4;mem(db):4096 available (quota? see corral roles)",
+    );
+  });
+
+  it("names hosts with the same reason together", () => {
+    const g = new Given();
+    for (const h of ["a", "b", "c", "d", "e"]) {
+      g.host(h, "cpus:1;mem:1024");
+      g.apply({ type: "host.deactivated", hostId: h, reason: "x" });
+    }
+    g.host("f", "cpus:1;mem:1024").apply({ type: "host.deactivated", hostId: "f", reason: "x" });
+    expect(explainNoOffer(hostRows(g.state).slice(0, 2), want, "*")).toBe(
+      "2 hosts registered, none offering: a and b are deactivated (corral host reactivate HOST)",
+    );
+    expect(explainNoOffer(hostRows(g.state), want, "*")).toBe(
+      "6 hosts registered, none offering: a, b, c and 3 more are deactivated (corral host reactivate HOST)",
+    );
   });
 });

@@ -144,10 +144,11 @@ describe("corral up / run with the default real host", () => {
     );
   });
 
-  it("Ctrl-C tears the task down and exits 130", { timeout: 60_000 }, async () => {
+  it("Ctrl-C kills the task, waits for TASK_KILLED and exits 130", { timeout: 60_000 }, async () => {
     const run = await startService(["run", "--nats", url, "--", "sleep", "30"], /TASK_RUNNING/);
     expect(await interrupt(run)).toBe(130);
-    expect(run.err()).toMatch(/interrupted: tearing down/);
+    expect(run.err()).toMatch(/interrupted: killing task/);
+    expect(run.err()).toMatch(/^TASK_KILLED /m);
   });
 
   it("sets a role's weight with an operator call, and refuses a bad one", { timeout: 60_000 }, async () => {

@@ -237,6 +237,7 @@ function validCalls(): Array<[string, Record<string, unknown>]> {
     [op, { type: "SET_WEIGHT", callId: id, role: "r1", weight: 2 }],
     [op, { type: "UPDATE_QUOTA", callId: id, role: "r1", guarantees: { cpus: 1 }, limits: { cpus: 100 } }],
     [op, { type: "TEARDOWN_FRAMEWORK", callId: id, frameworkId: "ghost" }],
+    [op, { type: "KILL_TASK", callId: id, taskId: "t1" }],
     [
       op,
       {

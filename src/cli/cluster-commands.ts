@@ -10,6 +10,7 @@ import { parseAttributes } from "../hostd/index.js";
 import { connectForCli, operatorCall, operatorPrincipal } from "./operator-call.js";
 import { principalArg, runVolumeUsage, volumeSpecArg, type VolumeSpec } from "./reservation-args.js";
 import { registerLogsCommand } from "./logs.js";
+import { registerKillCommand } from "./kill-command.js";
 import {
   addMasterOptions,
   defaultMasterId,
@@ -411,7 +412,7 @@ export function registerClusterCommands(program: Command): void {
             role,
             name,
             principal: o.principal ?? operatorPrincipal(),
-            ...(frameworkId ? { frameworkId } : {}),
+            ...(frameworkId ? { frameworkId, askHosts: false } : {}),
             ...(o.volume ? { volume: o.volume } : {}),
             timeoutS: o.timeout,
             logger,
@@ -430,4 +431,5 @@ export function registerClusterCommands(program: Command): void {
     );
 
   registerLogsCommand(program);
+  registerKillCommand(program);
 }

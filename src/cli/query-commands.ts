@@ -210,7 +210,10 @@ export function registerQueryCommands(program: Command): void {
   });
   addQuery<FrameworkRow[]>(program, {
     name: "frameworks",
-    description: "list the frameworks: roles, tasks, offers, allocation and dominant share",
+    description:
+      "list the frameworks: roles, tasks, offers, allocation and dominant share (--all adds removed ones)",
+    options: (c) => c.option("--all", "include removed (torn down) frameworks"),
+    filters: (o) => (o.all === true ? { includeRemoved: true } : {}),
     render: (rows) => fmt.orNone(fmt.frameworksTable(rows), rows.length, "frameworks"),
   });
   addQuery<TaskRow[]>(program, {

@@ -1,4 +1,5 @@
 import { nuid, type NatsConnection } from "@nats-io/transport-node";
+import { setTimeout as sleep } from "node:timers/promises";
 import { CorralError, ErrorCode } from "../errors/index.js";
 import type { Command } from "../events/index.js";
 import type { Logger } from "../log/index.js";
@@ -6,6 +7,7 @@ import { formatResources, rangesCount } from "../resources/index.js";
 import { connectFramework, isTerminal, type Offer, type TaskStatus } from "../sdk/index.js";
 import { TaskOutput } from "./run-output.js";
 import type { VolumeSpec } from "./reservation-args.js";
+import { noOfferReason } from "./run-no-offer.js";
 import { describeWanted, type RunResources } from "./run-resources.js";
 import { plainPlacer, volumePlacer, type Placement, type Placer } from "./run-volume.js";
 
@@ -25,6 +27,13 @@ export const RunExit = {
   NotFound: 127,
 } as const;
 
+/**
+ * How long an interrupted run waits for its task's terminal update after killing it: the host's
+ * default grace period (3 s) between TERM and KILL, and some time to report. Past it the run tears
+ * down anyway (which kills the task too), leaving the update unacknowledged.
+ */
+export const INTERRUPT_WAIT_MS = 5000;
+
 export interface RunOptions extends RunResources {
   /** The caller's connection: used, not closed. */
   nc: NatsConnection;
@@ -40,9 +49,19 @@ export interface RunOptions extends RunResources {
   volume?: VolumeSpec;
   /** Seconds to wait for a suitable offer. */
   timeoutS: number;
+  /**
+   * When no offer came, ask the read side's hosts why (default true). Off with a framework's
+   * credentials: they may not query the read side.
+   */
+  askHosts?: boolean;
   logger?: Logger;
-  /** Aborting tears the framework down (which kills the task) and ends with 130. */
+  /**
+   * Aborting kills the task, waits (at most `interruptWaitMs`) for its terminal update and
+   * acknowledges it, then tears the framework down and ends with 130.
+   */
   signal?: AbortSignal;
+  /** Default INTERRUPT_WAIT_MS. */
+  interruptWaitMs?: number;
   /** Progress: the launch and every state change (default: a line on stderr). */
   say?: (line: string) => void;
   /** No progress lines: only the task's output, and why it ended when that was not its own doing. */
@@ -195,6 +214,10 @@ export async function runTask(o: RunOptions): Promise<number> {
   });
   let launched: Offer | undefined;
   let launching = false;
+  // Interrupted (Ctrl-C): the task is being killed; its terminal update ends the run with 130.
+  let interrupted = false;
+  // No offer came in time: the hosts are being asked why (no offer is taken meanwhile).
+  let givingUp = false;
   // Said when no offer fits: how many were looked at, and the most ports one of them had.
   let offersSeen = 0;
   let mostPorts = 0;
@@ -209,32 +232,59 @@ export async function runTask(o: RunOptions): Promise<number> {
   };
 
   const deadline = Date.now() + o.timeoutS * 1000;
-  const giveUp = () => {
+  const giveUp = async () => {
     // A launch under way decides for itself: it either launched, or gives up once it failed.
-    if (launched || launching || finished) return;
+    if (launched || launching || finished || givingUp || interrupted) return;
+    givingUp = true;
     const wanted = describeWanted(want);
     const why = placer.why();
+    // No offer at all: the hosts say why (deactivated, draining, down, full, ...).
+    const hosts =
+      offersSeen === 0 && o.askHosts !== false ? await noOfferReason(o.nc, want, o.role) : undefined;
+    if (finished) return;
     warn(
       offersSeen > 0 && why !== undefined
         ? `corral: no offer to run on within ${o.timeoutS} s: ${why}; see \`corral volume list\` and \`corral hosts\``
         : offersSeen === 0
-          ? `corral: no offer within ${o.timeoutS} s — are hosts registered? see \`corral hosts\``
+          ? hosts !== undefined
+            ? `corral: no offer within ${o.timeoutS} s: ${hosts}`
+            : `corral: no offer within ${o.timeoutS} s — are hosts registered? see \`corral hosts\``
           : `corral: no offer with ${wanted} within ${o.timeoutS} s: ${offersSeen} offer${offersSeen === 1 ? "" : "s"} seen, none large enough${want.ports > 0 ? ` (at most ${mostPorts} ports in one)` : ""}; ask for less, or see \`corral hosts\``,
     );
     finish(RunExit.NotRun);
   };
-  const noOffer = setTimeout(giveUp, o.timeoutS * 1000);
+  const noOffer = setTimeout(() => void giveUp(), o.timeoutS * 1000);
+
+  // Ctrl-C kills the task and waits for its end, so that the TASK_KILLED update is acknowledged
+  // (a teardown alone kills it too, but leaves that update unacknowledged for good).
+  let interruptTimer: NodeJS.Timeout | undefined;
+  const killTask = () =>
+    fw.kill(taskId).catch((err: unknown) => warn(`corral: kill failed: ${(err as Error).message}`));
   const onAbort = () => {
-    output.stop();
-    warn(launched ? `corral: interrupted: tearing down (task ${taskId} is killed)` : "corral: interrupted");
-    finish(RunExit.Interrupted);
+    if (finished) return;
+    if (!launched && !launching) {
+      output.stop();
+      warn("corral: interrupted");
+      return finish(RunExit.Interrupted);
+    }
+    interrupted = true;
+    const waitMs = o.interruptWaitMs ?? INTERRUPT_WAIT_MS;
+    warn(`corral: interrupted: killing task ${taskId} (waiting up to ${waitMs / 1000} s for it to end)`);
+    // A launch still under way kills the task once it is launched (or ends the run if it failed).
+    if (launched) void killTask();
+    interruptTimer = setTimeout(() => {
+      if (finished) return;
+      output.stop();
+      warn(`corral: task ${taskId} did not end within ${waitMs / 1000} s: tearing down`);
+      finish(RunExit.Interrupted);
+    }, waitMs);
   };
   o.signal?.addEventListener("abort", onAbort, { once: true });
 
   const offers = (async () => {
     for await (const offer of fw.offers()) {
       let use: Placement | undefined;
-      if (!launched && !launching) {
+      if (!launched && !launching && !givingUp && !interrupted) {
         offersSeen++;
         mostPorts = Math.max(mostPorts, rangesCount(offer.resources, "ports"));
         use = placer.place(offer);
@@ -258,6 +308,7 @@ export async function runTask(o: RunOptions): Promise<number> {
           `launched ${taskId} on ${offer.hostname} (${offer.hostId}) with ${formatResources(use.resources)}: ${commandLine}`,
         );
         staged(offer.hostId);
+        if (interrupted) void killTask();
         // Nothing more to launch: stop the offers rather than decline them one by one.
         await fw.suppress().catch(() => undefined);
       } catch (err) {
@@ -268,7 +319,8 @@ export async function runTask(o: RunOptions): Promise<number> {
         await placer.refresh().catch((e: unknown) => warn(`corral: ${(e as Error).message}`));
       } finally {
         launching = false;
-        if (!launched && Date.now() >= deadline) giveUp();
+        if (!launched && interrupted) finish(RunExit.Interrupted);
+        else if (!launched && Date.now() >= deadline) void giveUp();
       }
     }
   })();
@@ -287,13 +339,16 @@ export async function runTask(o: RunOptions): Promise<number> {
       // we heard it run (an exit code says it ran) still has its output on the host.
       const ran = u.state === "TASK_RUNNING" || (terminal && u.source === "host" && u.exitCode !== undefined);
       if (ran && hostId && !finished) output.start(hostId);
-      // The rest of the output comes before the final line, as it happened.
-      if (terminal && !finished) await output.drain();
+      // The rest of the output comes before the final line, as it happened (interrupted: what
+      // comes within a second; the interrupt's wait is bounded).
+      if (terminal && !finished)
+        await (interrupted ? Promise.race([output.drain(), sleep(1000)]) : output.drain());
       // Why a task ended badly is shown even when quiet; its own exit status says enough.
       if (o.quiet && terminal && !endedByItself(u)) warn(describeUpdate(u));
       else say(describeUpdate(u));
+      // Acknowledged before the run ends: a teardown first would leave the update pending for good.
       await fw.acknowledge(u).catch(() => undefined);
-      if (terminal) return finish(exitCodeOf(u));
+      if (terminal) return finish(interrupted ? RunExit.Interrupted : exitCodeOf(u));
     }
   })();
 
@@ -310,6 +365,7 @@ export async function runTask(o: RunOptions): Promise<number> {
 
   const code = await done;
   clearTimeout(noOffer);
+  clearTimeout(interruptTimer);
   output.stop();
   o.signal?.removeEventListener("abort", onAbort);
   await fw.teardown().catch((err: unknown) => warn(`corral: teardown failed: ${(err as Error).message}`));

@@ -196,6 +196,17 @@ export const OperatorCallSchemas = {
     force: Type.Optional(Type.Boolean()),
   }),
   TEARDOWN_FRAMEWORK: call("TEARDOWN_FRAMEWORK", { frameworkId: Id }),
+  /**
+   * Kill one task as the framework's KILL would (its kill policy: TERM, grace period, KILL). Mesos's
+   * operator API has no such call (an operator tears the whole framework down); Marathon and
+   * Aurora let operators kill one task, which is what `corral kill` needs. Task ids are unique per
+   * framework: `frameworkId` says whose when several frameworks used the id (decide-kill.ts).
+   */
+  KILL_TASK: call("KILL_TASK", {
+    taskId: TaskId,
+    frameworkId: Type.Optional(Id),
+    gracePeriodS: Type.Optional(Type.Number({ minimum: 0, maximum: 3600 })),
+  }),
   /** Mesos v1 operator API: reservations and volumes on one host, made where the resources lie. */
   RESERVE_RESOURCES: call("RESERVE_RESOURCES", { hostId: Id, resources: ResourcesSchema }),
   UNRESERVE_RESOURCES: call("UNRESERVE_RESOURCES", { hostId: Id, resources: ResourcesSchema }),

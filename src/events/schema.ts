@@ -336,6 +336,8 @@ export const EventSchemas = {
     reason: Type.Optional(Type.String({ maxLength: 128 })),
     /** A cap on the grace period, whatever the task's kill policy (DRAIN_AGENT's max_grace_period). */
     maxGracePeriodS: Type.Optional(Type.Number({ minimum: 0 })),
+    /** The operator who asked (KILL_TASK); absent when the framework, a teardown or a drain did. */
+    principal: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
   }),
   "task.acknowledged": ev("task.acknowledged", {
     taskId: TaskId,

@@ -72,6 +72,8 @@ export const TASK_REASONS = [
   "REASON_TASK_UNKNOWN",
   "REASON_COMMAND_EXITED",
   "REASON_KILLED_BY_FRAMEWORK",
+  /** Corral's own: Mesos has no operator kill of one task (KILL_TASK, `corral kill`). */
+  "REASON_KILLED_BY_OPERATOR",
 ] as const;
 export type TaskReason = (typeof TASK_REASONS)[number];
 
@@ -88,6 +90,8 @@ export function killedBecause(reason: TaskReason): string {
       return "killed: its host is draining";
     case "REASON_KILLED_BY_FRAMEWORK":
       return "killed by the framework";
+    case "REASON_KILLED_BY_OPERATOR":
+      return "killed by an operator";
     default:
       return `killed (${reason})`;
   }

@@ -29,6 +29,11 @@ export interface FrameworkFilters {
   frameworkId?: string;
   role?: string;
   status?: string;
+  /**
+   * Add removed (torn down) frameworks. They stay in the state for good (their ids may not be
+   * reused), so without this every `corral run` that ever ran would be listed.
+   */
+  includeRemoved?: boolean;
   limit?: number;
 }
 export interface TaskFilters {
@@ -63,7 +68,13 @@ type Spec = Record<string, FieldKind>;
 
 const SPECS = {
   hosts: { hostId: "string", status: "string", limit: "limit" },
-  frameworks: { frameworkId: "string", role: "string", status: "string", limit: "limit" },
+  frameworks: {
+    frameworkId: "string",
+    role: "string",
+    status: "string",
+    includeRemoved: "boolean",
+    limit: "limit",
+  },
   tasks: {
     frameworkId: "string",
     hostId: "string",
@@ -144,8 +155,11 @@ function hosts(state: ClusterState, f: HostFilters): HostRow[] {
 
 function frameworks(state: ClusterState, f: FrameworkFilters): FrameworkRow[] {
   const status = f.status?.toUpperCase();
+  // A removed framework asked for by id or by status is shown: the caller wants to see it.
+  const removedToo = f.includeRemoved === true || status === "REMOVED" || f.frameworkId !== undefined;
   const rows = frameworkRows(state).filter(
     (r) =>
+      (removedToo || r.status !== "REMOVED") &&
       (!f.frameworkId || r.frameworkId === f.frameworkId) &&
       (!status || r.status === status) &&
       (!f.role || r.roles.includes(f.role)),

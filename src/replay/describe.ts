@@ -117,6 +117,12 @@ export function keyFields(e: CorralEvent): string {
       f.push(kv("reason", e.reason), kv("exit", e.exitCode), kv("message", e.message));
       break;
     case "task.kill":
+      f.push(kv("task", e.taskId), kv("fw", e.frameworkId), kv("host", e.hostId), kv("reason", e.reason));
+      f.push(kv("grace", e.gracePeriodS === undefined ? undefined : `${e.gracePeriodS}s`));
+      f.push(kv("max-grace", e.maxGracePeriodS === undefined ? undefined : `${e.maxGracePeriodS}s`));
+      // The operator who asked (KILL_TASK), as reservations made by operators say it.
+      f.push(kv("by", e.principal));
+      break;
     case "task.acknowledged":
       f.push(kv("task", e.taskId), kv("fw", e.frameworkId), kv("host", e.hostId));
       break;

@@ -72,14 +72,16 @@ export async function startService(
   return up;
 }
 
+/** Run one `corral` command to its end; `env` adds to (or overrides) ENV, e.g. another USER. */
 export function cli(
   args: string[],
   timeoutMs = 40_000,
+  env: Record<string, string> = {},
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const p = spawn(process.execPath, [CLI, ...args], {
       cwd: ROOT,
-      env: ENV,
+      env: { ...ENV, ...env },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let stdout = "";

@@ -17,6 +17,7 @@ import { teardown } from "./decide-framework.js";
 import { decideUpdateQuota } from "./decide-quota.js";
 import { drainedAfterReport } from "./decide-drain.js";
 import { decideMaintenanceCall, isMaintenanceCall } from "./decide-maintenance.js";
+import { decideKillTask } from "./decide-kill.js";
 
 export function decideHostCall(state: ClusterState, call: HostCall, ctx: DecideContext): Decision {
   switch (call.type) {
@@ -144,6 +145,8 @@ export function decideOperatorCall(
         reject(ErrorCode.UnknownFramework, `framework ${call.frameworkId} is not subscribed`);
       return teardown(state, fw, "torn down by operator", ctx);
     }
+    case "KILL_TASK":
+      return decideKillTask(state, call, ctx, principal);
   }
 }
 

@@ -4,6 +4,7 @@ export type { MasterRole, MasterStatus, Takeover } from "./status.js";
 export { LeaderLease, LEASE_BUCKET } from "./lease.js";
 export { decideFrameworkCall, teardown, type StatusReply } from "./decide-framework.js";
 export { decideHostCall, decideOperatorCall } from "./decide-host.js";
+export type { KillTaskReply } from "./decide-kill.js";
 export type { DecideContext, Decision } from "./context.js";
 export { frameworkTimeouts, FAILOVER_TIMEOUT_REASON } from "./framework-liveness.js";
 export { hostTimeouts, offerTimeouts } from "./timeouts.js";
