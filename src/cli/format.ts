@@ -10,24 +10,10 @@ import type {
 import type { UsageRow } from "../projections/queries.js";
 import type { EntityDiff, StateDiff } from "../replay/index.js";
 import type { ScalarTotals } from "../resources/index.js";
+import { table } from "./columns.js";
 import { maintenanceText } from "./maintenance-format.js";
 
-/** Column-aligned text: a header row, then rows, columns padded to their widest cell. */
-export function table(
-  header: readonly string[],
-  rows: ReadonlyArray<ReadonlyArray<string | number>>,
-): string {
-  const cells = [header.map(String), ...rows.map((r) => r.map((c) => String(c)))];
-  const widths = header.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? "").length)));
-  return cells
-    .map((r) =>
-      r
-        .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
-        .join("  ")
-        .trimEnd(),
-    )
-    .join("\n");
-}
+export { table };
 
 /** "3s ago" / "5m ago" / "2h ago" within a day of `now`, the ISO time beyond; "-" for none. */
 export function when(ms: number | null | undefined, now = Date.now()): string {
