@@ -343,10 +343,10 @@ export async function failoverBench(o: FailoverOptions): Promise<FailoverResult>
         const gone = lease.gone(o.leaseTtlMs * 2);
         const bLeads = await b.until((x) => x.type === "leader", o.timeoutS * 1000, "the standby to lead");
         // Master.lastTakeover: serving from `at`, `ms` after winning the lease.
-        const tk = bLeads.takeover as { epoch: number; at: number; ms: number };
+        const tk = bLeads.takeover as { epoch: number; leaseRevision: number; at: number; ms: number };
         const t = { epoch: tk.epoch, leaseWonAt: tk.at - tk.ms, recoveredAt: tk.at };
-        // Offer ids carry the epoch of the master that made them (master.ts #ctx).
-        const prefix = `o${t.epoch.toString(36)}-`;
+        // Offer ids carry the lease revision of the leadership that made them (master.ts #ctx).
+        const prefix = `o${tk.leaseRevision.toString(36)}-`;
         const offerAt = await offerWhere((id) => id.startsWith(prefix), 30_000);
         const lastRenewal = lease.puts.filter((t) => t <= killedAt).pop() ?? killedAt;
         const expiry = lastRenewal + o.leaseTtlMs;

@@ -105,9 +105,17 @@ describe("corral maintenance, drain and host commands", () => {
       expect(json.hosts).toMatchObject([
         { hostId: "h2", maintenance: "DRAINING", unavailability: { durationMs: 7_200_000 } },
       ]);
-      const table = (await corral("hosts")).stdout;
+      const table = (await corral("hosts", "-o", "wide")).stdout;
       expect(table.split("\n")[0]).toMatch(/HOST\s+HOSTNAME\s+STATUS\s+MODE\s+MAINTENANCE/);
       expect(table).toMatch(/h1\s+h1\s+ACTIVE \(sim\)\s+ACTIVE\s+DRAINING \(window began \d+s ago, 30m\)/);
+      // The default view: a simulated host's hostname is its id; MAINTENANCE while a window is set.
+      const short = (await corral("hosts")).stdout;
+      expect(short.split("\n")[0]).toMatch(
+        /^HOST\s+HOSTNAME\s+STATUS\s+MAINTENANCE\s+TASKS\s+CPUS\s+MEM\s+DISK$/,
+      );
+      expect(short).toMatch(
+        /^h1\s+-\s+ACTIVE \(sim\)\s+DRAINING \(window began \d+s ago, 30m\)\s+0\s+0\/\S+/m,
+      );
     },
   );
 

@@ -77,7 +77,9 @@ describe("corral quota", () => {
       expect(roles.stdout).toMatch(
         /^ROLE\s+WEIGHT\s+GUARANTEE\s+LIMIT\s+CONSUMED\s+ALLOCATED\s+SHARE\s+FRAMEWORKS\n/,
       );
-      expect(roles.stdout).toMatch(/^web\s+1\s+cpus:2;mem:1024\s+cpus:4\s+cpus:2\s+-\s+0\.0%\s+-$/m);
+      expect(roles.stdout).toMatch(/^web\s+1\s+cpus 2 mem 1G\s+cpus 4\s+cpus 2\s+-\s+0\.0%\s+-$/m);
+      const wide = await cli(["roles", "-o", "wide", "--nats", url]);
+      expect(wide.stdout).toMatch(/^web\s+1\s+cpus:2;mem:1024\s+cpus:4\s+cpus:2\s+-\s+0\.0%\s+-$/m);
       const json = JSON.parse((await cli(["roles", "--json", "--nats", url])).stdout) as Array<
         Record<string, unknown>
       >;

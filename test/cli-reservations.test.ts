@@ -97,8 +97,11 @@ describe("reservations and volumes from the command line", () => {
           volumes: [],
         }),
       ]);
-      expect(await ok("reservations")).toMatch(
+      expect(await ok("reservations", "-o", "wide")).toMatch(
         /^host-\S+\s+db\s+dynamic\s+alice\s+team=a\s+cpus:0.5;disk:512;mem:256\s+-\s+/m,
+      );
+      expect(await ok("reservations")).toMatch(
+        /^host-\S+\s+db\s+dynamic\s+alice\s+cpus 0.5 mem 256M disk 512M\s+-\s+-$/m,
       );
 
       expect(
@@ -119,9 +122,10 @@ describe("reservations and volumes from the command line", () => {
         labels: { team: "a" },
         tasks: [],
       });
-      expect(await ok("volume", "list")).toMatch(
+      expect(await ok("volume", "list", "--output", "wide")).toMatch(
         /^v0\s+host-\S+\s+db\s+128 MB\s+data\s+RW\s+no\s+alice\s+team=a\s+-$/m,
       );
+      expect(await ok("volume", "list")).toMatch(/^v0\s+host-\S+\s+db\s+128 MB\s+data\s+RW\s+-$/m);
       expect((await json<ReservationRow[]>("reservations"))[0]).toMatchObject({
         resources: "cpus:0.5;disk:384;mem:256",
         volumes: ["v0"],

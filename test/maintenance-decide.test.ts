@@ -444,7 +444,7 @@ describe("a new leader's first events", () => {
     expect(g.state.offers.size).toBe(1);
     expect(g.state.inverseOffers.size).toBe(2);
 
-    const events = electionEvents(g.state, g.ctx(), "m2", 7);
+    const events = electionEvents(g.state, g.ctx(), "m2", 7, 595);
     expect(types({ events })).toEqual([
       "master.elected",
       "offer.rescinded",

@@ -11,6 +11,7 @@ import {
   EPOCH_HEADER,
   EVENTS_STREAM,
   INPUT_SEQ_HEADER,
+  LEASE_REVISION_HEADER,
   encode,
   readEvents,
   subjectOf,
@@ -147,6 +148,8 @@ describe("master high availability (real processes)", () => {
     expect(a.out()).toMatch(/A: leader, epoch \d+/);
     expect(b.out()).toMatch(/B: standby/);
     const epochA = (await statusOf("A"))!.epoch;
+    // Epochs count elections: the first leader of a new log is 1, whatever the lease revision.
+    expect(epochA).toBe(1);
 
     const f = await startHostAndFramework();
     // An offer from A, held on purpose: A will still believe it outstanding when it resumes.
@@ -159,7 +162,7 @@ describe("master high availability (real processes)", () => {
     await waitFor(async () => (await leaderOf())?.masterId === "B", "B leads", 10_000);
     const failoverMs = Date.now() - pausedAt;
     const b1 = (await statusOf("B"))!;
-    expect(b1.epoch).toBeGreaterThan(epochA);
+    expect(b1.epoch).toBe(2);
     expect(b1.lastTakeover).toMatchObject({ from: "standby", offersRescinded: 1 });
 
     // B rescinded A's offer and offers anew; the framework launches through B.
@@ -219,9 +222,18 @@ describe("master high availability (real processes)", () => {
     b.proc.kill("SIGKILL");
     await waitFor(async () => (await leaderOf())?.masterId === "A", "A leads again", 10_000);
     const a3 = (await statusOf("A"))!;
-    expect(a3.epoch).toBeGreaterThan(b1.epoch);
-    expect(a3.lastTakeover).toMatchObject({ from: "standby", epoch: a3.epoch });
-    const f2 = await nextOffer(f, (o) => o.offerId.startsWith(`o${a3.epoch.toString(36)}-`));
+    // A paused leader that resumed and was fenced, then elected again: the third election.
+    expect(a3.epoch).toBe(3);
+    expect(a3.lastTakeover).toMatchObject({ from: "standby", epoch: 3, leaseRevision: a3.leaseRevision });
+    expect(a3.leaseRevision).toBeGreaterThan(b1.leaseRevision);
+    const elections = (await log()).flatMap((e) => e.events.filter((ev) => ev.type === "master.elected"));
+    expect(elections.map((e) => e.type === "master.elected" && [e.masterId, e.epoch])).toEqual([
+      ["A", 1],
+      ["B", 2],
+      ["A", 3],
+    ]);
+    // Offer ids carry the lease revision of the leadership that made them.
+    const f2 = await nextOffer(f, (o) => o.offerId.startsWith(`o${a3.leaseRevision.toString(36)}-`));
     await f.accept([f2.offerId], [{ taskId: "t-a", resources: "cpus:1;mem:128", command: "sleep 600" }]);
     await waitRunning(f, "t-a");
     const end = await stateAt(nc);
@@ -236,7 +248,7 @@ describe("master high availability (real processes)", () => {
     // A longer lease: the test acts in the window between A's death and B's takeover.
     const a = await master("A", "3s");
     await master("B", "3s");
-    const epochA = (await statusOf("A"))!.epoch;
+    const { epoch: epochA, leaseRevision: revisionA } = (await statusOf("A"))!;
     const f = await startHostAndFramework();
     const offer = await nextOffer(f, () => true);
     await f.accept([offer.offerId], [{ taskId: "t1", resources: "cpus:1;mem:128", command: "sleep 600" }]);
@@ -259,10 +271,11 @@ describe("master high availability (real processes)", () => {
     const last = (await (await jetstreamManager(nc)).streams.info(EVENTS_STREAM)).state.last_seq;
     const h = headers();
     h.set(EPOCH_HEADER, String(epochA));
+    h.set(LEASE_REVISION_HEADER, String(revisionA));
     h.set(INPUT_SEQ_HEADER, String(w2.seq));
     const answer = [{ type: "role.weight", v: 1, at: Date.now(), role: "r2", weight: 3 }] as const;
     await js.publish(subjectOf(answer[0]), encode(answer), {
-      msgID: `${epochA}.in-${w2.seq}/0`,
+      msgID: `${epochA}.${revisionA}.in-${w2.seq}/0`,
       expect: { lastSequence: last }, // refused if B had taken over already
       headers: h,
     });
@@ -315,6 +328,7 @@ describe("corral masters", () => {
     phase: "leader",
     leading: true,
     epoch: 7,
+    leaseRevision: 595,
     seq: 100,
     leaseTtlMs: 2000,
     host: "ctl-1",
@@ -332,12 +346,16 @@ describe("corral masters", () => {
       {
         holder: "m1",
         epoch: 7,
+        revision: 601,
         renewedAt: now - 5000,
       },
       now,
     );
     expect(paused).toMatch(/^m2\s+standby\s+7\s+97\s+3\s/m);
-    expect(paused).toMatch(/lease\s+held by m1, renewed 5s ago, ttl 2000 ms/);
+    expect(paused).toMatch(/lease\s+held by m1 \(epoch 7\), revision 601, renewed 5s ago, ttl 2000 ms/);
+    const wide = mastersText([status({})], 100, undefined, now, { view: "wide" });
+    expect(wide).toMatch(/^MASTER\s+ROLE\s+EPOCH\s+LEASE REV\s+SEQ/);
+    expect(wide).toMatch(/^m1\s+leader\s+7\s+595\s+100\s/m);
     expect(paused).toMatch(/warning\s+the lease holder m1 does not answer as leader/);
     const two = mastersText(
       [status({}), status({ masterId: "m2", epoch: 9 })],
@@ -345,6 +363,7 @@ describe("corral masters", () => {
       {
         holder: "m2",
         epoch: 9,
+        revision: 700,
         renewedAt: now,
       },
       now,
@@ -370,9 +389,11 @@ describe("corral up --masters", () => {
       expect(text.code).toBe(0);
       const rows = text.stdout.split("\n");
       expect(rows[0]).toMatch(/^MASTER\s+ROLE\s+EPOCH\s+SEQ\s+LAG/);
-      expect(rows[1]).toMatch(/^m-\S+-1\s+leader\s+\d+/);
+      expect(rows[1]).toMatch(/^m-\S+-1\s+leader\s+1\s/);
       expect(rows[2]).toMatch(/^m-\S+-2\s+standby\s+-/);
-      expect(text.stdout).toMatch(/lease\s+held by m-\S+-1, renewed .*, ttl 2000 ms/);
+      expect(text.stdout).toMatch(
+        /lease\s+held by m-\S+-1( \(epoch 1\))?, revision \d+, renewed .*, ttl 2000 ms/,
+      );
       const json = await cli(["masters", "--nats", url, "--json"]);
       const parsed = JSON.parse(json.stdout) as { masters: MasterStatus[]; logSeq: number };
       expect(parsed.masters.map((m) => m.leading)).toEqual([true, false]);

@@ -214,9 +214,12 @@ describe("projections", () => {
     const cli = ["dist/src/cli/main.js", "tasks", "--nats", nats.url];
     const json = await run("node", [...cli, "--json"]);
     expect((JSON.parse(json.stdout) as TaskRow[]).map((t) => t.taskId)).toEqual(["t1"]);
-    const text = (await run("node", cli)).stdout.split("\n");
+    const text = (await run("node", [...cli, "-o", "wide"])).stdout.split("\n");
     expect(text[0]).toMatch(/^TASK\s+NAME\s+FRAMEWORK\s+HOST\s+STATE/);
     expect(text[1]).toMatch(/^t1\s+nginx\s+f1\s+h1\s+TASK_RUNNING/);
+    const short = (await run("node", cli)).stdout.split("\n");
+    expect(short[0]).toMatch(/^TASK\s+HOST\s+STATE\s+RESOURCES\s+UPDATED$/);
+    expect(short[1]).toMatch(/^t1\s+h1\s+TASK_RUNNING/);
   });
 
   it("follows the log: a new event is reflected, another garbage message is skipped", async () => {

@@ -97,8 +97,12 @@ describe("the reservations view", () => {
       ["web", "static", null, "cpus:1", "", [], 0],
     ]);
     expect(rows[0]!.labels).toEqual({ team: "a" });
-    expect(reservationsTable(rows)).toMatch(
+    expect(reservationsTable(rows, { view: "wide" })).toMatch(
       /^h1\s+db\s+dynamic\s+alice\s+team=a\s+cpus:2;disk:200;mem:512\s+cpus:1;mem:128\s+-\s+v1 \(100 MB\)$/m,
+    );
+    // The default view: resources abbreviated, labels and offered resources only in -o wide.
+    expect(reservationsTable(rows)).toMatch(
+      /^h1\s+db\s+dynamic\s+alice\s+cpus 2 mem 512M disk 200M\s+cpus 1 mem 128M\s+v1 \(100 MB\)$/m,
     );
 
     const vols = volumeRows(s);
@@ -117,7 +121,10 @@ describe("the reservations view", () => {
         resource: v1,
       }),
     ]);
-    expect(volumesTable(vols)).toMatch(/^v1\s+h1\s+db\s+100 MB\s+data\s+RW\s+no\s+alice\s+team=a\s+t1$/m);
+    expect(volumesTable(vols, { view: "wide" })).toMatch(
+      /^v1\s+h1\s+db\s+100 MB\s+data\s+RW\s+no\s+alice\s+team=a\s+t1$/m,
+    );
+    expect(volumesTable(vols)).toMatch(/^v1\s+h1\s+db\s+100 MB\s+data\s+RW\s+t1$/m);
   });
 
   it("makes a created shared volume available (offered), and a destroyed one no longer", () => {

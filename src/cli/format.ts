@@ -10,24 +10,11 @@ import type {
 import type { UsageRow } from "../projections/queries.js";
 import type { EntityDiff, StateDiff } from "../replay/index.js";
 import type { ScalarTotals } from "../resources/index.js";
+import { renderTable, table, type Column, type TableOptions } from "./columns.js";
 import { maintenanceText } from "./maintenance-format.js";
+import { resourceSummary, scalarsByName, totalsSummary, usedOfTotal } from "./resource-text.js";
 
-/** Column-aligned text: a header row, then rows, columns padded to their widest cell. */
-export function table(
-  header: readonly string[],
-  rows: ReadonlyArray<ReadonlyArray<string | number>>,
-): string {
-  const cells = [header.map(String), ...rows.map((r) => r.map((c) => String(c)))];
-  const widths = header.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? "").length)));
-  return cells
-    .map((r) =>
-      r
-        .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
-        .join("  ")
-        .trimEnd(),
-    )
-    .join("\n");
-}
+export { table };
 
 /** "3s ago" / "5m ago" / "2h ago" within a day of `now`, the ISO time beyond; "-" for none. */
 export function when(ms: number | null | undefined, now = Date.now()): string {
@@ -72,93 +59,148 @@ export function quantities(t: ScalarTotals, empty = "-"): string {
 
 const dash = (s: string | null | undefined) => (s === null || s === undefined || s === "" ? "-" : s);
 
-export function hostsTable(rows: HostRow[], now = Date.now()): string {
-  return table(
-    [
-      "HOST",
-      "HOSTNAME",
-      "STATUS",
-      "MODE",
-      "MAINTENANCE",
-      "TASKS",
-      "OFFERS",
-      "TOTAL",
-      "USED",
-      "OFFERED",
-      "AVAILABLE",
-      "REGISTERED",
-    ],
-    rows.map((h) => [
-      h.hostId,
-      h.hostname,
-      h.sim ? `${h.status} (sim)` : h.status,
-      h.mode,
-      maintenanceText(h.maintenance, h.unavailability, now),
-      h.tasks,
-      h.offers,
-      dash(h.total),
-      dash(h.used),
-      dash(h.offered),
-      dash(h.available),
-      when(h.registeredAt, now),
-    ]),
-  );
+/** STATUS of the default view: the host's lifecycle, its mode when not ACTIVE (kubectl's `Ready,SchedulingDisabled`). */
+function hostStatus(h: HostRow): string {
+  return `${h.status}${h.mode === "ACTIVE" ? "" : `,${h.mode}`}${h.sim ? " (sim)" : ""}`;
 }
 
-export function frameworksTable(rows: FrameworkRow[], now = Date.now()): string {
-  return table(
-    ["FRAMEWORK", "NAME", "ROLES", "STATUS", "TASKS", "OFFERS", "SHARE", "ALLOCATED", "SUBSCRIBED"],
-    rows.map((f) => [
-      f.frameworkId,
-      f.name,
-      f.roles.map((r) => (f.suppressedRoles.includes(r) ? `${r}(suppressed)` : r)).join(","),
-      f.status,
-      f.tasks,
-      f.offers,
-      percent(f.share),
-      scalars(f.allocated),
-      when(f.subscribedAt, now),
-    ]),
-  );
+/** One scalar in use out of the host's total, for the default view. */
+function hostScalar(name: string): (h: HostRow) => string {
+  return (h) => usedOfTotal(name, scalarsByName(h.used), scalarsByName(h.totalResources));
 }
 
-export function tasksTable(rows: TaskRow[], now = Date.now()): string {
-  return table(
-    ["TASK", "NAME", "FRAMEWORK", "HOST", "STATE", "REASON", "RESOURCES", "UPDATED"],
-    rows.map((t) => [
-      t.taskId,
-      t.name,
-      t.frameworkId,
-      t.hostId,
-      t.acknowledged ? t.state : `${t.state} (unacked)`,
-      dash([t.reason, t.exitCode === null ? "" : `exit=${t.exitCode}`].filter(Boolean).join(" ")),
-      dash(t.resources),
-      when(t.updatedAt, now),
-    ]),
-  );
+export function hostsTable(rows: HostRow[], now = Date.now(), o: TableOptions = {}): string {
+  const cols: Array<Column<HostRow>> = [
+    { header: "HOST", cell: (h) => h.hostId },
+    // "-" where it is the id (simulated hosts): no need to read a long id twice.
+    {
+      header: "HOSTNAME",
+      cell: (h) => (h.hostname === h.hostId ? "-" : h.hostname),
+      view: "default",
+      drop: 5,
+    },
+    { header: "HOSTNAME", cell: (h) => h.hostname, view: "wide" },
+    { header: "STATUS", cell: hostStatus, view: "default" },
+    { header: "STATUS", cell: (h) => (h.sim ? `${h.status} (sim)` : h.status), view: "wide" },
+    { header: "MODE", cell: (h) => h.mode, view: "wide" },
+    {
+      header: "MAINTENANCE",
+      cell: (h) => maintenanceText(h.maintenance, h.unavailability, now),
+      view: "default",
+      drop: 3,
+      // Only while some host is scheduled or down: "UP" on every row says nothing.
+      when: (rs) => rs.some((h) => h.unavailability !== null || h.maintenance !== "UP"),
+    },
+    {
+      header: "MAINTENANCE",
+      cell: (h) => maintenanceText(h.maintenance, h.unavailability, now),
+      view: "wide",
+    },
+    { header: "TASKS", cell: (h) => h.tasks, drop: 2 },
+    { header: "OFFERS", cell: (h) => h.offers, view: "wide" },
+    { header: "CPUS", cell: hostScalar("cpus"), view: "default" },
+    {
+      header: "GPUS",
+      cell: hostScalar("gpus"),
+      view: "default",
+      drop: 4,
+      when: (rs) => rs.some((h) => (scalarsByName(h.totalResources).gpus ?? 0) > 0),
+    },
+    { header: "MEM", cell: hostScalar("mem"), view: "default", drop: 1 },
+    { header: "DISK", cell: hostScalar("disk"), view: "default", drop: 6 },
+    { header: "TOTAL", cell: (h) => dash(h.total), view: "wide" },
+    { header: "USED", cell: (h) => dash(h.used), view: "wide" },
+    { header: "OFFERED", cell: (h) => dash(h.offered), view: "wide" },
+    { header: "AVAILABLE", cell: (h) => dash(h.available), view: "wide" },
+    { header: "REGISTERED", cell: (h) => when(h.registeredAt, now), view: "wide" },
+  ];
+  return renderTable(cols, rows, o);
 }
 
-export function offersTable(rows: OfferRow[], now = Date.now()): string {
-  return table(
-    ["OFFER", "FRAMEWORK", "HOST", "ROLE", "RESOURCES", "MADE"],
-    rows.map((o) => [o.offerId, o.frameworkId, o.hostId, o.role, dash(o.resources), when(o.madeAt, now)]),
-  );
+/** A list of ids, the first and how many more in the default view: `fw-1 +2`. */
+function firstAndMore(ids: readonly string[]): string {
+  if (ids.length === 0) return "-";
+  return ids.length === 1 ? ids[0]! : `${ids[0]} +${ids.length - 1}`;
 }
 
-export function rolesTable(rows: RoleRow[]): string {
-  return table(
-    ["ROLE", "WEIGHT", "GUARANTEE", "LIMIT", "CONSUMED", "ALLOCATED", "SHARE", "FRAMEWORKS"],
-    rows.map((r) => [
-      r.role,
-      r.weight,
-      quantities(r.guarantees),
-      quantities(r.limits),
-      scalars(r.consumed),
-      scalars(r.allocated),
-      percent(r.share),
-      r.frameworks.join(",") || "-",
-    ]),
-  );
+export function frameworksTable(rows: FrameworkRow[], now = Date.now(), o: TableOptions = {}): string {
+  const cols: Array<Column<FrameworkRow>> = [
+    { header: "FRAMEWORK", cell: (f) => f.frameworkId },
+    { header: "NAME", cell: (f) => f.name, drop: 3 },
+    {
+      header: "ROLES",
+      cell: (f) => f.roles.map((r) => (f.suppressedRoles.includes(r) ? `${r}(suppressed)` : r)).join(","),
+      drop: 2,
+    },
+    { header: "STATUS", cell: (f) => f.status },
+    { header: "TASKS", cell: (f) => f.tasks, drop: 1 },
+    { header: "OFFERS", cell: (f) => f.offers, view: "wide" },
+    { header: "SHARE", cell: (f) => percent(f.share) },
+    { header: "ALLOCATED", cell: (f) => totalsSummary(f.allocated), view: "default", drop: 4 },
+    { header: "ALLOCATED", cell: (f) => scalars(f.allocated), view: "wide" },
+    { header: "SUBSCRIBED", cell: (f) => when(f.subscribedAt, now), view: "wide" },
+  ];
+  return renderTable(cols, rows, o);
+}
+
+/** STATE of the default view: the exit code of a command that ended, and whether it waits for an ack. */
+function taskState(t: TaskRow): string {
+  const notes = [t.exitCode === null ? "" : `exit ${t.exitCode}`, t.acknowledged ? "" : "unacked"];
+  const n = notes.filter(Boolean).join(", ");
+  return n ? `${t.state} (${n})` : t.state;
+}
+
+export function tasksTable(rows: TaskRow[], now = Date.now(), o: TableOptions = {}): string {
+  const cols: Array<Column<TaskRow>> = [
+    { header: "TASK", cell: (t) => t.taskId },
+    { header: "NAME", cell: (t) => t.name, view: "wide" },
+    { header: "FRAMEWORK", cell: (t) => t.frameworkId, view: "wide" },
+    { header: "HOST", cell: (t) => t.hostId, drop: 2 },
+    { header: "STATE", cell: taskState, view: "default" },
+    { header: "STATE", cell: (t) => (t.acknowledged ? t.state : `${t.state} (unacked)`), view: "wide" },
+    {
+      header: "REASON",
+      cell: (t) =>
+        dash([t.reason, t.exitCode === null ? "" : `exit=${t.exitCode}`].filter(Boolean).join(" ")),
+      view: "wide",
+    },
+    { header: "RESOURCES", cell: (t) => resourceSummary(t.resources), view: "default", drop: 3 },
+    { header: "RESOURCES", cell: (t) => dash(t.resources), view: "wide" },
+    { header: "UPDATED", cell: (t) => when(t.updatedAt, now), drop: 1 },
+  ];
+  return renderTable(cols, rows, o);
+}
+
+export function offersTable(rows: OfferRow[], now = Date.now(), o: TableOptions = {}): string {
+  const cols: Array<Column<OfferRow>> = [
+    { header: "OFFER", cell: (x) => x.offerId },
+    { header: "FRAMEWORK", cell: (x) => x.frameworkId, drop: 3 },
+    { header: "HOST", cell: (x) => x.hostId, drop: 2 },
+    { header: "ROLE", cell: (x) => x.role, drop: 4 },
+    { header: "RESOURCES", cell: (x) => resourceSummary(x.resources), view: "default" },
+    { header: "RESOURCES", cell: (x) => dash(x.resources), view: "wide" },
+    { header: "MADE", cell: (x) => when(x.madeAt, now), drop: 1 },
+  ];
+  return renderTable(cols, rows, o);
+}
+
+export function rolesTable(rows: RoleRow[], o: TableOptions = {}): string {
+  const cols: Array<Column<RoleRow>> = [
+    { header: "ROLE", cell: (r) => r.role },
+    { header: "WEIGHT", cell: (r) => r.weight, drop: 2 },
+    { header: "GUARANTEE", cell: (r) => totalsSummary(r.guarantees, true), view: "default", drop: 4 },
+    { header: "GUARANTEE", cell: (r) => quantities(r.guarantees), view: "wide" },
+    { header: "LIMIT", cell: (r) => totalsSummary(r.limits, true), view: "default", drop: 5 },
+    { header: "LIMIT", cell: (r) => quantities(r.limits), view: "wide" },
+    { header: "CONSUMED", cell: (r) => totalsSummary(r.consumed), view: "default", drop: 3 },
+    { header: "CONSUMED", cell: (r) => scalars(r.consumed), view: "wide" },
+    { header: "ALLOCATED", cell: (r) => totalsSummary(r.allocated), view: "default" },
+    { header: "ALLOCATED", cell: (r) => scalars(r.allocated), view: "wide" },
+    { header: "SHARE", cell: (r) => percent(r.share) },
+    { header: "FRAMEWORKS", cell: (r) => firstAndMore(r.frameworks), view: "default", drop: 1 },
+    { header: "FRAMEWORKS", cell: (r) => r.frameworks.join(",") || "-", view: "wide" },
+  ];
+  return renderTable(cols, rows, o);
 }
 
 export function quotaTable(rows: QuotaRow[]): string {

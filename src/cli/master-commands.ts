@@ -6,7 +6,8 @@ import { hostname } from "node:os";
 import { LEASE_BUCKET, type MasterStatus } from "../actors/master/index.js";
 import { EVENTS_STREAM, decode, encode, subjects } from "../events/index.js";
 import type { MasterComponentOptions } from "../supervisor/index.js";
-import { table, when } from "./format.js";
+import { outputOf, outputOption, renderTable, type Column, type TableOptions } from "./columns.js";
+import { when } from "./format.js";
 import { connectForCli } from "./operator-call.js";
 import { parseDuration } from "./times.js";
 
@@ -109,7 +110,10 @@ export async function queryMasters(nc: NatsConnection, waitMs = 1000): Promise<M
 
 export interface LeaseView {
   holder: string;
-  epoch: number;
+  /** The holder's epoch, once its leadership has folded the log and renewed (older masters: absent). */
+  epoch?: number;
+  /** The key's KV revision: it grows with every renewal. */
+  revision: number;
   /** When the holder last renewed (ms since the Unix epoch). */
   renewedAt: number;
 }
@@ -120,8 +124,10 @@ export async function readLease(nc: NatsConnection): Promise<LeaseView | undefin
     const kv = await new Kvm(nc).open(LEASE_BUCKET);
     const e = await kv.get("master");
     if (!e || e.operation !== "PUT") return undefined;
-    const v = JSON.parse(e.string()) as { masterId?: string; at?: number };
-    return { holder: v.masterId ?? "?", epoch: e.revision, renewedAt: v.at ?? 0 };
+    const v = JSON.parse(e.string()) as { masterId?: string; at?: number; epoch?: number };
+    const view: LeaseView = { holder: v.masterId ?? "?", revision: e.revision, renewedAt: v.at ?? 0 };
+    if (typeof v.epoch === "number") view.epoch = v.epoch;
+    return view;
   } catch {
     return undefined;
   }
@@ -132,29 +138,40 @@ export function mastersText(
   logSeq: number | undefined,
   lease: LeaseView | undefined,
   now = Date.now(),
+  o: TableOptions = {},
 ): string {
-  const rows = masters.map((s) => {
-    const t = s.lastTakeover;
-    return [
-      s.masterId,
-      s.role,
-      s.epoch || "-",
-      s.seq,
-      logSeq === undefined ? "-" : Math.max(0, logSeq - s.seq),
-      t ? `${t.ms} ms from ${t.from} (${when(t.at, now)})` : "-",
-      s.counters.fencedAppends,
-      `${s.host}/${s.pid}`,
-    ];
-  });
-  const lines = [
-    table(["MASTER", "ROLE", "EPOCH", "SEQ", "LAG", "LAST TAKEOVER", "FENCED", "HOST/PID"], rows),
+  const cols: Array<Column<MasterStatus>> = [
+    { header: "MASTER", cell: (s) => s.masterId },
+    { header: "ROLE", cell: (s) => s.role },
+    { header: "EPOCH", cell: (s) => s.epoch || "-" },
+    // The lease revision it won (its message and offer ids carry it); older masters lack it.
+    { header: "LEASE REV", cell: (s) => s.leaseRevision || "-", view: "wide" },
+    { header: "SEQ", cell: (s) => s.seq },
+    { header: "LAG", cell: (s) => (logSeq === undefined ? "-" : Math.max(0, logSeq - s.seq)) },
+    {
+      header: "LAST TAKEOVER",
+      cell: (s) =>
+        s.lastTakeover
+          ? `${s.lastTakeover.ms} ms from ${s.lastTakeover.from} (${when(s.lastTakeover.at, now)})`
+          : "-",
+      drop: 2,
+    },
+    { header: "FENCED", cell: (s) => s.counters.fencedAppends, drop: 1 },
+    { header: "STEP-DOWNS", cell: (s) => s.counters.stepDowns, view: "wide" },
+    { header: "HOST/PID", cell: (s) => `${s.host}/${s.pid}`, drop: 3 },
+    {
+      header: "LAST STEP-DOWN",
+      cell: (s) => (s.lastStepDown ? `${when(s.lastStepDown.at, now)}: ${s.lastStepDown.why}` : "-"),
+      view: "wide",
+    },
   ];
+  const lines = [renderTable(cols, masters, o)];
   if (masters.length === 0) lines.push("no master answered");
   lines.push(`log      ${logSeq === undefined ? "-" : `seq ${logSeq} (${EVENTS_STREAM})`}`);
   const ttl = masters[0]?.leaseTtlMs;
   lines.push(
     lease
-      ? `lease    held by ${lease.holder}, renewed ${when(lease.renewedAt, now)}${ttl ? `, ttl ${ttl} ms` : ""}`
+      ? `lease    held by ${lease.holder}${lease.epoch ? ` (epoch ${lease.epoch})` : ""}, revision ${lease.revision}, renewed ${when(lease.renewedAt, now)}${ttl ? `, ttl ${ttl} ms` : ""}`
       : "lease    free (no leader: one is elected within the lease TTL)",
   );
   if (lease && !masters.some((s) => s.masterId === lease.holder && s.leading))
@@ -178,7 +195,9 @@ export function registerMastersCommand(program: Command, defaultNats: string): v
         .default(1000, "1s"),
     )
     .option("--json", "the masters' answers as JSON")
-    .action(async (o: { nats: string; wait: number; json?: boolean }) => {
+    .addOption(outputOption())
+    .action(async (o: { nats: string; wait: number; json?: boolean; output?: string }) => {
+      const how = outputOf(o);
       const nc = await connectForCli(o.nats);
       if (!nc) return;
       try {
@@ -190,8 +209,8 @@ export function registerMastersCommand(program: Command, defaultNats: string): v
             .catch(() => undefined),
           readLease(nc),
         ]);
-        if (o.json) process.stdout.write(`${JSON.stringify({ masters, logSeq, lease }, null, 2)}\n`);
-        else process.stdout.write(`${mastersText(masters, logSeq, lease)}\n`);
+        if (how.json) process.stdout.write(`${JSON.stringify({ masters, logSeq, lease }, null, 2)}\n`);
+        else process.stdout.write(`${mastersText(masters, logSeq, lease, Date.now(), how.table)}\n`);
         if (masters.length === 0) process.exitCode = 1;
       } finally {
         await nc.close().catch(() => undefined);

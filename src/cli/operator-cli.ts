@@ -4,6 +4,7 @@ import { type CorralError, ErrorCode } from "../errors/index.js";
 import { query } from "../projections/index.js";
 import { formatResources, unreservedForm, type ReservationInfo, type Resources } from "../resources/index.js";
 import { errorLine } from "./error-line.js";
+import { outputOf, type TableOptions } from "./columns.js";
 import { labelsText } from "./format-reservations.js";
 import { connectForCli, operatorCall, operatorPrincipal, type OperatorCallBody } from "./operator-call.js";
 import { labelArg, principalArg, reservationRole } from "./reservation-args.js";
@@ -111,18 +112,19 @@ export function reservationOptions(c: Command, principalHelp: string): Command {
 
 /** A read-side list: the query's error is thrown, for main's one line and exit code 1. */
 export async function list<T>(
-  o: { json?: boolean; nats: string },
+  o: { json?: boolean; output?: string; nats: string },
   name: string,
   filters: Record<string, unknown>,
-  render: (rows: T[]) => string,
+  render: (rows: T[], table: TableOptions) => string,
   none: string,
 ): Promise<void> {
+  const how = outputOf(o);
   const nc = await connectForCli(o.nats);
   if (!nc) return;
   try {
     const { items } = await query<T[]>(nc, name, filters);
-    if (o.json) print(JSON.stringify(items, null, 2));
-    else print(items.length > 0 ? render(items) : `no ${none}`);
+    if (how.json) print(JSON.stringify(items, null, 2));
+    else print(items.length > 0 ? render(items, how.table) : `no ${none}`);
   } finally {
     await nc.close().catch(() => undefined);
   }

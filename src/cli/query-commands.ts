@@ -1,6 +1,7 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import { connectForCli } from "./operator-call.js";
 import type { Command } from "commander";
+import { outputOf, outputOption, type TableOptions } from "./columns.js";
 import { iso } from "./format.js";
 import * as fmt from "./format.js";
 import {
@@ -59,7 +60,7 @@ interface QueryCommand<T> {
   description: string;
   options?: (c: Command) => void;
   filters?: (o: Record<string, unknown>) => Record<string, unknown>;
-  render: (items: T) => string;
+  render: (items: T, table: TableOptions) => string;
 }
 
 function addQuery<T>(program: Command, q: QueryCommand<T>): void {
@@ -67,11 +68,13 @@ function addQuery<T>(program: Command, q: QueryCommand<T>): void {
   q.options?.(c);
   c.option("--nats <url>", NATS_URLS_HELP, defaultNats())
     .option("--json", "print the answer as one JSON document")
-    .action(async (o: Record<string, unknown> & { nats: string; json?: boolean }) => {
+    .addOption(outputOption())
+    .action(async (o: Record<string, unknown> & { nats: string; json?: boolean; output?: string }) => {
       const filters = q.filters?.(o) ?? {};
+      const how = outputOf(o);
       await withNats(o.nats, async (nc) => {
         const { items } = await query<T>(nc, q.name, filters);
-        out(o.json ? JSON.stringify(items, null, 2) : q.render(items));
+        out(how.json ? JSON.stringify(items, null, 2) : q.render(items, how.table));
       });
     });
 }
@@ -206,7 +209,7 @@ export function registerQueryCommands(program: Command): void {
   addQuery<HostRow[]>(program, {
     name: "hosts",
     description: "list the hosts: status, resources total / used / offered / available",
-    render: (rows) => fmt.orNone(fmt.hostsTable(rows), rows.length, "hosts"),
+    render: (rows, t) => fmt.orNone(fmt.hostsTable(rows, Date.now(), t), rows.length, "hosts"),
   });
   addQuery<FrameworkRow[]>(program, {
     name: "frameworks",
@@ -214,7 +217,7 @@ export function registerQueryCommands(program: Command): void {
       "list the frameworks: roles, tasks, offers, allocation and dominant share (--all adds removed ones)",
     options: (c) => c.option("--all", "include removed (torn down) frameworks"),
     filters: (o) => (o.all === true ? { includeRemoved: true } : {}),
-    render: (rows) => fmt.orNone(fmt.frameworksTable(rows), rows.length, "frameworks"),
+    render: (rows, t) => fmt.orNone(fmt.frameworksTable(rows, Date.now(), t), rows.length, "frameworks"),
   });
   addQuery<TaskRow[]>(program, {
     name: "tasks",
@@ -233,17 +236,17 @@ export function registerQueryCommands(program: Command): void {
       if (o.all === true) f.includeCompleted = true;
       return f;
     },
-    render: (rows) => fmt.orNone(fmt.tasksTable(rows), rows.length, "tasks"),
+    render: (rows, t) => fmt.orNone(fmt.tasksTable(rows, Date.now(), t), rows.length, "tasks"),
   });
   addQuery<OfferRow[]>(program, {
     name: "offers",
     description: "list outstanding offers",
-    render: (rows) => fmt.orNone(fmt.offersTable(rows), rows.length, "outstanding offers"),
+    render: (rows, t) => fmt.orNone(fmt.offersTable(rows, Date.now(), t), rows.length, "outstanding offers"),
   });
   addQuery<RoleRow[]>(program, {
     name: "roles",
     description: "list roles: weight, quota (guarantee, limit, consumed), allocation, DRF share, frameworks",
-    render: (rows) => fmt.orNone(fmt.rolesTable(rows), rows.length, "roles"),
+    render: (rows, t) => fmt.orNone(fmt.rolesTable(rows, t), rows.length, "roles"),
   });
   addQuery<UsageRow[]>(program, {
     name: "usage",

@@ -18,6 +18,7 @@ import {
 } from "./operator-cli.js";
 import { registerVolumeCommands } from "./volume-commands.js";
 import { NATS_URLS_HELP } from "./nats-access.js";
+import { outputOption } from "./columns.js";
 
 /**
  * `corral reserve | unreserve | reservations | volume ...`: Mesos's operator endpoints for dynamic
@@ -70,8 +71,9 @@ export function registerReservationCommands(program: Command): void {
     .option("--host <id>", "only this host's")
     .option("--role <role>", "only this role's")
     .option("--json", "print the answer as one JSON document")
+    .addOption(outputOption())
     .option("--nats <url>", NATS_URLS_HELP, defaultNats())
-    .action(async (o: { host?: string; role?: string; json?: boolean; nats: string }) => {
+    .action(async (o: { host?: string; role?: string; json?: boolean; output?: string; nats: string }) => {
       const filters: Record<string, unknown> = {};
       if (o.host) filters.hostId = o.host;
       if (o.role) filters.role = o.role;

@@ -27,6 +27,7 @@ import {
   type ReservationOpts,
 } from "./operator-cli.js";
 import { NATS_URLS_HELP } from "./nats-access.js";
+import { outputOption } from "./columns.js";
 
 /**
  * `corral volume create | destroy | grow | shrink | list`: persistent volumes (Mesos's
@@ -231,8 +232,9 @@ export function registerVolumeCommands(program: Command): void {
     .option("--host <id>", "only this host's")
     .option("--role <role>", "only this role's")
     .option("--json", "print the answer as one JSON document")
+    .addOption(outputOption())
     .option("--nats <url>", NATS_URLS_HELP, defaultNats())
-    .action(async (o: { host?: string; role?: string; json?: boolean; nats: string }) => {
+    .action(async (o: { host?: string; role?: string; json?: boolean; output?: string; nats: string }) => {
       const filters: Record<string, unknown> = {};
       if (o.host) filters.hostId = o.host;
       if (o.role) filters.role = o.role;

@@ -12,8 +12,10 @@ export interface Batch {
   events: CorralEvent[];
 }
 
-/** Header carrying the master epoch that wrote a message, for auditors. */
+/** Header carrying the epoch (election number) of the leadership that wrote a message, for auditors. */
 export const EPOCH_HEADER = "Corral-Epoch";
+/** Header carrying the lease revision that leadership won: unique per leadership, whatever the fold. */
+export const LEASE_REVISION_HEADER = "Corral-Lease-Revision";
 /** Header naming the INPUTS sequence a message answers: a new leader skips inputs already answered. */
 export const INPUT_SEQ_HEADER = "Corral-Input";
 
@@ -37,6 +39,12 @@ export interface AppenderOptions {
   repairMs?: number;
   /** Told when a repair starts (with the error) and when it is done (with its duration in ms). */
   onRepair?: (phase: "start" | "done", detail: unknown) => void;
+  /**
+   * The lease revision the leadership won. Written into every message id and the
+   * `Corral-Lease-Revision` header: unlike the epoch, which comes from folding the log, it is
+   * unique to one winning of the lease even if two would-be leaders folded the same log.
+   */
+  leaseRevision?: number;
 }
 
 /** One message in flight: where it goes and the sequence the stream must have before it. */
@@ -76,13 +84,16 @@ const conflict = (err: unknown) =>
  * message the stream already had comes back as a duplicate at exactly its expected sequence
  * (deduplication is checked before the expected sequence), which proves it is ours; anything
  * else at that position fails the expected-sequence check, which proves another writer, so the
- * repair never weakens the fence. Message ids carry the epoch, so no other leader's message
- * can pass for ours.
+ * repair never weakens the fence. Message ids carry the epoch and the lease revision, so no other
+ * leader's message can pass for ours.
  */
 export class FencedAppender {
   #js: JetStreamClient;
   #expected: number;
   #epoch: number;
+  /** `<epoch>.` or `<epoch>.<lease revision>.`: what every message id starts with. */
+  #idPrefix: string;
+  #leaseRevision: number | undefined;
   #fenced: FencedError | undefined;
   #inFlight = 0;
   /** Sent, not yet confirmed or failed. */
@@ -103,6 +114,8 @@ export class FencedAppender {
     this.#js = js;
     this.#expected = lastSeq;
     this.#epoch = epoch;
+    this.#leaseRevision = opts.leaseRevision;
+    this.#idPrefix = opts.leaseRevision === undefined ? `${epoch}.` : `${epoch}.${opts.leaseRevision}.`;
     this.#repairMs = opts.repairMs ?? DEFAULT_REPAIR_MS;
     this.#onRepair = opts.onRepair;
   }
@@ -133,7 +146,7 @@ export class FencedAppender {
   /**
    * Append messages in order; resolves with their stream sequences once all are stored.
    * `msgId` must identify the decision (e.g. the input sequence it answers); each message gets
-   * `<epoch>.<msgId>/<k>`.
+   * `<epoch>.<lease revision>.<msgId>/<k>` (`<epoch>.<msgId>/<k>` without a lease revision).
    */
   append(batches: Batch[], msgId: string, inputSeq?: number): Promise<number[]> {
     if (this.#fenced) return Promise.reject(this.#fenced);
@@ -142,6 +155,7 @@ export class FencedAppender {
       const b = batches[k]!;
       const h = headers();
       h.set(EPOCH_HEADER, String(this.#epoch));
+      if (this.#leaseRevision !== undefined) h.set(LEASE_REVISION_HEADER, String(this.#leaseRevision));
       if (inputSeq !== undefined) h.set(INPUT_SEQ_HEADER, String(inputSeq));
       const body = encode(b.events);
       this.bytes += body.length;
@@ -151,7 +165,7 @@ export class FencedAppender {
           const m: Outgoing = {
             subject: b.subject,
             body,
-            msgId: `${this.#epoch}.${msgId}/${k}`,
+            msgId: `${this.#idPrefix}${msgId}/${k}`,
             expected: this.#expected++,
             headers: h,
             resolve,

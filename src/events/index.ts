@@ -61,7 +61,14 @@ export {
 } from "./subjects.js";
 export { ensureStreams, PULL_EXPIRES_MS, type StreamOptions } from "./streams.js";
 export { guardStalls, STALL_MS, type StallGuard } from "./stall.js";
-export { FencedAppender, batchesOf, EPOCH_HEADER, INPUT_SEQ_HEADER, type Batch } from "./appender.js";
+export {
+  FencedAppender,
+  batchesOf,
+  EPOCH_HEADER,
+  INPUT_SEQ_HEADER,
+  LEASE_REVISION_HEADER,
+  type Batch,
+} from "./appender.js";
 export { readEvents, entryOf, type LogEntry, type ReadOptions } from "./reader.js";
 export {
   TASK_STATES,

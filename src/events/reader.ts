@@ -1,6 +1,6 @@
 import { DeliverPolicy, jetstream, type JsMsg, type OrderedConsumerOptions } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { EPOCH_HEADER, INPUT_SEQ_HEADER } from "./appender.js";
+import { EPOCH_HEADER, INPUT_SEQ_HEADER, LEASE_REVISION_HEADER } from "./appender.js";
 import { decode } from "./codec.js";
 import type { CorralEvent } from "./schema.js";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -20,8 +20,10 @@ export interface LogEntry {
   error?: string;
   /** The INPUTS sequence this message answers, when it answers one. */
   inputSeq?: number;
-  /** The epoch (lease revision) of the master leadership that appended it (`Corral-Epoch`). */
+  /** The epoch (election number) of the master leadership that appended it (`Corral-Epoch`). */
   epoch?: number;
+  /** The lease revision that leadership won (`Corral-Lease-Revision`; absent in older logs). */
+  leaseRevision?: number;
 }
 
 export interface ReadOptions {
@@ -49,6 +51,8 @@ export function entryOf(m: JsMsg): LogEntry {
   if (input) base.inputSeq = Number(input);
   const epoch = m.headers?.get(EPOCH_HEADER);
   if (epoch) base.epoch = Number(epoch);
+  const revision = m.headers?.get(LEASE_REVISION_HEADER);
+  if (revision) base.leaseRevision = Number(revision);
   try {
     const v = decode(m.data);
     if (!Array.isArray(v)) return { ...base, events: [], error: "message is not a batch (array) of events" };

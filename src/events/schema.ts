@@ -233,7 +233,16 @@ const ConversionEvents = {
 };
 
 export const EventSchemas = {
-  "master.elected": ev("master.elected", { masterId: Type.String(), epoch: Type.Integer({ minimum: 0 }) }),
+  /**
+   * `epoch` counts elections: the log's highest epoch + 1 (logs before it counted were written
+   * with the lease's KV revision as the epoch; the count goes on from the highest). The lease
+   * revision the leader won is recorded for auditors: the message ids carry it.
+   */
+  "master.elected": ev("master.elected", {
+    masterId: Type.String(),
+    epoch: Type.Integer({ minimum: 0 }),
+    leaseRevision: Type.Optional(Type.Integer({ minimum: 0 })),
+  }),
   "host.registered": ev("host.registered", {
     hostId: Id,
     hostname: Type.String({ maxLength: 256 }),

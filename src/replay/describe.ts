@@ -74,7 +74,7 @@ export function keyFields(e: CorralEvent): string {
   const f: Array<string | undefined> = [];
   switch (e.type) {
     case "master.elected":
-      f.push(kv("master", e.masterId), kv("epoch", e.epoch));
+      f.push(kv("master", e.masterId), kv("epoch", e.epoch), kv("lease-revision", e.leaseRevision));
       break;
     case "host.registered":
     case "host.reregistered":

@@ -16,7 +16,7 @@ export interface SnapshotMeta {
   /** When it was written (ms since the epoch). */
   at: number;
   masterId: string;
-  /** The master's epoch (lease revision) when it was written. */
+  /** The epoch (election number) of the leadership that wrote it. */
   epoch: number;
   lastInputSeq: number;
   /** Creation time of the EVENTS stream it was folded from: a snapshot of a deleted log is not reused. */

@@ -120,7 +120,8 @@ export function evolve(state: ClusterState, e: CorralEvent): void {
   switch (e.type) {
     case "master.elected":
       state.masterId = e.masterId;
-      state.epoch = e.epoch;
+      // The highest epoch: the next leader's is one more, whatever older logs hold.
+      state.epoch = Math.max(state.epoch, e.epoch);
       return;
     case "host.registered":
     case "host.reregistered":

@@ -160,7 +160,9 @@ export interface ClusterState {
   seq: number;
   /** `at` of the last event folded in: the fold's notion of "now". */
   time: number;
+  /** The master of the last `master.elected`. */
   masterId: string | undefined;
+  /** The highest epoch elected so far (elections are counted: the next leader's is this + 1). */
   epoch: number;
   hosts: Map<string, HostView>;
   frameworks: Map<string, FrameworkView>;

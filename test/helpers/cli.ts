@@ -11,8 +11,10 @@ export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 export const CLI = join(ROOT, "dist/src/cli/main.js");
 // The masters these tests start accept operator calls from the user and from "alice" (a second
 // principal the reservation tests act as); anyone else is refused (docs/security.md).
-export const ENV = {
-  ...process.env,
+// Without $COLUMNS: tables are as wide as their default view, wherever the tests run.
+const { COLUMNS: _columns, ...inherited } = process.env;
+export const ENV: NodeJS.ProcessEnv = {
+  ...inherited,
   CORRAL_LOG_JSON: "1",
   CORRAL_LOG_LEVEL: "warn",
   CORRAL_OPERATORS: `${localPrincipal()},alice`,

@@ -16,8 +16,9 @@ export function electionEvents(
   ctx: DecideContext,
   masterId: string,
   epoch: number,
+  leaseRevision: number,
 ): CorralEvent[] {
-  const events: CorralEvent[] = [event(ctx, "master.elected", { masterId, epoch })];
+  const events: CorralEvent[] = [event(ctx, "master.elected", { masterId, epoch, leaseRevision })];
   const reason = FAILOVER_RESCIND_REASON;
   for (const o of state.offers.values()) {
     const { offerId, frameworkId, hostId } = o;

@@ -17,14 +17,18 @@ type Wake = "time" | "renewed" | "vacant" | "stopped";
 
 /**
  * Leadership as a NATS KV lease: create-if-absent wins it, renewing by revision keeps it, and
- * the bucket's max age expires it when the holder stops renewing. The revision that won is the
- * leader's epoch. The lease alone is not safety (a paused leader may still believe it leads):
- * the appender's expected-sequence check is what keeps a deposed leader from writing.
+ * the bucket's max age expires it when the holder stops renewing. The revision that won is
+ * unique to that leadership (the appender puts it in message ids); the epoch users see counts
+ * elections and comes from the log (docs/architecture.md, "Epochs"). The lease alone is not
+ * safety (a paused leader may still believe it leads): the appender's expected-sequence check is
+ * what keeps a deposed leader from writing.
  */
 export class LeaderLease {
   #kv: KV | undefined;
   #nc: NatsConnection;
   #revision = 0;
+  /** The holder's epoch, written into the lease's value from the first renewal that knows it. */
+  #epoch = 0;
   #ttlMs: number;
   readonly masterId: string;
   #log: Logger;
@@ -75,15 +79,27 @@ export class LeaderLease {
     return kv;
   }
 
+  /** Set once the leadership has folded the log: `corral masters` reads it from the lease. */
+  set epoch(epoch: number) {
+    this.#epoch = epoch;
+  }
+
+  #value(): string {
+    const v: { masterId: string; at: number; epoch?: number } = { masterId: this.masterId, at: Date.now() };
+    if (this.#epoch > 0) v.epoch = this.#epoch;
+    return JSON.stringify(v);
+  }
+
   /**
-   * The epoch when the lease was won, undefined when someone else holds it. A master that still
-   * holds the lease (it stepped down because the log failed it, not because the lease lapsed)
-   * reclaims it by revision at once instead of waiting out its own TTL; the new revision is a
-   * new epoch.
+   * The lease revision when the lease was won, undefined when someone else holds it. A master
+   * that still holds the lease (it stepped down because the log failed it, not because the lease
+   * lapsed) reclaims it by revision at once instead of waiting out its own TTL; the new revision
+   * marks a new leadership.
    */
   async tryAcquire(): Promise<number | undefined> {
     const kv = await this.#bucket();
-    const value = JSON.stringify({ masterId: this.masterId, at: Date.now() });
+    this.#epoch = 0; // not known until the new leadership has folded the log
+    const value = this.#value();
     try {
       this.#revision = await kv.create(KEY, value);
       return this.#revision;
@@ -91,7 +107,7 @@ export class LeaderLease {
       if (this.#revision > 0) {
         try {
           this.#revision = await kv.update(KEY, value, this.#revision);
-          this.#log.info({ epoch: this.#revision }, "lease still ours: reclaimed");
+          this.#log.info({ leaseRevision: this.#revision }, "lease still ours: reclaimed");
           return this.#revision;
         } catch {
           this.#revision = 0; // someone else won it since
@@ -110,11 +126,7 @@ export class LeaderLease {
   async renew(): Promise<"renewed" | "lost" | "unknown"> {
     try {
       const kv = await this.#bucket();
-      this.#revision = await kv.update(
-        KEY,
-        JSON.stringify({ masterId: this.masterId, at: Date.now() }),
-        this.#revision,
-      );
+      this.#revision = await kv.update(KEY, this.#value(), this.#revision);
       return "renewed";
     } catch (err) {
       if (isRefusal(err)) {

@@ -215,8 +215,13 @@ export class Master {
   get lastRecovery(): Omit<Recovered, "state"> | undefined {
     return this.#recovery;
   }
+  /** The epoch (election number) of this master's last leadership; 0 if it never led. */
   get epoch(): number {
     return this.#actor.getSnapshot().context.epoch;
+  }
+  /** The lease revision this master last won (message ids and offer ids carry it). */
+  get leaseRevision(): number {
+    return this.#actor.getSnapshot().context.leaseRevision;
   }
   /** The last time this master took over: how it recovered and how long until it served. */
   get lastTakeover(): Takeover | undefined {
@@ -239,6 +244,7 @@ export class Master {
       phase,
       leading,
       epoch: this.epoch,
+      leaseRevision: this.leaseRevision,
       // A standby's position is its live fold of the log; a leader's, what it has appended.
       seq: leading ? this.#state.seq : (this.#standby?.seq ?? this.#state.seq),
       leaseTtlMs: this.#leaseTtlMs || this.#o.leaseTtlMs,
@@ -297,14 +303,14 @@ export class Master {
     });
     while (!this.#stopped) {
       this.#actor.send({ type: "LEASE_FREE" });
-      let epoch: number | undefined;
+      let leaseRevision: number | undefined;
       try {
-        epoch = await lease.tryAcquire();
+        leaseRevision = await lease.tryAcquire();
       } catch (err) {
         this.#log.warn({ err }, "lease check failed");
       }
       this.#leaseTtlMs = lease.ttlMs;
-      if (epoch === undefined) {
+      if (leaseRevision === undefined) {
         this.#actor.send({ type: "LEASE_TAKEN" });
         for (const w of this.#roleWaiters.splice(0)) w("standby");
         if (this.#o.standbyFollow && !this.#standby) {
@@ -323,8 +329,8 @@ export class Master {
         continue;
       }
       lease.stopWatching();
-      this.#actor.send({ type: "LEASE_ACQUIRED", epoch });
-      const why = await this.#lead(lease, epoch, performance.now()).catch((err: unknown) => {
+      this.#actor.send({ type: "LEASE_ACQUIRED", leaseRevision });
+      const why = await this.#lead(lease, leaseRevision, performance.now()).catch((err: unknown) => {
         this.#log.error({ err }, "leadership failed");
         return (err as Error).message;
       });
@@ -339,7 +345,7 @@ export class Master {
       }
       this.counters.stepDowns++;
       this.#stepDown = { at: Date.now(), why };
-      this.#log.warn({ why, epoch }, "stepped down: standing by");
+      this.#log.warn({ why, epoch: this.epoch, leaseRevision }, "stepped down: standing by");
       await sleep(200);
     }
     await this.#standby?.stop();
@@ -348,7 +354,7 @@ export class Master {
   }
 
   /** Recover, then serve until the lease is lost, an append is fenced or the master stops. */
-  async #lead(lease: LeaderLease, epoch: number, wonAt: number): Promise<string> {
+  async #lead(lease: LeaderLease, leaseRevision: number, wonAt: number): Promise<string> {
     const nc = this.#o.nc;
     let lostWhy: string | undefined;
     const lost = new Promise<string>((resolve) => (this.#lost = resolve)).then((why) => (lostWhy = why));
@@ -367,6 +373,11 @@ export class Master {
     this.#recovery = howRecovered;
     this.#state = state;
     this.#lastInputSeq = recovered.lastInputSeq;
+    // Elections are counted: one more than the highest epoch in the log just folded. Unique
+    // because master.elected is this leadership's first append and expects the log to end where
+    // this fold ended: a leader elected meanwhile makes it refused (docs/architecture.md, "Epochs").
+    const epoch = state.epoch + 1;
+    lease.epoch = epoch;
     const js = jetstream(nc);
     // Inputs after the last one the log answers, including any an old leader pulled and left.
     this.#inputConsumer = await openInputConsumer(nc, this.#lastInputSeq + 1, this.#log);
@@ -375,6 +386,7 @@ export class Master {
     // master.elected must be refused (and this master step down and recover again), not succeed
     // after a later sequence read here.
     this.#appender = new FencedAppender(js, recovered.logEnd, epoch, {
+      leaseRevision,
       onRepair: (phase, detail) =>
         phase === "start"
           ? this.#log.warn({ err: detail }, "an append got no answer: holding appends and re-sending")
@@ -384,6 +396,7 @@ export class Master {
     this.#log.info(
       {
         epoch,
+        leaseRevision,
         seq: recovered.logEnd,
         ms: Math.round(recovered.ms),
         snapshotMs: Math.round(recovered.snapshotMs),
@@ -411,7 +424,7 @@ export class Master {
     }
 
     // A new leader owns no offers: the old leader's are rescinded, and allocation starts afresh.
-    const events = electionEvents(state, this.#ctx(), this.masterId, epoch);
+    const events = electionEvents(state, this.#ctx(), this.masterId, epoch, leaseRevision);
     void this.#commit({ events }, `elected-${epoch}`);
     const now = Date.now();
     for (const h of state.hosts.values()) if (h.status === "ACTIVE") this.#lastSeen.set(h.hostId, now);
@@ -438,11 +451,12 @@ export class Master {
       setInterval(() => this.#scheduleAllocation("all"), this.#o.allocationIntervalMs),
       setInterval(() => this.#sweep(), 1000),
     );
-    this.#actor.send({ type: "RECOVERED" });
+    this.#actor.send({ type: "RECOVERED", epoch });
     this.counters.takeovers++;
     this.#takeover = {
       at: Date.now(),
       epoch,
+      leaseRevision,
       from: recovered.fromStandby ? "standby" : recovered.snapshot ? "snapshot" : "log",
       ms: Math.round(performance.now() - wonAt),
       recoveryMs: Math.round(recovered.ms),
@@ -496,7 +510,9 @@ export class Master {
   #ctx(): DecideContext {
     return {
       now: Date.now(),
-      nextOfferId: () => `o${this.epoch.toString(36)}-${(++this.#offerSeq).toString(36)}`,
+      // The lease revision, not the epoch: unique to this winning of the lease whatever the fold
+      // (a fenced would-be leader may have used the same epoch), and offer ids stay as they were.
+      nextOfferId: () => `o${this.leaseRevision.toString(36)}-${(++this.#offerSeq).toString(36)}`,
       minAllocatable: this.#o.minAllocatable,
       defaultRefuseSeconds: this.#o.defaultRefuseSeconds,
       auth: this.#auth,

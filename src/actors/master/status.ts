@@ -4,7 +4,10 @@ import type { MasterCounters } from "./master.js";
 export interface Takeover {
   /** When it started serving (ms since the Unix epoch). */
   at: number;
+  /** The epoch (election number) of this leadership. */
   epoch: number;
+  /** The lease revision it won (message ids and offer ids carry it). */
+  leaseRevision: number;
   /** The state it started from: its live standby fold, a snapshot, or the whole log. */
   from: "standby" | "snapshot" | "log";
   /** From winning the lease to serving: recovery, the input consumer, the appender. */
@@ -29,8 +32,10 @@ export interface MasterStatus {
   phase: string;
   /** Serving: holds the lease and appends. */
   leading: boolean;
-  /** The epoch (lease revision) of this master's last leadership; 0 if it never led. */
+  /** The epoch (election number: 1, 2, 3, ...) of this master's last leadership; 0 if it never led. */
   epoch: number;
+  /** The lease revision this master last won; 0 if it never won the lease. */
+  leaseRevision: number;
   /** Log sequence this master's state covers (a standby: its live fold; a leader: appended). */
   seq: number;
   leaseTtlMs: number;
