@@ -196,7 +196,7 @@ describe("corral replay past the log's end (built CLI)", () => {
 
   it("measures --state-at's relative times from the point shown, not from now", async () => {
     // seq 3's state: h1, h2 and f1 came within a moment of seq 3, at least 2.5 s before now.
-    const s = await replay("--state-at", "3");
+    const s = await replay("--state-at", "3", "-o", "wide");
     expect(s.code, s.stderr).toBe(0);
     const rows = s.stdout.split("\n");
     const row = (id: string) => rows.find((l) => l.startsWith(`${id} `)) ?? "";
@@ -206,13 +206,13 @@ describe("corral replay past the log's end (built CLI)", () => {
     // A time point: measured from that time, 1.5 s after seq 3 (and still before seq 4).
     const at = iso(t3 + 1500);
     expect(t3 + 1500).toBeLessThan(t4);
-    const t = await replay("--state-at", at);
+    const t = await replay("--state-at", at, "-o", "wide");
     expect(t.code, t.stderr).toBe(0);
     expect(t.stdout).toMatch(new RegExp(`^state at seq 3 as of ${at} \\(last event `));
     const trows = t.stdout.split("\n");
     expect(trows.find((l) => l.startsWith("h2 "))).toMatch(/\s1s ago$/);
     // And the latest state, seen now, says how long ago that was (at least 2 s for h1).
-    const latest = await replay("--state-at", "5");
+    const latest = await replay("--state-at", "5", "-o", "wide");
     const h1 = latest.stdout.split("\n").find((l) => l.startsWith("h1 ")) ?? "";
     expect(h1).toMatch(/\s[2-9]s ago$/);
     expect(latest.stdout.split("\n").find((l) => l.startsWith("h3 "))).toMatch(/\s0s ago$/);

@@ -95,7 +95,7 @@ function historyLine(item: HistoryItem): string {
  * The state at a point, for people. Relative times ("registered 5m ago") are measured from the
  * point shown, not from now: the time asked for, or the last event folded for a sequence.
  */
-function stateSummary(s: ClusterState, at: Point): string {
+function stateSummary(s: ClusterState, at: Point, table: TableOptions): string {
   const tasks = taskViews(s, true).map(taskRow);
   const hosts = hostRows(s);
   const fws = frameworkRows(s);
@@ -108,9 +108,9 @@ function stateSummary(s: ClusterState, at: Point): string {
   const section = (title: string, text: string, n: number) => (n > 0 ? [``, title, text] : []);
   return [
     head,
-    ...section("HOSTS", fmt.hostsTable(hosts, now), hosts.length),
-    ...section("FRAMEWORKS", fmt.frameworksTable(fws, now), fws.length),
-    ...section("TASKS", fmt.tasksTable(tasks, now), tasks.length),
+    ...section("HOSTS", fmt.hostsTable(hosts, now, table), hosts.length),
+    ...section("FRAMEWORKS", fmt.frameworksTable(fws, now, table), fws.length),
+    ...section("TASKS", fmt.tasksTable(tasks, now, table), tasks.length),
   ].join("\n");
 }
 
@@ -126,6 +126,8 @@ interface ReplayOpts {
   diff?: string[];
   verify?: boolean;
   json?: boolean;
+  /** `-o wide` (the --state-at tables) or `-o json` (as --json). */
+  output?: string;
   nats: string;
 }
 
@@ -139,7 +141,7 @@ async function replay(o: ReplayOpts): Promise<void> {
     return withNats(o.nats, async (nc) => {
       checkPoint(at, await logEnd(nc), { name: `--state-at ${o.stateAt}`, after: "state" });
       const s = await stateAt(nc, stateOptions(at));
-      out(o.json ? JSON.stringify(stateToJSON(s), null, 2) : stateSummary(s, at));
+      out(o.json ? JSON.stringify(stateToJSON(s), null, 2) : stateSummary(s, at, outputOf(o).table));
     });
   }
   if (o.diff !== undefined) {
@@ -291,6 +293,7 @@ export function registerQueryCommands(program: Command): void {
       "fold the log twice and check both folds agree, and that the newest snapshot equals the fold up to its seq",
     )
     .option("--json", "JSON lines (events), or one JSON document")
+    .addOption(outputOption())
     .option("--nats <url>", NATS_URLS_HELP, defaultNats())
-    .action((o: ReplayOpts) => replay(o));
+    .action((o: ReplayOpts) => replay({ ...o, json: outputOf(o).json }));
 }
