@@ -20,6 +20,22 @@ export {
 } from "./schema.js";
 export { InvalidContainerError, checkContainer, containerProblem } from "./container.js";
 export {
+  InvalidTaskError,
+  checkTask,
+  commandProblem,
+  envProblem,
+  hostPathShapeProblem,
+  hostnameProblem,
+  idProblem,
+  sandboxPathProblem,
+  taskProblem,
+  MAX_DIR_ID,
+  MAX_TASK_ID,
+  type TaskProblem,
+  type TaskProblemKind,
+  type TaskShape,
+} from "./validate-task.js";
+export {
   FrameworkCallSchemas,
   HostCallSchemas,
   OperatorCallSchemas,
@@ -36,6 +52,7 @@ export {
   type TaskStatusInfo,
   type CallReply,
   PARTITION_AWARE,
+  MAX_FAILOVER_TIMEOUT_S,
 } from "./calls.js";
 export {
   validateEvent,

@@ -3,6 +3,7 @@ import { chmodSync, realpathSync, rmSync, statSync, writeFileSync } from "node:f
 import { chown, mkdir, open, realpath, stat } from "node:fs/promises";
 import { dirname, isAbsolute, join } from "node:path";
 import { readExitStatus } from "./adopt.js";
+import { commandProblem, hostnameProblem } from "../../events/validate-task.js";
 import { buildTaskEnv } from "./env.js";
 import { taskHandle } from "./handle.js";
 import { LaunchError } from "./errors.js";
@@ -81,27 +82,14 @@ export interface RunningTask {
 
 /** The argv to exec: `value` through /bin/sh -c (shell true or unset), otherwise argv as is. */
 export function commandArgv(c: LaunchCommand): string[] {
+  // The master refuses such a command at the LAUNCH already, by the same rule.
+  const why = commandProblem(c);
+  if (why !== undefined) throw new LaunchError("INVALID_COMMAND", why);
   const shell = c.shell ?? c.value !== undefined;
-  let argv: string[];
-  if (shell) {
-    if (c.value === undefined || c.value.trim() === "") {
-      throw new LaunchError("INVALID_COMMAND", "a shell command needs a non-empty `value`");
-    }
-    argv = ["/bin/sh", "-c", c.value];
-  } else if (c.argv && c.argv.length > 0) {
-    argv = [...c.argv];
-  } else if (c.value !== undefined && c.value !== "") {
-    argv = [c.value];
-  } else {
-    throw new LaunchError("INVALID_COMMAND", "the command has neither `value` nor `argv`");
-  }
-  if (argv.some((a) => a.includes("\0")))
-    throw new LaunchError("INVALID_COMMAND", "arguments must not contain NUL");
-  return argv;
+  if (shell) return ["/bin/sh", "-c", c.value ?? ""];
+  if (c.argv && c.argv.length > 0) return [...c.argv];
+  return [c.value ?? ""];
 }
-
-const HOSTNAME_RE =
-  /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 
 async function prepareVolumes(
   sandbox: string,
@@ -200,9 +188,8 @@ export async function launchTask(spec: LaunchSpec): Promise<RunningTask> {
   const volumes = spec.volumes ?? [];
   const ops: WrapperOp[] = [];
   if (spec.hostname !== undefined) {
-    if (!HOSTNAME_RE.test(spec.hostname) || spec.hostname.length > 64) {
-      throw new LaunchError("INVALID_COMMAND", `invalid hostname ${JSON.stringify(spec.hostname)}`);
-    }
+    const why = hostnameProblem(spec.hostname);
+    if (why !== undefined) throw new LaunchError("INVALID_COMMAND", why);
     ops.push({
       op: "hostname",
       bin: await findTool("hostname", "to set the task's hostname"),
