@@ -76,7 +76,17 @@ export {
   type InboxKind,
   type InputOrigin,
 } from "./subjects.js";
-export { ensureStreams, PULL_EXPIRES_MS, type StreamOptions } from "./streams.js";
+export {
+  ensureStreams,
+  applyLimits,
+  isStorageRefusal,
+  PULL_EXPIRES_MS,
+  DEFAULT_INPUTS_MAX_BYTES,
+  LEASE_BUCKET_MAX_BYTES,
+  LEASE_MAX_VALUE_BYTES,
+  SNAPSHOTS_MAX_BYTES,
+  type StreamOptions,
+} from "./streams.js";
 export { guardStalls, STALL_MS, type StallGuard } from "./stall.js";
 export { FencedAppender, batchesOf, EPOCH_HEADER, INPUT_SEQ_HEADER, type Batch } from "./appender.js";
 export { readEvents, entryOf, type LogEntry, type ReadOptions } from "./reader.js";
