@@ -430,6 +430,8 @@ export class Master {
     this.#recovery = howRecovered;
     this.#state = state;
     this.#lastInputSeq = recovered.lastInputSeq;
+    // What this leadership may claim answered starts where the log says, not where a previous one got.
+    this.#decidedInputSeq = recovered.lastInputSeq;
     const js = jetstream(nc);
     // Inputs after the last one the log answers, including any an old leader pulled and left.
     this.#inputConsumer = await openInputConsumer(nc, this.#lastInputSeq + 1, this.#log);
