@@ -44,7 +44,13 @@ async function quiet(): Promise<void> {
 }
 
 /** Expect `reply` to be a refusal matching `code` and `message`, with nothing changed. */
-async function refused(what: string, call: () => Promise<CallReply>, code: string, message: RegExp) {
+/** Refused with `code` and `message`, and nothing changed; resolves to the refusal's message. */
+async function refused(
+  what: string,
+  call: () => Promise<CallReply>,
+  code: string,
+  message: RegExp,
+): Promise<string> {
   await quiet();
   const before = picture(master);
   const reply = await call();
@@ -54,6 +60,7 @@ async function refused(what: string, call: () => Promise<CallReply>, code: strin
     expect(reply.message, what).toMatch(message);
   }
   expect(picture(master), what).toBe(before);
+  return reply.ok ? "" : reply.message;
 }
 
 const offerOf = (frameworkId: string) =>
@@ -151,12 +158,13 @@ describe("the master authorizes every call against folded state", () => {
   });
 
   it("a framework fails over only as the principal it registered with", async () => {
-    await refused(
+    const takeover = await refused(
       "mallory takes over fa",
       () => fw("fa", { type: "SUBSCRIBE", name: "fa", roles: ["a"], principal: "mallory" }),
       "UNAUTHORIZED",
-      /registered with principal pa; it cannot fail over as mallory/,
+      /registered with another principal; it cannot fail over as mallory/,
     );
+    expect(takeover, "the refusal names no principal but the caller's").not.toMatch(/\bpa\b/);
     await refused(
       "fa's subject used for fb",
       () =>
@@ -209,12 +217,13 @@ describe("the master authorizes every call against folded state", () => {
   });
 
   it("operator calls need an operator principal", async () => {
-    await refused(
+    const weight = await refused(
       "mallory sets a weight",
       () => op("mallory", { type: "SET_WEIGHT", role: "a", weight: 3 }),
       "UNAUTHORIZED",
-      /principal mallory is not an operator of this master \(operators: ops\)/,
+      /principal mallory is not an operator of this master/,
     );
+    expect(weight, "the refusal does not list the operators").not.toMatch(/\bops\b/);
     await refused(
       "mallory tears down fa",
       () => op("mallory", { type: "TEARDOWN_FRAMEWORK", frameworkId: "fa" }),
@@ -284,8 +293,9 @@ describe("authorization policy parts", () => {
     await expect(
       resolveHostPaths(workDir, [{ hostPath: "root/etc", containerPath: "x", mode: "ro" }]),
     ).rejects.toThrow(/resolves outside/);
+    // Refused as text first, by the rule the master applies (events/validate-task).
     await expect(
       resolveHostPaths(workDir, [{ hostPath: "../meta", containerPath: "x", mode: "ro" }]),
-    ).rejects.toThrow(/leaves/);
+    ).rejects.toThrow(/must be normalized/);
   });
 });

@@ -1,8 +1,24 @@
 import { jetstream } from "@nats-io/jetstream";
 import { createInbox, headers, nuid, type NatsConnection } from "@nats-io/transport-node";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startMaster, type Master } from "../src/actors/master/index.js";
-import { decode, encode, REPLY_HEADER, subjects, type CallReply } from "../src/events/index.js";
+import {
+  decode,
+  encode,
+  readEvents,
+  REPLY_HEADER,
+  subjects,
+  taskProblem,
+  MAX_FAILOVER_TIMEOUT_S,
+  type CallReply,
+  type EventOf,
+  type TaskStatusReport,
+} from "../src/events/index.js";
+import { Checkpoints, TaskRun } from "../src/hostd/daemon/index.js";
+import { createSandbox, LaunchError, resolveInSandbox } from "../src/hostd/launcher/index.js";
 import { silentLogger } from "../src/log/index.js";
 import { stateAt, firstDifference } from "../src/replay/index.js";
 import { parseResources } from "../src/resources/index.js";
@@ -57,6 +73,11 @@ const WEIRD: ReadonlyArray<() => unknown> = [
   () => "x".repeat(100_000),
   () => "ƒ😀\u202e\u0000id",
   () => "../../etc",
+  () => "..",
+  () => ".",
+  () => "/etc",
+  () => "a\\..\\b",
+  () => 1e308,
   () => "a.b.>",
   () => Array.from({ length: 10_000 }, (_, i) => i),
   () => Array.from({ length: 2_000 }, () => ({ name: "cpus", role: "*", scalar: 1 })),
@@ -182,7 +203,18 @@ function validCalls(): Array<[string, Record<string, unknown>]> {
   const op = subjects.operatorInput("ops");
   const res = parseResources("cpus:0.1;mem:16");
   return [
-    [fw, { type: "SUBSCRIBE", callId: id, frameworkId: "f1", name: "fuzz", roles: ["r1"], principal: "p1" }],
+    [
+      fw,
+      {
+        type: "SUBSCRIBE",
+        callId: id,
+        frameworkId: "f1",
+        name: "fuzz",
+        roles: ["r1"],
+        principal: "p1",
+        failoverTimeoutS: 60,
+      },
+    ],
     [
       fw,
       {
@@ -193,7 +225,15 @@ function validCalls(): Array<[string, Record<string, unknown>]> {
         operations: [
           {
             type: "LAUNCH",
-            tasks: [{ taskId: `t-${id}`, resources: res, command: { value: "true" }, labels: { a: "b" } }],
+            tasks: [
+              {
+                taskId: `t-${id}`,
+                resources: res,
+                command: { value: "true" },
+                labels: { a: "b" },
+                container: { volumes: [{ hostPath: "shared", containerPath: "data", mode: "rw" }] },
+              },
+            ],
           },
         ],
         filters: { refuseSeconds: 0 },
@@ -349,6 +389,8 @@ describe(`master input fuzzing (seed ${SEED})`, () => {
       } else {
         tally.rejected++;
         expect(reply.code, where).toMatch(/^[A-Z_]+$/);
+        // A refusal names no principal but the caller's: not the operators, not f1's principal.
+        if (reply.code === "UNAUTHORIZED") expect(reply.message, where).not.toMatch(/\b(ops|p1)\b/);
         expect(
           picture(),
           `${where}: rejected with ${reply.code} ${reply.message}, yet the state changed`,
@@ -385,5 +427,138 @@ describe(`master input fuzzing (seed ${SEED})`, () => {
     const replayed = JSON.parse(exact(stateToJSON(await stateAt(nc)))) as unknown;
     const live = JSON.parse(exact(stateToJSON(master.state))) as unknown;
     expect(firstDifference(replayed, live), `seed ${SEED}`).toBeUndefined();
+
+    // Nothing the master accepted is a task a host would refuse by the shared rules.
+    for await (const entry of readEvents(nc))
+      for (const e of entry.events)
+        if (e.type === "task.launched") expect(taskProblem(e), `${e.taskId} (seed ${SEED})`).toBeUndefined();
+  });
+
+  /** An ACCEPT of one offer of f1 launching `tasks` (each with a small share of it). */
+  const launch = (tasks: Array<Record<string, unknown>>) =>
+    send(
+      subjects.frameworkInput("f1"),
+      encode({
+        type: "ACCEPT",
+        callId: nuid.next(),
+        frameworkId: "f1",
+        offerIds: [offerId()],
+        operations: [{ type: "LAUNCH", tasks }],
+      }),
+    );
+  const small = (taskId: string, extra: Record<string, unknown> = {}) => ({
+    taskId,
+    resources: parseResources("cpus:0.01;mem:1"),
+    command: { value: "true" },
+    ...extra,
+  });
+
+  /** What the host's own launch code says of the same task, run for real (no master in between). */
+  async function hostRefusal(t: Record<string, unknown>): Promise<TaskStatusReport> {
+    const workDir = await mkdtemp(join(tmpdir(), "corral-fuzz-host-"));
+    try {
+      const log = silentLogger();
+      const sent: TaskStatusReport[] = [];
+      const launched = {
+        type: "task.launched",
+        v: 1,
+        at: Date.now(),
+        frameworkId: "f1",
+        hostId: "h1",
+        role: "r1",
+        name: String(t.taskId),
+        offerId: "o1",
+        ...t,
+      } as EventOf<"task.launched">;
+      const ctx = {
+        workDir,
+        hostId: "h1",
+        support: undefined,
+        cgroupRoot: "corral-fuzz",
+        killGracePeriodS: 1,
+        log,
+        checkpoints: new Checkpoints(workDir, log),
+        disk: { enforcement: "soft" as const, checkMs: 1000 },
+      };
+      await new TaskRun(ctx, launched, (r) => sent.push(r), { launchSeq: 1 }).done;
+      expect(sent).toHaveLength(1);
+      return sent[0]!;
+    } finally {
+      await rm(workDir, { recursive: true, force: true });
+    }
+  }
+
+  it("refuses traversal ids and paths at the call, with the code and words the host uses", async () => {
+    await until("an offer to f1", () => offerId() !== "o-none");
+    const sandbox = await mkdtemp(join(tmpdir(), "corral-fuzz-sb-"));
+    try {
+      const cases: Array<[string, Record<string, unknown>, () => Promise<unknown>]> = [];
+      for (const id of [".", "..", "a..b"])
+        cases.push([`task id ${id}`, small(id), () => createSandbox(sandbox, "f1", id, "r1")]);
+      for (const path of ["../../../etc", "/etc", ".", "a/../../x", "a\\..\\b", "./data"])
+        cases.push([
+          `container path ${path}`,
+          small("vol-1", {
+            container: { volumes: [{ hostPath: "shared", containerPath: path, mode: "rw" }] },
+          }),
+          () => resolveInSandbox(sandbox, path),
+        ]);
+      for (const [what, task, onHost] of cases) {
+        const before = picture();
+        const reply = await launch([task]);
+        expect(reply?.ok, what).toBe(false);
+        if (!reply || reply.ok) continue;
+        // The host's launcher refuses the same with a LaunchError of the same code...
+        const hostError: unknown = await onHost().then(
+          () => undefined,
+          (err: unknown) => err,
+        );
+        expect(hostError, what).toBeInstanceOf(LaunchError);
+        expect(reply.code, what).toBe((hostError as LaunchError).code);
+        expect(reply.code, what).toBe("INVALID_CALL");
+        expect(reply.message, what).toContain((hostError as LaunchError).message);
+        // ...and its daemon, given the task anyway, ends it TASK_ERROR with the master's words.
+        const report = await hostRefusal(task);
+        expect(report, what).toMatchObject({ state: "TASK_ERROR", reason: "REASON_TASK_INVALID" });
+        expect(report.message, what).toBe(reply.message);
+        expect(picture(), `${what}: refused, yet the state changed`).toBe(before);
+      }
+    } finally {
+      await rm(sandbox, { recursive: true, force: true });
+    }
+  });
+
+  it("refuses a failover timeout past Mesos's longest, and says when a task id is in the call twice", async () => {
+    const subscribe = (failoverTimeoutS: number) =>
+      send(
+        subjects.frameworkInput("f-long"),
+        encode({
+          type: "SUBSCRIBE",
+          callId: nuid.next(),
+          frameworkId: "f-long",
+          name: "long",
+          roles: ["r1"],
+          failoverTimeoutS,
+        }),
+      );
+    for (const huge of [1e308, MAX_FAILOVER_TIMEOUT_S + 1]) {
+      const r = await subscribe(huge);
+      expect(r).toMatchObject({ ok: false, code: "INVALID_CALL" });
+      expect(r?.ok === false && r.message).toMatch(/longer than the longest failover timeout, 9223372036 s/);
+    }
+    expect(master.state.frameworks.has("f-long")).toBe(false);
+    expect((await subscribe(MAX_FAILOVER_TIMEOUT_S))?.ok).toBe(true);
+    expect(master.state.frameworks.get("f-long")?.failoverTimeoutS).toBe(MAX_FAILOVER_TIMEOUT_S);
+
+    await until("an offer to f1", () => offerId() !== "o-none");
+    const twice = await launch([small("dup-1"), small("dup-1")]);
+    expect(twice).toMatchObject({
+      ok: false,
+      code: "DUPLICATE_TASK",
+      message: "task id dup-1 appears twice in this ACCEPT",
+    });
+    const live = await launch([small("t1")]);
+    expect(live).toMatchObject({ ok: false, code: "DUPLICATE_TASK" });
+    expect(live?.ok === false && live.message).toMatch(/t1 is already in use by a live task/);
   });
 });

@@ -1,4 +1,5 @@
 import { posix } from "node:path";
+import { hostPathShapeProblem } from "../events/index.js";
 
 /**
  * What the master authorizes beyond "a framework acts only on what is its own" (which needs no
@@ -28,14 +29,9 @@ export function isOperator(policy: AuthPolicy, principal: string): boolean {
  * again by the host with realpath) or under an allowed directory.
  */
 export function hostPathProblem(policy: AuthPolicy, hostPath: string): string | undefined {
-  if (hostPath.includes("\0")) return "a host path may not contain NUL";
-  if (hostPath === "") return "a host path may not be empty";
-  // One trailing slash is harmless ("/srv/data/"); "/" itself is the root, with no segments.
+  const shape = hostPathShapeProblem(hostPath);
+  if (shape !== undefined) return shape;
   const path = hostPath.length > 1 ? hostPath.replace(/\/$/, "") : hostPath;
-  const parts = path === "/" ? [] : path.split("/");
-  const body = path.startsWith("/") ? parts.slice(1) : parts;
-  if (body.some((p) => p === "" || p === "." || p === ".."))
-    return `host path ${JSON.stringify(hostPath)} must be normalized (no ".", ".." or empty segments)`;
   if (!posix.isAbsolute(path)) return undefined;
   const inside = policy.allowedHostPaths.some((dir) => {
     const d = posix.normalize(dir).replace(/\/+$/, "");

@@ -3,7 +3,7 @@ import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { InvalidArgumentError, Option, type Command } from "commander";
 import { hostname } from "node:os";
-import { LEASE_BUCKET, type MasterStatus } from "../actors/master/index.js";
+import { DEFAULT_RATE_LIMIT, LEASE_BUCKET, type MasterStatus } from "../actors/master/index.js";
 import { EVENTS_STREAM, decode, encode, subjects } from "../events/index.js";
 import type { MasterComponentOptions } from "../supervisor/index.js";
 import { outputOf, outputOption, renderTable, type Column, type TableOptions } from "./columns.js";
@@ -20,6 +20,9 @@ export interface MasterCliOptions {
   offerTimeout: number;
   hostTimeout: number;
   frameworkTimeout: number;
+  inputRate: number;
+  inputBurst: number;
+  rejectionInterval: number;
 }
 
 function duration(min: number) {
@@ -28,6 +31,13 @@ function duration(min: number) {
     if (ms < min) throw new InvalidArgumentError(`"${v}" is too short: at least ${min} ms`);
     return ms;
   };
+}
+
+function wholeNumber(v: string): number {
+  const n = Number(v);
+  if (!/^\d+$/.test(v.trim()) || !Number.isSafeInteger(n))
+    throw new InvalidArgumentError("expected a whole number");
+  return n;
 }
 
 function replicas(v: string): number {
@@ -78,6 +88,26 @@ export function addMasterOptions(c: Command): Command {
         500,
         "15s",
       ),
+    )
+    .option(
+      "--input-rate <calls>",
+      "calls per second each framework, host or operator may make; over it calls are answered RATE_LIMITED (0: no limit)",
+      wholeNumber,
+      DEFAULT_RATE_LIMIT.perSecond,
+    )
+    .option(
+      "--input-burst <calls>",
+      "calls a caller may make at once after a quiet spell",
+      wholeNumber,
+      DEFAULT_RATE_LIMIT.burst,
+    )
+    .addOption(
+      durationOption(
+        "--rejection-interval <duration>",
+        "at most one call.rejected event and warning per caller this often; the rest are counted into it (0: each its own)",
+        0,
+        "1s",
+      ),
     );
 }
 
@@ -94,6 +124,9 @@ export function masterComponentOptions(o: MasterCliOptions): MasterComponentOpti
     offerTimeoutS: o.offerTimeout / 1000,
     hostTimeoutMs: o.hostTimeout,
     frameworkTimeoutMs: o.frameworkTimeout,
+    inputRateLimit:
+      o.inputRate > 0 ? { perSecond: o.inputRate, burst: Math.max(1, o.inputBurst || o.inputRate) } : false,
+    rejections: { intervalMs: o.rejectionInterval },
   };
 }
 

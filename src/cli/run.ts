@@ -358,7 +358,8 @@ export async function runTask(o: RunOptions): Promise<number> {
         warn(`corral: the framework was removed: ${n.reason}`);
         finish(RunExit.NotRun);
       } else if (n.type === "call.rejected") {
-        warn(`corral: call rejected: ${n.code}: ${n.message}`);
+        const times = (n.count ?? 1) > 1 ? ` (the last of ${n.count} calls refused meanwhile)` : "";
+        warn(`corral: call rejected: ${n.code}: ${n.message}${times}`);
       }
     }
   })();

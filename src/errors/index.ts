@@ -54,6 +54,8 @@ export const ErrorCode = {
   InvalidCredentials: "INVALID_CREDENTIALS",
   /** A point of the log asked for (a replay's --from, --state-at...) that lies after its end. */
   PastLogEnd: "PAST_LOG_END",
+  /** A caller over its input rate limit: the call was not decided; it may be sent again later. */
+  RateLimited: "RATE_LIMITED",
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -100,9 +102,18 @@ export class PayloadTooLargeError extends CorralError {
 export class CallRejectedError extends CorralError {
   readonly callId: string | undefined;
   constructor(code: ErrorCode, message: string, callId?: string) {
-    super(code, message);
+    // Only a rate limit passes with time: every other rule refuses the same call again.
+    super(code, message, { retryable: code === ErrorCode.RateLimited });
     this.name = "CallRejectedError";
     this.callId = callId;
+  }
+}
+
+/** A call refused because its caller sends faster than the master's input rate limit. Retryable. */
+export class RateLimitedError extends CorralError {
+  constructor(message: string) {
+    super(ErrorCode.RateLimited, message, { retryable: true });
+    this.name = "RateLimitedError";
   }
 }
 

@@ -60,6 +60,13 @@ export const OperationSchema = Type.Union([
  */
 export const PARTITION_AWARE = "PARTITION_AWARE";
 
+/**
+ * The longest failover timeout a framework may ask for, in seconds: Mesos takes
+ * `failover_timeout` as a Duration, int64 nanoseconds (`Duration::create` refuses more), which is
+ * 2^63 ns, about 292 years. Larger values (1e308 passes the number schema) are refused.
+ */
+export const MAX_FAILOVER_TIMEOUT_S = 9_223_372_036;
+
 export const FrameworkCallSchemas = {
   SUBSCRIBE: call("SUBSCRIBE", {
     frameworkId: Id,

@@ -20,6 +20,22 @@ export {
 } from "./schema.js";
 export { InvalidContainerError, checkContainer, containerProblem } from "./container.js";
 export {
+  InvalidTaskError,
+  checkTask,
+  commandProblem,
+  envProblem,
+  hostPathShapeProblem,
+  hostnameProblem,
+  idProblem,
+  sandboxPathProblem,
+  taskProblem,
+  MAX_DIR_ID,
+  MAX_TASK_ID,
+  type TaskProblem,
+  type TaskProblemKind,
+  type TaskShape,
+} from "./validate-task.js";
+export {
   FrameworkCallSchemas,
   HostCallSchemas,
   OperatorCallSchemas,
@@ -36,6 +52,7 @@ export {
   type TaskStatusInfo,
   type CallReply,
   PARTITION_AWARE,
+  MAX_FAILOVER_TIMEOUT_S,
 } from "./calls.js";
 export {
   validateEvent,
@@ -59,7 +76,17 @@ export {
   type InboxKind,
   type InputOrigin,
 } from "./subjects.js";
-export { ensureStreams, PULL_EXPIRES_MS, type StreamOptions } from "./streams.js";
+export {
+  ensureStreams,
+  applyLimits,
+  isStorageRefusal,
+  PULL_EXPIRES_MS,
+  DEFAULT_INPUTS_MAX_BYTES,
+  LEASE_BUCKET_MAX_BYTES,
+  LEASE_MAX_VALUE_BYTES,
+  SNAPSHOTS_MAX_BYTES,
+  type StreamOptions,
+} from "./streams.js";
 export { guardStalls, STALL_MS, type StallGuard } from "./stall.js";
 export {
   FencedAppender,

@@ -366,6 +366,16 @@ export const EventSchemas = {
     code: Type.String(),
     message: Type.String(),
     inputSeq: Type.Optional(Type.Integer()),
+    /**
+     * How many rejections this event stands for (absent: 1). The master records at most one
+     * event per caller and interval; a summary counts the rejections after the caller's last
+     * event, and names the last of them (its code, message, call and input).
+     */
+    count: Type.Optional(Type.Integer({ minimum: 1 })),
+    /** A summary's rejections by code. */
+    codes: Type.Optional(Type.Record(Type.String(), Type.Integer({ minimum: 1 }))),
+    /** A summary of callers beyond those with events of their own (origin `corral.in._others`): how many. */
+    callers: Type.Optional(Type.Integer({ minimum: 1 })),
   }),
   // Maintenance, drain and inverse offers (docs/maintenance.md).
   "maintenance.scheduled": ev("maintenance.scheduled", {

@@ -146,6 +146,8 @@ export function keyFields(e: CorralEvent): string {
       break;
     case "call.rejected":
       f.push(kv("origin", e.origin), kv("call", e.call), kv("code", e.code), kv("message", e.message));
+      if (e.count !== undefined) f.push(kv("count", e.count));
+      if (e.callers !== undefined) f.push(kv("callers", e.callers));
       break;
     case "maintenance.scheduled":
       f.push(kv("windows", e.windows.map(windowText).join(",") || "none"), kv("reason", e.reason));

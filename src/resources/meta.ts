@@ -1,4 +1,5 @@
 import { InvalidResourceError } from "../errors/index.js";
+import { sandboxPathProblem } from "../events/validate-task.js";
 import type { Resource } from "./types.js";
 import { DEFAULT_ROLE } from "./types.js";
 
@@ -162,11 +163,9 @@ export function checkedMeta(r: Resource): ResourceMeta {
     if (!VOLUME_ID_RE.test(id) || id === "." || id === "..")
       throw fail(r, `volume id ${JSON.stringify(id)} must be 1-128 of [A-Za-z0-9_.-], not "." or ".."`);
     const containerPath = checkString(d.volume?.containerPath, "volume.containerPath", r, 4096);
-    if (containerPath.startsWith("/") || containerPath.split("/").some((p) => p === ".." || p === "."))
-      throw fail(
-        r,
-        `volume containerPath ${JSON.stringify(containerPath)} must be relative, without "." or ".."`,
-      );
+    // The rule the host applies where it mounts the volume (and the master to every LAUNCH).
+    const where = sandboxPathProblem(containerPath);
+    if (where !== undefined) throw fail(r, `volume containerPath: ${where}`);
     const mode = d.volume?.mode;
     if (mode !== "RW" && mode !== "RO") throw fail(r, 'volume mode must be "RW" or "RO"');
     const persistence: DiskInfo["persistence"] = { id };

@@ -299,6 +299,7 @@ export class Feeds {
     this.log?.debug({ callId: e.callId, code: e.code }, "call rejected (event)");
     const n: Notification = { type: "call.rejected", code: e.code, message: e.message };
     if (e.callId !== undefined) n.callId = e.callId;
+    if (e.count !== undefined) n.count = e.count;
     this.notes.push(n);
     this.onRejectedCall(e.callId, e.code, e.message);
   }

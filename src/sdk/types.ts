@@ -137,6 +137,7 @@ export type Notification =
   | { type: "framework.resubscribed"; unacknowledged: number }
   /** Another instance subscribed with this framework's id (a failover): this client has ended. */
   | { type: "framework.failed_over"; instanceId: string }
-  | { type: "call.rejected"; callId?: string; code: string; message: string }
+  /** `count`: a summary of that many rejections (the master records one event per caller and second). */
+  | { type: "call.rejected"; callId?: string; code: string; message: string; count?: number }
   | { type: "disconnected" }
   | { type: "reconnected" };

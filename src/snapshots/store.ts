@@ -1,6 +1,8 @@
-import { StorageType } from "@nats-io/jetstream";
+import { jetstreamManager, StorageType } from "@nats-io/jetstream";
 import { Objm, type ObjectInfo, type ObjectStore } from "@nats-io/obj";
 import type { NatsConnection } from "@nats-io/transport-node";
+import { applyLimits, isStorageRefusal, SNAPSHOTS_MAX_BYTES } from "../events/index.js";
+import type { Logger } from "../log/index.js";
 
 /** Object store bucket holding snapshots of the folded ClusterState. */
 export const SNAPSHOT_BUCKET = "corral_snapshots";
@@ -54,9 +56,28 @@ export class SnapshotStore {
     this.#os = os;
   }
 
-  /** Create the bucket if needed (the master); `replicas` as for the streams. */
-  static async create(nc: NatsConnection, replicas = 1): Promise<SnapshotStore> {
-    const os = await new Objm(nc).create(SNAPSHOT_BUCKET, { storage: StorageType.File, replicas });
+  /**
+   * Create the bucket if needed (the master); `replicas` as for the streams. Bounded to
+   * SNAPSHOTS_MAX_BYTES (a bucket made before the bound gets it), so snapshots cannot fill the
+   * server's store; one that does not fit is not written (the master says so and recovery folds a
+   * longer tail).
+   */
+  static async create(nc: NatsConnection, replicas = 1, log?: Logger): Promise<SnapshotStore> {
+    const objm = new Objm(nc);
+    const opts = { storage: StorageType.File, replicas };
+    const os = await objm
+      .create(SNAPSHOT_BUCKET, { ...opts, max_bytes: SNAPSHOTS_MAX_BYTES })
+      .catch((err) => {
+        // A server whose max_file_store cannot reserve the bound still gets snapshots, unbounded.
+        if (!isStorageRefusal(err)) throw err;
+        log?.warn({ maxBytes: SNAPSHOTS_MAX_BYTES }, "the server cannot reserve the snapshot store's bound");
+        return objm.create(SNAPSHOT_BUCKET, opts);
+      });
+    const jsm = await jetstreamManager(nc);
+    const info = await jsm.streams.info(`OBJ_${SNAPSHOT_BUCKET}`);
+    await applyLimits(jsm, info, { max_bytes: SNAPSHOTS_MAX_BYTES }, log).catch((err: unknown) =>
+      log?.warn({ err }, "could not bound the snapshot store"),
+    );
     return new SnapshotStore(os);
   }
 

@@ -43,6 +43,14 @@ export interface MasterComponentOptions {
   leaseTtlMs?: number;
   operators?: string[];
   allowedHostPaths?: string[];
+  /** Per-caller input rate limit; false: none (default 1000 calls/s, burst 2000). */
+  inputRateLimit?: { perSecond: number; burst: number } | false;
+  /** At most one `call.rejected` event per caller per interval (default 1 s). */
+  rejections?: { intervalMs?: number };
+  /** Bytes of INPUTS kept (default 1 GiB). */
+  inputsMaxBytes?: number;
+  /** Warn when the log holds more than this many bytes (default 6 GiB). */
+  logWarnBytes?: number;
 }
 
 export interface HostdComponentOptions {

@@ -16,12 +16,15 @@ export function policyOf(ctx: DecideContext): AuthPolicy {
   return ctx.auth ?? DENY_ALL;
 }
 
-/** Operator calls come only from the principals the master was configured with. */
+/**
+ * Operator calls come only from the principals the master was configured with. The refusal does
+ * not list them: who may operate the cluster is not for a stranger to learn.
+ */
 export function authorizeOperator(policy: AuthPolicy, principal: string): void {
   if (!isOperator(policy, principal))
     reject(
       ErrorCode.Unauthorized,
-      `principal ${principal} is not an operator of this master (operators: ${policy.operators.join(", ") || "none"})`,
+      `principal ${principal} is not an operator of this master (operators are configured on the master, e.g. CORRAL_OPERATORS)`,
     );
 }
 
@@ -36,7 +39,8 @@ export function authorizeResubscribe(
   if (!prev || prev.principal === call.principal) return;
   reject(
     ErrorCode.Unauthorized,
-    `framework ${call.frameworkId} is registered with principal ${prev.principal ?? "(none)"}; it cannot fail over as ${call.principal ?? "(none)"}`,
+    // Not naming the registered principal: the caller may be anyone who can publish here.
+    `framework ${call.frameworkId} is registered with another principal; it cannot fail over as ${call.principal ?? "(none)"}`,
   );
 }
 

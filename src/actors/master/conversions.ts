@@ -160,7 +160,9 @@ export function convert(
         const p = r.disk.persistence.principal;
         if (who.principal !== undefined && p !== undefined && p !== who.principal)
           reject(ErrorCode.InvalidCall, `${what}: volume ${id}'s principal must be ${who.principal}`);
-        if (existing.has(id) || ids.has(id))
+        if (ids.has(id))
+          reject(ErrorCode.ResourceInUse, `${what}: volume id ${id} appears twice in this call`);
+        if (existing.has(id))
           reject(ErrorCode.ResourceInUse, `${what}: volume id ${id} is already in use on this host`);
         ids.add(id);
       }

@@ -1,5 +1,12 @@
 import type { CorralEvent, FrameworkCall, FrameworkCallOf, TaskStatusInfo } from "../../events/index.js";
-import { containerProblem, isTerminal, subjects } from "../../events/index.js";
+import {
+  InvalidTaskError,
+  MAX_FAILOVER_TIMEOUT_S,
+  containerProblem,
+  isTerminal,
+  subjects,
+  taskProblem,
+} from "../../events/index.js";
 import { ErrorCode } from "../../errors/index.js";
 import {
   add,
@@ -157,6 +164,11 @@ function subscribe(state: ClusterState, call: FrameworkCallOf<"SUBSCRIBE">, ctx:
       `framework ${call.frameworkId} was torn down; subscribe with a new id`,
     );
   authorizeResubscribe(prev, call);
+  if ((call.failoverTimeoutS ?? 0) > MAX_FAILOVER_TIMEOUT_S)
+    reject(
+      ErrorCode.InvalidCall,
+      `failoverTimeoutS ${call.failoverTimeoutS} is longer than the longest failover timeout, ${MAX_FAILOVER_TIMEOUT_S} s (about 292 years: Mesos's limit, a duration in int64 nanoseconds)`,
+    );
   const e = event(ctx, "framework.subscribed", {
     frameworkId: call.frameworkId,
     name: call.name,
@@ -235,13 +247,17 @@ function accept(state: ClusterState, call: FrameworkCallOf<"ACCEPT">, ctx: Decid
       continue;
     }
     for (const t of op.tasks) {
-      if (seen.has(t.taskId) || state.tasks.has(t.taskId))
+      if (seen.has(t.taskId))
+        reject(ErrorCode.DuplicateTask, `task id ${t.taskId} appears twice in this ACCEPT`);
+      if (state.tasks.has(t.taskId))
         reject(ErrorCode.DuplicateTask, `task id ${t.taskId} is already in use by a live task`);
       seen.add(t.taskId);
+      // The rules the host applies before it launches (ids, paths, command): refused here, with
+      // the host's code and words, rather than accepted and ended TASK_ERROR on the host.
+      const problem = taskProblem(t);
+      if (problem !== undefined) throw new InvalidTaskError(problem);
       if (isEmpty(t.resources))
         reject(ErrorCode.InsufficientResources, `task ${t.taskId} asks for no resources`);
-      if (!t.command.value && !(t.command.argv && t.command.argv.length > 0))
-        reject(ErrorCode.InvalidCall, `task ${t.taskId} has no command (give command.value or command.argv)`);
       const invalidContainer = containerProblem(t.container);
       if (invalidContainer !== undefined)
         reject(ErrorCode.InvalidCall, `task ${t.taskId}: invalid container: ${invalidContainer}`);

@@ -1,4 +1,14 @@
 export { Master, startMaster, type MasterOptions, type MasterCounters } from "./master.js";
+export { DEFAULT_RATE_LIMIT, InputRateLimiter, type RateLimit } from "./rate-limit.js";
+export { DEFAULT_LOG_WARN_BYTES } from "./log-size.js";
+export {
+  DEFAULT_REJECTION_POLICY,
+  OTHER_CALLERS,
+  RejectionLedger,
+  type Rejection,
+  type RejectionPolicy,
+  type RejectionSummary,
+} from "./rejections.js";
 export { MASTER_CONSUMER, type InputConsumer } from "./input-consumer.js";
 export type { MasterRole, MasterStatus, Takeover } from "./status.js";
 export { LeaderLease, LEASE_BUCKET } from "./lease.js";

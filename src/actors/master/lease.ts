@@ -1,6 +1,7 @@
-import { JetStreamApiError } from "@nats-io/jetstream";
+import { jetstreamManager, JetStreamApiError } from "@nats-io/jetstream";
 import { Kvm, type KV, type KvWatchEntry } from "@nats-io/kv";
 import type { NatsConnection, QueuedIterator } from "@nats-io/transport-node";
+import { applyLimits, LEASE_BUCKET_MAX_BYTES, LEASE_MAX_VALUE_BYTES } from "../../events/index.js";
 import type { Logger } from "../../log/index.js";
 
 export const LEASE_BUCKET = "corral_leader";
@@ -61,12 +62,21 @@ export class LeaderLease {
 
   async #bucket(): Promise<KV> {
     if (this.#kv) return this.#kv;
+    const limits = { max_bytes: LEASE_BUCKET_MAX_BYTES, max_msg_size: LEASE_MAX_VALUE_BYTES };
     const kv = await new Kvm(this.#nc).create(LEASE_BUCKET, {
       ttl: this.#ttlMs,
       history: 1,
       // Replicated like the streams: losing the node that holds the lease must not lose it.
       replicas: this.replicas,
+      max_bytes: limits.max_bytes,
+      maxValueSize: limits.max_msg_size,
     });
+    // A bucket made before it had bounds gets them (its key and TTL stay as they are); failing
+    // that, it serves unbounded as before.
+    const jsm = await jetstreamManager(this.#nc);
+    await applyLimits(jsm, await jsm.streams.info(`KV_${LEASE_BUCKET}`), limits, this.#log).catch(
+      (err: unknown) => this.#log.warn({ err }, "could not bound the lease bucket"),
+    );
     const ttl = (await kv.status()).ttl;
     if (ttl > 0 && ttl !== this.#ttlMs) {
       this.#log.warn(

@@ -47,6 +47,17 @@ import { makeInverseOffers } from "./inverse-offers.js";
 import { electionEvents } from "./election.js";
 import { openInputConsumer, type InputConsumer } from "./input-consumer.js";
 import { LeaderLease } from "./lease.js";
+import { DEFAULT_LOG_WARN_BYTES, LOG_SIZE_CHECK_MS, LogSizeWatch } from "./log-size.js";
+import { DEFAULT_RATE_LIMIT, InputRateLimiter, rateLimited, type RateLimit } from "./rate-limit.js";
+import {
+  DEFAULT_REJECTION_POLICY,
+  LogLimiter,
+  RejectionLedger,
+  countRejection,
+  rejectionEvent,
+  summaryEvent,
+  type RejectionPolicy,
+} from "./rejections.js";
 import type { MasterStatus, Takeover } from "./status.js";
 import { frameworkTimeouts } from "./framework-liveness.js";
 import { hostTimeouts, offerTimeouts } from "./timeouts.js";
@@ -80,11 +91,30 @@ export interface MasterOptions {
   snapshots?: Partial<SnapshotPolicy> | false;
   /** While another master leads, fold the log live, so taking over folds only the tail (default true). */
   standbyFollow?: boolean;
+  /**
+   * Calls per second (and burst) each caller (input subject) may make; over it a call is
+   * answered RATE_LIMITED and not decided (default 1000/s, burst 2000; false: no limit).
+   */
+  inputRateLimit?: Partial<RateLimit> | false;
+  /** How often a caller's rejections get an event and a warning of their own (docs/security.md). */
+  rejections?: Partial<RejectionPolicy>;
+  /** Bytes of INPUTS kept, oldest dropped first (default 1 GiB; docs/operations.md). */
+  inputsMaxBytes?: number;
+  /** Warn when the log (EVENTS) holds more than this many bytes (default 6 GiB; 0: never). */
+  logWarnBytes?: number;
 }
 
 export interface MasterCounters {
   inputs: number;
   rejected: number;
+  /** Rejections by code (RATE_LIMITED among them). */
+  rejectedByCode: Record<string, number>;
+  /** Rejections by caller kind: fw, host, op, or other (an input subject outside the scheme). */
+  rejectedByKind: Record<string, number>;
+  /** Calls refused because their caller was over its rate limit (also in `rejected`). */
+  rateLimited: number;
+  /** Rejections without an event of their own: summed into a later `call.rejected` with a count. */
+  rejectionsSummarised: number;
   appendedMessages: number;
   appendedEvents: number;
   appendedBytes: number;
@@ -111,6 +141,10 @@ export class Master {
   readonly counters: MasterCounters = {
     inputs: 0,
     rejected: 0,
+    rejectedByCode: {},
+    rejectedByKind: {},
+    rateLimited: 0,
+    rejectionsSummarised: 0,
     appendedMessages: 0,
     appendedEvents: 0,
     appendedBytes: 0,
@@ -132,14 +166,27 @@ export class Master {
       | "allowedHostPaths"
       | "snapshots"
       | "standbyFollow"
+      | "inputRateLimit"
+      | "rejections"
+      | "inputsMaxBytes"
+      | "logWarnBytes"
     >
   > & {
     minAllocatable: ScalarTotals[];
     replicas: number;
     snapshots: Partial<SnapshotPolicy> | false;
     standbyFollow: boolean;
+    inputsMaxBytes: number | undefined;
+    logWarnBytes: number;
   };
   #auth: AuthPolicy;
+  #rateLimiter: InputRateLimiter | undefined;
+  #rejections: RejectionLedger;
+  /** Warnings a caller can provoke on every input, at most one per subject per interval. */
+  #inputWarnings: LogLimiter;
+  /** The last input handed to a decision (all before it are decided, their appends queued). */
+  #decidedInputSeq = 0;
+  #logSize: LogSizeWatch | undefined;
   /** The log folded live while another master leads (handed over on winning the lease). */
   #standby: Snapshotter | undefined;
   #snapshots: SnapshotStore | undefined;
@@ -193,7 +240,14 @@ export class Master {
       replicas: opts.replicas ?? 1,
       snapshots: opts.snapshots ?? {},
       standbyFollow: opts.standbyFollow ?? true,
+      inputsMaxBytes: opts.inputsMaxBytes,
+      logWarnBytes: opts.logWarnBytes ?? DEFAULT_LOG_WARN_BYTES,
     };
+    if (opts.inputRateLimit !== false)
+      this.#rateLimiter = new InputRateLimiter({ ...DEFAULT_RATE_LIMIT, ...opts.inputRateLimit });
+    const rejections = { ...DEFAULT_REJECTION_POLICY, ...opts.rejections };
+    this.#rejections = new RejectionLedger(rejections, this.#log);
+    this.#inputWarnings = new LogLimiter(Math.max(1000, rejections.intervalMs * 10));
     this.#auth = {
       operators: [...(opts.operators ?? defaultOperators())],
       allowedHostPaths: [...(opts.allowedHostPaths ?? [])],
@@ -251,7 +305,11 @@ export class Master {
       host: hostname(),
       pid: process.pid,
       startedAt: this.#startedAt,
-      counters: { ...this.counters },
+      counters: {
+        ...this.counters,
+        rejectedByCode: { ...this.counters.rejectedByCode },
+        rejectedByKind: { ...this.counters.rejectedByKind },
+      },
     };
     if (this.#takeover) s.lastTakeover = this.#takeover;
     if (this.#stepDown) s.lastStepDown = this.#stepDown;
@@ -287,12 +345,17 @@ export class Master {
 
   async #run(): Promise<void> {
     const nc = this.#o.nc;
-    const jsm = await ensureStreams(nc, { replicas: this.#o.replicas });
+    const jsm = await ensureStreams(nc, {
+      replicas: this.#o.replicas,
+      log: this.#log,
+      ...(this.#o.inputsMaxBytes !== undefined ? { inputsMaxBytes: this.#o.inputsMaxBytes } : {}),
+    });
+    this.#logSize = new LogSizeWatch(jsm, this.#o.logWarnBytes, this.#log);
     const replicas = (await jsm.streams.info(EVENTS_STREAM)).config.num_replicas;
     if (replicas !== this.#o.replicas)
       // Whoever created the streams chose; this master does not change them (docs/operations.md).
       this.#log.warn({ asked: this.#o.replicas, actual: replicas }, "the log has another replica count");
-    this.#snapshots = await SnapshotStore.create(nc, this.#o.replicas).catch((err: unknown) => {
+    this.#snapshots = await SnapshotStore.create(nc, this.#o.replicas, this.#log).catch((err: unknown) => {
       this.#log.warn({ err }, "snapshot bucket unavailable: recovery folds the whole log");
       return undefined;
     });
@@ -378,6 +441,8 @@ export class Master {
     // this fold ended: a leader elected meanwhile makes it refused (docs/architecture.md, "Epochs").
     const epoch = state.epoch + 1;
     lease.epoch = epoch;
+    // What this leadership may claim answered starts where the log says, not where a previous one got.
+    this.#decidedInputSeq = recovered.lastInputSeq;
     const js = jetstream(nc);
     // Inputs after the last one the log answers, including any an old leader pulled and left.
     this.#inputConsumer = await openInputConsumer(nc, this.#lastInputSeq + 1, this.#log);
@@ -425,7 +490,8 @@ export class Master {
 
     // A new leader owns no offers: the old leader's are rescinded, and allocation starts afresh.
     const events = electionEvents(state, this.#ctx(), this.masterId, epoch, leaseRevision);
-    void this.#commit({ events }, `elected-${epoch}`);
+    // Once it is stored, the log's size is what a restart finds: say at once if it is large.
+    void this.#commit({ events }, `elected-${epoch}`)?.then(() => this.#logSize?.check());
     const now = Date.now();
     for (const h of state.hosts.values()) if (h.status === "ACTIVE") this.#lastSeen.set(h.hostId, now);
     // Frameworks get a full timeout to find the new leader, as hosts do.
@@ -447,9 +513,13 @@ export class Master {
         },
       }),
     );
+    this.#rejections.reset();
+    const rejectionTick = Math.min(250, Math.max(10, this.#rejections.policy.intervalMs));
     this.#timers.push(
       setInterval(() => this.#scheduleAllocation("all"), this.#o.allocationIntervalMs),
       setInterval(() => this.#sweep(), 1000),
+      setInterval(() => this.#recordRejectionSummaries(), rejectionTick),
+      setInterval(() => void this.#logSize?.check(), LOG_SIZE_CHECK_MS),
     );
     this.#actor.send({ type: "RECOVERED", epoch });
     this.counters.takeovers++;
@@ -587,16 +657,19 @@ export class Master {
       m.ack(); // answered before a failover: its events are in the log already
       return undefined;
     }
+    this.#decidedInputSeq = m.seq;
     const origin = parseInputSubject(m.subject);
+    const ctx = this.#ctx();
     let replyTo = m.headers?.get(REPLY_HEADER) || undefined;
     if (replyTo && origin && !replyAllowed(origin, replyTo)) {
-      this.#log.warn(
-        { input: { subject: m.subject, seq: m.seq, replyTo } },
-        "not answering on a foreign subject",
-      );
+      const logged = this.#inputWarnings.allow(m.subject, ctx.now);
+      if (logged)
+        this.#log.warn(
+          { input: { subject: m.subject, seq: m.seq, replyTo: replyTo.slice(0, 256) }, ...logged },
+          "not answering on a foreign subject",
+        );
       replyTo = undefined;
     }
-    const ctx = this.#ctx();
     let callId: string | undefined;
     let callType: string | undefined;
     let decision: Decision;
@@ -605,8 +678,11 @@ export class Master {
       if (!origin)
         throw new CorralError(
           ErrorCode.InvalidCall,
-          `inputs must be sent on corral.in.{fw,host,op}.<id>, not ${m.subject}`,
+          `inputs must be sent on corral.in.{fw,host,op}.<id>, not ${m.subject.slice(0, 256)}`,
         );
+      // Before the call is even read: a flood costs a token check per input, not a decode.
+      if (this.#rateLimiter && !this.#rateLimiter.take(m.subject, ctx.now))
+        throw rateLimited(origin, this.#rateLimiter.limit);
       const value = decode(m.data);
       if (typeof value === "object" && value !== null) {
         const v = value as { callId?: unknown; type?: unknown };
@@ -617,26 +693,48 @@ export class Master {
     } catch (err) {
       const e =
         err instanceof CorralError ? err : new CorralError(ErrorCode.InvalidCall, (err as Error).message);
-      this.counters.rejected++;
-      this.#log.warn(
-        { err: e, input: { subject: m.subject, seq: m.seq, callId, callType } },
-        "input rejected",
-      );
-      const rejected = event(ctx, "call.rejected", {
-        origin: m.subject,
+      const reply: CallReply = { ok: false, code: e.code, name: e.name, message: e.message };
+      if (callId) reply.callId = callId;
+      const rejection = {
+        subject: m.subject,
         code: e.code,
         message: e.message,
         inputSeq: m.seq,
-      });
-      if (callId) rejected.callId = callId;
-      if (callType) rejected.call = callType;
-      const reply: CallReply = { ok: false, code: e.code, name: e.name, message: e.message };
-      if (callId) reply.callId = callId;
-      return this.#commit({ events: [rejected] }, `in-${m.seq}`, m, replyTo, reply);
+        callId,
+        call: callType,
+      };
+      const own = this.#rejections.note(rejection, ctx.now);
+      countRejection(this.counters, origin?.kind ?? "other", e.code, own);
+      // Answered every time (core NATS, not stored); recorded only as the ledger says: the rest
+      // are summed into the caller's next `call.rejected`.
+      const events = own ? [rejectionEvent(ctx, rejection)] : [];
+      return this.#commit({ events }, `in-${m.seq}`, m, replyTo, reply);
     }
     const reply: CallReply = { ok: true, callId: callId ?? "" };
     if (decision.result !== undefined) reply.result = decision.result;
     return this.#commit(decision, `in-${m.seq}`, m, replyTo, reply);
+  }
+
+  /**
+   * The summaries of rejections whose interval has ended, as `call.rejected` events with a count.
+   * Every input up to the last one decided has its decision queued before this message, so it
+   * may say so (the `Corral-Input` header): a new leader does not decide the summarised inputs
+   * again, which were answered when they came.
+   */
+  #recordRejectionSummaries(): void {
+    if (!this.#appender) return;
+    const summaries = this.#rejections.due(Date.now());
+    if (summaries.length === 0) return;
+    const ctx = this.#ctx();
+    const events = summaries.map((s) => summaryEvent(ctx, s));
+    void this.#commit(
+      { events },
+      `rejected-${this.epoch}-${++this.#decisionSeq}`,
+      undefined,
+      undefined,
+      undefined,
+      this.#decidedInputSeq || undefined,
+    );
   }
 
   #decide(origin: InputOrigin, value: unknown, ctx: DecideContext): Decision {
@@ -666,13 +764,17 @@ export class Master {
     }
   }
 
-  /** Apply a decision to the state, append it, then ack the input and answer the caller. */
+  /**
+   * Apply a decision to the state, append it, then ack the input and answer the caller.
+   * `inputSeq`: the last input this message answers (default the input's own sequence).
+   */
   #commit(
     decision: Decision,
     msgId: string,
     input?: JsMsg,
     replyTo?: string,
     reply?: CallReply,
+    inputSeq: number | undefined = input?.seq,
   ): Promise<unknown> | undefined {
     const appender = this.#appender;
     const answer = () => {
@@ -705,7 +807,7 @@ export class Master {
     this.counters.appendedMessages += batches.length;
     this.counters.appendedEvents += decision.events.length;
     const before = appender.bytes;
-    const p = appender.append(batches, msgId, input?.seq);
+    const p = appender.append(batches, msgId, inputSeq);
     this.counters.appendedBytes += appender.bytes - before;
     this.#state.seq = appender.lastSeq;
     if (decision.dirty) this.#scheduleAllocation(decision.dirty);

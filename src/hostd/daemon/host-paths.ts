@@ -1,5 +1,6 @@
 import { mkdir, realpath } from "node:fs/promises";
 import { isAbsolute, join, sep } from "node:path";
+import { hostPathShapeProblem } from "../../events/validate-task.js";
 import { LaunchError } from "../launcher/index.js";
 
 /** A task's host-path volume as the launcher takes it. */
@@ -24,6 +25,9 @@ export async function resolveHostPaths(
 ): Promise<HostPathVolume[]> {
   const out: HostPathVolume[] = [];
   for (const v of volumes) {
+    // The master's text rule (auth/policy.ts uses it), again: this host may follow an older master.
+    const shape = hostPathShapeProblem(v.hostPath);
+    if (shape !== undefined) throw new LaunchError("PATH_ESCAPE", shape);
     if (isAbsolute(v.hostPath)) {
       out.push(v);
       continue;

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { constants } from "node:os";
 import type { TaskStatusReport } from "../../events/calls.js";
 import { checkContainer, InvalidContainerError } from "../../events/container.js";
+import { checkTask, InvalidTaskError } from "../../events/validate-task.js";
 import type { EventOf } from "../../events/schema.js";
 import {
   isTerminal as isTerminalState,
@@ -206,6 +207,9 @@ export class TaskRun {
 
   async #run(e: EventOf<"task.launched">): Promise<void> {
     try {
+      // The rules the master applied to the LAUNCH (the same function): a task that passed them
+      // there passes here, and one from a master that did not check ends TASK_ERROR, same words.
+      checkTask(e);
       if (e.healthCheck) validateHealthCheck(e.healthCheck);
       checkContainer(e.container);
       this.sandbox = await createSandbox(this.#ctx.workDir, e.frameworkId, e.taskId, this.runId);
@@ -395,7 +399,11 @@ export class TaskRun {
   }
 
   #launchFailed(err: unknown): void {
-    if (err instanceof InvalidHealthCheckError || err instanceof InvalidContainerError) {
+    if (
+      err instanceof InvalidTaskError ||
+      err instanceof InvalidHealthCheckError ||
+      err instanceof InvalidContainerError
+    ) {
       this.terminalUuid = this.#report("TASK_ERROR", { reason: "REASON_TASK_INVALID", message: err.message });
       return;
     }

@@ -1,8 +1,7 @@
+import { envProblem } from "../../events/validate-task.js";
 import type { Resources } from "../../resources/types.js";
 import { LaunchError } from "./errors.js";
 import { SYSTEM_PATH } from "./resolve.js";
-
-const ENV_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 export interface TaskEnvInput {
   taskId: string;
@@ -15,14 +14,10 @@ export interface TaskEnvInput {
   extraEnv?: Record<string, string> | undefined;
 }
 
+/** The master's rule for a LAUNCH's environment too (events/validate-task). */
 function checkEnv(where: string, env: Record<string, string> | undefined): void {
-  for (const [k, v] of Object.entries(env ?? {})) {
-    if (!ENV_NAME_RE.test(k))
-      throw new LaunchError("INVALID_COMMAND", `${where}: invalid variable name ${JSON.stringify(k)}`);
-    if (typeof v !== "string" || v.includes("\0")) {
-      throw new LaunchError("INVALID_COMMAND", `${where}: value of ${k} must be a string without NUL`);
-    }
-  }
+  const why = envProblem(where, env);
+  if (why !== undefined) throw new LaunchError("INVALID_COMMAND", why);
 }
 
 /**

@@ -3,6 +3,7 @@ import { chmodSync, realpathSync, rmSync, statSync, writeFileSync } from "node:f
 import { chown, mkdir, open, realpath, stat } from "node:fs/promises";
 import { dirname, isAbsolute, join } from "node:path";
 import { readExitStatus } from "./adopt.js";
+import { commandProblem, hostnameProblem } from "../../events/validate-task.js";
 import { buildTaskEnv, taskVariables } from "./env.js";
 import { taskHandle } from "./handle.js";
 import { LaunchError } from "./errors.js";
@@ -88,27 +89,14 @@ export interface RunningTask {
  * task-vars.ts): the shell form leaves `$PORT0` to the shell, the argv form has no shell to do it.
  */
 export function commandArgv(c: LaunchCommand, vars: Readonly<Record<string, string>> = {}): string[] {
+  // The master refuses such a command at the LAUNCH already, by the same rule.
+  const why = commandProblem(c);
+  if (why !== undefined) throw new LaunchError("INVALID_COMMAND", why);
   const shell = c.shell ?? c.value !== undefined;
-  let argv: string[];
-  if (shell) {
-    if (c.value === undefined || c.value.trim() === "") {
-      throw new LaunchError("INVALID_COMMAND", "a shell command needs a non-empty `value`");
-    }
-    argv = ["/bin/sh", "-c", c.value];
-  } else if (c.argv && c.argv.length > 0) {
-    argv = c.argv.map((w) => expandTaskVars(w, vars));
-  } else if (c.value !== undefined && c.value !== "") {
-    argv = [expandTaskVars(c.value, vars)];
-  } else {
-    throw new LaunchError("INVALID_COMMAND", "the command has neither `value` nor `argv`");
-  }
-  if (argv.some((a) => a.includes("\0")))
-    throw new LaunchError("INVALID_COMMAND", "arguments must not contain NUL");
-  return argv;
+  if (shell) return ["/bin/sh", "-c", c.value ?? ""];
+  if (c.argv && c.argv.length > 0) return c.argv.map((w) => expandTaskVars(w, vars));
+  return [expandTaskVars(c.value ?? "", vars)];
 }
-
-const HOSTNAME_RE =
-  /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 
 async function prepareVolumes(
   sandbox: string,
@@ -207,9 +195,8 @@ export async function launchTask(spec: LaunchSpec): Promise<RunningTask> {
   const volumes = spec.volumes ?? [];
   const ops: WrapperOp[] = [];
   if (spec.hostname !== undefined) {
-    if (!HOSTNAME_RE.test(spec.hostname) || spec.hostname.length > 64) {
-      throw new LaunchError("INVALID_COMMAND", `invalid hostname ${JSON.stringify(spec.hostname)}`);
-    }
+    const why = hostnameProblem(spec.hostname);
+    if (why !== undefined) throw new LaunchError("INVALID_COMMAND", why);
     ops.push({
       op: "hostname",
       bin: await findTool("hostname", "to set the task's hostname"),

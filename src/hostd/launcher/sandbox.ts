@@ -1,18 +1,13 @@
 import { mkdirSync } from "node:fs";
 import { lstat, realpath, rm } from "node:fs/promises";
 import { isAbsolute, join, relative, resolve, sep } from "node:path";
+import { idProblem, sandboxPathProblem } from "../../events/validate-task.js";
 import { LaunchError } from "./errors.js";
 
-const ID_RE = /^[A-Za-z0-9_.:@-]+$/;
-
-/** Ids become directory names: only `[A-Za-z0-9_.:@-]`, never `.`/`..` or containing `..`. */
+/** Ids become directory names: the rule the master applies to a LAUNCH too (events/validate-task). */
 export function validateId(kind: string, id: string): void {
-  if (!ID_RE.test(id) || id.includes("..") || id === "." || id.length > 255) {
-    throw new LaunchError(
-      "INVALID_ID",
-      `invalid ${kind} ${JSON.stringify(id)}: use 1-255 of [A-Za-z0-9_.:@-], without ".."`,
-    );
-  }
+  const why = idProblem(kind, id);
+  if (why !== undefined) throw new LaunchError("INVALID_ID", why);
 }
 
 /** Creates (idempotently) and returns `<workDir>/sandboxes/<frameworkId>/<taskId>/<runId>`. */
@@ -44,9 +39,10 @@ export async function resolveInSandbox(sandbox: string, relPath: string): Promis
   const refuse = (why: string): never => {
     throw new LaunchError("PATH_ESCAPE", `path ${JSON.stringify(relPath)} refused: ${why}`);
   };
-  if (relPath === "" || relPath.includes("\0")) refuse("empty or contains NUL");
+  // As text, the master's rule (events/validate-task); then what only this host can see.
+  const text = sandboxPathProblem(relPath);
+  if (text !== undefined) throw new LaunchError("PATH_ESCAPE", text);
   if (isAbsolute(relPath)) refuse("must be relative to the sandbox");
-  if (relPath.split(/[\\/]+/).includes("..")) refuse('must not contain ".."');
   const root = await realpath(sandbox);
   const target = join(root, relPath);
   if (!inside(root, target)) refuse("escapes the sandbox");
