@@ -33,6 +33,7 @@ export {
   type TaskStatusReport,
   type HostTask,
   type RegisterResult,
+  type StatusResult,
   type TaskStatusInfo,
   type CallReply,
   PARTITION_AWARE,
@@ -61,8 +62,19 @@ export {
 } from "./subjects.js";
 export { ensureStreams, PULL_EXPIRES_MS, type StreamOptions } from "./streams.js";
 export { guardStalls, STALL_MS, type StallGuard } from "./stall.js";
-export { FencedAppender, batchesOf, EPOCH_HEADER, INPUT_SEQ_HEADER, type Batch } from "./appender.js";
-export { readEvents, entryOf, type LogEntry, type ReadOptions } from "./reader.js";
+export {
+  FencedAppender,
+  batchesOf,
+  splitBatches,
+  maxBodyBytes,
+  HEADER_ROOM,
+  EPOCH_HEADER,
+  INPUT_SEQ_HEADER,
+  DECISION_HEADER,
+  PART_HEADER,
+  type Batch,
+} from "./appender.js";
+export { readEvents, entryOf, type LogEntry, type DecisionPart, type ReadOptions } from "./reader.js";
 export {
   TASK_STATES,
   TERMINAL_TASK_STATES,

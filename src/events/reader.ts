@@ -1,6 +1,6 @@
 import { DeliverPolicy, jetstream, type JsMsg, type OrderedConsumerOptions } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { EPOCH_HEADER, INPUT_SEQ_HEADER } from "./appender.js";
+import { DECISION_HEADER, EPOCH_HEADER, INPUT_SEQ_HEADER, PART_HEADER } from "./appender.js";
 import { decode } from "./codec.js";
 import type { CorralEvent } from "./schema.js";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -22,6 +22,27 @@ export interface LogEntry {
   inputSeq?: number;
   /** The epoch (lease revision) of the master leadership that appended it (`Corral-Epoch`). */
   epoch?: number;
+  /**
+   * Set on a message of a decision written as several messages (`Corral-Decision`,
+   * `Corral-Part`): the decision counts only once its last part is in the log.
+   */
+  part?: DecisionPart;
+}
+
+/** Which message of a multi-message decision an entry is: part `index` of `count` (1-based). */
+export interface DecisionPart {
+  decision: string;
+  index: number;
+  count: number;
+}
+
+/** `i/n` with 1 ≤ i ≤ n, or undefined. */
+function parsePart(decision: string, part: string): DecisionPart | undefined {
+  const m = /^([1-9]\d{0,8})\/([1-9]\d{0,8})$/.exec(part);
+  if (!m || decision.length === 0) return undefined;
+  const index = Number(m[1]);
+  const count = Number(m[2]);
+  return index <= count ? { decision, index, count } : undefined;
 }
 
 export interface ReadOptions {
@@ -49,6 +70,13 @@ export function entryOf(m: JsMsg): LogEntry {
   if (input) base.inputSeq = Number(input);
   const epoch = m.headers?.get(EPOCH_HEADER);
   if (epoch) base.epoch = Number(epoch);
+  const decision = m.headers?.get(DECISION_HEADER) ?? "";
+  const partText = m.headers?.get(PART_HEADER) ?? "";
+  if (decision || partText) {
+    const part = parsePart(decision, partText);
+    if (!part) return { ...base, events: [], error: `invalid decision part "${decision}" "${partText}"` };
+    base.part = part;
+  }
   try {
     const v = decode(m.data);
     if (!Array.isArray(v)) return { ...base, events: [], error: "message is not a batch (array) of events" };
