@@ -433,9 +433,18 @@ describe("foldEntry and multi-message decisions", () => {
     Object.fromEntries([...s.roles.values()].map((r) => [r.role, r.weight]));
 
   it("splitBatches cuts a batch into bodies within the limit, byte for byte what encoding each run gives", () => {
-    const events = Array.from({ length: 70_000 }, (_, i) => weight(`role-${i}`, i % 7));
-    const [whole] = splitBatches([{ subject: "corral.evt.role", events }], 64 * 1024 * 1024);
-    expect(Buffer.from(whole!.body!).equals(Buffer.from(encode(events)))).toBe(true);
+    // Runs of every msgpack array header: array32 (65,536 or more), array16, fixarray (under 16).
+    const events = Array.from({ length: 150_000 }, (_, i) => weight(`role-${i}`, i % 7));
+    const cut = splitBatches([{ subject: "corral.evt.role", events }], 4 * 1024 * 1024);
+    expect(cut.length).toBeGreaterThan(1);
+    expect(cut.some((p) => p.events.length >= 0x10000)).toBe(true);
+    for (const p of cut) expect(Buffer.from(p.body!).equals(Buffer.from(encode(p.events)))).toBe(true);
+    const some = splitBatches([{ subject: "corral.evt.role", events: events.slice(0, 1000) }], 20_000);
+    expect(some.some((p) => p.events.length >= 16 && p.events.length < 0x10000)).toBe(true);
+    for (const p of some) expect(Buffer.from(p.body!).equals(Buffer.from(encode(p.events)))).toBe(true);
+    const few = splitBatches([{ subject: "corral.evt.role", events: events.slice(0, 40) }], 200);
+    expect(few.some((p) => p.events.length > 1 && p.events.length < 16)).toBe(true);
+    for (const p of few) expect(Buffer.from(p.body!).equals(Buffer.from(encode(p.events)))).toBe(true);
     const parts = splitBatches([{ subject: "corral.evt.role", events: events.slice(0, 3000) }], 10_000);
     expect(parts.length).toBeGreaterThan(5);
     for (const p of parts) {

@@ -52,13 +52,11 @@ export function maxBodyBytes(maxPayload: number | undefined, streamMaxMsgSize?: 
 export function splitBatches(batches: Batch[], limit: number): Batch[] {
   const out: Batch[] = [];
   for (const b of batches) {
-    // Most decisions are a few events: encode them as one body and be done.
-    if (b.body || b.events.length <= SMALL_BATCH) {
-      const body = b.body ?? encode(b.events);
-      if (body.length <= limit) {
-        out.push({ subject: b.subject, events: b.events, body });
-        continue;
-      }
+    // Nearly every batch fits: encode it as one body and be done.
+    const body = b.body ?? encode(b.events);
+    if (body.length <= limit) {
+      out.push({ subject: b.subject, events: b.events, body });
+      continue;
     }
     // msgpack encodes an array as a header and its items one after the other, each on its own
     // (no records): so each event is encoded once, and a run of them is its items' bytes joined.
@@ -89,8 +87,6 @@ export function splitBatches(batches: Batch[], limit: number): Batch[] {
   return out;
 }
 
-/** Batches of at most this many events are encoded whole first (they nearly always fit). */
-const SMALL_BATCH = 256;
 /** The longest msgpack array header (array32). */
 const ARRAY_HEADER_MAX = 5;
 
