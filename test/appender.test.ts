@@ -1,7 +1,19 @@
-import { JetStreamApiError, jetstream, type JetStreamClient, type PubAck } from "@nats-io/jetstream";
+import {
+  JetStreamApiError,
+  jetstream,
+  jetstreamManager,
+  type JetStreamClient,
+  type PubAck,
+} from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { FencedAppender, readEvents, type Batch, type CorralEvent } from "../src/events/index.js";
+import {
+  EVENTS_STREAM,
+  FencedAppender,
+  readEvents,
+  type Batch,
+  type CorralEvent,
+} from "../src/events/index.js";
 import { FencedError } from "../src/errors/index.js";
 import { startTestNats, type TestNats } from "./helpers/nats.js";
 
@@ -35,6 +47,47 @@ describe("FencedAppender on a real server", () => {
     const stored: number[] = [];
     for await (const e of readEvents(nc)) stored.push(e.seq);
     expect(stored).toEqual([1, 2, 3, 4]);
+  });
+
+  it("fails at once, without re-sending, a message no server or stream can take", async () => {
+    const js = jetstream(nc);
+    const jsm = await jetstreamManager(nc);
+    // Larger than the server's max_payload: nats.js refuses it before sending.
+    const big = new FencedAppender(js, (await jsm.streams.info(EVENTS_STREAM)).state.last_seq, 7);
+    const huge: Batch = {
+      subject: "corral.evt.role",
+      events: [ev(9)],
+      body: new Uint8Array(nc.info!.max_payload + 1),
+    };
+    let t = performance.now();
+    await expect(big.append([huge], "in-9")).rejects.toMatchObject({
+      name: "FencedError",
+      reason: "refused",
+    });
+    expect(performance.now() - t).toBeLessThan(1000);
+    expect(big.repairing).toBe(false);
+    // Larger than the stream's max_msg_size: the stream refuses it (JetStream error 10054).
+    await jsm.streams.add({ name: "TINY", subjects: ["tiny.>"], max_msg_size: 1000 });
+    const tiny = new FencedAppender(js, 0, 7);
+    t = performance.now();
+    await expect(
+      tiny.append([{ subject: "tiny.x", events: [ev(1)], body: new Uint8Array(2000) }], "in-1"),
+    ).rejects.toMatchObject({ reason: "refused", message: expect.stringMatching(/can never be stored/) });
+    expect(performance.now() - t).toBeLessThan(1000);
+  });
+
+  it("marks each message of a decision written as several with the decision and its part", async () => {
+    const js = jetstream(nc);
+    const jsm = await jetstreamManager(nc);
+    const from = (await jsm.streams.info(EVENTS_STREAM)).state.last_seq;
+    const a = new FencedAppender(js, from, 8);
+    const seqs = await a.append([...batch(20), ...batch(21), ...batch(22)], "in-20", 20);
+    const got: Array<[number, unknown]> = [];
+    for await (const e of readEvents(nc, { fromSeq: from + 1 })) got.push([e.seq, e.part]);
+    expect(got).toEqual(seqs.map((seq, i) => [seq, { decision: "8.in-20", index: i + 1, count: 3 }]));
+    // One message: no part.
+    const [one] = await a.append(batch(23), "in-23", 23);
+    for await (const e of readEvents(nc, { fromSeq: one })) expect(e.part).toBeUndefined();
   });
 });
 

@@ -1,4 +1,5 @@
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { KvWatchInclude, Kvm } from "@nats-io/kv";
 import { headers, type NatsConnection } from "@nats-io/transport-node";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -6,16 +7,19 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { mastersText, queryMasters } from "../src/cli/master-commands.js";
 import { localPrincipal } from "../src/auth/index.js";
-import type { MasterStatus } from "../src/actors/master/index.js";
+import { LEASE_BUCKET, type MasterStatus } from "../src/actors/master/index.js";
 import {
   EPOCH_HEADER,
   EVENTS_STREAM,
+  INPUTS_STREAM,
   INPUT_SEQ_HEADER,
   LEASE_REVISION_HEADER,
+  decode,
   encode,
   readEvents,
   subjectOf,
   subjects,
+  type CallReply,
   type LogEntry,
 } from "../src/events/index.js";
 import { startSimHosts, type SimHostPool } from "../src/hostd/index.js";
@@ -319,6 +323,80 @@ describe("master high availability (real processes)", () => {
     expect(b.lastTakeover).toMatchObject({ from: "standby" });
     expect(b.lastTakeover!.ms).toBeLessThan(2000);
   }, 60_000);
+});
+
+describe("calls across a failover (real processes)", () => {
+  beforeEach(async () => {
+    nats = await startTestNats();
+    nc = await nats.connect();
+  });
+  afterEach(async () => {
+    paused?.proc.kill("SIGCONT");
+    paused = undefined;
+    await fw?.close();
+    fw = undefined;
+    await hosts?.stop();
+    hosts = undefined;
+    await stopUps();
+    await nats?.stop();
+  });
+
+  it("a call the leader took and never answered is answered once by the standby that takes over, within the SDK's call timeout, at the default lease TTL", async () => {
+    const a = await master("A", "10s");
+    await master("B", "10s");
+    const f = await startHostAndFramework(); // the SDK's default call timeout
+    const offer = await nextOffer(f, () => true);
+    await f.accept([offer.offerId], [{ taskId: "t1", resources: "cpus:1;mem:128", command: "sleep 600" }]);
+    await waitRunning(f, "t1");
+
+    // The worst case: A freezes just after renewing its lease, so the lease lasts a whole TTL
+    // more; a call sent then is delivered to A, which never answers it, and A dies.
+    const kv = await new Kvm(nc).open(LEASE_BUCKET);
+    const watch = await kv.watch({ key: "master", include: KvWatchInclude.UpdatesOnly });
+    for await (const e of watch) if (e.operation === "PUT" && e.string().includes('"A"')) break;
+    a.proc.kill("SIGSTOP");
+    paused = a;
+    // Every answer any master sends (inboxes also carry consumer deliveries: those have no `ok`).
+    const answers: CallReply[] = [];
+    const spy = await nats.connect();
+    spy.subscribe("_INBOX.>", {
+      callback: (_e, m) => {
+        try {
+          const r = decode(m.data) as CallReply;
+          if (typeof r === "object" && r !== null && "ok" in r) answers.push(r);
+        } catch {
+          // not an answer (a JetStream API reply)
+        }
+      },
+    });
+    const sentAt = Date.now();
+    const killed = f.kill("t1");
+    await new Promise((r) => setTimeout(r, 300));
+    a.proc.kill("SIGKILL");
+    await a.exited;
+    paused = undefined;
+
+    await killed;
+    const answeredMs = Date.now() - sentAt;
+    console.log(`the call was answered ${answeredMs} ms after it was sent, by the new leader`);
+    await new Promise((r) => setTimeout(r, 500));
+    const jsm = await jetstreamManager(nc);
+    const inputs = (await jsm.streams.info(INPUTS_STREAM)).state.last_seq;
+    let killCallId: string | undefined;
+    for (let seq = inputs; seq > 0 && !killCallId; seq--) {
+      const m = await jsm.streams.getMessage(INPUTS_STREAM, { seq });
+      const call = decode(m!.data) as { type?: string; callId?: string };
+      if (call.type === "KILL") killCallId = call.callId;
+    }
+    expect(answers.filter((r) => r.callId === killCallId)).toMatchObject([{ ok: true }]);
+    expect((await leaderOf())?.masterId).toBe("B");
+    // Later than the old 10 s call timeout would have waited; well within the SDK's 30 s.
+    expect(answeredMs).toBeGreaterThan(9000);
+    expect(answeredMs).toBeLessThan(20_000);
+    const entries = await log();
+    expect(entries.flatMap((e) => e.events).filter((e) => e.type === "task.kill")).toHaveLength(1);
+    expectEachInputAnsweredOnce(entries);
+  }, 90_000);
 });
 
 describe("corral masters", () => {

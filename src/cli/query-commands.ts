@@ -167,6 +167,9 @@ async function replay(o: ReplayOpts): Promise<void> {
           ? JSON.stringify({ ...r, snapshot: snap ?? null })
           : `fold is deterministic: ${r.messages} messages (${r.invalidMessages} invalid), ${r.events} events ` +
               `(${r.ignoredEvents} ignored) up to seq ${r.seq}, state ${r.digest}\n` +
+              (r.incompleteDecisions > 0
+                ? `${r.incompleteDecisions} incomplete decisions (a leader died mid-way) not folded\n`
+                : "") +
               (snap
                 ? `snapshot ${snap.name} equals the log folded up to seq ${snap.seq}, state ${snap.digest}` +
                   snap.passedOver.map((p) => `\n  passed over ${p}`).join("")

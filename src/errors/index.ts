@@ -127,9 +127,11 @@ export class TimeoutError extends CorralError {
 /**
  * Why an append was fenced: `conflict` — the stream refused it because someone else appended
  * (the expected-last-sequence check: a deposed leader); `duplicate` — it had been stored before, so
- * the expected sequences are off; `unavailable` — it failed (no responders, timeout).
+ * the expected sequences are off; `unavailable` — it failed (no responders, timeout) for longer
+ * than the repair waits; `refused` — no retry can store it (larger than the server or stream
+ * allows), so it failed at once.
  */
-export type FenceReason = "conflict" | "duplicate" | "unavailable";
+export type FenceReason = "conflict" | "duplicate" | "unavailable" | "refused";
 
 export class FencedError extends CorralError {
   readonly reason: FenceReason;

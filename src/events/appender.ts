@@ -1,8 +1,8 @@
 import { JetStreamApiError, type JetStreamClient } from "@nats-io/jetstream";
-import { headers } from "@nats-io/transport-node";
+import { InvalidArgumentError, headers } from "@nats-io/transport-node";
 import { setTimeout as sleep } from "node:timers/promises";
-import { FencedError } from "../errors/index.js";
-import { encode } from "./codec.js";
+import { CallRejectedError, ErrorCode, FencedError } from "../errors/index.js";
+import { MAX_INPUT_BYTES, encode } from "./codec.js";
 import type { CorralEvent } from "./schema.js";
 import { subjectOf } from "./subjects.js";
 
@@ -10,6 +10,8 @@ import { subjectOf } from "./subjects.js";
 export interface Batch {
   subject: string;
   events: CorralEvent[];
+  /** The events encoded, when they already are (`splitBatches`): not encoded again. */
+  body?: Uint8Array;
 }
 
 /** Header carrying the epoch (election number) of the leadership that wrote a message, for auditors. */
@@ -18,6 +20,99 @@ export const EPOCH_HEADER = "Corral-Epoch";
 export const LEASE_REVISION_HEADER = "Corral-Lease-Revision";
 /** Header naming the INPUTS sequence a message answers: a new leader skips inputs already answered. */
 export const INPUT_SEQ_HEADER = "Corral-Input";
+/**
+ * Headers of a decision written as several messages: its id (`<epoch>.<msgId>`, the same on every
+ * message) and the message's part `i/n` (1-based). The fold applies such a decision only once
+ * part n/n is folded, and drops it when anything else comes first (docs/architecture.md).
+ */
+export const DECISION_HEADER = "Corral-Decision";
+export const PART_HEADER = "Corral-Part";
+
+/**
+ * Bytes of a message's size kept for its headers (epoch, input, decision and part, message id,
+ * expected sequence, and whatever signing adds): a body may be the message limit minus this.
+ */
+export const HEADER_ROOM = 4096;
+
+/**
+ * The largest body one log message may have: the server's `max_payload` (from its INFO), the
+ * EVENTS stream's `max_msg_size` (both count headers) and what a reader decodes, less
+ * `HEADER_ROOM`.
+ */
+export function maxBodyBytes(maxPayload: number | undefined, streamMaxMsgSize?: number): number {
+  let limit = MAX_INPUT_BYTES;
+  if (maxPayload !== undefined && maxPayload > 0) limit = Math.min(limit, maxPayload);
+  if (streamMaxMsgSize !== undefined && streamMaxMsgSize > 0) limit = Math.min(limit, streamMaxMsgSize);
+  return limit - HEADER_ROOM;
+}
+
+/**
+ * The messages of a decision, each body at most `limit` bytes: a batch that encodes larger is cut
+ * into consecutive messages to its subject, events in order. The bodies are kept for the append.
+ * One event larger than `limit` cannot be written at all: the call is refused (PAYLOAD_TOO_LARGE).
+ */
+export function splitBatches(batches: Batch[], limit: number): Batch[] {
+  const out: Batch[] = [];
+  for (const b of batches) {
+    // Nearly every batch fits: encode it as one body and be done.
+    const body = b.body ?? encode(b.events);
+    if (body.length <= limit) {
+      out.push({ subject: b.subject, events: b.events, body });
+      continue;
+    }
+    // msgpack encodes an array as a header and its items one after the other, each on its own
+    // (no records): so each event is encoded once, and a run of them is its items' bytes joined.
+    let run: CorralEvent[] = [];
+    let parts: Uint8Array[] = [];
+    let bytes = 0;
+    const flush = () => {
+      if (run.length === 0) return;
+      out.push({ subject: b.subject, events: run, body: joinArray(parts, bytes) });
+      run = [];
+      parts = [];
+      bytes = 0;
+    };
+    for (const e of b.events) {
+      const item = encode(e);
+      if (item.length + ARRAY_HEADER_MAX > limit)
+        throw new CallRejectedError(
+          ErrorCode.PayloadTooLarge,
+          `one ${e.type} event of this call is ${item.length} bytes encoded, more than the largest message the log takes (${limit} bytes): make it smaller (e.g. a shorter command or fewer labels)`,
+        );
+      if (bytes + item.length + ARRAY_HEADER_MAX > limit) flush();
+      run.push(e);
+      parts.push(item);
+      bytes += item.length;
+    }
+    flush();
+  }
+  return out;
+}
+
+/** The longest msgpack array header (array32). */
+const ARRAY_HEADER_MAX = 5;
+
+/** A msgpack array of `items.length` already encoded items of `bytes` bytes in all. */
+function joinArray(items: Uint8Array[], bytes: number): Uint8Array {
+  const n = items.length;
+  const head = n < 16 ? 1 : n < 0x10000 ? 3 : 5;
+  const out = new Uint8Array(head + bytes);
+  if (head === 1) out[0] = 0x90 | n;
+  else if (head === 3) {
+    out[0] = 0xdc;
+    out[1] = n >> 8;
+    out[2] = n & 0xff;
+  } else {
+    out[0] = 0xdd;
+    new DataView(out.buffer).setUint32(1, n);
+  }
+  let at = head;
+  for (const item of items) {
+    out.set(item, at);
+    at += item.length;
+  }
+  return out;
+}
 
 /** Group events by subject, keeping their order within each subject. */
 export function batchesOf(events: CorralEvent[]): Batch[] {
@@ -62,6 +157,22 @@ interface Outgoing {
 /** The stream stored something else where we expected to write: another writer exists. */
 const isWrongSequence = (err: unknown) =>
   err instanceof JetStreamApiError && /last sequence/i.test(err.message);
+
+/**
+ * A message no re-send can store: larger than the server's max_payload (nats.js refuses it before
+ * sending) or the stream's max message size. Anything else (no responders, a timeout, a stream
+ * leader election) may pass on a later try and is repaired.
+ */
+const isPermanent = (err: unknown) =>
+  err instanceof InvalidArgumentError ||
+  (err instanceof JetStreamApiError && (err.code === 10054 || /exceeds maximum/i.test(err.message)));
+
+/** The fence for a message the stream can never take: at once, not after `repairMs` of tries. */
+const refused = (m: { msgId: string; body: Uint8Array }, err: unknown) =>
+  new FencedError(
+    `append ${m.msgId} (${m.body.length} bytes) can never be stored: ${(err as Error).message}`,
+    { cause: err, reason: "refused" },
+  );
 
 /** The fence for a refusal by the expected-sequence check. */
 const conflict = (err: unknown) =>
@@ -151,13 +262,18 @@ export class FencedAppender {
   append(batches: Batch[], msgId: string, inputSeq?: number): Promise<number[]> {
     if (this.#fenced) return Promise.reject(this.#fenced);
     const pending: Promise<number>[] = [];
-    for (let k = 0; k < batches.length; k++) {
+    const n = batches.length;
+    for (let k = 0; k < n; k++) {
       const b = batches[k]!;
       const h = headers();
       h.set(EPOCH_HEADER, String(this.#epoch));
       if (this.#leaseRevision !== undefined) h.set(LEASE_REVISION_HEADER, String(this.#leaseRevision));
       if (inputSeq !== undefined) h.set(INPUT_SEQ_HEADER, String(inputSeq));
-      const body = encode(b.events);
+      if (n > 1) {
+        h.set(DECISION_HEADER, `${this.#epoch}.${msgId}`);
+        h.set(PART_HEADER, `${k + 1}/${n}`);
+      }
+      const body = b.body ?? encode(b.events);
       this.bytes += body.length;
       this.#inFlight++;
       pending.push(
@@ -220,6 +336,12 @@ export class FencedAppender {
           m.reject(this.#fenced);
           return;
         }
+        if (isPermanent(err)) {
+          // No re-send can make the stream take it, and every message after it expects it there.
+          this.#fence(refused(m, err));
+          m.reject(this.#fenced);
+          return;
+        }
         // No leader, a timeout, or a refusal that follows from an earlier failed message.
         if (!this.#repairing) {
           this.#repairStarted = Date.now();
@@ -268,6 +390,10 @@ export class FencedAppender {
       } catch (err) {
         if (isWrongSequence(err)) {
           this.#fence(conflict(err));
+          break;
+        }
+        if (isPermanent(err)) {
+          this.#fence(refused(m, err));
           break;
         }
         if (Date.now() > deadline) {

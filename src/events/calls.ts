@@ -159,6 +159,16 @@ export interface RegisterResult {
   lost: string[];
 }
 
+/** The master's answer to STATUS. */
+export interface StatusResult {
+  /** Uuids of the updates now in the log (or there already). */
+  recorded: string[];
+  /** Updates not recorded, each with why: never to be sent again. */
+  ignored: Array<{ uuid: string; reason: string }>;
+  /** Reported tasks the master does not know on this host: the host kills them and forgets them. */
+  unknown: Array<{ taskId: string; frameworkId: string }>;
+}
+
 export const HostCallSchemas = {
   REGISTER: call("REGISTER", {
     hostId: Id,

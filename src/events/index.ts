@@ -49,6 +49,7 @@ export {
   type TaskStatusReport,
   type HostTask,
   type RegisterResult,
+  type StatusResult,
   type TaskStatusInfo,
   type CallReply,
   PARTITION_AWARE,
@@ -91,12 +92,17 @@ export { guardStalls, STALL_MS, type StallGuard } from "./stall.js";
 export {
   FencedAppender,
   batchesOf,
+  splitBatches,
+  maxBodyBytes,
+  HEADER_ROOM,
   EPOCH_HEADER,
   INPUT_SEQ_HEADER,
   LEASE_REVISION_HEADER,
+  DECISION_HEADER,
+  PART_HEADER,
   type Batch,
 } from "./appender.js";
-export { readEvents, entryOf, type LogEntry, type ReadOptions } from "./reader.js";
+export { readEvents, entryOf, type LogEntry, type DecisionPart, type ReadOptions } from "./reader.js";
 export {
   TASK_STATES,
   TERMINAL_TASK_STATES,

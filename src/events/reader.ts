@@ -1,6 +1,12 @@
 import { DeliverPolicy, jetstream, type JsMsg, type OrderedConsumerOptions } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { EPOCH_HEADER, INPUT_SEQ_HEADER, LEASE_REVISION_HEADER } from "./appender.js";
+import {
+  DECISION_HEADER,
+  EPOCH_HEADER,
+  INPUT_SEQ_HEADER,
+  LEASE_REVISION_HEADER,
+  PART_HEADER,
+} from "./appender.js";
 import { decode } from "./codec.js";
 import type { CorralEvent } from "./schema.js";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -24,6 +30,27 @@ export interface LogEntry {
   epoch?: number;
   /** The lease revision that leadership won (`Corral-Lease-Revision`; absent in older logs). */
   leaseRevision?: number;
+  /**
+   * Set on a message of a decision written as several messages (`Corral-Decision`,
+   * `Corral-Part`): the decision counts only once its last part is in the log.
+   */
+  part?: DecisionPart;
+}
+
+/** Which message of a multi-message decision an entry is: part `index` of `count` (1-based). */
+export interface DecisionPart {
+  decision: string;
+  index: number;
+  count: number;
+}
+
+/** `i/n` with 1 ≤ i ≤ n, or undefined. */
+function parsePart(decision: string, part: string): DecisionPart | undefined {
+  const m = /^([1-9]\d{0,8})\/([1-9]\d{0,8})$/.exec(part);
+  if (!m || decision.length === 0) return undefined;
+  const index = Number(m[1]);
+  const count = Number(m[2]);
+  return index <= count ? { decision, index, count } : undefined;
 }
 
 export interface ReadOptions {
@@ -53,6 +80,13 @@ export function entryOf(m: JsMsg): LogEntry {
   if (epoch) base.epoch = Number(epoch);
   const revision = m.headers?.get(LEASE_REVISION_HEADER);
   if (revision) base.leaseRevision = Number(revision);
+  const decision = m.headers?.get(DECISION_HEADER) ?? "";
+  const partText = m.headers?.get(PART_HEADER) ?? "";
+  if (decision || partText) {
+    const part = parsePart(decision, partText);
+    if (!part) return { ...base, events: [], error: `invalid decision part "${decision}" "${partText}"` };
+    base.part = part;
+  }
   try {
     const v = decode(m.data);
     if (!Array.isArray(v)) return { ...base, events: [], error: "message is not a batch (array) of events" };
@@ -95,7 +129,10 @@ export async function* readEvents(nc: NatsConnection, opts: ReadOptions = {}): A
     const messages = await consumer.consume({ max_messages: 2048, expires: PULL_EXPIRES_MS });
     const onAbort = () => void messages.close();
     opts.signal?.addEventListener("abort", onAbort, { once: true });
-    if (opts.signal?.aborted) await messages.close(); // aborted while the consumer was being set up
+    // Aborted while the consumer was being set up: end the iteration below. Not awaited: the close
+    // of a consume nobody iterates yet does not resolve, and the reader (a master stepping down)
+    // would hang there for good.
+    if (opts.signal?.aborted) void messages.close();
     // Following is for as long as the caller wants: a consumer that stalls (its server lost) is
     // replaced after the last message read. A bounded read is short and fails instead.
     let reading = false; // suspended at `yield`: the caller holds the consumer back, not a stall

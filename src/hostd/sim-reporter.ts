@@ -43,6 +43,8 @@ export interface StatusReporterOptions {
   onUnknownHost: (hostId: string) => void;
   /** Called for each update the master recorded or refused (it is never sent again). */
   onSettled?: (uuid: string) => void;
+  /** Told the tasks a STATUS reported that the master does not know on the host: kill them. */
+  onUnknownTasks?: (hostId: string, tasks: Array<{ taskId: string; frameworkId: string }>) => void;
 }
 
 /**
@@ -250,7 +252,7 @@ export class StatusReporter {
 
   #onReply(out: HostOut, r: CallReply): void {
     if (r.ok) {
-      const res = (r.result ?? {}) as { recorded?: unknown; ignored?: unknown };
+      const res = (r.result ?? {}) as { recorded?: unknown; ignored?: unknown; unknown?: unknown };
       if (Array.isArray(res.recorded)) for (const u of res.recorded) if (typeof u === "string") this.ack(u);
       if (Array.isArray(res.ignored)) {
         for (const i of res.ignored as Array<{ uuid?: unknown; reason?: unknown }>) {
@@ -261,6 +263,13 @@ export class StatusReporter {
           );
           this.ack(i.uuid);
         }
+      }
+      if (Array.isArray(res.unknown) && res.unknown.length > 0) {
+        const refs = (res.unknown as Array<{ taskId?: unknown; frameworkId?: unknown }>).filter(
+          (t): t is { taskId: string; frameworkId: string } =>
+            typeof t?.taskId === "string" && typeof t.frameworkId === "string",
+        );
+        this.#o.onUnknownTasks?.(out.hostId, refs);
       }
       return;
     }

@@ -92,6 +92,21 @@ export class SimTasks {
     }
   }
 
+  /** The master does not know these tasks of the host (a decision cut short launched them): end them unreported. */
+  dropUnknown(hostId: string, refs: Array<{ taskId: string; frameworkId: string }>): void {
+    for (const ref of refs) {
+      const key = `${ref.frameworkId}/${ref.taskId}`;
+      const t = this.#tasks.get(hostId)?.get(key);
+      if (!t) continue;
+      this.#sink.forget(hostId, key);
+      if (t.running) {
+        this.#log.warn({ hostId, taskId: t.taskId }, "the master does not know this task; killing it");
+        this.#end(t);
+      }
+      this.#forget(t);
+    }
+  }
+
   /** Stop every task timer (nothing more is reported). */
   close(): void {
     this.#queue.close();

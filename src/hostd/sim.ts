@@ -123,6 +123,7 @@ export async function startSimHosts(opts: SimHostOptions): Promise<SimHostPool> 
     flushMs: opts.flushMs ?? 5,
     retryMs: opts.retryMs ?? 5000,
     onUnknownHost: (id) => reregister(id),
+    onUnknownTasks: (id, unknown) => tasks.dropUnknown(id, unknown),
   });
   const tasks = new SimTasks(reporter, log);
   const reg: RegisterContext = {

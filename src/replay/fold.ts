@@ -39,6 +39,8 @@ export interface VerifyResult {
   events: number;
   invalidMessages: number;
   ignoredEvents: number;
+  /** Decisions written as several messages that the log never completed: not folded. */
+  incompleteDecisions: number;
   /** sha256 of the folded state's JSON: equal logs fold to equal digests. */
   digest: string;
 }
@@ -95,6 +97,7 @@ export async function verifyFold(nc: NatsConnection): Promise<VerifyResult> {
     events: s.counters.events,
     invalidMessages: s.counters.invalidMessages,
     ignoredEvents: s.counters.ignoredEvents,
+    incompleteDecisions: s.counters.incompleteDecisions,
     digest: `sha256:${createHash("sha256").update(ja).digest("hex")}`,
   };
 }

@@ -62,7 +62,13 @@ export interface FrameworkClient {
   close(): Promise<void>;
 }
 
-const DEFAULT_CALL_TIMEOUT_MS = 10_000;
+/**
+ * How long a call waits for its answer. Longer than a master failover at the default lease TTL
+ * (10 s: the lease lapses up to a TTL after the leader's last renewal, then the standby takes
+ * over in milliseconds and answers the calls waiting in INPUTS), so a call in flight when the
+ * leader dies is answered by its successor rather than timing out (docs/operations.md).
+ */
+export const DEFAULT_CALL_TIMEOUT_MS = 30_000;
 const ID_RE = new RegExp(SUBJECT_ID);
 
 /** Connect (unless `opts.nc` is given), subscribe the framework, and return its client. */

@@ -114,7 +114,10 @@ export interface FrameworkOptions {
    */
   frameworkId?: string;
   principal?: string;
-  /** How long a call waits for the master's answer (ms, default 10,000). */
+  /**
+   * How long a call waits for the master's answer (ms, default 30,000: longer than a failover at
+   * the default 10 s lease TTL; keep it above the lease TTL plus a few seconds if that is raised).
+   */
   callTimeoutMs?: number;
   logger?: Logger;
   /** An open connection to use instead of connecting; the client then never closes it. */

@@ -21,7 +21,7 @@ import type {
  * be trusted; bump `codec/N` when the byte layout below changes. The version recorded with each snapshot is a short hash of this string, so a
  * snapshot can only match code built from the same text.
  */
-export const STATE_SCHEMA = "corral ClusterState: state/4 fold/4 codec/1";
+export const STATE_SCHEMA = "corral ClusterState: state/5 fold/5 codec/1";
 export const SNAPSHOT_VERSION = createHash("sha256").update(STATE_SCHEMA).digest("hex").slice(0, 16);
 
 /** Tells a snapshot from any other msgpack that ended up in the bucket. */

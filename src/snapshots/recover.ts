@@ -1,9 +1,9 @@
 import { jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { SnapshotInvalidError } from "../errors/index.js";
-import { EVENTS_STREAM, readEvents } from "../events/index.js";
+import { EVENTS_STREAM, readEvents, type LogEntry } from "../events/index.js";
 import type { Logger } from "../log/index.js";
-import { createState, foldEntry, type ClusterState } from "../state/index.js";
+import { createState, foldEntry, type ClusterState, type FoldOutcome } from "../state/index.js";
 import { SNAPSHOT_VERSION, decodeSnapshot } from "./codec.js";
 import type { SnapshotMeta, SnapshotStore } from "./store.js";
 
@@ -39,6 +39,16 @@ export interface Recovered {
   /** Of `ms`, the time to list, fetch and decode snapshots (the rest is folding the tail). */
   snapshotMs: number;
   ms: number;
+}
+
+/**
+ * The last input the log answers, after folding `entry`: an input is answered once its whole
+ * decision is folded (a decision cut short is decided again by the next leader).
+ */
+export function answered(outcome: FoldOutcome, entry: LogEntry, lastInputSeq: number): number {
+  return outcome === "applied" && entry.inputSeq !== undefined && entry.inputSeq > lastInputSeq
+    ? entry.inputSeq
+    : lastInputSeq;
 }
 
 /** Why a snapshot may not be used against this log and this code, or undefined when it may. */
@@ -117,9 +127,8 @@ export async function recoverState(
   let tailMessages = 0;
   if (state.seq < end.lastSeq) {
     for await (const entry of readEvents(nc, { fromSeq: state.seq + 1, toSeq: end.lastSeq })) {
-      foldEntry(state, entry);
+      lastInputSeq = answered(foldEntry(state, entry), entry, lastInputSeq);
       tailMessages++;
-      if (entry.inputSeq !== undefined && entry.inputSeq > lastInputSeq) lastInputSeq = entry.inputSeq;
     }
   }
   return {

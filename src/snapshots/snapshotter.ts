@@ -3,7 +3,7 @@ import { readEvents } from "../events/index.js";
 import type { Logger } from "../log/index.js";
 import { foldEntry, type ClusterState } from "../state/index.js";
 import { SNAPSHOT_VERSION, encodeSnapshotInPieces } from "./codec.js";
-import { logEnd, recoverState } from "./recover.js";
+import { answered, logEnd, recoverState } from "./recover.js";
 import type { SnapshotMeta, SnapshotStore } from "./store.js";
 
 export interface SnapshotPolicy {
@@ -136,9 +136,7 @@ export class Snapshotter {
     for await (const entry of readEvents(this.#nc, { fromSeq: r.state.seq + 1, follow: true, signal })) {
       if (this.#encoding) await this.#encoding;
       if (signal.aborted) break;
-      foldEntry(r.state, entry);
-      if (entry.inputSeq !== undefined && entry.inputSeq > this.#lastInputSeq)
-        this.#lastInputSeq = entry.inputSeq;
+      this.#lastInputSeq = answered(foldEntry(r.state, entry), entry, this.#lastInputSeq);
       if (r.state.seq - this.#lastSnapSeq >= this.#policy.everyMessages) void this.snapshotNow();
     }
   }
@@ -148,6 +146,9 @@ export class Snapshotter {
     const state = this.#state;
     const store = this.#store;
     if (!state || state.seq === 0 || !store || !this.#writes) return Promise.resolve(undefined);
+    // Only between decisions: the parts of one still arriving are not in the state (nor in the
+    // snapshot), and a fold starting after them could not complete it. The next message ends it.
+    if (state.partial) return Promise.resolve(undefined);
     if (this.#writing) return this.#writing;
     // The bytes must be one consistent state: the follower waits for the encoding (a piece at
     // a time, the event loop free in between, so the master's inputs go on meanwhile).

@@ -40,7 +40,7 @@ export function createState(): ClusterState {
     roles: new Map(),
     totals: {},
     completed: [],
-    counters: { invalidMessages: 0, ignoredEvents: 0, events: 0 },
+    counters: { invalidMessages: 0, ignoredEvents: 0, events: 0, incompleteDecisions: 0 },
   };
 }
 
@@ -84,15 +84,80 @@ function release(state: ClusterState, hostId: string, rs: Resources): void {
   if (h) h.available = add(h.available, exclusive(rs));
 }
 
-/** Fold one log message. Invalid messages are counted and skipped, never thrown. */
-export function foldEntry(state: ClusterState, entry: LogEntry): ClusterState {
-  if (entry.seq <= state.seq) return state; // already folded (redelivery)
+/**
+ * What folding one message did: `applied` — its decision is folded (a single message, or the
+ * last part of one written as several); `held` — a part of a decision whose last part has not
+ * come yet; `dropped` — a part of a decision the fold cannot complete; `invalid` — not a valid
+ * batch; `seen` — folded before (a redelivery). An input counts as answered only when the
+ * message naming it is `applied`.
+ */
+export type FoldOutcome = "applied" | "held" | "dropped" | "invalid" | "seen";
+
+/**
+ * Fold one log message. Invalid messages are counted and skipped, never thrown.
+ *
+ * A decision written as several messages (`entry.part`) is applied only when its last part is
+ * folded, each part at its own sequence, so it is all or nothing. Its parts are consecutive in
+ * the log (every append expects the sequence before it), so any other message first means the
+ * rest will never come (the leader died mid-way): the parts held are dropped and counted in
+ * `incompleteDecisions`.
+ */
+export function foldEntry(state: ClusterState, entry: LogEntry): FoldOutcome {
+  if (entry.seq <= state.seq) return "seen"; // already folded (redelivery)
+  const part = entry.part && entry.part.count > 1 ? entry.part : undefined;
+  const held = state.partial;
+  const continues =
+    held !== undefined &&
+    part !== undefined &&
+    part.decision === held.decision &&
+    part.count === held.count &&
+    part.index === held.next;
+  if (held && (!continues || entry.error)) abandonPartial(state);
   state.seq = entry.seq;
   if (entry.error) {
     state.counters.invalidMessages++;
-    return state;
+    return "invalid";
   }
-  for (const e of entry.events) {
+  if (!part) {
+    applyEvents(state, entry.events);
+    return "applied";
+  }
+  const p = state.partial ?? startPartial(state, part);
+  p.next++;
+  if (!p.broken) p.entries.push(entry);
+  if (part.index < part.count) return "held";
+  state.partial = undefined;
+  if (p.broken) return "dropped";
+  for (const e of p.entries) {
+    state.seq = e.seq;
+    applyEvents(state, e.events);
+  }
+  return "applied";
+}
+
+/** Hold a new decision's first part; a decision first seen past its first part is broken. */
+function startPartial(state: ClusterState, part: NonNullable<LogEntry["part"]>) {
+  const broken = part.index !== 1;
+  if (broken) state.counters.incompleteDecisions++;
+  state.partial = { decision: part.decision, count: part.count, next: part.index, entries: [], broken };
+  return state.partial;
+}
+
+/**
+ * Drop the parts of a decision the log will not complete, counting it. The fold does so when
+ * another message follows them; a new leader does so on taking over (its first append follows
+ * them), so that its state equals the fold's. True when there was one.
+ */
+export function abandonPartial(state: ClusterState): boolean {
+  const p = state.partial;
+  if (!p) return false;
+  if (!p.broken) state.counters.incompleteDecisions++;
+  state.partial = undefined;
+  return true;
+}
+
+function applyEvents(state: ClusterState, events: CorralEvent[]): void {
+  for (const e of events) {
     try {
       evolve(state, e);
     } catch {
@@ -101,7 +166,6 @@ export function foldEntry(state: ClusterState, entry: LogEntry): ClusterState {
       state.counters.ignoredEvents++;
     }
   }
-  return state;
 }
 
 export function fold(entries: Iterable<LogEntry>, state = createState()): ClusterState {

@@ -3,10 +3,12 @@ export {
   evolve,
   fold,
   foldEntry,
+  abandonPartial,
   accumulate,
   roleOf,
   MAX_COMPLETED_TASKS,
   FAILOVER_TIMEOUT_REASON,
+  type FoldOutcome,
 } from "./fold.js";
 export { stateToJSON, type StateJSON } from "./serialize.js";
 export { offerable, liveTasksOn, isKnownHost } from "./hosts.js";
@@ -26,4 +28,5 @@ export type {
   OfferFilter,
   RoleView,
   FoldCounters,
+  PartialDecision,
 } from "./types.js";

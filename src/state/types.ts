@@ -1,5 +1,5 @@
 import type { Resources, ScalarTotals } from "../resources/index.js";
-import type { MaintenanceWindow, TaskState, Unavailability } from "../events/index.js";
+import type { LogEntry, MaintenanceWindow, TaskState, Unavailability } from "../events/index.js";
 
 /** The host's lifecycle (actors/machines/host.ts): heard from, silent, down for maintenance, gone. */
 export type HostStatus = "ACTIVE" | "UNREACHABLE" | "DOWN" | "GONE" | "REMOVED";
@@ -153,6 +153,25 @@ export interface FoldCounters {
   /** Valid events that did not apply to the state (e.g. an update for an unknown task). */
   ignoredEvents: number;
   events: number;
+  /**
+   * Decisions written as several messages whose last part never came (their leader died
+   * mid-way): none of their events is folded.
+   */
+  incompleteDecisions: number;
+}
+
+/**
+ * The first parts of a multi-message decision, held until its last part is folded. Never in a
+ * snapshot: snapshots are taken between decisions.
+ */
+export interface PartialDecision {
+  decision: string;
+  count: number;
+  /** The part index expected next. */
+  next: number;
+  entries: LogEntry[];
+  /** Its first parts were never seen (the fold began within it): dropped when it ends, counted once. */
+  broken: boolean;
 }
 
 export interface ClusterState {
@@ -177,4 +196,6 @@ export interface ClusterState {
   /** Most recent terminal, acknowledged tasks (bounded, oldest dropped first). */
   completed: TaskView[];
   counters: FoldCounters;
+  /** A decision whose parts are still arriving (see `foldEntry`). */
+  partial?: PartialDecision;
 }

@@ -5,6 +5,7 @@ import type {
   HostTask,
   OperatorCall,
   RegisterResult,
+  StatusResult,
 } from "../../events/index.js";
 import { isTerminal } from "../../events/index.js";
 import { ErrorCode, InvalidResourceError } from "../../errors/index.js";
@@ -57,6 +58,10 @@ export function decideHostCall(state: ClusterState, call: HostCall, ctx: DecideC
       const events: CorralEvent[] = [];
       const recorded: string[] = [];
       const ignored: Array<{ uuid: string; reason: string }> = [];
+      // Tasks the master does not know on this host: the host kills them (as after REGISTER).
+      // A host learns of a task only from the log, so this is one a decision cut short launched
+      // (its leader died mid-way), or one forgotten after its end was acknowledged.
+      const unknown = new Map<string, { taskId: string; frameworkId: string }>();
       const dirty = new Set<string>();
       // Updates of one call are in order per task; track states as this call moves them.
       const stateNow = new Map<string, EventOf<"task.status">["state"]>();
@@ -67,6 +72,7 @@ export function decideHostCall(state: ClusterState, call: HostCall, ctx: DecideC
             uuid: u.uuid,
             reason: `task ${u.taskId} of framework ${u.frameworkId} is not known on host ${call.hostId}`,
           });
+          unknown.set(`${u.frameworkId}/${u.taskId}`, { taskId: u.taskId, frameworkId: u.frameworkId });
           continue;
         }
         if (t.lastUuid === u.uuid) {
@@ -98,7 +104,8 @@ export function decideHostCall(state: ClusterState, call: HostCall, ctx: DecideC
         if (isTerminal(u.state)) dirty.add(call.hostId);
       }
       events.push(...drainedAfterReport(state, call.hostId, stateNow, ctx));
-      return { events, result: { recorded, ignored }, dirty: [...dirty] };
+      const result: StatusResult = { recorded, ignored, unknown: [...unknown.values()] };
+      return { events, result, dirty: [...dirty] };
     }
   }
 }

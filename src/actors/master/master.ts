@@ -1,4 +1,4 @@
-import { jetstream, type JsMsg } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager, type JsMsg } from "@nats-io/jetstream";
 import { nuid, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import { hostname } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -11,6 +11,8 @@ import {
   REPLY_HEADER,
   guardStalls,
   batchesOf,
+  maxBodyBytes,
+  splitBatches,
   decode,
   encode,
   ensureStreams,
@@ -20,6 +22,7 @@ import {
   validateFrameworkCall,
   validateHostCall,
   validateOperatorCall,
+  type Batch,
   type CallReply,
   type CorralEvent,
   type InputOrigin,
@@ -28,7 +31,7 @@ import { defaultOperators, type AuthPolicy } from "../../auth/index.js";
 import { CorralError, ErrorCode, FencedError } from "../../errors/index.js";
 import type { Logger } from "../../log/index.js";
 import { DEFAULT_MIN_ALLOCATABLE, type ScalarTotals } from "../../resources/index.js";
-import { createState, evolve, type ClusterState } from "../../state/index.js";
+import { abandonPartial, createState, evolve, type ClusterState } from "../../state/index.js";
 import {
   SnapshotStore,
   Snapshotter,
@@ -202,6 +205,8 @@ export class Master {
   #actor;
   #state: ClusterState = createState();
   #appender: FencedAppender | undefined;
+  /** EVENTS' max_msg_size as this leadership found it (-1: none); with max_payload, what one message may be. */
+  #eventsMaxMsgSize = -1;
   /** When the lease was last renewed (or won). */
   #renewedAt = 0;
   #lastInputSeq = 0;
@@ -433,6 +438,13 @@ export class Master {
     const recovered = await recoverState(nc, { store: this.#snapshots, log: this.#log, base });
     if (lostWhy !== undefined) return lostWhy;
     const { state, ...howRecovered } = recovered;
+    // The log ends in the first parts of a decision (its leader died mid-way): it is not folded,
+    // its input not answered, and this leader's first append makes every fold drop it too.
+    if (abandonPartial(state))
+      this.#log.warn(
+        { seq: recovered.logEnd },
+        "the log ends in an incomplete decision: dropped, its input decided again",
+      );
     this.#recovery = howRecovered;
     this.#state = state;
     this.#lastInputSeq = recovered.lastInputSeq;
@@ -444,6 +456,8 @@ export class Master {
     // What this leadership may claim answered starts where the log says, not where a previous one got.
     this.#decidedInputSeq = recovered.lastInputSeq;
     const js = jetstream(nc);
+    this.#eventsMaxMsgSize =
+      (await (await jetstreamManager(nc)).streams.info(EVENTS_STREAM)).config.max_msg_size ?? -1;
     // Inputs after the last one the log answers, including any an old leader pulled and left.
     this.#inputConsumer = await openInputConsumer(nc, this.#lastInputSeq + 1, this.#log);
     // Expect the log to end where recovery read it: if a deposed leader appended meanwhile, the
@@ -690,6 +704,8 @@ export class Master {
         if (typeof v.type === "string") callType = v.type.slice(0, 64);
       }
       decision = this.#decide(origin, value, ctx);
+      // A decision too large for the log is refused here, before anything is applied or sent.
+      decision.batches = this.#messagesOf(decision);
     } catch (err) {
       const e =
         err instanceof CorralError ? err : new CorralError(ErrorCode.InvalidCall, (err as Error).message);
@@ -786,7 +802,15 @@ export class Master {
       answer();
       return undefined;
     }
-    const batches = decision.batches ?? batchesOf(decision.events);
+    let batches: Batch[];
+    try {
+      batches = this.#messagesOf(decision);
+    } catch (err) {
+      // Only a decision of the master's own (an allocation, a sweep) gets here: inputs are split
+      // before. Dropping it changes nothing (nothing was applied); it is made again next time.
+      this.#log.error({ err, msgId }, "a decision does not fit in the log: not made");
+      return undefined;
+    }
     // Apply in log order, each message at the sequence it will get (the appender's expected
     // sequences are consecutive), so the live state is exactly what a fold of the log gives
     // (e.g. a task's launchSeq, which REGISTER's accounting of lost tasks compares).
@@ -828,6 +852,15 @@ export class Master {
         err instanceof FencedError ? `fenced: ${err.message}` : `append failed: ${(err as Error).message}`,
       );
     });
+  }
+
+  /**
+   * The decision's log messages: grouped by subject, each cut to what one message may carry on
+   * this connection's server (its max_payload) and the EVENTS stream, bodies encoded once.
+   */
+  #messagesOf(decision: Decision): Batch[] {
+    const limit = maxBodyBytes(this.#o.nc.info?.max_payload, this.#eventsMaxMsgSize);
+    return splitBatches(decision.batches ?? batchesOf(decision.events), limit);
   }
 
   #scheduleAllocation(dirty: string[] | "all"): void {

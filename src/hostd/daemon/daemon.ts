@@ -108,6 +108,7 @@ export async function startHostDaemon(opts: HostDaemonOptions): Promise<HostDaem
     retryMs: opts.statusRetryMs ?? 5000,
     onUnknownHost: () => reregister(),
     onSettled: (uuid) => tasks.settled(uuid),
+    onUnknownTasks: (_hostId, unknown) => tasks.reconcile({ unknown }),
   });
   const tasks = new HostTasks(
     {
