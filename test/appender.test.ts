@@ -49,6 +49,21 @@ describe("FencedAppender on a real server", () => {
     expect(stored).toEqual([1, 2, 3, 4]);
   });
 
+  it("fences a pipeline whose later messages another writer's appends would make look in place", async () => {
+    const js = jetstream(nc);
+    const jsm = await jetstreamManager(nc);
+    const last = (await jsm.streams.info(EVENTS_STREAM)).state.last_seq;
+    // A deposed leader pipelines two messages expecting last and last + 1; meanwhile the new
+    // leader stored exactly one. By sequence alone the second would fit at last + 2.
+    const deposed = new FencedAppender(js, last, 8);
+    await new FencedAppender(js, last, 9).append(batch(50), "elected-9");
+    await expect(
+      deposed.append([...batch(51), { subject: "corral.evt.role", events: [ev(52)] }], "in-51"),
+    ).rejects.toThrow(/another writer/);
+    expect(deposed.fenced?.reason).toBe("conflict");
+    expect((await jsm.streams.info(EVENTS_STREAM)).state.last_seq).toBe(last + 1);
+  });
+
   it("fails at once, without re-sending, a message no server or stream can take", async () => {
     const js = jetstream(nc);
     const jsm = await jetstreamManager(nc);

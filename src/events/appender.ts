@@ -149,6 +149,12 @@ interface Outgoing {
   msgId: string;
   /** The stream's last sequence before this message; the message itself gets `expected + 1`. */
   expected: number;
+  /**
+   * The id of this appender's message just before it (`Nats-Expected-Last-Msg-Id`), undefined
+   * for a leadership's first. The sequence alone does not fence a pipeline: message k expects
+   * `last + k - 1`, which another writer's k - 1 messages would also make true.
+   */
+  after: string | undefined;
   headers: ReturnType<typeof headers>;
   resolve(seq: number): void;
   reject(err: unknown): void;
@@ -156,7 +162,7 @@ interface Outgoing {
 
 /** The stream stored something else where we expected to write: another writer exists. */
 const isWrongSequence = (err: unknown) =>
-  err instanceof JetStreamApiError && /last sequence/i.test(err.message);
+  err instanceof JetStreamApiError && /last (sequence|msg ?id)/i.test(err.message);
 
 /**
  * A message no re-send can store: larger than the server's max_payload (nats.js refuses it before
@@ -183,10 +189,11 @@ const conflict = (err: unknown) =>
 
 /**
  * The leader's only way to write EVENTS. Every message carries the sequence the stream must
- * have before it (`Nats-Expected-Last-Sequence`): if anyone else wrote meanwhile — a second
- * leader — the stream refuses, and this appender turns fenced for good. Appends are pipelined:
- * message k expects `last + k - 1`, so many are in flight at once and stay ordered on the one
- * connection.
+ * have before it (`Nats-Expected-Last-Sequence`) and, but for a leadership's first, the id of
+ * this appender's message before it (`Nats-Expected-Last-Msg-Id`): if anyone else wrote meanwhile
+ * — a second leader — the stream refuses, and this appender turns fenced for good. Appends are
+ * pipelined: message k expects `last + k - 1`, so many are in flight at once and stay ordered on
+ * the one connection (the id is what keeps another writer's k - 1 messages from passing for ours).
  *
  * A failure that is not a refusal (no responders while the stream elects a leader after losing
  * a server, a timeout) is repaired rather than fatal: the appender holds new messages, waits for
@@ -206,6 +213,8 @@ export class FencedAppender {
   #idPrefix: string;
   #leaseRevision: number | undefined;
   #fenced: FencedError | undefined;
+  /** The id of the last message this appender sent (see Outgoing.after). */
+  #lastMsgId: string | undefined;
   #inFlight = 0;
   /** Sent, not yet confirmed or failed. */
   #sent = new Set<Outgoing>();
@@ -276,13 +285,17 @@ export class FencedAppender {
       const body = b.body ?? encode(b.events);
       this.bytes += body.length;
       this.#inFlight++;
+      const id = `${this.#idPrefix}${msgId}/${k}`;
+      const after = this.#lastMsgId;
+      this.#lastMsgId = id;
       pending.push(
         new Promise<number>((resolve, reject) => {
           const m: Outgoing = {
             subject: b.subject,
             body,
-            msgId: `${this.#idPrefix}${msgId}/${k}`,
+            msgId: id,
             expected: this.#expected++,
+            after,
             headers: h,
             resolve,
             reject,
@@ -298,7 +311,10 @@ export class FencedAppender {
   #publish(m: Outgoing) {
     return this.#js.publish(m.subject, m.body, {
       msgID: m.msgId,
-      expect: { lastSequence: m.expected },
+      expect:
+        m.after === undefined
+          ? { lastSequence: m.expected }
+          : { lastSequence: m.expected, lastMsgID: m.after },
       headers: m.headers,
     });
   }
