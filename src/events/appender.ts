@@ -1,8 +1,10 @@
 import { JetStreamApiError, type JetStreamClient } from "@nats-io/jetstream";
 import { headers } from "@nats-io/transport-node";
 import { setTimeout as sleep } from "node:timers/promises";
-import { FencedError } from "../errors/index.js";
+import { FencedError, LogKeyError } from "../errors/index.js";
+import { GENESIS, chainStart, seal, type ChainPoint } from "./chain.js";
 import { encode } from "./codec.js";
+import type { LogKey } from "./log-key.js";
 import type { CorralEvent } from "./schema.js";
 import { subjectOf } from "./subjects.js";
 
@@ -16,6 +18,12 @@ export interface Batch {
 export const EPOCH_HEADER = "Corral-Epoch";
 /** Header naming the INPUTS sequence a message answers: a new leader skips inputs already answered. */
 export const INPUT_SEQ_HEADER = "Corral-Input";
+/** Header: the chain hash (base64url SHA-256) of the message before, which this one extends. */
+export const PREV_HEADER = "Corral-Prev";
+/** Header: the sequence of the log's first signed message, as the writer knows it. */
+export const SIGNED_FROM_HEADER = "Corral-Signed-From";
+/** Header: the ed25519 signature (base64url) by the cluster log key over the message's signed content. */
+export const SIG_HEADER = "Corral-Sig";
 
 /** Group events by subject, keeping their order within each subject. */
 export function batchesOf(events: CorralEvent[]): Batch[] {
@@ -37,6 +45,13 @@ export interface AppenderOptions {
   repairMs?: number;
   /** Told when a repair starts (with the error) and when it is done (with its duration in ms). */
   onRepair?: (phase: "start" | "done", detail: unknown) => void;
+  /** Sign every message with this key (docs/security.md); without it, messages are unsigned. */
+  signer?: LogKey;
+  /**
+   * With `signer`: the chain where the log ends (what recovery read), which the first message
+   * extends. May be left out only for an empty log.
+   */
+  chain?: ChainPoint;
 }
 
 /** One message in flight: where it goes and the sequence the stream must have before it. */
@@ -98,6 +113,11 @@ export class FencedAppender {
   repairs = 0;
   /** Bytes of message bodies appended (for benchmarks: the mean message size). */
   bytes = 0;
+  #signer: LogKey | undefined;
+  /** The chain hash of the last message appended (or in flight). */
+  #prev = GENESIS;
+  /** The log's first signed message (0 until this appender signs one on an unsigned log). */
+  #signedFrom = 0;
 
   constructor(js: JetStreamClient, lastSeq: number, epoch: number, opts: AppenderOptions = {}) {
     this.#js = js;
@@ -105,6 +125,21 @@ export class FencedAppender {
     this.#epoch = epoch;
     this.#repairMs = opts.repairMs ?? DEFAULT_REPAIR_MS;
     this.#onRepair = opts.onRepair;
+    this.#signer = opts.signer;
+    if (opts.signer) {
+      const chain = opts.chain ?? (lastSeq === 0 ? chainStart() : undefined);
+      if (chain?.hash === undefined || chain.signedFrom === undefined)
+        throw new LogKeyError(
+          `a signing appender needs the chain where the log ends (seq ${lastSeq}): fold the log first`,
+        );
+      this.#prev = chain.hash;
+      this.#signedFrom = chain.signedFrom;
+    }
+  }
+
+  /** The chain after the last message appended (or in flight): where the next writer goes on. */
+  get chain(): ChainPoint {
+    return { seq: this.#expected, hash: this.#prev, signedFrom: this.#signedFrom };
   }
 
   /** The sequence the last appended (or in-flight) message will have. */
@@ -145,6 +180,7 @@ export class FencedAppender {
       if (inputSeq !== undefined) h.set(INPUT_SEQ_HEADER, String(inputSeq));
       const body = encode(b.events);
       this.bytes += body.length;
+      if (this.#signer) this.#sign(h, b.subject, body, inputSeq);
       this.#inFlight++;
       pending.push(
         new Promise<number>((resolve, reject) => {
@@ -163,6 +199,33 @@ export class FencedAppender {
       );
     }
     return Promise.all(pending);
+  }
+
+  /** Sign the message that will be stored at `expected + 1`, extending the chain. */
+  #sign(
+    h: ReturnType<typeof headers>,
+    subject: string,
+    body: Uint8Array,
+    inputSeq: number | undefined,
+  ): void {
+    const seq = this.#expected + 1;
+    const signedFrom = this.#signedFrom || seq;
+    const prev = this.#prev;
+    const f = {
+      seq,
+      subject,
+      epoch: String(this.#epoch),
+      inputSeq: inputSeq === undefined ? "" : String(inputSeq),
+      signedFrom,
+      prev,
+      body,
+    };
+    const { sig, hash } = seal(this.#signer!, f);
+    h.set(PREV_HEADER, prev);
+    h.set(SIGNED_FROM_HEADER, String(signedFrom));
+    h.set(SIG_HEADER, sig);
+    this.#signedFrom = signedFrom;
+    this.#prev = hash;
   }
 
   #publish(m: Outgoing) {

@@ -61,7 +61,46 @@ export {
 } from "./subjects.js";
 export { ensureStreams, PULL_EXPIRES_MS, type StreamOptions } from "./streams.js";
 export { guardStalls, STALL_MS, type StallGuard } from "./stall.js";
-export { FencedAppender, batchesOf, EPOCH_HEADER, INPUT_SEQ_HEADER, type Batch } from "./appender.js";
+export {
+  FencedAppender,
+  batchesOf,
+  EPOCH_HEADER,
+  INPUT_SEQ_HEADER,
+  PREV_HEADER,
+  SIGNED_FROM_HEADER,
+  SIG_HEADER,
+  type AppenderOptions,
+  type Batch,
+} from "./appender.js";
+export {
+  LogKey,
+  LogTrust,
+  LOG_KEY_FILE,
+  LOG_PUBLIC_KEY_FILE,
+  ensureLogKeyFile,
+  formatLogKeyFile,
+  formatLogPublicKeyFile,
+  readLogKeyFile,
+  resolveLogPublicKey,
+} from "./log-key.js";
+export {
+  GENESIS,
+  bodyHash,
+  chainHash,
+  chainStart,
+  seal,
+  signedContent,
+  type ChainPoint,
+  type SignedFields,
+} from "./chain.js";
+export {
+  LogVerifier,
+  type Refusal,
+  type Verdict,
+  type VerifiableMessage,
+  type VerifierOptions,
+  type VerifyStats,
+} from "./verifier.js";
 export { readEvents, entryOf, type LogEntry, type ReadOptions } from "./reader.js";
 export {
   TASK_STATES,

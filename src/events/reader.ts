@@ -8,6 +8,7 @@ import { guardStalls } from "./stall.js";
 import { PULL_EXPIRES_MS } from "./streams.js";
 import { EVENTS_STREAM } from "./subjects.js";
 import { validateEvent } from "./validate.js";
+import type { LogVerifier } from "./verifier.js";
 
 /** One message of the log: the events of one decision, or why it could not be read. */
 export interface LogEntry {
@@ -22,6 +23,13 @@ export interface LogEntry {
   inputSeq?: number;
   /** The epoch (lease revision) of the master leadership that appended it (`Corral-Epoch`). */
   epoch?: number;
+  /**
+   * Set when a verifier refused the message (no master holding a trusted log key wrote it, or not
+   * there): why. `error` is set too, so every fold skips it, and nothing of it is read.
+   */
+  refused?: string;
+  /** Accepted unsigned, as written before the log was signed. */
+  legacy?: true;
 }
 
 export interface ReadOptions {
@@ -37,15 +45,26 @@ export interface ReadOptions {
   filter?: string;
   signal?: AbortSignal;
   stream?: string;
+  /** Check each message before it is read (signature, chain); a refused one comes as an error entry. */
+  verifier?: LogVerifier;
 }
 
-export function entryOf(m: JsMsg): LogEntry {
-  const input = m.headers?.get(INPUT_SEQ_HEADER);
+/**
+ * The message as a log entry. With a verifier, a message it refuses is not even decoded: it
+ * becomes an entry with `refused` and `error` and no events, input sequence or epoch (a forged
+ * `Corral-Input` must not make a new leader skip inputs).
+ */
+export function entryOf(m: JsMsg, verifier?: LogVerifier): LogEntry {
   const base: Omit<LogEntry, "events"> = {
     seq: m.seq,
     subject: m.subject,
     time: Math.floor(m.info.timestampNanos / 1e6),
   };
+  const verdict = verifier?.check(m);
+  if (verdict?.refused !== undefined)
+    return { ...base, events: [], refused: verdict.refused, error: `refused: ${verdict.refused}` };
+  if (verdict?.legacy) base.legacy = true;
+  const input = m.headers?.get(INPUT_SEQ_HEADER);
   if (input) base.inputSeq = Number(input);
   const epoch = m.headers?.get(EPOCH_HEADER);
   if (epoch) base.epoch = Number(epoch);
@@ -104,7 +123,7 @@ export async function* readEvents(nc: NatsConnection, opts: ReadOptions = {}): A
         next = m.seq + 1;
         if (m.seq > toSeq) return;
         reading = true;
-        yield entryOf(m);
+        yield entryOf(m, opts.verifier);
         reading = false;
         if (m.seq >= toSeq || (!opts.follow && m.info.pending === 0)) return;
       }
