@@ -49,6 +49,8 @@ export interface VerifierOptions {
   logger?: Logger;
   /** Keep this many refusals (the first ones) for a report, as `replay --verify` does (default 0). */
   keepRefusals?: number;
+  /** Warn once, on construction, when no key is trusted (default true; false where the caller warned). */
+  warnUnchecked?: boolean;
 }
 
 const SIGNED: Verdict = { legacy: false };
@@ -75,6 +77,7 @@ export class LogVerifier {
   readonly #log: Logger | undefined;
   readonly #keep: number;
   #warnedAt = Number.NEGATIVE_INFINITY;
+  #last: { seq: number; verdict: Verdict } | undefined;
   #unwarned = 0;
 
   constructor(o: VerifierOptions) {
@@ -85,7 +88,7 @@ export class LogVerifier {
     this.#point = { ...(o.from ?? (this.#chain ? chainStart() : unknown)) };
     this.#log = o.logger;
     this.#keep = o.keepRefusals ?? 0;
-    if (!o.trust)
+    if (!o.trust && o.warnUnchecked !== false)
       this.#log?.warn(
         "no trusted log key: signatures on the log are not checked, so anyone who can publish on corral.evt.> can write events this component believes (give it the cluster's log public key; docs/security.md)",
       );
@@ -102,6 +105,14 @@ export class LogVerifier {
   }
 
   check(m: VerifiableMessage): Verdict {
+    // A reader that stopped between checking a message and folding it reads it again.
+    if (this.#last && m.seq === this.#last.seq) return this.#last.verdict;
+    const verdict = this.#check(m);
+    this.#last = { seq: m.seq, verdict };
+    return verdict;
+  }
+
+  #check(m: VerifiableMessage): Verdict {
     const h = m.headers;
     const sig = h?.get(SIG_HEADER) ?? "";
     const epoch = h?.get(EPOCH_HEADER) ?? "";

@@ -1,7 +1,14 @@
 import { jetstream } from "@nats-io/jetstream";
 import { connect, nuid, type NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
-import { PARTITION_AWARE, SUBJECT_ID, subjects, type FrameworkCall } from "../events/index.js";
+import {
+  LogTrust,
+  LogVerifier,
+  PARTITION_AWARE,
+  SUBJECT_ID,
+  subjects,
+  type FrameworkCall,
+} from "../events/index.js";
 import { CorralError, ErrorCode, TimeoutError } from "../errors/index.js";
 import { CredentialsError, natsConnectOptions } from "../natsauth/index.js";
 import { AckBatcher } from "./acks.js";
@@ -68,6 +75,7 @@ const ID_RE = new RegExp(SUBJECT_ID);
 /** Connect (unless `opts.nc` is given), subscribe the framework, and return its client. */
 export async function connectFramework(opts: FrameworkOptions): Promise<FrameworkClient> {
   if (!opts.name) throw new CorralError(ErrorCode.InvalidCall, "a framework needs a name");
+  if (opts.logPublicKeys?.length) LogTrust.of(opts.logPublicKeys); // a bad key fails before connecting
   const access = opts.nc
     ? undefined
     : natsConnectOptions(
@@ -135,6 +143,11 @@ class Client implements FrameworkClient {
         instanceId: this.instanceId,
         // The new instance owns the framework now: stop heartbeating for it and close.
         onFailedOver: () => void this.close(),
+        verifier: new LogVerifier({
+          trust: opts.logPublicKeys?.length ? LogTrust.of(opts.logPublicKeys) : undefined,
+          mode: "signature",
+          ...(this.log ? { logger: this.log } : {}),
+        }),
       },
     );
     this.heartbeat = new Heartbeat(
