@@ -82,6 +82,9 @@ export function entryOf(m: JsMsg, verifier?: LogVerifier): LogEntry {
  * Without `follow` it ends at the log's end as it was when reading started.
  */
 export async function* readEvents(nc: NatsConnection, opts: ReadOptions = {}): AsyncGenerator<LogEntry> {
+  // Aborted before reading began (a snapshotter stopped while it recovered): closing a consumer
+  // that never pulled does not settle, so make none.
+  if (opts.signal?.aborted) return;
   const js = jetstream(nc);
   const stream = opts.stream ?? EVENTS_STREAM;
   const jsm = await js.jetstreamManager();
