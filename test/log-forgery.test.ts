@@ -1,7 +1,9 @@
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { headers, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
+import { connect } from "@nats-io/transport-node";
 import { existsSync } from "node:fs";
-import { readFile } from "node:fs/promises";
+import { mkdtemp, readFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { startMaster } from "../src/actors/master/index.js";
@@ -29,7 +31,7 @@ import {
 } from "../src/snapshots/index.js";
 import { createState, stateToJSON } from "../src/state/index.js";
 import { registerHost } from "./helpers/calls.js";
-import { cli } from "./helpers/cli.js";
+import { cli, freePort, interrupt, removeDir, startUp, stopUps } from "./helpers/cli.js";
 import { hostHarness } from "./helpers/host-harness.js";
 import { TEST_LOG_KEY, appendAsMaster, chainAtEnd, testLogTrust } from "./helpers/log-key.js";
 import { startTestMaster } from "./helpers/master.js";
@@ -360,4 +362,78 @@ describe("snapshots of a signed log", () => {
       await t.stop();
     }
   });
+});
+
+describe("a default `corral up` (no NATS auth)", () => {
+  it("runs none of a forged launch, folds no forged host, and replay --verify finds the key in the data dir", async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), "corral-forgery-up-"));
+    const marker = join(dataDir, "forged-ran");
+    try {
+      const port = await freePort();
+      const up = await startUp([
+        "--data",
+        dataDir,
+        "--port",
+        String(port),
+        "--http-port",
+        String(await freePort()),
+      ]);
+      expect(up.out()).toMatch(/log key\s+\S+log\.key \(public key C[A-Z2-7]{55}\)/);
+      const url = `nats://127.0.0.1:${port}`;
+      const hostId = (await readFile(join(dataDir, "hostd", "host-id"), "utf8")).trim();
+      const nc = await connect({ servers: url });
+      const js = jetstream(nc);
+      const forgedLaunch = ev({
+        type: "task.launched",
+        taskId: "forged-up",
+        frameworkId: "fw-evil",
+        hostId,
+        role: "*",
+        name: "forged-up",
+        resources: parseResources("cpus:0.1;mem:32"),
+        command: { value: `touch ${marker}` },
+        offerId: "o-evil",
+      });
+      const launchSeq = (await js.publish(subjects.task(hostId, "fw-evil", "launch"), encode([forgedLaunch])))
+        .seq;
+      const evil = ev({
+        type: "host.registered",
+        hostId: "evil",
+        hostname: "evil",
+        resources: parseResources("cpus:1000000;mem:1000000"),
+        attributes: {},
+        sim: true,
+      });
+      const hostSeq = (await js.publish(subjects.host("evil"), encode([evil]))).seq;
+      await nc.close();
+
+      // The cluster works on (the master, fenced by the forged messages, recovers without them),
+      // and `corral run` from the data dir's side trusts the key `corral up` made.
+      const env = { CORRAL_DATA: dataDir };
+      const run = await cli(["run", "--nats", url, "--", "echo hello"], 40_000, env);
+      expect(run.code, run.stderr).toBe(0);
+      expect(run.stdout).toContain("hello");
+      expect(existsSync(marker)).toBe(false);
+      const hosts = JSON.parse((await cli(["hosts", "--json", "--nats", url])).stdout) as Array<{
+        hostId: string;
+      }>;
+      expect(hosts.map((x) => x.hostId)).toEqual([hostId]);
+
+      const verify = await cli(["replay", "--verify", "--nats", url], 40_000, env);
+      expect(verify.code).toBe(1);
+      expect(verify.stdout).toMatch(
+        new RegExp(
+          `refused seq ${launchSeq} corral\\.evt\\.task\\.${hostId}\\.fw-evil\\.launch: unsigned, but the log is signed from seq 1`,
+        ),
+      );
+      expect(verify.stdout).toMatch(
+        new RegExp(`refused seq ${hostSeq} corral\\.evt\\.host\\.evil: unsigned`),
+      );
+      expect(verify.stderr).toMatch(/2 log messages refused .*\(LOG_TAMPERED\)/);
+      expect(await interrupt(up)).toBe(0);
+    } finally {
+      await stopUps();
+      await removeDir(dataDir);
+    }
+  }, 120_000);
 });

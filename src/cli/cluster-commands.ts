@@ -170,12 +170,19 @@ async function upCommand(o: UpOptions): Promise<void> {
 }
 
 /** `corral master`, `corral projections`, `corral hostd --sim`: one component in its own process. */
-async function serveOne(natsUrl: string, spec: ChildSpec, log: LogCliOptions): Promise<void> {
+async function serveOne(
+  natsUrl: string,
+  spec: ChildSpec | (() => ChildSpec),
+  log: LogCliOptions,
+): Promise<void> {
+  const logger = cliLogger(log);
+  // After the log options: a bad level is what a command says first, as for every command.
+  const one = typeof spec === "function" ? spec() : spec;
   await serveUntilSignal({
     natsUrl,
     auth: cliAuth(),
-    logger: cliLogger(log),
-    specs: [spec],
+    logger,
+    specs: [one],
     onReady(children) {
       for (const c of children) print(`${c.name} connected to ${natsUrl}: ${describeChild(c)}`);
     },
@@ -232,17 +239,22 @@ export function registerClusterCommands(program: Command): void {
         )
         .option("--nats <url>", NATS_HELP, DEFAULT_NATS),
     ),
-  ).action(async (o: MasterCliOptions & LogCliOptions & { nats: string }) => {
-    cliLogKey(); // refused here, in one line, rather than in the worker
-    const logKeyFile = cliLogKeyFile()!;
-    const { trust } = cliLogTrust();
-    const options = {
-      ...masterComponentOptions(o),
-      logKeyFile,
-      ...(trust ? { logPublicKeys: [...trust.publicKeys] } : {}),
-    };
-    return serveOne(o.nats, { name: "master", component: "master", options }, o);
-  });
+  ).action(async (o: MasterCliOptions & LogCliOptions & { nats: string }) =>
+    serveOne(
+      o.nats,
+      () => {
+        cliLogKey(); // refused here, in one line, rather than in the worker
+        const { trust } = cliLogTrust();
+        const options = {
+          ...masterComponentOptions(o),
+          logKeyFile: cliLogKeyFile()!,
+          ...(trust ? { logPublicKeys: [...trust.publicKeys] } : {}),
+        };
+        return { name: "master", component: "master", options };
+      },
+      o,
+    ),
+  );
   registerMastersCommand(program, DEFAULT_NATS);
 
   addLogOptions(
@@ -251,11 +263,20 @@ export function registerClusterCommands(program: Command): void {
       .description("run the read side (the live views behind the query commands) against a NATS server")
       .option("--nats <url>", NATS_HELP, DEFAULT_NATS)
       .option("--unverified-log", UNVERIFIED_HELP),
-  ).action(async (o: LogCliOptions & { nats: string; unverifiedLog?: boolean }) => {
-    const keys = requiredLogTrust("the read side", o.unverifiedLog === true);
-    const options = keys ? { logPublicKeys: keys } : {};
-    return serveOne(o.nats, { name: "projections", component: "projections", options }, o);
-  });
+  ).action(async (o: LogCliOptions & { nats: string; unverifiedLog?: boolean }) =>
+    serveOne(
+      o.nats,
+      () => {
+        const keys = requiredLogTrust("the read side", o.unverifiedLog === true);
+        return {
+          name: "projections",
+          component: "projections",
+          options: keys ? { logPublicKeys: keys } : {},
+        };
+      },
+      o,
+    ),
+  );
 
   const hostd = program
     .command("hostd")
@@ -301,8 +322,10 @@ export function registerClusterCommands(program: Command): void {
       },
       cmd: Command,
     ) => {
-      const keys = requiredLogTrust("the host", o.unverifiedLog === true);
-      const logPublicKeys = keys ? { logPublicKeys: keys } : {};
+      const logPublicKeys = () => {
+        const keys = requiredLogTrust("the host", o.unverifiedLog === true);
+        return keys ? { logPublicKeys: keys } : {};
+      };
       if (!o.sim) {
         // A real host discovers its resources unless --resources was given on the command line.
         const given = cmd.getOptionValueSource("resources") === "cli";
@@ -312,9 +335,13 @@ export function registerClusterCommands(program: Command): void {
           ...(o.attributes ? { attributes: o.attributes } : {}),
           ...(o.isolation ? { isolation: o.isolation } : {}),
           leaveTasksRunning: !o.killTasksOnStop,
-          ...logPublicKeys,
         };
-        await serveOne(o.nats, { name: "hostd", component: "hostd", options }, o);
+        const spec = (): ChildSpec => ({
+          name: "hostd",
+          component: "hostd",
+          options: { ...options, ...logPublicKeys() },
+        });
+        await serveOne(o.nats, spec, o);
         return;
       }
       // A host's credentials name the host: that is the default id (and the only one allowed).
@@ -325,9 +352,13 @@ export function registerClusterCommands(program: Command): void {
         ...(o.count === 1 ? { ids: [id] } : { idPrefix: id }),
         resources: o.resources,
         ...(o.attributes ? { attributes: o.attributes } : {}),
-        ...logPublicKeys,
       };
-      await serveOne(o.nats, { name: "sim-hosts", component: "sim-hosts", options }, o);
+      const spec = (): ChildSpec => ({
+        name: "sim-hosts",
+        component: "sim-hosts",
+        options: { ...options, ...logPublicKeys() },
+      });
+      await serveOne(o.nats, spec, o);
     },
   );
 

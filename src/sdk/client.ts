@@ -114,6 +114,23 @@ class Client implements FrameworkClient {
   private readonly rpc: CallChannel<CallBody<FrameworkCall>>;
   private readonly acks: AckBatcher;
   private readonly feeds: Feeds;
+
+  /**
+   * Offers and updates are checked against the cluster's log keys. Without them the SDK says so
+   * at info, not warn: `corral run --quiet` must print only the task's output (docs/sdk.md).
+   */
+  private verifier(): LogVerifier {
+    const keys = this.opts.logPublicKeys;
+    if (!keys?.length)
+      this.log?.info("no logPublicKeys: the signatures of offers and updates are not checked");
+    const trust = keys?.length ? LogTrust.of(keys) : undefined;
+    return new LogVerifier({
+      trust,
+      mode: "signature",
+      warnUnchecked: false,
+      ...(this.log ? { logger: this.log } : {}),
+    });
+  }
   private readonly log: Logger | undefined;
   private readonly heartbeat: Heartbeat;
   private closing: Promise<void> | undefined;
@@ -143,11 +160,7 @@ class Client implements FrameworkClient {
         instanceId: this.instanceId,
         // The new instance owns the framework now: stop heartbeating for it and close.
         onFailedOver: () => void this.close(),
-        verifier: new LogVerifier({
-          trust: opts.logPublicKeys?.length ? LogTrust.of(opts.logPublicKeys) : undefined,
-          mode: "signature",
-          ...(this.log ? { logger: this.log } : {}),
-        }),
+        verifier: this.verifier(),
       },
     );
     this.heartbeat = new Heartbeat(
