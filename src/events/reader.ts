@@ -113,7 +113,10 @@ export async function* readEvents(nc: NatsConnection, opts: ReadOptions = {}): A
     const messages = await consumer.consume({ max_messages: 2048, expires: PULL_EXPIRES_MS });
     const onAbort = () => void messages.close();
     opts.signal?.addEventListener("abort", onAbort, { once: true });
-    if (opts.signal?.aborted) await messages.close(); // aborted while the consumer was being set up
+    // Aborted while the consumer was being set up. Not awaited: close() settles only once the
+    // iteration below has seen the stop, and awaiting it first hung (a master stopped right after
+    // it started leading never stopped).
+    if (opts.signal?.aborted) void messages.close();
     // Following is for as long as the caller wants: a consumer that stalls (its server lost) is
     // replaced after the last message read. A bounded read is short and fails instead.
     let reading = false; // suspended at `yield`: the caller holds the consumer back, not a stall
