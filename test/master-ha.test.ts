@@ -7,13 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { mastersText, queryMasters } from "../src/cli/master-commands.js";
 import { localPrincipal } from "../src/auth/index.js";
 import type { MasterStatus } from "../src/actors/master/index.js";
-import {
-  encode,
-  readEvents,
-  subjectOf,
-  subjects,
-  type LogEntry,
-} from "../src/events/index.js";
+import { encode, readEvents, subjectOf, subjects, type LogEntry } from "../src/events/index.js";
 import { startSimHosts, type SimHostPool } from "../src/hostd/index.js";
 import { silentLogger } from "../src/log/index.js";
 import { parseResources } from "../src/resources/index.js";
