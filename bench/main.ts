@@ -3,6 +3,7 @@ import { failoverBench, type FailoverCase } from "./failover.js";
 import { heapPerLiveTask } from "./heap.js";
 import { launchBench } from "./launch.js";
 import { replicationBench } from "./replication.js";
+import { signingBench } from "./signing.js";
 import { throughput } from "./throughput.js";
 
 /**
@@ -32,9 +33,13 @@ const { values } = parseArgs({
     "failover-cases": { type: "string", default: "standby,snapshot,cold" },
     runs: { type: "string", default: "2" },
     "replication-tasks": { type: "string", default: "20000" },
+    /** Signing: tasks of the synthetic history appended unsigned and signed, then read back. */
+    "signing-tasks": { type: "string", default: "50000" },
+    /** "on" (default, as `corral up`): the master signs the log, hosts and frameworks verify it. */
+    "log-signing": { type: "string", default: "on" },
   },
 });
-const MODES = ["default", "launch", "failover", "replication", "all"];
+const MODES = ["default", "launch", "failover", "replication", "signing", "all"];
 const mode = values.mode;
 if (!MODES.includes(mode)) {
   console.error(`unknown --mode ${mode}: use ${MODES.join(", ")}`);
@@ -65,9 +70,10 @@ async function runDefault(): Promise<void> {
     taskResources: "cpus:0.1;mem:128",
     taskCommand: values["task-command"],
     timeoutS: Number(values.timeout),
+    signed: values["log-signing"] !== "off",
   };
   console.log(
-    `\n== launch throughput: ${o.hosts} simulated hosts (${o.hostResources}), ${o.frameworks} frameworks in ${o.roles} roles, ${o.tasks} tasks (${o.taskResources}, "${o.taskCommand}") ==`,
+    `\n== launch throughput: ${o.hosts} simulated hosts (${o.hostResources}), ${o.frameworks} frameworks in ${o.roles} roles, ${o.tasks} tasks (${o.taskResources}, "${o.taskCommand}"), log signing ${o.signed ? "on" : "off"} ==`,
   );
   const r = await throughput(o);
   console.log(
@@ -170,8 +176,25 @@ async function runReplication(): Promise<void> {
   }
 }
 
+async function runSigning(): Promise<void> {
+  const rows = await signingBench({ tasks: Number(values["signing-tasks"]), runs: Number(values.runs) });
+  const r0 = rows[0];
+  console.log(
+    `\n== signing the log: ${fmt(r0?.messages ?? 0)} messages (${fmt(r0?.events ?? 0)} events, mean ${fmt(r0?.meanMessageBytes ?? 0)} B), one server ==`,
+  );
+  console.log(
+    "run   append unsigned / signed msgs/s   raw publish msgs/s   fold msgs/s (events/s)   fold+verify msgs/s (events/s)   signatures only msgs/s   sign / verify µs   load",
+  );
+  for (const r of rows) {
+    console.log(
+      `${String(r.run).padEnd(5)} ${`${fmt(r.appendUnsignedMsgsPerS)} / ${fmt(r.appendSignedMsgsPerS)}`.padStart(31)}   ${fmt(r.rawMsgsPerS).padStart(18)}   ${`${fmt(r.foldMsgsPerS)} (${fmt(r.foldEventsPerS)})`.padStart(22)}   ${`${fmt(r.foldVerifiedMsgsPerS)} (${fmt(r.foldVerifiedEventsPerS)})`.padStart(29)}   ${fmt(r.signatureOnlyMsgsPerS).padStart(22)}   ${`${fmt(r.signUs, 1)} / ${fmt(r.verifyUs, 1)}`.padStart(16)}   ${r.load}`,
+    );
+  }
+}
+
 if (mode === "default" || mode === "all") await runDefault();
 if (mode === "launch" || mode === "all") await runLaunch();
 if (mode === "replication" || mode === "all") await runReplication();
 if (mode === "failover" || mode === "all") await runFailover();
+if (mode === "signing" || mode === "all") await runSigning();
 process.exit(0);

@@ -4,7 +4,9 @@ import {
   EVENTS_STREAM,
   FencedAppender,
   batchesOf,
+  type ChainPoint,
   type CorralEvent,
+  type LogKey,
   type NewEvent,
 } from "../src/events/index.js";
 import { parseResources } from "../src/resources/index.js";
@@ -17,6 +19,8 @@ export interface SyntheticLog {
   /** Bytes of message bodies appended. */
   bytes: number;
   ms: number;
+  /** Where the log's chain ends (for a signed tail appended after it). */
+  chain: ChainPoint;
 }
 
 /**
@@ -44,11 +48,18 @@ export async function appendSyntheticLog(
     offers?: boolean;
     /** At the end, every framework suppresses offers (it has nothing left to launch), as batch schedulers do. */
     suppress?: boolean;
+    /** Sign every message with this log key, as a master holding it does (default: unsigned). */
+    signer?: LogKey;
+    /** With `signer` on a log that is not empty: the chain where it ends. */
+    chain?: ChainPoint;
   },
 ): Promise<SyntheticLog> {
   const t0 = performance.now();
   const info = await (await jetstreamManager(nc)).streams.info(EVENTS_STREAM);
-  const appender = new FencedAppender(jetstream(nc), info.state.last_seq, o.epoch ?? 1);
+  const appender = new FencedAppender(jetstream(nc), info.state.last_seq, o.epoch ?? 1, {
+    ...(o.signer ? { signer: o.signer } : {}),
+    ...(o.chain ? { chain: o.chain } : {}),
+  });
   const prefix = o.prefix ?? "t";
   let at = Date.now();
   let events = 0;
@@ -182,5 +193,12 @@ export async function appendSyntheticLog(
     for (let k = 0; k < frameworks; k++)
       await send([{ type: "framework.suppressed", frameworkId: fwOf(k).id, roles: [fwOf(k).role] }]);
   await Promise.all(pending);
-  return { lastSeq: appender.lastSeq, events, messages, bytes: appender.bytes, ms: performance.now() - t0 };
+  return {
+    lastSeq: appender.lastSeq,
+    events,
+    messages,
+    bytes: appender.bytes,
+    ms: performance.now() - t0,
+    chain: appender.chain,
+  };
 }

@@ -1,5 +1,15 @@
 import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { decode, encode, subjects } from "../src/events/index.js";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  LOG_KEY_FILE,
+  LOG_PUBLIC_KEY_FILE,
+  decode,
+  encode,
+  ensureLogKeyFile,
+  subjects,
+} from "../src/events/index.js";
 import { createLogger } from "../src/log/index.js";
 import { startNatsServer } from "../src/natsd/index.js";
 import { contains, parseResources, scalar } from "../src/resources/index.js";
@@ -16,6 +26,8 @@ export interface ThroughputOptions {
   taskResources: string;
   taskCommand: string;
   timeoutS: number;
+  /** Sign the log and verify it in hosts and frameworks, as `corral up` does (default true). */
+  signed?: boolean;
 }
 
 export interface ThroughputResult {
@@ -119,13 +131,24 @@ export async function throughput(o: ThroughputOptions): Promise<ThroughputResult
   const server = await startNatsServer();
   const sup = new Supervisor({ natsUrl: server.url, logger });
   const nc = await connect({ servers: server.url });
+  const keyDir = mkdtempSync(join(tmpdir(), "corral-bench-key-"));
+  const signed = o.signed !== false;
+  const { key } = ensureLogKeyFile(join(keyDir, LOG_KEY_FILE), join(keyDir, LOG_PUBLIC_KEY_FILE));
+  const logPublicKeys = signed ? [key.publicKey] : [];
   try {
     await sup.start([
-      { name: "master", component: "master", options: { allocationIntervalMs: 1000 } },
+      {
+        name: "master",
+        component: "master",
+        options: {
+          allocationIntervalMs: 1000,
+          ...(signed ? { logKeyFile: join(keyDir, LOG_KEY_FILE) } : {}),
+        },
+      },
       {
         name: "sim-hosts",
         component: "sim-hosts",
-        options: { count: o.hosts, resources: parseResources(o.hostResources) },
+        options: { count: o.hosts, resources: parseResources(o.hostResources), logPublicKeys },
       },
     ]);
     // Wait until every host is registered (the master's fold shows it).
@@ -148,6 +171,7 @@ export async function throughput(o: ThroughputOptions): Promise<ThroughputResult
           name: `bench-${i}`,
           roles: [`role${i % o.roles}`],
           callTimeoutMs: 60_000,
+          logPublicKeys,
         }),
       );
     }
@@ -186,5 +210,6 @@ export async function throughput(o: ThroughputOptions): Promise<ThroughputResult
     await nc.close();
     await sup.stop();
     await server.stop();
+    rmSync(keyDir, { recursive: true, force: true });
   }
 }

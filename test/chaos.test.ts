@@ -17,6 +17,7 @@ import { add, contains, parseResources, scalar, subtract, type Resources } from 
 import { connectFramework, type FrameworkClient, type Offer } from "../src/sdk/index.js";
 import { queryMasters } from "../src/cli/master-commands.js";
 import { startService, stopUps, type Up } from "./helpers/cli.js";
+import { testLogKeyFile } from "./helpers/log-key.js";
 import { startTestCluster, type TestCluster } from "./helpers/nats.js";
 import { waitFor } from "./helpers/wait.js";
 
@@ -39,7 +40,7 @@ let nats: TestCluster | undefined;
 /** `corral master` in its own process on every node of the cluster: killable with SIGKILL. */
 function startMasterProcess(id: string, urls: string[]): Promise<Up> {
   const args = ["master", "--nats", urls.join(","), "--master-id", id, "--replicas", "3"];
-  args.push("--lease-ttl", "2s", "--host-timeout", "4s");
+  args.push("--lease-ttl", "2s", "--host-timeout", "4s", "--log-key", testLogKeyFile());
   return startService(args, /^ready$/m, process.env.CORRAL_DEBUG ? { CORRAL_LOG_LEVEL: "info" } : {});
 }
 

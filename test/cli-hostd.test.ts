@@ -57,6 +57,9 @@ describe("corral hostd", () => {
         "none",
         "--resources",
         "cpus:1;mem:256;ports:[31000-31005]",
+        // The log key `corral up` made: the host believes only what its masters sign.
+        "--log-public-key",
+        join(dataDir, "log.pub"),
       ],
       /^ready$/m,
     );

@@ -11,6 +11,7 @@ import { cgroupMounts, hostdSkipReason } from "./helpers/cgroups.js";
 import type { ups } from "./helpers/cli.js";
 import { interrupt, startService, stopUps } from "./helpers/cli.js";
 import { hostHarness } from "./helpers/host-harness.js";
+import { TEST_LOG_KEY } from "./helpers/log-key.js";
 import { waitFor } from "./helpers/wait.js";
 
 /** Stopping a host daemon removes `<controller>/<root>/<hostId>` in every controller it used. */
@@ -118,6 +119,8 @@ describe.skipIf(skipReason !== undefined)("stopping a host daemon removes its ho
           "cgroups",
           "--resources",
           "cpus:1;mem:256",
+          "--log-public-key",
+          TEST_LOG_KEY.publicKey,
         ],
         /^ready$/m,
       );

@@ -37,6 +37,7 @@ import {
   stopUps,
   type Up,
 } from "./helpers/cli.js";
+import { appendAsMaster, testLogKeyFile } from "./helpers/log-key.js";
 import { startTestNats, type TestNats } from "./helpers/nats.js";
 import { waitFor } from "./helpers/wait.js";
 
@@ -56,6 +57,7 @@ let paused: Up | undefined;
 /** `corral master` in its own process, logging at info (JSON) so its decisions can be read. */
 function master(id: string, leaseTtl: string, extra: string[] = []): Promise<Up> {
   const args = ["master", "--nats", nats.url, "--master-id", id, "--lease-ttl", leaseTtl, ...extra];
+  args.push("--log-key", testLogKeyFile());
   return startService(args, /^ready$/m, { CORRAL_LOG_LEVEL: "info" });
 }
 
@@ -266,22 +268,20 @@ describe("master high availability (real processes)", () => {
     const opSubject = subjects.operatorInput(localPrincipal());
     // (1) A call A had decided and appended just before it froze, but not acknowledged: its
     // answer is in the log (appended here as A appends: its epoch, the input's sequence, the
-    // expected last sequence). Inputs are decided in order, so it is the last one A answered.
+    // expected last sequence, signed with the cluster's log key). Inputs are decided in order,
+    // so it is the last one A answered.
     const w2 = await js.publish(
       opSubject,
       encode({ type: "SET_WEIGHT", role: "r2", weight: 3, callId: "ha-w2" }),
       { msgID: "ha-w2" },
     );
-    const last = (await (await jetstreamManager(nc)).streams.info(EVENTS_STREAM)).state.last_seq;
-    const h = headers();
-    h.set(EPOCH_HEADER, String(epochA));
-    h.set(LEASE_REVISION_HEADER, String(revisionA));
-    h.set(INPUT_SEQ_HEADER, String(w2.seq));
     const answer = [{ type: "role.weight", v: 1, at: Date.now(), role: "r2", weight: 3 }] as const;
-    await js.publish(subjectOf(answer[0]), encode(answer), {
+    // Refused (expected last sequence) if B had taken over already.
+    await appendAsMaster(nc, subjectOf(answer[0]), answer, {
+      epoch: epochA,
+      leaseRevision: revisionA,
+      inputSeq: w2.seq,
       msgID: `${epochA}.${revisionA}.in-${w2.seq}/0`,
-      expect: { lastSequence: last }, // refused if B had taken over already
-      headers: h,
     });
     // (2) An operator call, published twice with one message id: JetStream keeps one.
     const w1 = encode({ type: "SET_WEIGHT", role: "r1", weight: 2, callId: "ha-w1" });

@@ -23,6 +23,8 @@ import { addLogOptions, cliLogger, type LogCliOptions } from "./log-options.js";
 import { runTask, RunExit } from "./run.js";
 import { lockDataDir, portInUseError } from "./up-lock.js";
 import { cliAuth, cliIdentity, NATS_URLS_HELP } from "./nats-access.js";
+import { cliLogKey, cliLogKeyFile, cliLogTrust, requiredLogTrust } from "./log-keys.js";
+import { LOG_KEY_FILE, LOG_PUBLIC_KEY_FILE, ensureLogKeyFile } from "../events/index.js";
 import { parseDuration } from "./times.js";
 
 const DEFAULT_NATS = process.env.CORRAL_NATS ?? "nats://127.0.0.1:4222";
@@ -30,6 +32,8 @@ const DEFAULT_SIM_RESOURCES = "cpus:8;mem:32768;disk:100000;ports:[31000-32000]"
 const NATS_HELP = NATS_URLS_HELP;
 
 const print = (line: string) => void process.stdout.write(`${line}\n`);
+const UNVERIFIED_HELP =
+  "run without a trusted log key: believe log events without checking their signatures (anyone who can publish on corral.evt.> can then forge them)";
 
 function integer(min: number) {
   return (v: string): number => {
@@ -91,10 +95,13 @@ async function upCommand(o: UpOptions): Promise<void> {
   const logger = cliLogger(o);
   const dataDir = resolve(o.data);
   // The data dir holds the JetStream store and the real host's sandboxes: one `up` at a time.
-  if (!o.nats || o.host) {
-    await mkdir(dataDir, { recursive: true });
-    lockDataDir(dataDir);
-  }
+  await mkdir(dataDir, { recursive: true });
+  if (!o.nats || o.host) lockDataDir(dataDir);
+  // The cluster's log key, made on first start: the masters sign the log with it and every other
+  // component (and the CLI run from here) trusts its public key (docs/security.md).
+  const logKeyFile = join(dataDir, LOG_KEY_FILE);
+  const { key: logKey } = ensureLogKeyFile(logKeyFile, join(dataDir, LOG_PUBLIC_KEY_FILE));
+  const logPublicKeys = [logKey.publicKey];
   // A signal while nats-server starts must not leave it running without us.
   let interrupted = false;
   const early = () => (interrupted = true);
@@ -115,20 +122,25 @@ async function upCommand(o: UpOptions): Promise<void> {
     options: {
       ...(o.masters > 1 ? { masterId: defaultMasterId(`${process.pid}-${i + 1}`) } : {}),
       ...(o.leaseTtl !== undefined ? { leaseTtlMs: o.leaseTtl } : {}),
+      logKeyFile,
     },
   }));
-  const specs: ChildSpec[] = [...masters, { name: "projections", component: "projections", options: {} }];
+  const specs: ChildSpec[] = [
+    ...masters,
+    { name: "projections", component: "projections", options: { logPublicKeys } },
+  ];
   if (o.host) {
     // One real host, so that `corral run` runs real processes out of the box. Isolation is left
     // to the daemon: cgroups when usable (root), else none with a warning.
     const options = {
       workDir: join(dataDir, "hostd"),
       ...(o.hostResources !== undefined ? { resources: o.hostResources } : {}),
+      logPublicKeys,
     };
     specs.push({ name: "hostd", component: "hostd", options });
   }
   if (o.simHosts > 0) {
-    const options = { count: o.simHosts, idPrefix: "sim", resources: o.simHostResources };
+    const options = { count: o.simHosts, idPrefix: "sim", resources: o.simHostResources, logPublicKeys };
     specs.push({ name: "sim-hosts", component: "sim-hosts", options });
   }
   await serveUntilSignal({
@@ -143,6 +155,7 @@ async function upCommand(o: UpOptions): Promise<void> {
       print(
         `  data         ${server ? `${dataDir} (JetStream store ${join(dataDir, "jetstream")})` : "- (external NATS)"}`,
       );
+      print(`  log key      ${logKeyFile} (public key ${logKey.publicKey})`);
       for (const c of children) {
         print(`  ${c.name.padEnd(12)} ${describeChild(c)}`);
         if (c.component !== "hostd") continue;
@@ -157,12 +170,19 @@ async function upCommand(o: UpOptions): Promise<void> {
 }
 
 /** `corral master`, `corral projections`, `corral hostd --sim`: one component in its own process. */
-async function serveOne(natsUrl: string, spec: ChildSpec, log: LogCliOptions): Promise<void> {
+async function serveOne(
+  natsUrl: string,
+  spec: ChildSpec | (() => ChildSpec),
+  log: LogCliOptions,
+): Promise<void> {
+  const logger = cliLogger(log);
+  // After the log options: a bad level is what a command says first, as for every command.
+  const one = typeof spec === "function" ? spec() : spec;
   await serveUntilSignal({
     natsUrl,
     auth: cliAuth(),
-    logger: cliLogger(log),
-    specs: [spec],
+    logger,
+    specs: [one],
     onReady(children) {
       for (const c of children) print(`${c.name} connected to ${natsUrl}: ${describeChild(c)}`);
     },
@@ -220,7 +240,20 @@ export function registerClusterCommands(program: Command): void {
         .option("--nats <url>", NATS_HELP, DEFAULT_NATS),
     ),
   ).action(async (o: MasterCliOptions & LogCliOptions & { nats: string }) =>
-    serveOne(o.nats, { name: "master", component: "master", options: masterComponentOptions(o) }, o),
+    serveOne(
+      o.nats,
+      () => {
+        cliLogKey(); // refused here, in one line, rather than in the worker
+        const { trust } = cliLogTrust();
+        const options = {
+          ...masterComponentOptions(o),
+          logKeyFile: cliLogKeyFile()!,
+          ...(trust ? { logPublicKeys: [...trust.publicKeys] } : {}),
+        };
+        return { name: "master", component: "master", options };
+      },
+      o,
+    ),
   );
   registerMastersCommand(program, DEFAULT_NATS);
 
@@ -228,9 +261,21 @@ export function registerClusterCommands(program: Command): void {
     program
       .command("projections")
       .description("run the read side (the live views behind the query commands) against a NATS server")
-      .option("--nats <url>", NATS_HELP, DEFAULT_NATS),
-  ).action(async (o: LogCliOptions & { nats: string }) =>
-    serveOne(o.nats, { name: "projections", component: "projections", options: {} }, o),
+      .option("--nats <url>", NATS_HELP, DEFAULT_NATS)
+      .option("--unverified-log", UNVERIFIED_HELP),
+  ).action(async (o: LogCliOptions & { nats: string; unverifiedLog?: boolean }) =>
+    serveOne(
+      o.nats,
+      () => {
+        const keys = requiredLogTrust("the read side", o.unverifiedLog === true);
+        return {
+          name: "projections",
+          component: "projections",
+          options: keys ? { logPublicKeys: keys } : {},
+        };
+      },
+      o,
+    ),
   );
 
   const hostd = program
@@ -259,7 +304,8 @@ export function registerClusterCommands(program: Command): void {
     .option(
       "--kill-tasks-on-stop",
       "real host: kill the tasks when the daemon stops (default: leave them running for the next daemon to re-adopt)",
-    );
+    )
+    .option("--unverified-log", UNVERIFIED_HELP);
   addLogOptions(hostd).action(
     async (
       o: LogCliOptions & {
@@ -272,9 +318,14 @@ export function registerClusterCommands(program: Command): void {
         attributes?: Record<string, string>;
         workDir: string;
         isolation?: "cgroups" | "none";
+        unverifiedLog?: boolean;
       },
       cmd: Command,
     ) => {
+      const logPublicKeys = () => {
+        const keys = requiredLogTrust("the host", o.unverifiedLog === true);
+        return keys ? { logPublicKeys: keys } : {};
+      };
       if (!o.sim) {
         // A real host discovers its resources unless --resources was given on the command line.
         const given = cmd.getOptionValueSource("resources") === "cli";
@@ -285,7 +336,12 @@ export function registerClusterCommands(program: Command): void {
           ...(o.isolation ? { isolation: o.isolation } : {}),
           leaveTasksRunning: !o.killTasksOnStop,
         };
-        await serveOne(o.nats, { name: "hostd", component: "hostd", options }, o);
+        const spec = (): ChildSpec => ({
+          name: "hostd",
+          component: "hostd",
+          options: { ...options, ...logPublicKeys() },
+        });
+        await serveOne(o.nats, spec, o);
         return;
       }
       // A host's credentials name the host: that is the default id (and the only one allowed).
@@ -297,7 +353,12 @@ export function registerClusterCommands(program: Command): void {
         resources: o.resources,
         ...(o.attributes ? { attributes: o.attributes } : {}),
       };
-      await serveOne(o.nats, { name: "sim-hosts", component: "sim-hosts", options }, o);
+      const spec = (): ChildSpec => ({
+        name: "sim-hosts",
+        component: "sim-hosts",
+        options: { ...options, ...logPublicKeys() },
+      });
+      await serveOne(o.nats, spec, o);
     },
   );
 
@@ -383,7 +444,9 @@ export function registerClusterCommands(program: Command): void {
         process.once("SIGTERM", () => ac.abort());
         let frameworkId: string | undefined;
         let logger;
+        let logPublicKeys: string[] = [];
         try {
+          logPublicKeys = [...(cliLogTrust().trust?.publicKeys ?? [])];
           // A framework's credentials name the framework `corral run` subscribes as.
           const who = cliIdentity();
           if (who?.kind === "framework") frameworkId = who.id;
@@ -415,6 +478,7 @@ export function registerClusterCommands(program: Command): void {
             ...(frameworkId ? { frameworkId, askHosts: false } : {}),
             ...(o.volume ? { volume: o.volume } : {}),
             timeoutS: o.timeout,
+            logPublicKeys,
             logger,
             signal: ac.signal,
             quiet: o.quiet === true,

@@ -14,6 +14,15 @@ import {
   type IdentityKind,
 } from "../natsauth/index.js";
 import { errorLine } from "./error-line.js";
+import { LOG_KEY_FILE, LOG_PUBLIC_KEY_FILE, ensureLogKeyFile } from "../events/index.js";
+
+/** The cluster's log key in a credentials directory, made if absent (docs/security.md, "The signed log"). */
+function logKeyIn(dir: string): void {
+  const keyFile = resolve(dir, LOG_KEY_FILE);
+  const { key, created } = ensureLogKeyFile(keyFile, resolve(dir, LOG_PUBLIC_KEY_FILE));
+  print(`${created ? "made" : "kept"} the cluster's log key ${keyFile} (give it to every master: --log-key)`);
+  print(`  public key  ${key.publicKey} (in ${resolve(dir, LOG_PUBLIC_KEY_FILE)}: readers trust it)`);
+}
 
 const DEFAULT_DIR = process.env.CORRAL_AUTH_DIR ?? ".corral/nats";
 const print = (line: string) => void process.stdout.write(`${line}\n`);
@@ -131,6 +140,7 @@ export function registerCredsCommands(program: Command): void {
             if (have.some((u) => u.kind === kind)) continue;
             issue(identity(kind, kind), { dir }, true);
           }
+          logKeyIn(dir);
           print(`start it: nats-server -c ${file}`);
           print(
             `then: corral master --creds ${resolve(dir, "master-master.creds")} --nats nats://${o.listen}`,
@@ -162,6 +172,20 @@ export function registerCredsCommands(program: Command): void {
         }
       });
   }
+
+  creds
+    .command("log-key")
+    .description(
+      "the cluster's log key <dir>/log.key (made if absent) and its public key, which every reader of the log trusts",
+    )
+    .option("--dir <dir>", "the directory of `corral creds init`", DEFAULT_DIR)
+    .action((o: { dir: string }) => {
+      try {
+        logKeyIn(o.dir);
+      } catch (err) {
+        refuse(err);
+      }
+    });
 
   creds
     .command("revoke")

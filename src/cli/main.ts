@@ -4,6 +4,7 @@ import { registerClusterCommands } from "./cluster-commands.js";
 import { registerCredsCommands } from "./creds-commands.js";
 import { errorLine } from "./error-line.js";
 import { registerAccessOptions } from "./nats-access.js";
+import { registerLogKeyOptions } from "./log-keys.js";
 import { registerMaintenanceCommands } from "./maintenance-commands.js";
 import { registerQueryCommands } from "./query-commands.js";
 import { registerQuotaCommands } from "./quota-commands.js";
@@ -29,6 +30,7 @@ const program = new Command()
   .version("0.1.0");
 
 registerAccessOptions(program);
+registerLogKeyOptions(program);
 
 registerClusterCommands(program);
 registerQueryCommands(program);

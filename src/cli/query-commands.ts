@@ -29,12 +29,16 @@ import {
   readHistory,
   stateAt,
   timeOfSeq,
+  logProblems,
   verifyFold,
   verifySnapshot,
   type HistoryItem,
   type HistoryOptions,
+  type LogVerification,
   type Point,
 } from "../replay/index.js";
+import { LogTamperedError } from "../errors/index.js";
+import { cliLogTrust } from "./log-keys.js";
 import { stateToJSON, type ClusterState } from "../state/index.js";
 import { NATS_URLS_HELP } from "./nats-access.js";
 
@@ -131,16 +135,41 @@ interface ReplayOpts {
   nats: string;
 }
 
+/** What `replay --verify` says of the log's signatures and chain, after the fold's line. */
+function logText(v: LogVerification): string {
+  const lines: string[] = [];
+  const keys = v.signaturesChecked
+    ? `by a trusted log key (${v.keys.map((k) => `${k.slice(0, 10)}…`).join(", ")})`
+    : "";
+  if (v.signedFrom === 0)
+    lines.push(
+      `log unsigned (legacy): ${v.legacy} messages written before the log was signed, nothing to check`,
+    );
+  else {
+    if (v.legacy > 0) lines.push(`log unsigned (legacy) before seq ${v.signedFrom}: ${v.legacy} messages`);
+    lines.push(
+      v.signaturesChecked
+        ? `log signed from seq ${v.signedFrom} ${keys}: ${v.signed} messages verified, hash chain ${v.chainBreaks === 0 ? "unbroken" : `broken ${v.chainBreaks} times`}`
+        : `log signed from seq ${v.signedFrom}: ${v.unchecked} signatures NOT checked (no trusted log key: give --log-public-key KEY|FILE), hash chain ${v.chainBreaks === 0 ? "unbroken" : `broken ${v.chainBreaks} times`}`,
+    );
+  }
+  for (const r of v.refusals) lines.push(`refused seq ${r.seq} ${r.subject}: ${r.reason}`);
+  if (v.refused > v.refusals.length) lines.push(`... and ${v.refused - v.refusals.length} more refused`);
+  return lines.join("\n");
+}
+
 async function replay(o: ReplayOpts): Promise<void> {
   const modes = [o.stateAt !== undefined, o.diff !== undefined, o.verify === true].filter(Boolean).length;
   if (modes > 1) throw new Error("use one of --state-at, --diff and --verify at a time");
+  // Refused messages are never folded nor shown as events (docs/security.md, "The signed log").
+  const logTrust = cliLogTrust().trust;
   // A point past the log's end is refused (PastLogEndError), not answered with nothing or with
   // the latest state as if it were the one asked for.
   if (o.stateAt !== undefined) {
     const at = parsePoint(o.stateAt, "--state-at");
     return withNats(o.nats, async (nc) => {
       checkPoint(at, await logEnd(nc), { name: `--state-at ${o.stateAt}`, after: "state" });
-      const s = await stateAt(nc, stateOptions(at));
+      const s = await stateAt(nc, { ...stateOptions(at), logTrust });
       out(o.json ? JSON.stringify(stateToJSON(s), null, 2) : stateSummary(s, at, outputOf(o).table));
     });
   }
@@ -154,14 +183,17 @@ async function replay(o: ReplayOpts): Promise<void> {
       const end = await logEnd(nc);
       checkPoint(pa, end, { name: `--diff A ${a}`, after: "state" });
       checkPoint(pb, end, { name: `--diff B ${b}`, after: "state" });
-      const d = diffStates(await stateAt(nc, stateOptions(pa)), await stateAt(nc, stateOptions(pb)));
+      const d = diffStates(
+        await stateAt(nc, { ...stateOptions(pa), logTrust }),
+        await stateAt(nc, { ...stateOptions(pb), logTrust }),
+      );
       out(o.json ? JSON.stringify(d, null, 2) : fmt.diffText(d));
     });
   }
   if (o.verify) {
     return withNats(o.nats, async (nc) => {
-      const r = await verifyFold(nc);
-      const snap = await verifySnapshot(nc);
+      const r = await verifyFold(nc, { logTrust });
+      const snap = await verifySnapshot(nc, { logTrust });
       out(
         o.json
           ? JSON.stringify({ ...r, snapshot: snap ?? null })
@@ -170,14 +202,19 @@ async function replay(o: ReplayOpts): Promise<void> {
               (r.incompleteDecisions > 0
                 ? `${r.incompleteDecisions} incomplete decisions (a leader died mid-way) not folded\n`
                 : "") +
+              `${logText(r.log)}\n` +
               (snap
                 ? `snapshot ${snap.name} equals the log folded up to seq ${snap.seq}, state ${snap.digest}` +
+                  `${snap.signed ? ", signed by a trusted log key" : ""}` +
                   snap.passedOver.map((p) => `\n  passed over ${p}`).join("")
                 : "no snapshot of this code version to check"),
       );
+      // The fold agrees with itself, but the log holds what no master wrote: it is not valid.
+      const problem = logProblems(r.log);
+      if (problem) throw new LogTamperedError(problem);
     });
   }
-  const opts: HistoryOptions = { follow: o.follow === true };
+  const opts: HistoryOptions = { follow: o.follow === true, logTrust };
   if (o.from !== undefined) opts.from = parsePoint(o.from, "--from");
   if (o.to !== undefined) opts.to = parsePoint(o.to, "--to");
   if (o.type.length > 0) opts.types = [...expandTypes(o.type)];

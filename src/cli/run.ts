@@ -49,6 +49,8 @@ export interface RunOptions extends RunResources {
   volume?: VolumeSpec;
   /** Seconds to wait for a suitable offer. */
   timeoutS: number;
+  /** The cluster's log public keys: offers and updates not signed with one are dropped. */
+  logPublicKeys?: readonly string[];
   /**
    * When no offer came, ask the read side's hosts why (default true). Off with a framework's
    * credentials: they may not query the read side.
@@ -190,6 +192,7 @@ export async function runTask(o: RunOptions): Promise<number> {
     roles: [o.role],
     ...(o.principal !== undefined ? { principal: o.principal } : {}),
     ...(o.logger ? { logger: o.logger } : {}),
+    ...(o.logPublicKeys?.length ? { logPublicKeys: o.logPublicKeys } : {}),
   }).catch((err: unknown) => {
     if (!/stream not found/i.test((err as Error).message)) throw err;
     const hint =

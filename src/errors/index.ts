@@ -56,6 +56,10 @@ export const ErrorCode = {
   PastLogEnd: "PAST_LOG_END",
   /** A caller over its input rate limit: the call was not decided; it may be sent again later. */
   RateLimited: "RATE_LIMITED",
+  /** A log key (seed) or public key that is missing, unreadable or not an NKey. */
+  InvalidLogKey: "INVALID_LOG_KEY",
+  /** Log messages that no master holding a trusted log key wrote (unsigned, forged, out of chain). */
+  LogTampered: "LOG_TAMPERED",
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -194,6 +198,26 @@ export class PastLogEndError extends CorralError {
     super(ErrorCode.PastLogEnd, message);
     this.name = "PastLogEndError";
     this.lastSeq = lastSeq;
+  }
+}
+
+/** A log key that cannot be used: no file, no seed in it, not an NKey. Terminal until fixed. */
+export class LogKeyError extends CorralError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(ErrorCode.InvalidLogKey, message, options);
+    this.name = "LogKeyError";
+  }
+}
+
+/**
+ * The log holds messages that fail verification (`corral replay --verify`): unsigned after the
+ * log was signed, not signed by a trusted key, signed for another sequence or subject, or out of
+ * the hash chain. Terminal: the log does not change by asking again.
+ */
+export class LogTamperedError extends CorralError {
+  constructor(message: string) {
+    super(ErrorCode.LogTampered, message);
+    this.name = "LogTamperedError";
   }
 }
 

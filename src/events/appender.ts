@@ -1,8 +1,10 @@
 import { JetStreamApiError, type JetStreamClient } from "@nats-io/jetstream";
 import { InvalidArgumentError, headers } from "@nats-io/transport-node";
 import { setTimeout as sleep } from "node:timers/promises";
-import { CallRejectedError, ErrorCode, FencedError } from "../errors/index.js";
+import { CallRejectedError, ErrorCode, FencedError, LogKeyError } from "../errors/index.js";
+import { GENESIS, chainStart, seal, type ChainPoint } from "./chain.js";
 import { MAX_INPUT_BYTES, encode } from "./codec.js";
+import type { LogKey } from "./log-key.js";
 import type { CorralEvent } from "./schema.js";
 import { subjectOf } from "./subjects.js";
 
@@ -113,6 +115,12 @@ function joinArray(items: Uint8Array[], bytes: number): Uint8Array {
   }
   return out;
 }
+/** Header: the chain hash (base64url SHA-256) of the message before, which this one extends. */
+export const PREV_HEADER = "Corral-Prev";
+/** Header: the sequence of the log's first signed message, as the writer knows it. */
+export const SIGNED_FROM_HEADER = "Corral-Signed-From";
+/** Header: the ed25519 signature (base64url) by the cluster log key over the message's signed content. */
+export const SIG_HEADER = "Corral-Sig";
 
 /** Group events by subject, keeping their order within each subject. */
 export function batchesOf(events: CorralEvent[]): Batch[] {
@@ -140,6 +148,13 @@ export interface AppenderOptions {
    * unique to one winning of the lease even if two would-be leaders folded the same log.
    */
   leaseRevision?: number;
+  /** Sign every message with this key (docs/security.md); without it, messages are unsigned. */
+  signer?: LogKey;
+  /**
+   * With `signer`: the chain where the log ends (what recovery read), which the first message
+   * extends. May be left out only for an empty log.
+   */
+  chain?: ChainPoint;
 }
 
 /** One message in flight: where it goes and the sequence the stream must have before it. */
@@ -229,6 +244,11 @@ export class FencedAppender {
   repairs = 0;
   /** Bytes of message bodies appended (for benchmarks: the mean message size). */
   bytes = 0;
+  #signer: LogKey | undefined;
+  /** The chain hash of the last message appended (or in flight). */
+  #prev = GENESIS;
+  /** The log's first signed message (0 until this appender signs one on an unsigned log). */
+  #signedFrom = 0;
 
   constructor(js: JetStreamClient, lastSeq: number, epoch: number, opts: AppenderOptions = {}) {
     this.#js = js;
@@ -238,6 +258,21 @@ export class FencedAppender {
     this.#idPrefix = opts.leaseRevision === undefined ? `${epoch}.` : `${epoch}.${opts.leaseRevision}.`;
     this.#repairMs = opts.repairMs ?? DEFAULT_REPAIR_MS;
     this.#onRepair = opts.onRepair;
+    this.#signer = opts.signer;
+    if (opts.signer) {
+      const chain = opts.chain ?? (lastSeq === 0 ? chainStart() : undefined);
+      if (chain?.hash === undefined || chain.signedFrom === undefined)
+        throw new LogKeyError(
+          `a signing appender needs the chain where the log ends (seq ${lastSeq}): fold the log first`,
+        );
+      this.#prev = chain.hash;
+      this.#signedFrom = chain.signedFrom;
+    }
+  }
+
+  /** The chain after the last message appended (or in flight): where the next writer goes on. */
+  get chain(): ChainPoint {
+    return { seq: this.#expected, hash: this.#prev, signedFrom: this.#signedFrom };
   }
 
   /** The sequence the last appended (or in-flight) message will have. */
@@ -284,6 +319,7 @@ export class FencedAppender {
       }
       const body = b.body ?? encode(b.events);
       this.bytes += body.length;
+      if (this.#signer) this.#sign(h, b.subject, body, inputSeq);
       this.#inFlight++;
       const id = `${this.#idPrefix}${msgId}/${k}`;
       const after = this.#lastMsgId;
@@ -306,6 +342,33 @@ export class FencedAppender {
       );
     }
     return Promise.all(pending);
+  }
+
+  /** Sign the message that will be stored at `expected + 1`, extending the chain. */
+  #sign(
+    h: ReturnType<typeof headers>,
+    subject: string,
+    body: Uint8Array,
+    inputSeq: number | undefined,
+  ): void {
+    const seq = this.#expected + 1;
+    const signedFrom = this.#signedFrom || seq;
+    const prev = this.#prev;
+    const f = {
+      seq,
+      subject,
+      epoch: String(this.#epoch),
+      inputSeq: inputSeq === undefined ? "" : String(inputSeq),
+      signedFrom,
+      prev,
+      body,
+    };
+    const { sig, hash } = seal(this.#signer!, f);
+    h.set(PREV_HEADER, prev);
+    h.set(SIGNED_FROM_HEADER, String(signedFrom));
+    h.set(SIG_HEADER, sig);
+    this.#signedFrom = signedFrom;
+    this.#prev = hash;
   }
 
   #publish(m: Outgoing) {

@@ -100,8 +100,41 @@ export {
   LEASE_REVISION_HEADER,
   DECISION_HEADER,
   PART_HEADER,
+  PREV_HEADER,
+  SIGNED_FROM_HEADER,
+  SIG_HEADER,
+  type AppenderOptions,
   type Batch,
 } from "./appender.js";
+export {
+  LogKey,
+  LogTrust,
+  LOG_KEY_FILE,
+  LOG_PUBLIC_KEY_FILE,
+  ensureLogKeyFile,
+  formatLogKeyFile,
+  formatLogPublicKeyFile,
+  readLogKeyFile,
+  resolveLogPublicKey,
+} from "./log-key.js";
+export {
+  GENESIS,
+  bodyHash,
+  chainHash,
+  chainStart,
+  seal,
+  signedContent,
+  type ChainPoint,
+  type SignedFields,
+} from "./chain.js";
+export {
+  LogVerifier,
+  type Refusal,
+  type Verdict,
+  type VerifiableMessage,
+  type VerifierOptions,
+  type VerifyStats,
+} from "./verifier.js";
 export { readEvents, entryOf, type LogEntry, type DecisionPart, type ReadOptions } from "./reader.js";
 export {
   TASK_STATES,

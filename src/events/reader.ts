@@ -14,6 +14,7 @@ import { guardStalls } from "./stall.js";
 import { PULL_EXPIRES_MS } from "./streams.js";
 import { EVENTS_STREAM } from "./subjects.js";
 import { validateEvent } from "./validate.js";
+import type { LogVerifier } from "./verifier.js";
 
 /** One message of the log: the events of one decision, or why it could not be read. */
 export interface LogEntry {
@@ -35,6 +36,13 @@ export interface LogEntry {
    * `Corral-Part`): the decision counts only once its last part is in the log.
    */
   part?: DecisionPart;
+  /**
+   * Set when a verifier refused the message (no master holding a trusted log key wrote it, or not
+   * there): why. `error` is set too, so every fold skips it, and nothing of it is read.
+   */
+  refused?: string;
+  /** Accepted unsigned, as written before the log was signed. */
+  legacy?: true;
 }
 
 /** Which message of a multi-message decision an entry is: part `index` of `count` (1-based). */
@@ -66,15 +74,26 @@ export interface ReadOptions {
   filter?: string;
   signal?: AbortSignal;
   stream?: string;
+  /** Check each message before it is read (signature, chain); a refused one comes as an error entry. */
+  verifier?: LogVerifier;
 }
 
-export function entryOf(m: JsMsg): LogEntry {
-  const input = m.headers?.get(INPUT_SEQ_HEADER);
+/**
+ * The message as a log entry. With a verifier, a message it refuses is not even decoded: it
+ * becomes an entry with `refused` and `error` and no events, input sequence or epoch (a forged
+ * `Corral-Input` must not make a new leader skip inputs).
+ */
+export function entryOf(m: JsMsg, verifier?: LogVerifier): LogEntry {
   const base: Omit<LogEntry, "events"> = {
     seq: m.seq,
     subject: m.subject,
     time: Math.floor(m.info.timestampNanos / 1e6),
   };
+  const verdict = verifier?.check(m);
+  if (verdict?.refused !== undefined)
+    return { ...base, events: [], refused: verdict.refused, error: `refused: ${verdict.refused}` };
+  if (verdict?.legacy) base.legacy = true;
+  const input = m.headers?.get(INPUT_SEQ_HEADER);
   if (input) base.inputSeq = Number(input);
   const epoch = m.headers?.get(EPOCH_HEADER);
   if (epoch) base.epoch = Number(epoch);
@@ -101,6 +120,9 @@ export function entryOf(m: JsMsg): LogEntry {
  * Without `follow` it ends at the log's end as it was when reading started.
  */
 export async function* readEvents(nc: NatsConnection, opts: ReadOptions = {}): AsyncGenerator<LogEntry> {
+  // Aborted before reading began (a snapshotter stopped while it recovered): closing a consumer
+  // that never pulled does not settle, so make none.
+  if (opts.signal?.aborted) return;
   const js = jetstream(nc);
   const stream = opts.stream ?? EVENTS_STREAM;
   const jsm = await js.jetstreamManager();
@@ -129,9 +151,9 @@ export async function* readEvents(nc: NatsConnection, opts: ReadOptions = {}): A
     const messages = await consumer.consume({ max_messages: 2048, expires: PULL_EXPIRES_MS });
     const onAbort = () => void messages.close();
     opts.signal?.addEventListener("abort", onAbort, { once: true });
-    // Aborted while the consumer was being set up: end the iteration below. Not awaited: the close
-    // of a consume nobody iterates yet does not resolve, and the reader (a master stepping down)
-    // would hang there for good.
+    // Aborted while the consumer was being set up. Not awaited: close() settles only once the
+    // iteration below has seen the stop, and awaiting it first hung (a master stopped right after
+    // it started leading never stopped).
     if (opts.signal?.aborted) void messages.close();
     // Following is for as long as the caller wants: a consumer that stalls (its server lost) is
     // replaced after the last message read. A bounded read is short and fails instead.
@@ -145,7 +167,7 @@ export async function* readEvents(nc: NatsConnection, opts: ReadOptions = {}): A
         next = m.seq + 1;
         if (m.seq > toSeq) return;
         reading = true;
-        yield entryOf(m);
+        yield entryOf(m, opts.verifier);
         reading = false;
         if (m.seq >= toSeq || (!opts.follow && m.info.pending === 0)) return;
       }

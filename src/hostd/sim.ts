@@ -4,6 +4,8 @@ import { jetstream, type JsMsg } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { encode } from "../events/codec.js";
 import { entryOf } from "../events/reader.js";
+import type { LogTrust } from "../events/log-key.js";
+import { LogVerifier } from "../events/verifier.js";
 import { SUBJECT_ID } from "../events/schema.js";
 import { EVENTS_STREAM, subjects } from "../events/subjects.js";
 import type { CallReply } from "../events/calls.js";
@@ -40,6 +42,8 @@ export interface SimHostOptions {
   registerRetryMs?: number;
   /** Aborting stops the pool, also while it is still registering. */
   signal?: AbortSignal;
+  /** The cluster's log public key(s): task and host events not signed with one are refused. */
+  logTrust?: LogTrust;
 }
 
 export interface SimHostStats {
@@ -49,6 +53,8 @@ export interface SimHostStats {
   registered: number;
   /** Messages that could not be decoded or validated (task events and replies). */
   invalid: number;
+  /** Log messages refused by signature verification (forged, unsigned): never acted on. */
+  refused: number;
   /** Status updates not yet seen recorded by the master. */
   pendingUpdates: number;
   statusCalls: number;
@@ -136,12 +142,15 @@ export async function startSimHosts(opts: SimHostOptions): Promise<SimHostPool> 
     retryMs: opts.registerRetryMs ?? 2000,
   };
 
+  // The pool reads filtered subjects: each message's signature binds its sequence and subject.
+  const verifier = new LogVerifier({ trust: opts.logTrust, mode: "signature", logger: log });
   const onMessage = (m: JsMsg) => {
     // corral.evt.task.<hostId>.<frameworkId>.<kind>: only our hosts' messages are decoded.
     const host = hosts.get(m.subject.split(".", 4)[3] ?? "");
     if (!host) return;
     try {
-      const entry = entryOf(m);
+      const entry = entryOf(m, verifier);
+      if (entry.refused !== undefined) return; // counted and warned by the verifier
       if (entry.error !== undefined) return invalid(entry.error, m.subject);
       for (const e of entry.events) {
         const wrong = tasks.onEvent(host.id, e);
@@ -156,7 +165,8 @@ export async function startSimHosts(opts: SimHostOptions): Promise<SimHostPool> 
   const onHostMessage = (m: JsMsg) => {
     const host = hosts.get(m.subject.split(".", 4)[3] ?? "");
     if (!host) return;
-    const entry = entryOf(m);
+    const entry = entryOf(m, verifier);
+    if (entry.refused !== undefined) return;
     if (entry.error !== undefined) return invalid(entry.error, m.subject);
     for (const e of entry.events) {
       if (e.type === "host.unreachable" && e.hostId === host.id) {
@@ -307,6 +317,7 @@ export async function startSimHosts(opts: SimHostOptions): Promise<SimHostPool> 
     finished: tasks.finished,
     registered: c.registered,
     invalid: c.invalid,
+    refused: verifier.stats.refused,
     pendingUpdates: reporter.pending,
     statusCalls: reporter.calls,
     retried: reporter.retried,

@@ -5,10 +5,13 @@ import {
   decode,
   encode,
   EVENTS_STREAM,
+  LogVerifier,
   readEvents,
   subjects,
   type HostUsageReport,
   type LogEntry,
+  type LogTrust,
+  type VerifyStats,
 } from "../events/index.js";
 import type { Logger } from "../log/index.js";
 import { createState, foldEntry, type ClusterState } from "../state/index.js";
@@ -19,6 +22,11 @@ export interface ProjectionsOptions {
   logger: Logger;
   /** Resolve `startProjections` only once the log as it was at start is folded (default true). */
   waitForCatchUp?: boolean;
+  /**
+   * The cluster's log public key(s): a message not signed with one (or out of the hash chain) is
+   * refused, never folded. Without, signatures are not checked (warned at start).
+   */
+  logTrust?: LogTrust;
 }
 
 /** The read side: the cluster state folded from EVENTS, kept current, answering `corral.q.*`. */
@@ -29,6 +37,8 @@ export interface Projections {
   readonly seq: number;
   /** Resolves once the message `seq` is folded; rejects with TimeoutError after `timeoutMs`. */
   waitForSeq(seq: number, timeoutMs?: number): Promise<void>;
+  /** What verifying the log found: refused messages are counted here and in the fold's invalid ones. */
+  readonly verification: VerifyStats;
   stop(): Promise<void>;
 }
 
@@ -63,6 +73,8 @@ export async function startProjections(opts: ProjectionsOptions): Promise<Projec
   const ac = new AbortController();
   const waiters: Waiter[] = [];
   let stopped = false;
+  // One verifier for as long as the projections run: each pass goes on where the last one stopped.
+  const verifier = new LogVerifier({ trust: opts.logTrust, mode: "chain", logger: log });
 
   const settle = () => {
     for (let i = waiters.length - 1; i >= 0; i--) {
@@ -76,7 +88,8 @@ export async function startProjections(opts: ProjectionsOptions): Promise<Projec
 
   const apply = (entry: LogEntry) => {
     foldEntry(state, entry);
-    if (entry.error) {
+    // The verifier warns about refused messages itself (rate-limited).
+    if (entry.error && entry.refused === undefined) {
       const n = state.counters.invalidMessages;
       if (n <= 10 || n % 1000 === 0) {
         log.warn(
@@ -153,7 +166,8 @@ export async function startProjections(opts: ProjectionsOptions): Promise<Projec
 
   /** One pass of following the log; returns when it ends (abort) or throws. */
   const follow = async () => {
-    for await (const entry of readEvents(nc, { follow: true, fromSeq: state.seq + 1, signal: ac.signal })) {
+    const read = { follow: true, fromSeq: state.seq + 1, signal: ac.signal, verifier };
+    for await (const entry of readEvents(nc, read)) {
       if (ac.signal.aborted) break;
       apply(entry);
     }
@@ -208,6 +222,7 @@ export async function startProjections(opts: ProjectionsOptions): Promise<Projec
       return state.seq;
     },
     waitForSeq,
+    verification: verifier.stats,
     async stop() {
       if (stopped) return;
       stopped = true;

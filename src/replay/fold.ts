@@ -2,7 +2,14 @@ import { createHash } from "node:crypto";
 import { jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { CorralError, DeterminismViolationError, ErrorCode } from "../errors/index.js";
-import { EVENTS_STREAM, readEvents } from "../events/index.js";
+import {
+  EVENTS_STREAM,
+  LogVerifier,
+  readEvents,
+  type LogTrust,
+  type Refusal,
+  type VerifyStats,
+} from "../events/index.js";
 import { createState, foldEntry, stateToJSON, type ClusterState } from "../state/index.js";
 
 export interface StateAtOptions {
@@ -11,6 +18,8 @@ export interface StateAtOptions {
   /** Fold every message appended at or before this time. */
   time?: Date;
   signal?: AbortSignal;
+  /** The log keys its messages must be signed with; others are refused (not folded). Default: unchecked. */
+  logTrust?: LogTrust | undefined;
 }
 
 /**
@@ -24,7 +33,8 @@ export async function stateAt(nc: NatsConnection, o: StateAtOptions = {}): Promi
   const state = createState();
   if (o.seq === 0) return state;
   const until = o.time?.getTime();
-  for await (const entry of readEvents(nc, { toSeq: o.seq, signal: o.signal })) {
+  const verifier = new LogVerifier({ trust: o.logTrust, mode: "chain" });
+  for await (const entry of readEvents(nc, { toSeq: o.seq, signal: o.signal, verifier })) {
     if (until !== undefined && entry.time > until) break;
     foldEntry(state, entry);
   }
@@ -43,6 +53,34 @@ export interface VerifyResult {
   incompleteDecisions: number;
   /** sha256 of the folded state's JSON: equal logs fold to equal digests. */
   digest: string;
+  /** Whether every message is one a master holding a trusted log key wrote, in its place. */
+  log: LogVerification;
+}
+
+/** What verifying the log's signatures and hash chain found. */
+export interface LogVerification extends VerifyStats {
+  /** A key was trusted: signatures were checked (else only the chain and the legacy rule). */
+  signaturesChecked: boolean;
+  /** The public keys trusted. */
+  keys: readonly string[];
+  /** The log's first signed message (0: none, the whole log is unsigned). */
+  signedFrom: number;
+  /** The first refused messages (up to MAX_REPORTED), with why. */
+  refusals: Refusal[];
+}
+
+/** Refused messages listed by `verifyFold` (all are counted). */
+export const MAX_REPORTED = 100;
+
+/** A log that cannot be called valid: something was refused, or signed messages went unchecked. */
+export function logProblems(v: LogVerification): string | undefined {
+  if (v.refused > 0) {
+    const first = v.refusals[0];
+    return `${v.refused} log message${v.refused === 1 ? "" : "s"} refused (not written by a master holding a trusted log key, or not where it was written)${first ? `, the first at seq ${first.seq}: ${first.reason}` : ""}`;
+  }
+  if (!v.signaturesChecked && v.signed > 0)
+    return `${v.signed} signed messages could not be checked: no trusted log key (give --log-public-key KEY|FILE)`;
+  return undefined;
 }
 
 /** The first path at which two JSON values differ, for a readable violation message. */
@@ -64,14 +102,19 @@ export function firstDifference(a: unknown, b: unknown, path = "$"): string | un
   return undefined;
 }
 
-async function foldTo(nc: NatsConnection, toSeq: number): Promise<{ state: ClusterState; messages: number }> {
+async function foldTo(
+  nc: NatsConnection,
+  toSeq: number,
+  trust: LogTrust | undefined,
+): Promise<{ state: ClusterState; messages: number; verifier: LogVerifier }> {
   const state = createState();
   let messages = 0;
-  for await (const entry of readEvents(nc, { toSeq })) {
+  const verifier = new LogVerifier({ trust, mode: "chain", keepRefusals: MAX_REPORTED });
+  for await (const entry of readEvents(nc, { toSeq, verifier })) {
     foldEntry(state, entry);
     messages++;
   }
-  return { state, messages };
+  return { state, messages, verifier };
 }
 
 /**
@@ -79,15 +122,23 @@ async function foldTo(nc: NatsConnection, toSeq: number): Promise<{ state: Clust
  * states), up to the same sequence, and require identical `stateToJSON` results. Throws
  * DeterminismViolationError naming the first difference otherwise.
  */
-export async function verifyFold(nc: NatsConnection): Promise<VerifyResult> {
+export async function verifyFold(
+  nc: NatsConnection,
+  o: { logTrust?: LogTrust | undefined } = {},
+): Promise<VerifyResult> {
   const info = await (await jetstreamManager(nc)).streams.info(EVENTS_STREAM);
   const last = info.state.last_seq;
-  const [a, b] = await Promise.all([foldTo(nc, last), foldTo(nc, last)]);
+  const [a, b] = await Promise.all([foldTo(nc, last, o.logTrust), foldTo(nc, last, o.logTrust)]);
   const ja = JSON.stringify(stateToJSON(a.state));
   const jb = JSON.stringify(stateToJSON(b.state));
-  if (ja !== jb || a.messages !== b.messages) {
+  const va = JSON.stringify(a.verifier.stats);
+  const vb = JSON.stringify(b.verifier.stats);
+  if (ja !== jb || a.messages !== b.messages || va !== vb) {
     const where =
-      firstDifference(JSON.parse(ja), JSON.parse(jb)) ?? `messages folded: ${a.messages} ≠ ${b.messages}`;
+      firstDifference(JSON.parse(ja), JSON.parse(jb)) ??
+      (a.messages !== b.messages
+        ? `messages folded: ${a.messages} ≠ ${b.messages}`
+        : `verification: ${va} ≠ ${vb}`);
     throw new DeterminismViolationError(`two folds of the log up to seq ${last} differ at ${where}`);
   }
   const s = a.state;
@@ -99,5 +150,12 @@ export async function verifyFold(nc: NatsConnection): Promise<VerifyResult> {
     ignoredEvents: s.counters.ignoredEvents,
     incompleteDecisions: s.counters.incompleteDecisions,
     digest: `sha256:${createHash("sha256").update(ja).digest("hex")}`,
+    log: {
+      ...a.verifier.stats,
+      signaturesChecked: a.verifier.checksSignatures,
+      keys: o.logTrust?.publicKeys ?? [],
+      signedFrom: a.verifier.point.signedFrom ?? 0,
+      refusals: a.verifier.refusals,
+    },
   };
 }

@@ -1,10 +1,14 @@
+import { jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { CorralError, ErrorCode } from "../errors/index.js";
 import {
+  EVENTS_STREAM,
   EVENT_TYPES,
+  LogVerifier,
   readEvents,
   type CorralEvent,
   type EventType,
+  type LogTrust,
   type ReadOptions,
 } from "../events/index.js";
 
@@ -23,9 +27,14 @@ export interface HistoryOptions {
   /** Keep reading new messages as they are appended, until the signal aborts (or `to` is passed). */
   follow?: boolean;
   signal?: AbortSignal;
+  /**
+   * The log keys messages must be signed with: a refused message comes as an `error` item
+   * ("refused: ..."). Default: signatures unchecked (the chain and the legacy rule still are).
+   */
+  logTrust?: LogTrust | undefined;
 }
 
-/** One event of the log, or a message of the log that is not a valid batch. */
+/** One event of the log, or a message of the log that is not a valid batch (or was refused). */
 export type HistoryItem =
   | { seq: number; time: number; subject: string; event: CorralEvent }
   | { seq: number; time: number; subject: string; error: string };
@@ -191,7 +200,31 @@ export async function* readHistory(nc: NatsConnection, o: HistoryOptions = {}): 
   const toTime = o.to instanceof Date ? o.to.getTime() : undefined;
   const ids = o.taskId || o.frameworkId || o.hostId ? o : undefined;
 
+  // Reading the whole log in order checks the chain as well; a part of it (a subject, a point on)
+  // checks signatures, which needs to know where the log's signed part begins: from a signed
+  // message near its end, or, failing that, by reading it all.
+  const whole = !read.filter && read.fromTime === undefined && (read.fromSeq ?? 1) <= 1;
+  let from = { seq: 1, time: Number.NEGATIVE_INFINITY };
+  let verifier: LogVerifier;
+  const signedFrom = whole || !o.logTrust ? undefined : await signedFromNearEnd(nc, o.logTrust);
+  if (whole) verifier = new LogVerifier({ trust: o.logTrust, mode: "chain" });
+  else if (!o.logTrust || signedFrom !== undefined)
+    verifier = new LogVerifier({
+      trust: o.logTrust,
+      mode: "signature",
+      ...(signedFrom !== undefined ? { from: { seq: 0, hash: undefined, signedFrom } } : {}),
+    });
+  else {
+    from = { seq: read.fromSeq ?? 1, time: read.fromTime?.getTime() ?? Number.NEGATIVE_INFINITY };
+    delete read.filter;
+    delete read.fromTime;
+    read.fromSeq = 1;
+    verifier = new LogVerifier({ trust: o.logTrust, mode: "chain" });
+  }
+  read.verifier = verifier;
+
   for await (const entry of readEvents(nc, read)) {
+    if (entry.seq < from.seq || entry.time < from.time) continue;
     if (toTime !== undefined && entry.time > toTime) return;
     const { seq, time, subject } = entry;
     if (entry.error !== undefined) {
@@ -204,4 +237,18 @@ export async function* readHistory(nc: NatsConnection, o: HistoryOptions = {}): 
       yield { seq, time, subject, event };
     }
   }
+}
+
+/** The log's first signed message, as a valid signed message among its last ones says. */
+async function signedFromNearEnd(nc: NatsConnection, trust: LogTrust): Promise<number | undefined> {
+  const jsm = await jetstreamManager(nc);
+  const { state } = await jsm.streams.info(EVENTS_STREAM);
+  for (let seq = state.last_seq; seq >= Math.max(state.first_seq, state.last_seq - 19, 1); seq--) {
+    const sm = await jsm.streams.getMessage(EVENTS_STREAM, { seq }).catch(() => null);
+    if (!sm) continue;
+    const v = new LogVerifier({ trust, mode: "signature" });
+    const verdict = v.check({ seq: sm.seq, subject: sm.subject, data: sm.data, headers: sm.header });
+    if (verdict.refused === undefined && !verdict.legacy) return v.point.signedFrom;
+  }
+  return undefined;
 }

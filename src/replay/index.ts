@@ -8,7 +8,16 @@ export {
   type HistoryItem,
   type HistoryOptions,
 } from "./history.js";
-export { stateAt, verifyFold, firstDifference, type StateAtOptions, type VerifyResult } from "./fold.js";
+export {
+  stateAt,
+  verifyFold,
+  firstDifference,
+  logProblems,
+  MAX_REPORTED,
+  type LogVerification,
+  type StateAtOptions,
+  type VerifyResult,
+} from "./fold.js";
 export { verifySnapshot, type SnapshotVerifyResult } from "./verify-snapshot.js";
 export { diffStates, isEmptyDiff, type StateDiff, type EntityDiff, type EntityChange } from "./diff.js";
 export { parsePoint, POINT_FORMS } from "./point.js";

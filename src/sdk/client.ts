@@ -1,7 +1,14 @@
 import { jetstream } from "@nats-io/jetstream";
 import { connect, nuid, type NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
-import { PARTITION_AWARE, SUBJECT_ID, subjects, type FrameworkCall } from "../events/index.js";
+import {
+  LogTrust,
+  LogVerifier,
+  PARTITION_AWARE,
+  SUBJECT_ID,
+  subjects,
+  type FrameworkCall,
+} from "../events/index.js";
 import { CorralError, ErrorCode, TimeoutError } from "../errors/index.js";
 import { CredentialsError, natsConnectOptions } from "../natsauth/index.js";
 import { AckBatcher } from "./acks.js";
@@ -74,6 +81,7 @@ const ID_RE = new RegExp(SUBJECT_ID);
 /** Connect (unless `opts.nc` is given), subscribe the framework, and return its client. */
 export async function connectFramework(opts: FrameworkOptions): Promise<FrameworkClient> {
   if (!opts.name) throw new CorralError(ErrorCode.InvalidCall, "a framework needs a name");
+  if (opts.logPublicKeys?.length) LogTrust.of(opts.logPublicKeys); // a bad key fails before connecting
   const access = opts.nc
     ? undefined
     : natsConnectOptions(
@@ -112,6 +120,23 @@ class Client implements FrameworkClient {
   private readonly rpc: CallChannel<CallBody<FrameworkCall>>;
   private readonly acks: AckBatcher;
   private readonly feeds: Feeds;
+
+  /**
+   * Offers and updates are checked against the cluster's log keys. Without them the SDK says so
+   * at info, not warn: `corral run --quiet` must print only the task's output (docs/sdk.md).
+   */
+  private verifier(): LogVerifier {
+    const keys = this.opts.logPublicKeys;
+    if (!keys?.length)
+      this.log?.info("no logPublicKeys: the signatures of offers and updates are not checked");
+    const trust = keys?.length ? LogTrust.of(keys) : undefined;
+    return new LogVerifier({
+      trust,
+      mode: "signature",
+      warnUnchecked: false,
+      ...(this.log ? { logger: this.log } : {}),
+    });
+  }
   private readonly log: Logger | undefined;
   private readonly heartbeat: Heartbeat;
   private closing: Promise<void> | undefined;
@@ -141,6 +166,7 @@ class Client implements FrameworkClient {
         instanceId: this.instanceId,
         // The new instance owns the framework now: stop heartbeating for it and close.
         onFailedOver: () => void this.close(),
+        verifier: this.verifier(),
       },
     );
     this.heartbeat = new Heartbeat(

@@ -14,6 +14,7 @@ import {
   guardStalls,
   subjects,
   type CorralEvent,
+  type LogVerifier,
 } from "../events/index.js";
 // Not (yet) in the events entry: the one decoder of a log message every reader shares.
 import { entryOf } from "../events/reader.js";
@@ -31,6 +32,8 @@ export interface FeedSession {
   instanceId?: string;
   /** Another instance subscribed with this framework's id: this one must stop. */
   onFailedOver?: (instanceId: string) => void;
+  /** Checks each message's signature; a refused one is dropped (the verifier warns). */
+  verifier?: LogVerifier;
 }
 
 /** Messages a consumer pulls at a time (the bound on what sits in the client beyond the queues). */
@@ -326,8 +329,9 @@ export class Feeds {
       try {
         for await (const m of msgs) {
           guard.touch();
-          const entry = entryOf(m);
+          const entry = entryOf(m, this.session.verifier);
           next = entry.seq + 1;
+          if (entry.refused !== undefined) continue;
           if (entry.error !== undefined) {
             const { seq, subject, error } = entry;
             this.log?.warn({ seq, subject, error }, "unreadable event message skipped");

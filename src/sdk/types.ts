@@ -91,6 +91,12 @@ export interface FrameworkOptions {
   credsFile?: string;
   /** TLS: the CA of the server's certificate, and a client certificate for mutual TLS. */
   tls?: TlsFiles;
+  /**
+   * The cluster's log public key(s) (`C...`, what `corral creds log-key` prints): an offer,
+   * update or notice not signed with one is dropped (and warned about), so nobody who can publish
+   * on the log can feed the framework forged offers. Without, signatures are not checked (warned).
+   */
+  logPublicKeys?: readonly string[];
   /** Human-readable framework name. */
   name: string;
   /** Roles the framework subscribes in (default ["*"]). */

@@ -17,6 +17,7 @@ export {
   type Recovered,
   type LogEnd,
 } from "./recover.js";
+export { sealSnapshot, snapshotSignatureProblem, chainOfSnapshot } from "./seal.js";
 export {
   Snapshotter,
   DEFAULT_SNAPSHOT_POLICY,

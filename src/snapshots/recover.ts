@@ -1,10 +1,20 @@
 import { jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { SnapshotInvalidError } from "../errors/index.js";
-import { EVENTS_STREAM, readEvents, type LogEntry } from "../events/index.js";
+import {
+  EVENTS_STREAM,
+  LogVerifier,
+  chainStart,
+  readEvents,
+  type ChainPoint,
+  type LogEntry,
+  type LogTrust,
+  type VerifyStats,
+} from "../events/index.js";
 import type { Logger } from "../log/index.js";
 import { createState, foldEntry, type ClusterState, type FoldOutcome } from "../state/index.js";
 import { SNAPSHOT_VERSION, decodeSnapshot } from "./codec.js";
+import { chainOfSnapshot, snapshotSignatureProblem } from "./seal.js";
 import type { SnapshotMeta, SnapshotStore } from "./store.js";
 
 /** The log as the EVENTS stream stands now: its last sequence and its identity. */
@@ -36,6 +46,10 @@ export interface Recovered {
   logEnd: number;
   /** Snapshots passed over, each with why. */
   skipped: SnapshotInvalidError[];
+  /** The log's chain where the state ends: what the next signed message must extend. */
+  chain: ChainPoint;
+  /** What the tail's verification found (refused messages were counted, never folded). */
+  verification: VerifyStats;
   /** Of `ms`, the time to list, fetch and decode snapshots (the rest is folding the tail). */
   snapshotMs: number;
   ms: number;
@@ -67,7 +81,9 @@ export async function loadNewestSnapshot(
   end: LogEnd,
   log: Logger,
   skipped: SnapshotInvalidError[] = [],
-): Promise<{ meta: SnapshotMeta; state: ClusterState; lastInputSeq: number } | undefined> {
+  /** With a trusted key, only snapshots signed by it are used; without, any (and their chain as stored). */
+  trust?: LogTrust,
+): Promise<{ meta: SnapshotMeta; state: ClusterState; lastInputSeq: number; chain: ChainPoint } | undefined> {
   for (const meta of await store.list()) {
     const skip = (why: string, cause?: unknown) => {
       const err = new SnapshotInvalidError(meta.name, why, cause === undefined ? undefined : { cause });
@@ -83,12 +99,18 @@ export async function loadNewestSnapshot(
       continue;
     }
     try {
-      const p = decodeSnapshot(await store.read(meta.name));
+      const bytes = await store.read(meta.name);
+      const forged = trust && snapshotSignatureProblem(trust, meta, bytes);
+      if (forged) {
+        skip(forged);
+        continue;
+      }
+      const p = decodeSnapshot(bytes);
       if (p.version !== meta.version || p.seq !== meta.seq) {
         skip(`bytes say version ${p.version} seq ${p.seq}, metadata says ${meta.version} seq ${meta.seq}`);
         continue;
       }
-      return { meta, state: p.state, lastInputSeq: p.lastInputSeq };
+      return { meta, state: p.state, lastInputSeq: p.lastInputSeq, chain: chainOfSnapshot(meta) };
     } catch (err) {
       skip(`unreadable: ${(err as Error).message}`, err);
     }
@@ -106,7 +128,9 @@ export async function recoverState(
     store: SnapshotStore | undefined;
     log: Logger;
     /** A state already folded live (a standby's follower): used instead of a snapshot when it fits this log. */
-    base?: { state: ClusterState; lastInputSeq: number; stream: string } | undefined;
+    base?: { state: ClusterState; lastInputSeq: number; stream: string; chain: ChainPoint } | undefined;
+    /** The log keys the tail (and a snapshot) must be signed with; undefined: not checked (warned). */
+    trust?: LogTrust | undefined;
   },
 ): Promise<Recovered> {
   const t0 = performance.now();
@@ -117,16 +141,23 @@ export async function recoverState(
   if (base && !fromStandby) opts.log.warn({ seq: base.state.seq }, "live-folded state does not fit the log");
   const t1 = performance.now();
   const loaded = fromStandby
-    ? { state: base.state, lastInputSeq: base.lastInputSeq, meta: undefined }
+    ? { state: base.state, lastInputSeq: base.lastInputSeq, meta: undefined, chain: base.chain }
     : opts.store
-      ? await loadNewestSnapshot(opts.store, end, opts.log, skipped)
+      ? await loadNewestSnapshot(opts.store, end, opts.log, skipped, opts.trust)
       : undefined;
   const snapshotMs = performance.now() - t1;
   const state = loaded?.state ?? createState();
   let lastInputSeq = loaded?.lastInputSeq ?? 0;
   let tailMessages = 0;
+  const verifier = new LogVerifier({
+    trust: opts.trust,
+    mode: "chain",
+    from: loaded?.chain ?? chainStart(),
+    logger: opts.log,
+    warnUnchecked: false,
+  });
   if (state.seq < end.lastSeq) {
-    for await (const entry of readEvents(nc, { fromSeq: state.seq + 1, toSeq: end.lastSeq })) {
+    for await (const entry of readEvents(nc, { fromSeq: state.seq + 1, toSeq: end.lastSeq, verifier })) {
       lastInputSeq = answered(foldEntry(state, entry), entry, lastInputSeq);
       tailMessages++;
     }
@@ -139,6 +170,8 @@ export async function recoverState(
     tailMessages,
     logEnd: end.lastSeq,
     skipped,
+    chain: verifier.point,
+    verification: verifier.stats,
     snapshotMs,
     ms: performance.now() - t0,
   };

@@ -1,9 +1,17 @@
 import type { NatsConnection } from "@nats-io/transport-node";
-import { readEvents } from "../events/index.js";
+import {
+  LogVerifier,
+  readEvents,
+  type ChainPoint,
+  type LogKey,
+  type LogTrust,
+  type VerifyStats,
+} from "../events/index.js";
 import type { Logger } from "../log/index.js";
 import { foldEntry, type ClusterState } from "../state/index.js";
 import { SNAPSHOT_VERSION, encodeSnapshotInPieces } from "./codec.js";
 import { answered, logEnd, recoverState } from "./recover.js";
+import { sealSnapshot } from "./seal.js";
 import type { SnapshotMeta, SnapshotStore } from "./store.js";
 
 export interface SnapshotPolicy {
@@ -68,6 +76,10 @@ export class Snapshotter {
   #abort = new AbortController();
   #timer: NodeJS.Timeout | undefined;
   #loop: Promise<void> | undefined;
+  #signer: LogKey | undefined;
+  #trust: LogTrust | undefined;
+  /** Checks what the follower folds; its point is the chain at the followed state's seq. */
+  #verifier: LogVerifier | undefined;
 
   constructor(o: {
     nc: NatsConnection;
@@ -79,6 +91,10 @@ export class Snapshotter {
     masterId: string;
     epoch: number;
     policy?: Partial<SnapshotPolicy>;
+    /** Signs the snapshots it writes (the leader's log key). */
+    signer?: LogKey | undefined;
+    /** Keys the followed log and the snapshot it starts from must be signed with; undefined: not checked. */
+    trust?: LogTrust | undefined;
   }) {
     this.#nc = o.nc;
     this.#store = o.store;
@@ -87,6 +103,8 @@ export class Snapshotter {
     this.#policy = { ...DEFAULT_SNAPSHOT_POLICY, ...o.policy };
     this.#masterId = o.masterId;
     this.#epoch = o.epoch;
+    this.#signer = o.signer;
+    this.#trust = o.trust;
   }
 
   start(): this {
@@ -112,11 +130,21 @@ export class Snapshotter {
    * the tail since, without a copy). Undefined when it had not caught up yet. The snapshotter is
    * finished afterwards.
    */
-  async handOver(): Promise<{ state: ClusterState; lastInputSeq: number; stream: string } | undefined> {
+  async handOver(): Promise<
+    { state: ClusterState; lastInputSeq: number; stream: string; chain: ChainPoint } | undefined
+  > {
     await this.stop();
     const state = this.#state;
+    const chain = this.#verifier?.point;
     this.#state = undefined;
-    return state ? { state, lastInputSeq: this.#lastInputSeq, stream: this.#stream } : undefined;
+    return state && chain?.seq === state.seq
+      ? { state, lastInputSeq: this.#lastInputSeq, stream: this.#stream, chain }
+      : undefined;
+  }
+
+  /** What the follower's verification found so far (refused messages are counted, not folded). */
+  get verification(): VerifyStats | undefined {
+    return this.#verifier?.stats;
   }
 
   /** Sequence folded so far (0 until caught up with the snapshot it started from). */
@@ -126,14 +154,23 @@ export class Snapshotter {
 
   async #follow(): Promise<void> {
     this.#stream = (await logEnd(this.#nc)).stream;
-    const r = await recoverState(this.#nc, { store: this.#store, log: this.#log });
+    const r = await recoverState(this.#nc, { store: this.#store, log: this.#log, trust: this.#trust });
+    const verifier = new LogVerifier({
+      trust: this.#trust,
+      mode: "chain",
+      from: r.chain,
+      logger: this.#log,
+      warnUnchecked: false,
+    });
+    this.#verifier = verifier;
     this.#state = r.state;
     this.#lastInputSeq = r.lastInputSeq;
     this.#lastSnapSeq = r.snapshot?.seq ?? 0;
     const signal = this.#abort.signal;
     // Catching up may already have gone past the threshold; a quiet log brings no next message.
     if (r.state.seq - this.#lastSnapSeq >= this.#policy.everyMessages) void this.snapshotNow();
-    for await (const entry of readEvents(this.#nc, { fromSeq: r.state.seq + 1, follow: true, signal })) {
+    const read = { fromSeq: r.state.seq + 1, follow: true, signal, verifier };
+    for await (const entry of readEvents(this.#nc, read)) {
       if (this.#encoding) await this.#encoding;
       if (signal.aborted) break;
       this.#lastInputSeq = answered(foldEntry(r.state, entry), entry, this.#lastInputSeq);
@@ -154,6 +191,9 @@ export class Snapshotter {
     // a time, the event loop free in between, so the master's inputs go on meanwhile).
     const seq = state.seq;
     const lastInputSeq = this.#lastInputSeq;
+    // The chain as of the state's sequence (the follower checks a message before folding it).
+    const chain = this.#verifier?.point;
+    if (chain?.seq !== seq) return Promise.resolve(undefined);
     this.#lastSnapSeq = seq;
     const t0 = performance.now();
     const encoding = encodeSnapshotInPieces(state, lastInputSeq);
@@ -163,14 +203,13 @@ export class Snapshotter {
         const { bytes, longestPieceMs } = await encoding.finally(() => (this.#encoding = undefined));
         const encodeMs = performance.now() - t0;
         const t1 = performance.now();
+        const meta = { seq, version: SNAPSHOT_VERSION, lastInputSeq, stream: this.#stream };
         const written = await store.write(bytes, {
-          seq,
-          version: SNAPSHOT_VERSION,
+          ...meta,
           at: Date.now(),
           masterId: this.#masterId,
           epoch: this.#epoch,
-          lastInputSeq,
-          stream: this.#stream,
+          ...sealSnapshot(this.#signer, meta, chain, bytes),
         });
         const uploadMs = performance.now() - t1;
         const pruned = await store.prune(this.#policy.keep);

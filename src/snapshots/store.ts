@@ -23,6 +23,12 @@ export interface SnapshotMeta {
   lastInputSeq: number;
   /** Creation time of the EVENTS stream it was folded from: a snapshot of a deleted log is not reused. */
   stream: string;
+  /** The log's chain hash at `seq`, so a reader of the tail can check the chain (absent: older code). */
+  chain?: string;
+  /** The log's first signed message at `seq` (0: none yet; absent: older code). */
+  signedFrom?: number;
+  /** Signature by the log key over the metadata and the bytes' digest (src/snapshots/seal.ts). */
+  sig?: string;
   bytes: number;
 }
 
@@ -41,6 +47,9 @@ function metaOf(info: ObjectInfo): SnapshotMeta {
     epoch: Number(m.epoch ?? 0),
     lastInputSeq: Number(m.lastInputSeq ?? NaN),
     stream: m.stream ?? "",
+    ...(m.chain ? { chain: m.chain } : {}),
+    ...(m.signedFrom !== undefined && m.signedFrom !== "" ? { signedFrom: Number(m.signedFrom) } : {}),
+    ...(m.sig ? { sig: m.sig } : {}),
     bytes: info.size,
   };
 }
@@ -101,6 +110,9 @@ export class SnapshotStore {
       lastInputSeq: String(meta.lastInputSeq),
       stream: meta.stream,
     };
+    if (meta.chain !== undefined) metadata.chain = meta.chain;
+    if (meta.signedFrom !== undefined) metadata.signedFrom = String(meta.signedFrom);
+    if (meta.sig !== undefined) metadata.sig = meta.sig;
     const info = await this.#os.putBlob(
       { name, description: `ClusterState folded up to seq ${meta.seq}`, metadata },
       bytes,

@@ -51,9 +51,18 @@ export interface MasterComponentOptions {
   inputsMaxBytes?: number;
   /** Warn when the log holds more than this many bytes (default 6 GiB). */
   logWarnBytes?: number;
+  /** The cluster's log key file (docs/security.md): the master signs the log with it. */
+  logKeyFile?: string;
+  /** Further public keys whose signatures the master's recovery accepts. */
+  logPublicKeys?: string[];
 }
 
-export interface HostdComponentOptions {
+/** What every reader of the log is given: the public keys it trusts (none: signatures unchecked, warned). */
+export interface LogReaderOptions {
+  logPublicKeys?: string[];
+}
+
+export interface HostdComponentOptions extends LogReaderOptions {
   workDir: string;
   /** Mesos resource string replacing discovery (static reservations included). */
   resources?: string;
@@ -65,7 +74,7 @@ export interface HostdComponentOptions {
   waitForRegistrationMs?: number;
 }
 
-export interface SimHostsComponentOptions {
+export interface SimHostsComponentOptions extends LogReaderOptions {
   count: number;
   idPrefix?: string;
   ids?: string[];
@@ -83,7 +92,7 @@ export interface TestCrashComponentOptions {
 
 export interface ComponentOptions {
   master: MasterComponentOptions;
-  projections: Record<string, never>;
+  projections: LogReaderOptions;
   "sim-hosts": SimHostsComponentOptions;
   hostd: HostdComponentOptions;
   "test-crash": TestCrashComponentOptions;
@@ -98,8 +107,15 @@ type StartFn<K extends ComponentName> = (
 export const components: { [K in ComponentName]: StartFn<K> } = {
   async master({ nc, logger, options }) {
     const { startMaster } = await import("../actors/master/index.js");
-    const { waitForLeaderMs = 30_000, ...masterOptions } = options;
-    const master = startMaster({ nc, logger, ...masterOptions });
+    const { LogTrust, readLogKeyFile } = await import("../events/index.js");
+    const { waitForLeaderMs = 30_000, logKeyFile, logPublicKeys, ...masterOptions } = options;
+    const master = startMaster({
+      nc,
+      logger,
+      ...masterOptions,
+      ...(logKeyFile ? { logKey: readLogKeyFile(logKeyFile) } : {}),
+      ...(logPublicKeys?.length ? { logTrust: LogTrust.of(logPublicKeys) } : {}),
+    });
     const ac = new AbortController();
     // A standby (another master holds the lease) is a healthy, started component as well.
     await Promise.race([
@@ -122,9 +138,9 @@ export const components: { [K in ComponentName]: StartFn<K> } = {
     };
   },
 
-  async projections({ nc, logger }) {
+  async projections({ nc, logger, options }) {
     const { startProjections } = await import("../projections/index.js");
-    const projections = await startProjections({ nc, logger });
+    const projections = await startProjections({ nc, logger, ...(await logTrustOf(options)) });
     return { stop: () => projections.stop() };
   },
 
@@ -139,16 +155,23 @@ export const components: { [K in ComponentName]: StartFn<K> } = {
           `the credentials are host ${identity.id}'s: they can serve that one host, not ${ids.join(", ")}`,
         );
     }
-    const pool = await startSimHosts({ nc, logger, ...options });
+    const { logPublicKeys: _keys, ...simOptions } = options;
+    const pool = await startSimHosts({ nc, logger, ...simOptions, ...(await logTrustOf(options)) });
     return { stop: () => pool.stop(), info: () => ({ hostIds: pool.hostIds, ...pool.stats() }) };
   },
 
   async hostd({ nc, logger, options, identity }) {
     const { startHostDaemon } = await import("../hostd/daemon/index.js");
     const { formatResources } = await import("../resources/index.js");
-    const { waitForRegistrationMs = 10_000, leaveTasksRunning = false, ...daemonOptions } = options;
+    const {
+      waitForRegistrationMs = 10_000,
+      leaveTasksRunning = false,
+      logPublicKeys: _keys,
+      ...daemonOptions
+    } = options;
     const hostId = identity ? { hostId: identity.id } : {};
-    const daemon = await startHostDaemon({ nc, logger, ...daemonOptions, ...hostId });
+    const trust = await logTrustOf(options);
+    const daemon = await startHostDaemon({ nc, logger, ...daemonOptions, ...hostId, ...trust });
     // Ready means offers can come: wait (a while) for the master to accept the host. Without a
     // master it stays unregistered, keeps trying, and is still a started component.
     let registered = false;
@@ -196,6 +219,12 @@ export const components: { [K in ComponentName]: StartFn<K> } = {
     };
   },
 };
+
+async function logTrustOf(o: LogReaderOptions) {
+  if (!o.logPublicKeys?.length) return {};
+  const { LogTrust } = await import("../events/index.js");
+  return { logTrust: LogTrust.of(o.logPublicKeys) };
+}
 
 export function isComponentName(name: string): name is ComponentName {
   return Object.hasOwn(components, name);

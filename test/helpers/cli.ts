@@ -18,6 +18,9 @@ export const ENV: NodeJS.ProcessEnv = {
   CORRAL_LOG_JSON: "1",
   CORRAL_LOG_LEVEL: "warn",
   CORRAL_OPERATORS: `${localPrincipal()},alice`,
+  // Commands look for the log key in `$CORRAL_DATA` (default `.corral`): not in a developer's
+  // own `corral up` data dir beside the repository, whose key no test cluster has.
+  CORRAL_DATA: join(ROOT, "test", ".no-corral-data"),
 };
 
 export function freePort(): Promise<number> {

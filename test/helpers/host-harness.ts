@@ -22,6 +22,7 @@ import {
 } from "../../src/sdk/index.js";
 import { cgroupMounts } from "./cgroups.js";
 import { removeDir } from "./cli.js";
+import { TEST_LOG_KEY, testLogTrust } from "./log-key.js";
 import { startTestMaster, type TestMaster } from "./master.js";
 import type { TestNats } from "./nats.js";
 import { waitFor } from "./wait.js";
@@ -200,6 +201,7 @@ export function hostHarness(opts: HostHarnessOptions): HostHarness {
         workDir: dir,
         ...DAEMON_DEFAULTS,
         cgroupRoot,
+        logTrust: testLogTrust(),
         ...opts.daemon,
         ...extra,
       });
@@ -217,13 +219,19 @@ export function hostHarness(opts: HostHarnessOptions): HostHarness {
   beforeAll(async () => {
     const masterExtras = typeof opts.master === "function" ? await opts.master(h) : opts.master;
     cluster = await startTestMaster({ logger, defaultRefuseSeconds: 0, ...masterExtras });
-    if (opts.projections) projections = await startProjections({ nc: await h.nats.connect(), logger });
+    if (opts.projections)
+      projections = await startProjections({ nc: await h.nats.connect(), logger, logTrust: testLogTrust() });
     if (!opts.daemonPerTest) {
       workDir = await h.tempDir(`corral-${opts.name}-`);
       const d = await daemonOnWorkDir();
       await waitFor(() => h.master.state.hosts.has(d.hostId), "host registered with the master");
     }
-    fw = await connectFramework({ servers: h.nats.url, name: opts.name, ...opts.framework });
+    fw = await connectFramework({
+      servers: h.nats.url,
+      name: opts.name,
+      logPublicKeys: [TEST_LOG_KEY.publicKey],
+      ...opts.framework,
+    });
     collectUpdates(fw, seen);
   });
 

@@ -26,6 +26,8 @@ import {
   type CallReply,
   type CorralEvent,
   type InputOrigin,
+  type LogKey,
+  type LogTrust,
 } from "../../events/index.js";
 import { defaultOperators, type AuthPolicy } from "../../auth/index.js";
 import { CorralError, ErrorCode, FencedError } from "../../errors/index.js";
@@ -66,6 +68,9 @@ import { frameworkTimeouts } from "./framework-liveness.js";
 import { hostTimeouts, offerTimeouts } from "./timeouts.js";
 import { unreachableGoneTimeouts } from "./unreachable-gone.js";
 
+/** Why a master without the log key stepped down from a signed log. */
+const NO_LOG_KEY = "no log key";
+
 export interface MasterOptions {
   nc: NatsConnection;
   logger: Logger;
@@ -105,6 +110,15 @@ export interface MasterOptions {
   inputsMaxBytes?: number;
   /** Warn when the log (EVENTS) holds more than this many bytes (default 6 GiB; 0: never). */
   logWarnBytes?: number;
+  /**
+   * The cluster's log key: every message this master appends (and every snapshot it writes) is
+   * signed with it, and the log it recovers must be (docs/security.md). Every master of a cluster
+   * holds the same key. Without one the master appends unsigned messages, as before the signed
+   * log (warned), and refuses to lead a log that is signed.
+   */
+  logKey?: LogKey;
+  /** Further public keys whose signatures recovery accepts (besides the log key's own). */
+  logTrust?: LogTrust;
 }
 
 export interface MasterCounters {
@@ -131,6 +145,8 @@ export interface MasterCounters {
   takeovers: number;
   /** Times it stopped leading (lease lost, fenced, append failed). */
   stepDowns: number;
+  /** Log messages the last recovery refused (unsigned, forged, out of chain): skipped, never folded. */
+  refusedLogMessages: number;
 }
 
 /**
@@ -158,6 +174,7 @@ export class Master {
     fencedAppends: 0,
     takeovers: 0,
     stepDowns: 0,
+    refusedLogMessages: 0,
   };
   #o: Required<
     Omit<
@@ -173,6 +190,8 @@ export class Master {
       | "rejections"
       | "inputsMaxBytes"
       | "logWarnBytes"
+      | "logKey"
+      | "logTrust"
     >
   > & {
     minAllocatable: ScalarTotals[];
@@ -190,6 +209,9 @@ export class Master {
   /** The last input handed to a decision (all before it are decided, their appends queued). */
   #decidedInputSeq = 0;
   #logSize: LogSizeWatch | undefined;
+  #logKey: LogKey | undefined;
+  /** The keys the log this master reads must be signed with (its own key's, and any given). */
+  #trust: LogTrust | undefined;
   /** The log folded live while another master leads (handed over on winning the lease). */
   #standby: Snapshotter | undefined;
   #snapshots: SnapshotStore | undefined;
@@ -257,6 +279,10 @@ export class Master {
       operators: [...(opts.operators ?? defaultOperators())],
       allowedHostPaths: [...(opts.allowedHostPaths ?? [])],
     };
+    this.#logKey = opts.logKey;
+    this.#trust = opts.logKey
+      ? (opts.logTrust?.with([opts.logKey.publicKey]) ?? opts.logKey.trust())
+      : opts.logTrust;
     this.#actor = createActor(masterMachine, { input: { masterId: this.masterId } });
   }
 
@@ -350,6 +376,11 @@ export class Master {
 
   async #run(): Promise<void> {
     const nc = this.#o.nc;
+    if (!this.#logKey)
+      this.#log.warn(
+        "no log key: this master appends unsigned messages, which readers cannot tell from forged ones, and will not lead a signed log (give it the cluster's log key: corral master --log-key; docs/security.md)",
+      );
+    if (!this.#trust) this.#log.warn("no trusted log key: the log is recovered without checking signatures");
     const jsm = await ensureStreams(nc, {
       replicas: this.#o.replicas,
       log: this.#log,
@@ -389,6 +420,7 @@ export class Master {
             logger: this.#log.child({ standby: true }),
             masterId: this.masterId,
             epoch: 0,
+            trust: this.#trust,
           }).start();
         }
         // Try again when the holder's lease is seen to expire or be released, or after a
@@ -414,6 +446,11 @@ export class Master {
       this.counters.stepDowns++;
       this.#stepDown = { at: Date.now(), why };
       this.#log.warn({ why, epoch: this.epoch, leaseRevision }, "stepped down: standing by");
+      if (why.startsWith(NO_LOG_KEY)) {
+        // Let a master that holds the key lead; try again only after a while.
+        await lease.release().catch(() => undefined);
+        await sleep(Math.max(5000, lease.ttlMs));
+      }
       await sleep(200);
     }
     await this.#standby?.stop();
@@ -435,7 +472,12 @@ export class Master {
     const standby = this.#standby;
     this.#standby = undefined;
     const base = await standby?.handOver();
-    const recovered = await recoverState(nc, { store: this.#snapshots, log: this.#log, base });
+    const recovered = await recoverState(nc, {
+      store: this.#snapshots,
+      log: this.#log,
+      base,
+      trust: this.#trust,
+    });
     if (lostWhy !== undefined) return lostWhy;
     const { state, ...howRecovered } = recovered;
     // The log ends in the first parts of a decision (its leader died mid-way): it is not folded,
@@ -446,6 +488,15 @@ export class Master {
         "the log ends in an incomplete decision: dropped, its input decided again",
       );
     this.#recovery = howRecovered;
+    this.counters.refusedLogMessages = recovered.verification.refused;
+    const signedFrom = recovered.chain.signedFrom ?? 0;
+    if (!this.#logKey && signedFrom > 0) {
+      this.#log.error(
+        { signedFrom },
+        "the log is signed and this master has no log key: it cannot lead (give it the cluster's log key: corral master --log-key)",
+      );
+      return `${NO_LOG_KEY}: the log is signed from seq ${signedFrom}`;
+    }
     this.#state = state;
     this.#lastInputSeq = recovered.lastInputSeq;
     // Elections are counted: one more than the highest epoch in the log just folded. Unique
@@ -470,6 +521,7 @@ export class Master {
         phase === "start"
           ? this.#log.warn({ err: detail }, "an append got no answer: holding appends and re-sending")
           : this.#log.info({ ms: detail }, "appends repaired: the log took every message in order"),
+      ...(this.#logKey ? { signer: this.#logKey, chain: recovered.chain } : {}),
     });
     this.#state.seq = recovered.logEnd;
     this.#log.info(
@@ -484,6 +536,7 @@ export class Master {
         snapshotsIgnored: recovered.skipped.length,
         tasks: state.tasks.size,
         hosts: state.hosts.size,
+        log: { ...recovered.verification, signedFrom },
       },
       recovered.fromStandby
         ? "recovered from the state folded while standing by and the log's tail"
@@ -499,6 +552,8 @@ export class Master {
         masterId: this.masterId,
         epoch,
         policy: this.#o.snapshots,
+        signer: this.#logKey,
+        trust: this.#trust,
       }).start();
     }
 

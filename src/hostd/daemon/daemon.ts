@@ -9,6 +9,8 @@ import type { CorralEvent } from "../../events/schema.js";
 import { ErrorCode, HostGoneError } from "../../errors/index.js";
 import type { HostUsageReport } from "../../events/usage.js";
 import { entryOf } from "../../events/reader.js";
+import type { LogTrust } from "../../events/log-key.js";
+import { LogVerifier, type VerifyStats } from "../../events/verifier.js";
 import { EVENTS_STREAM, subjects } from "../../events/subjects.js";
 import type { Logger } from "../../log/index.js";
 import type { Resources } from "../../resources/types.js";
@@ -54,6 +56,12 @@ export interface HostDaemonOptions {
   sandboxGcDelayMs?: number;
   /** How often tasks' resource usage is published on `corral.usage.<hostId>` (default 10000 ms; 0: never). */
   usageIntervalMs?: number;
+  /**
+   * The cluster's log public key(s): a launch, kill or host event not signed with one is refused
+   * and never acted on. Without, anyone who can publish on corral.evt.> can make this host run
+   * commands (warned at start; `corral hostd` refuses to start without a key).
+   */
+  logTrust?: LogTrust;
 }
 
 export interface StopOptions {
@@ -74,6 +82,8 @@ export interface HostDaemon {
   /** Stop consuming and heartbeating; kill every task and remove its cgroup, unless told to leave them. */
   stop(opts?: StopOptions): Promise<void>;
   tasks(): HostTaskSummary;
+  /** What checking the log's signatures found: refused messages were never acted on. */
+  readonly verification: VerifyStats;
 }
 
 /** A real host: registers, heartbeats, and runs the tasks the master launches on it. */
@@ -185,8 +195,11 @@ export async function startHostDaemon(opts: HostDaemonOptions): Promise<HostDaem
     Math.max(1, opts.heartbeatIntervalMs ?? 1000),
   );
 
+  // Hosts read filtered subjects: each message's signature binds its sequence and subject.
+  const verifier = new LogVerifier({ trust: opts.logTrust, mode: "signature", logger: log });
   const onTaskMessage = (m: JsMsg) => {
-    const entry = entryOf(m);
+    const entry = entryOf(m, verifier);
+    if (entry.refused !== undefined) return; // the verifier warns (rate-limited)
     if (entry.error !== undefined)
       return log.warn({ subject: m.subject, why: entry.error }, "invalid task message");
     for (const e of entry.events) {
@@ -200,7 +213,7 @@ export async function startHostDaemon(opts: HostDaemonOptions): Promise<HostDaem
   };
   // An unreachable host must register again to become active; a removed one goes silent.
   const onHostMessage = (m: JsMsg) => {
-    const entry = entryOf(m);
+    const entry = entryOf(m, verifier);
     for (const e of entry.events) {
       if (e.type === "host.unreachable" && e.hostId === hostId) {
         log.warn({ reason: e.reason }, "master marked the host unreachable; registering again");
@@ -360,5 +373,6 @@ export async function startHostDaemon(opts: HostDaemonOptions): Promise<HostDaem
     whenRegistered: () => registration,
     stop,
     tasks: () => tasks.summary(),
+    verification: verifier.stats,
   };
 }
