@@ -7,6 +7,7 @@ import { afterAll, afterEach, describe, expect, it } from "vitest";
 import type { MasterStatus } from "../src/actors/master/index.js";
 import { EPOCH_HEADER, encode, readEvents, type LogEntry } from "../src/events/index.js";
 import { cli, freePort, interrupt, removeDir, startService, startUp, stopUps } from "./helpers/cli.js";
+import { testLogKeyFile } from "./helpers/log-key.js";
 import { startTestNats, type TestNats } from "./helpers/nats.js";
 import { waitFor } from "./helpers/wait.js";
 
@@ -151,7 +152,17 @@ describe("epochs after a log written by older masters", () => {
     });
 
     const m = await startService(
-      ["master", "--nats", nats.url, "--master-id", "m-new", "--lease-ttl", "1s"],
+      [
+        "master",
+        "--nats",
+        nats.url,
+        "--master-id",
+        "m-new",
+        "--lease-ttl",
+        "1s",
+        "--log-key",
+        testLogKeyFile(),
+      ],
       /^ready$/m,
     );
     expect(m.out()).toMatch(/m-new: leader, epoch 596,/);
