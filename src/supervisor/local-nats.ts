@@ -1,6 +1,6 @@
 import { existsSync } from "node:fs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { CorralError, ErrorCode, NatsServerMissingError } from "../errors/index.js";
 import { startNatsServer, type NatsServerHandle } from "../natsd/index.js";
@@ -24,6 +24,11 @@ export async function startLocalNats(opts: {
   dataDir: string;
   port: number;
   httpPort: number;
+  /**
+   * The `authorization` block to include (an auth.conf made by `corral creds`, under the data
+   * dir): the server then lets in only its users. Without it, anyone who reaches the port.
+   */
+  authConf?: string;
 }): Promise<NatsServerHandle> {
   if (!natsServerAvailable()) throw new NatsServerMissingError();
   const dataDir = resolve(opts.dataDir);
@@ -36,9 +41,18 @@ export async function startLocalNats(opts: {
     "$1# store_dir: given with -sd",
   );
   const configFile = join(dataDir, "nats.conf");
+  // nats-server reads an include's path relative to the including file, even an absolute one.
+  const auth = opts.authConf
+    ? [
+        "",
+        "# Added by `corral up`: its NKey users, least privilege each (docs/security.md).",
+        `include ${JSON.stringify(relative(dataDir, resolve(opts.authConf)))}`,
+        "",
+      ].join("\n")
+    : "";
   await writeFile(
     configFile,
-    `# Written by \`corral up\` from ${source} on every start: edit that file instead.\n${text}`,
+    `# Written by \`corral up\` from ${source} on every start: edit that file instead.\n${text}${auth}`,
   );
   try {
     return await startNatsServer({
