@@ -78,7 +78,7 @@ export function natsConnectOptions(
     const kinds: readonly IdentityKind[] = expect === undefined ? [] : typeof expect === "string" ? [expect] : expect;
     if (kinds.length > 0 && !kinds.includes(c.who.kind))
       throw new CredentialsError(
-        `${access.credsFile} holds the credentials of ${describeIdentity(c.who)}, not of a ${kinds.join(" or a ")}`,
+        `${access.credsFile} holds the credentials of ${describeIdentity(c.who)}, not of ${kinds.map((k) => `${/^[aeiou]/.test(k) ? "an" : "a"} ${k}`).join(" or ")}`,
       );
     who = c.who;
     grants = c.grants;
