@@ -60,10 +60,10 @@ export function upCreds(dataDir: string, kind: "operator" | "auditor" = "operato
   return join(dataDir, "nats", `${kind}-${localPrincipal()}.creds`);
 }
 
-/** Start `corral up` and resolve once it prints `ready`. */
+/** Start `corral up` and resolve once it prints `ready`; `cwd` is where it runs (default ROOT). */
 export function startUp(args: string[], opts: { cwd?: string } = {}): Promise<Up> {
   const i = args.indexOf("--data");
-  upData = i >= 0 ? args[i + 1] : opts.cwd ? join(opts.cwd, ".corral") : undefined;
+  upData = i >= 0 ? args[i + 1] : undefined;
   return startService(["up", ...args], /^ready$/m, {}, opts);
 }
 
