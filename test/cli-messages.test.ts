@@ -6,7 +6,18 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { logSettings } from "../src/log/index.js";
-import { CLI, ENV, ROOT, envOf, freePort, interrupt, removeDir, startUp, stopUps, type Up } from "./helpers/cli.js";
+import {
+  CLI,
+  ENV,
+  ROOT,
+  envOf,
+  freePort,
+  interrupt,
+  removeDir,
+  startUp,
+  stopUps,
+  type Up,
+} from "./helpers/cli.js";
 
 /**
  * What the CLI says to a newcomer (issue 11), through the built CLI: one line for a usage error,

@@ -20,7 +20,10 @@ const both = (r: { stdout: string; stderr: string }) => `stdout:\n${r.stdout}\ns
 const conns: NatsConnection[] = [];
 
 async function connectWith(url: string, credsFile?: string): Promise<NatsConnection> {
-  const { options } = natsConnectOptions({ servers: url, ...(credsFile ? { credsFile } : {}) }, "secure-test");
+  const { options } = natsConnectOptions(
+    { servers: url, ...(credsFile ? { credsFile } : {}) },
+    "secure-test",
+  );
   const nc = await connect({ ...options, maxReconnectAttempts: 0 });
   conns.push(nc);
   return nc;
@@ -65,7 +68,10 @@ describe("corral up, secure by default", () => {
 
   it("makes a user per component and for you in DATA/nats, secret files only", () => {
     expect(up.out()).toMatch(
-      new RegExp(`^  auth\\s+NKey users in ${join(home, ".corral", "nats")} \\(you: operator and auditor ${me},`, "m"),
+      new RegExp(
+        `^  auth\\s+NKey users in ${join(home, ".corral", "nats")} \\(you: operator and auditor ${me},`,
+        "m",
+      ),
     );
     const users = (JSON.parse(readFileSync(creds("users.json"), "utf8")) as { users: UserEntry[] }).users;
     expect(users.map((u) => [u.kind, u.id, u.grants ?? []])).toEqual([
@@ -84,22 +90,28 @@ describe("corral up, secure by default", () => {
   });
 
   it("refuses a connection without credentials", async () => {
-    await expect(connect({ servers: url, maxReconnectAttempts: 0 })).rejects.toThrow(/Authorization Violation/);
+    await expect(connect({ servers: url, maxReconnectAttempts: 0 })).rejects.toThrow(
+      /Authorization Violation/,
+    );
   });
 
-  it("the CLI where `corral up` runs finds your credentials: run, query, replay", { timeout: 60_000 }, async () => {
-    const run = await here("run", "--", "echo", "hello");
-    expect(run.code, both(run)).toBe(0);
-    expect(run.stdout).toBe("hello\n");
-    const hosts = await here("hosts");
-    expect(hosts.code, both(hosts)).toBe(0);
-    expect(hosts.stdout).toContain(hostId);
-    expect(hosts.stdout).toMatch(/^sim-0\s/m);
-    // The auditor's credentials read the log.
-    const replay = await here("replay", "--type", "host.registered");
-    expect(replay.code, both(replay)).toBe(0);
-    expect(replay.stdout).toMatch(new RegExp(`host\\.registered host=${hostId} `));
-  });
+  it(
+    "the CLI where `corral up` runs finds your credentials: run, query, replay",
+    { timeout: 60_000 },
+    async () => {
+      const run = await here("run", "--", "echo", "hello");
+      expect(run.code, both(run)).toBe(0);
+      expect(run.stdout).toBe("hello\n");
+      const hosts = await here("hosts");
+      expect(hosts.code, both(hosts)).toBe(0);
+      expect(hosts.stdout).toContain(hostId);
+      expect(hosts.stdout).toMatch(/^sim-0\s/m);
+      // The auditor's credentials read the log.
+      const replay = await here("replay", "--type", "host.registered");
+      expect(replay.code, both(replay)).toBe(0);
+      expect(replay.stdout).toMatch(new RegExp(`host\\.registered host=${hostId} `));
+    },
+  );
 
   it("elsewhere, the CLI says where credentials are found; --data points at them", async () => {
     const lost = await cli(["hosts", "--nats", url], 40_000, {}, { cwd: elsewhere });
@@ -107,7 +119,12 @@ describe("corral up, secure by default", () => {
     expect(lost.stderr).toMatch(
       /^cannot connect to NATS at \S+: Authorization Violation: no credentials found: run inside the directory where `corral up` runs, or pass --creds FILE \/ set CORRAL_CREDS \(looked for \S+\/\.corral\/nats\/operator-\S+\.creds\)\n$/,
     );
-    const found = await cli(["hosts", "--data", join(home, ".corral"), "--nats", url], 40_000, {}, { cwd: elsewhere });
+    const found = await cli(
+      ["hosts", "--data", join(home, ".corral"), "--nats", url],
+      40_000,
+      {},
+      { cwd: elsewhere },
+    );
     expect(found.code, both(found)).toBe(0);
     expect(found.stdout).toContain(hostId);
   });
@@ -128,13 +145,16 @@ describe("corral up, secure by default", () => {
     // Nor an operator call with a framework's or an auditor's credentials.
     for (const file of [`auditor-${me}.creds`, "framework-web.creds"]) {
       const js = jetstream(await connectWith(url, creds(file)));
-      await expect(js.publish(subjects.operatorInput(me), encode({}), { timeout: 2000 }), file).rejects.toThrow(
-        /Permissions Violation/,
-      );
+      await expect(
+        js.publish(subjects.operatorInput(me), encode({}), { timeout: 2000 }),
+        file,
+      ).rejects.toThrow(/Permissions Violation/);
     }
     // The framework's own input is its own.
     const web = jetstream(await connectWith(url, creds("framework-web.creds")));
-    expect((await web.publish(subjects.frameworkInput("web"), encode({ type: "NOOP" }))).seq).toBeGreaterThan(0);
+    expect((await web.publish(subjects.frameworkInput("web"), encode({ type: "NOOP" }))).seq).toBeGreaterThan(
+      0,
+    );
   });
 
   it("a second start reuses the credentials", { timeout: 90_000 }, async () => {
@@ -172,11 +192,15 @@ describe("corral up --insecure", () => {
   });
 
   it("runs without users, says so, and every component warns", async () => {
-    expect(up.out()).toMatch(/^ {2}auth\s+none \(--insecure\): anyone who reaches nats:\/\/\S+ may do anything/m);
+    expect(up.out()).toMatch(
+      /^ {2}auth\s+none \(--insecure\): anyone who reaches nats:\/\/\S+ may do anything/m,
+    );
     const warned = up
       .err()
       .split("\n")
-      .filter((l) => /requires no authentication: anyone who reaches it can .* see docs\/security\.md/.test(l))
+      .filter((l) =>
+        /requires no authentication: anyone who reaches it can .* see docs\/security\.md/.test(l),
+      )
       .map((l) => (JSON.parse(l) as { thread: string }).thread);
     expect(warned.sort()).toEqual(["master", "projections", "sim-hosts"]);
     // Anyone: a connection without credentials, and the CLI with none.
@@ -190,6 +214,8 @@ describe("corral up --insecure", () => {
   it("--nats (a server it does not configure) needs --insecure", async () => {
     const r = await cli(["up", "--no-host", "--nats", url]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/^corral: corral up --nats URL runs its components without credentials .*add --insecure/);
+    expect(r.stderr).toMatch(
+      /^corral: corral up --nats URL runs its components without credentials .*add --insecure/,
+    );
   });
 });

@@ -433,7 +433,10 @@ describe("the host simulator and an operator who may run frameworks (what `corra
       flushMs: 2,
       retryMs: 1000,
     });
-    await waitFor(() => master.state.hosts.has("s-0") && master.state.hosts.has("s-1"), "s-0, s-1 registered");
+    await waitFor(
+      () => master.state.hosts.has("s-0") && master.state.hosts.has("s-1"),
+      "s-0, s-1 registered",
+    );
     // Through the SDK, as `corral run` does: a new framework id, the connection on its inbox.
     fw = await connectFramework({ servers: server.url, credsFile: credsOf("operator", OWNER), name: "own" });
     expect(fw.frameworkId).toMatch(/^fw-/);
@@ -466,9 +469,10 @@ describe("the host simulator and an operator who may run frameworks (what `corra
       const nc = await as("operator", who);
       const js = jetstream(nc);
       for (const subject of [subjects.hostInput("s-0"), "corral.evt.host.s-0"])
-        await expect(js.publish(subject, encode({ type: "REGISTER" }), { timeout: 2000 }), subject).rejects.toThrow(
-          REFUSED,
-        );
+        await expect(
+          js.publish(subject, encode({ type: "REGISTER" }), { timeout: 2000 }),
+          subject,
+        ).rejects.toThrow(REFUSED);
       expect(await subscribeRefused(nc, "_INBOX.host.s-0.>")).toMatch(/permission/i);
     }
     // A framework's credentials: neither a host's REGISTER nor an operator call.

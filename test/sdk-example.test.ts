@@ -43,7 +43,13 @@ describe("docs/sdk.md's complete framework", () => {
   });
 
   // As "Running it on Node 20" says: the credentials `corral up` made for the user who runs it.
-  const env = () => ({ ...process.env, NATS_URL: url, CORRAL_CREDS: upCreds(dataDir), TASKS: "3", ROLE: "*" });
+  const env = () => ({
+    ...process.env,
+    NATS_URL: url,
+    CORRAL_CREDS: upCreds(dataDir),
+    TASKS: "3",
+    ROLE: "*",
+  });
 
   it(
     "compiles with tsc --init's defaults in a project of one's own and runs",

@@ -1,9 +1,11 @@
+import { nuid } from "@nats-io/transport-node";
 import { InvalidArgumentError, Option, type Command } from "commander";
 import { mkdir } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join, resolve } from "node:path";
 import { CorralError, ErrorCode } from "../errors/index.js";
 import { createLogger } from "../log/index.js";
+import { CredentialsError, describeIdentity, readCredential } from "../natsauth/index.js";
 import { formatResources, parseResources } from "../resources/index.js";
 import { describeChild, serveUntilSignal, startLocalNats, type ChildSpec } from "../supervisor/index.js";
 import { parseAttributes } from "../hostd/index.js";
@@ -31,8 +33,6 @@ import {
   NATS_URLS_HELP,
 } from "./nats-access.js";
 import { prepareUpCredentials, type UpCredentials } from "./up-auth.js";
-import { nuid } from "@nats-io/transport-node";
-import { CredentialsError, describeIdentity, readCredential } from "../natsauth/index.js";
 import { parseDuration } from "./times.js";
 
 const DEFAULT_NATS = process.env.CORRAL_NATS ?? "nats://127.0.0.1:4222";
@@ -149,7 +149,12 @@ async function upCommand(o: UpOptions): Promise<void> {
   }));
   const specs: ChildSpec[] = [
     ...masters,
-    { name: "projections", component: "projections", options: {}, ...(creds ? { auth: creds.projections } : {}) },
+    {
+      name: "projections",
+      component: "projections",
+      options: {},
+      ...(creds ? { auth: creds.projections } : {}),
+    },
   ];
   if (o.host) {
     // One real host, so that `corral run` runs real processes out of the box. Isolation is left
@@ -195,8 +200,7 @@ async function upCommand(o: UpOptions): Promise<void> {
 
 /** The banner's auth line: where the users are, or that there are none. */
 function describeAuth(creds: UpCredentials | undefined, natsUrl: string): string {
-  if (!creds)
-    return `none (--insecure): anyone who reaches ${natsUrl} may do anything (docs/security.md)`;
+  if (!creds) return `none (--insecure): anyone who reaches ${natsUrl} may do anything (docs/security.md)`;
   const made = creds.issued.length > 0 ? `; made now: ${creds.issued.join(", ")}` : "";
   const you = readCredential(creds.operator).who.id;
   return `NKey users in ${creds.dir} (you: operator and auditor ${you}, found by the CLI run from here${made})`;

@@ -170,7 +170,10 @@ export function registerCredsCommands(program: Command): void {
         "may also run frameworks under any framework id, a new one each time (`corral run` as this operator)",
       );
     sub.action(
-      (id: string, o: { dir?: string; out?: string; force?: boolean; reload?: number; frameworks?: boolean }) => {
+      (
+        id: string,
+        o: { dir?: string; out?: string; force?: boolean; reload?: number; frameworks?: boolean },
+      ) => {
         try {
           issue(identity(kind, id), { ...o, dir: dirOf(o) });
           reload(o.reload);

@@ -54,7 +54,13 @@ export function registerAccessOptions(program: Command): void {
     )
     .addOption(new Option("--tls-key <file>", "the client certificate's key").env("CORRAL_TLS_KEY"))
     .hook("preAction", (root) => {
-      const o = root.opts<{ creds?: string; data: string; tlsCa?: string; tlsCert?: string; tlsKey?: string }>();
+      const o = root.opts<{
+        creds?: string;
+        data: string;
+        tlsCa?: string;
+        tlsCert?: string;
+        tlsKey?: string;
+      }>();
       const files = {
         ...(o.tlsCa ? { caFile: o.tlsCa } : {}),
         ...(o.tlsCert ? { certFile: o.tlsCert } : {}),

@@ -28,7 +28,12 @@ export async function connectForCli(
   as: ConnectAs = {},
 ): Promise<NatsConnection | undefined> {
   try {
-    const { options } = natsConnectOptions({ servers: url, ...cliAuth(purpose) }, "corral-cli", undefined, as);
+    const { options } = natsConnectOptions(
+      { servers: url, ...cliAuth(purpose) },
+      "corral-cli",
+      undefined,
+      as,
+    );
     // nats.js counts the first connection's attempts against this: one try for each server.
     const servers = Array.isArray(options.servers) ? options.servers.length : 1;
     const nc = await connect({ ...options, maxReconnectAttempts: servers });

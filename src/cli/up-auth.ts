@@ -57,8 +57,7 @@ export async function prepareUpCredentials(
     issued,
   };
   // The host daemon would pick its id on its first start: pick it now, to name its credentials.
-  if (o.hostWorkDir !== undefined)
-    creds.host = { credsFile: ensure("host", await hostIdFor(o.hostWorkDir)) };
+  if (o.hostWorkDir !== undefined) creds.host = { credsFile: ensure("host", await hostIdFor(o.hostWorkDir)) };
   if (o.simulatedHosts) creds.simulator = { credsFile: ensure("simulator", "sim") };
   // Rewritten on every start, so the permissions are those of this version's subjects.
   writeUsers(dir, loadUsers(dir));

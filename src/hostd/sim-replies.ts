@@ -22,12 +22,7 @@ export class ReplyRouter {
   #log: Logger;
   #onInvalid: (why: string) => void;
 
-  constructor(
-    nc: NatsConnection,
-    hostIds: readonly string[],
-    log: Logger,
-    onInvalid: (why: string) => void,
-  ) {
+  constructor(nc: NatsConnection, hostIds: readonly string[], log: Logger, onInvalid: (why: string) => void) {
     this.#log = log;
     this.#onInvalid = onInvalid;
     const only = hostIds.length === 1 ? hostIds[0] : undefined;

@@ -75,7 +75,8 @@ export function natsConnectOptions(
   let grants: Grant[] = [];
   if (access.credsFile) {
     const c = readCredential(access.credsFile);
-    const kinds: readonly IdentityKind[] = expect === undefined ? [] : typeof expect === "string" ? [expect] : expect;
+    const kinds: readonly IdentityKind[] =
+      expect === undefined ? [] : typeof expect === "string" ? [expect] : expect;
     if (kinds.length > 0 && !kinds.includes(c.who.kind))
       throw new CredentialsError(
         `${access.credsFile} holds the credentials of ${describeIdentity(c.who)}, not of ${kinds.map((k) => `${/^[aeiou]/.test(k) ? "an" : "a"} ${k}`).join(" or ")}`,

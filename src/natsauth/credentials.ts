@@ -72,7 +72,10 @@ export function parseCredential(text: string, source = "credentials"): Credentia
   } catch (err) {
     throw new CredentialsError(`${source}: the seed is not a valid user NKey seed`, { cause: err });
   }
-  const listed = GRANTS_LINE.exec(text)?.[1]?.split(/[\s,]+/).filter((g) => g !== "") ?? [];
+  const listed =
+    GRANTS_LINE.exec(text)?.[1]
+      ?.split(/[\s,]+/)
+      .filter((g) => g !== "") ?? [];
   return { who, publicKey, seed: sm[1], grants: grantsFor(who, listed) };
 }
 

@@ -45,7 +45,10 @@ export async function startLocalNats(opts: {
     (_, indent: string) => `${indent}store_dir: ${JSON.stringify(store)}`,
   );
   if (!/^\s*store_dir: /m.test(text))
-    throw new CorralError(ErrorCode.NatsServerFailed, `${source} has no store_dir line (in its jetstream block)`);
+    throw new CorralError(
+      ErrorCode.NatsServerFailed,
+      `${source} has no store_dir line (in its jetstream block)`,
+    );
   const configFile = join(dataDir, "nats.conf");
   // nats-server reads an include's path relative to the including file, even an absolute one.
   const auth = opts.authConf
