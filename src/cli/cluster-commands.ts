@@ -257,6 +257,8 @@ export function registerClusterCommands(program: Command): void {
       "the masters' leadership lease (see `corral master --help`)",
       (v: string) => parseDuration(v),
     );
+  // --data is the program's (the CLI finds its credentials there too): show it in `up --help`.
+  up.configureHelp({ showGlobalOptions: true });
   addLogOptions(up).action(async (o: UpOptions) => upCommand(o));
 
   addLogOptions(
