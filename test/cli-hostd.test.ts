@@ -27,7 +27,7 @@ describe("corral hostd", () => {
     workDir = await mkdtemp(join(tmpdir(), "corral-hostd-work-"));
     const port = await freePort();
     url = `nats://127.0.0.1:${port}`;
-    await startUp([
+    const up = await startUp([
       "--data",
       dataDir,
       "--port",
@@ -36,6 +36,12 @@ describe("corral hostd", () => {
       String(await freePort()),
       "--no-host",
     ]);
+    // A host needs its own credentials to register: issued in the cluster's users, the server
+    // told to reload (docs/security.md).
+    const pid = /nats-server pid (\d+)/.exec(up.out())?.[1] ?? "";
+    const issued = await cli(["creds", "host", "h-cli", "--reload", pid]);
+    expect(issued.code, issued.stderr).toBe(0);
+    await new Promise((r) => setTimeout(r, 500)); // the reload is asynchronous
   }, 60_000);
 
   afterAll(async () => {
@@ -49,6 +55,8 @@ describe("corral hostd", () => {
     const hostd = await startService(
       [
         "hostd",
+        "--creds",
+        join(dataDir, "nats", "host-h-cli.creds"),
         "--nats",
         url,
         "--work-dir",

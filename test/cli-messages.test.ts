@@ -6,7 +6,18 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { logSettings } from "../src/log/index.js";
-import { CLI, ENV, ROOT, freePort, interrupt, removeDir, startUp, stopUps, type Up } from "./helpers/cli.js";
+import {
+  CLI,
+  ENV,
+  ROOT,
+  envOf,
+  freePort,
+  interrupt,
+  removeDir,
+  startUp,
+  stopUps,
+  type Up,
+} from "./helpers/cli.js";
 
 /**
  * What the CLI says to a newcomer (issue 11), through the built CLI: one line for a usage error,
@@ -20,7 +31,7 @@ function corral(args: string[], env: Record<string, string | undefined> = {}): P
   return new Promise((resolve) => {
     const p = spawn(process.execPath, [CLI, ...args], {
       cwd: ROOT,
-      env: { ...ENV, ...env },
+      env: { ...envOf({}), ...env },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let stdout = "";
@@ -201,12 +212,22 @@ describe("corral up --log-format pretty, a non-operator, and a second corral up"
   });
 
   it("a refused operator call says why and its code, without the error's class name", async () => {
+    // Mallory may connect (the cluster's users include her, and the CLI run as her finds her
+    // credentials in the data dir), but the master does not list her as an operator.
+    const pid = /nats-server pid (\d+)/.exec(up.out())?.[1] ?? "";
+    const issued = await corral(["creds", "operator", "mallory", "--reload", pid]);
+    expect(issued.code, both(issued)).toBe(0);
+    await new Promise((r) => setTimeout(r, 500)); // the reload is asynchronous
     const mallory = { USER: "mallory" };
     const weight = await corral(["weight", "set", "web", "2", "--nats", url], mallory);
     expect(weight.code, both(weight)).toBe(1);
     expect(lines(weight.stderr)).toHaveLength(1);
     expect(weight.stderr).toMatch(
       /^corral: weight set failed: principal mallory is not an operator .*\(UNAUTHORIZED\)\n$/,
+    );
+    // A refusal names the credentials the command used.
+    expect(weight.stderr).toMatch(
+      /; credentials used: operator mallory \(\S+\/nats\/operator-mallory\.creds, from the data directory /,
     );
     const quota = await corral(["quota", "set", "web", "--limit", "cpus:1", "--nats", url], mallory);
     expect(quota.code, both(quota)).toBe(1);

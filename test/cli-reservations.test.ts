@@ -65,6 +65,12 @@ describe("reservations and volumes from the command line", () => {
     ]);
     hostId = /hostd\s+(host-\S+)/.exec(up.out())?.[1] ?? "";
     expect(hostId).not.toBe("");
+    // Alice, the second operator, calls with credentials of her own: NATS lets a connection
+    // call only as the principal its credentials name.
+    const pid = /nats-server pid (\d+)/.exec(up.out())?.[1] ?? "";
+    const issued = await cli(["creds", "operator", "alice", "--reload", pid]);
+    expect(issued.code, issued.stderr).toBe(0);
+    await new Promise((r) => setTimeout(r, 500)); // the reload is asynchronous
   }, 60_000);
 
   afterAll(async () => {
@@ -80,7 +86,8 @@ describe("reservations and volumes from the command line", () => {
     async () => {
       const before = (await json<HostRow[]>("hosts"))[0]!.total;
       const H = ["--host", hostId];
-      const mine = ["--role", "db", "--principal", "alice", "--label", "team=a"];
+      const alice = ["--creds", join(dataDir, "nats", "operator-alice.creds")];
+      const mine = ["--role", "db", "--principal", "alice", "--label", "team=a", ...alice];
 
       expect(await ok("reserve", ...H, ...mine, "cpus:0.5;mem:256;disk:512")).toBe(
         `reserved cpus:0.5;disk:512;mem:256 for role db on host ${hostId} (principal alice, labels team=a)\n`,

@@ -4,7 +4,18 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connectFramework, type FrameworkClient } from "../src/sdk/index.js";
-import { CLI, ENV, ROOT, cli, freePort, removeDir, startService, startUp, stopUps } from "./helpers/cli.js";
+import {
+  CLI,
+  ROOT,
+  cli,
+  envOf,
+  freePort,
+  removeDir,
+  startService,
+  startUp,
+  stopUps,
+  upCreds,
+} from "./helpers/cli.js";
 import { waitFor } from "./helpers/wait.js";
 
 /**
@@ -33,7 +44,7 @@ function cliEnv(
   env: Record<string, string>,
 ): Promise<{ code: number | null; stdout: string }> {
   return new Promise((resolve) => {
-    const p = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, env: { ...ENV, ...env } });
+    const p = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, env: envOf(env) });
     let stdout = "";
     p.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
     p.once("exit", (code) => resolve({ code, stdout }));
@@ -61,7 +72,8 @@ describe("table commands fit the terminal (corral up: a real host, a simulated o
     // A completed task, then a framework that holds every offer.
     const run = await cli(["run", "-q", "--nats", url, "--", "echo", "hi"]);
     expect(run.code, run.stderr).toBe(0);
-    fw = await connectFramework({ servers: url, name: "tables", roles: ["*"] });
+    // As the user who ran `corral up`: its credentials may run frameworks.
+    fw = await connectFramework({ servers: url, credsFile: upCreds(dataDir), name: "tables", roles: ["*"] });
     await waitFor(
       async () => (await show("offers")).trimEnd().split("\n").length >= 3,
       "two offers outstanding",
@@ -153,6 +165,8 @@ describe("table commands fit the terminal (corral up: a real host, a simulated o
     await startService(
       [
         ...["hostd", "--sim", "--count", "2", "--id", LONG_ID, "--nats", url],
+        // The simulator's credentials `corral up --sim-hosts` made: they report for any host id.
+        ...["--creds", join(dataDir, "nats", "simulator-sim.creds")],
         ...["--resources", "cpus:64;mem:515000;disk:3800000;gpus:8"],
       ],
       /^ready$/m,

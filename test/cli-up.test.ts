@@ -110,7 +110,8 @@ describe("corral up / run with the default real host", () => {
     "a reader that goes away (| head -1) neither crashes the run nor changes its status",
     { timeout: 60_000 },
     async () => {
-      const line = `"${process.execPath}" "${CLI}" run -q --nats ${url} -- 'seq 1 200000' | head -1; echo "rc=\${PIPESTATUS[0]}"`;
+      // --data: where `corral up` made the credentials this run finds.
+      const line = `"${process.execPath}" "${CLI}" run -q --data ${dataDir} --nats ${url} -- 'seq 1 200000' | head -1; echo "rc=\${PIPESTATUS[0]}"`;
       const { stdout } = await promisify(execFile)("bash", ["-c", line], { env: ENV, timeout: 40_000 });
       expect(stdout).toBe("1\nrc=0\n");
     },

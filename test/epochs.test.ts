@@ -6,7 +6,17 @@ import { join } from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import type { MasterStatus } from "../src/actors/master/index.js";
 import { EPOCH_HEADER, encode, readEvents, type LogEntry } from "../src/events/index.js";
-import { cli, freePort, interrupt, removeDir, startService, startUp, stopUps } from "./helpers/cli.js";
+import { natsConnectOptions } from "../src/natsauth/index.js";
+import {
+  cli,
+  freePort,
+  interrupt,
+  removeDir,
+  startService,
+  startUp,
+  stopUps,
+  upCreds,
+} from "./helpers/cli.js";
 import { testLogKeyFile } from "./helpers/log-key.js";
 import { startTestNats, type TestNats } from "./helpers/nats.js";
 import { waitFor } from "./helpers/wait.js";
@@ -46,8 +56,10 @@ async function electedLines(url: string): Promise<string[][]> {
     });
 }
 
-async function logOf(url: string): Promise<LogEntry[]> {
-  const nc = await connect({ servers: url });
+/** The whole log, read as an auditor (`credsFile`) or without credentials. */
+async function logOf(url: string, credsFile?: string): Promise<LogEntry[]> {
+  const { options } = natsConnectOptions({ servers: url, ...(credsFile ? { credsFile } : {}) }, "epochs");
+  const nc = await connect(options);
   try {
     const out: LogEntry[] = [];
     for await (const e of readEvents(nc)) out.push(e);
@@ -116,7 +128,7 @@ describe("epochs through `corral up` restarts", () => {
 
     // Every message carries the epoch of the leadership that wrote it and the lease revision it
     // won: from one master.elected to the next, both stay the same.
-    const entries = await logOf(url);
+    const entries = await logOf(url, upCreds(dataDir, "auditor"));
     let current: { epoch: number; leaseRevision: number } | undefined;
     for (const e of entries) {
       const elected = e.events.find((ev) => ev.type === "master.elected");

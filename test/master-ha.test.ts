@@ -1,6 +1,6 @@
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { KvWatchInclude, Kvm } from "@nats-io/kv";
-import { headers, type NatsConnection } from "@nats-io/transport-node";
+import type { NatsConnection } from "@nats-io/transport-node";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -9,11 +9,7 @@ import { mastersText, queryMasters } from "../src/cli/master-commands.js";
 import { localPrincipal } from "../src/auth/index.js";
 import { LEASE_BUCKET, type MasterStatus } from "../src/actors/master/index.js";
 import {
-  EPOCH_HEADER,
-  EVENTS_STREAM,
   INPUTS_STREAM,
-  INPUT_SEQ_HEADER,
-  LEASE_REVISION_HEADER,
   decode,
   encode,
   readEvents,

@@ -54,7 +54,10 @@ const IDENTITIES: Array<[IdentityKind, string]> = [
   ["host", "h2"],
   ["operator", "alice"],
   ["auditor", "audit"],
+  ["simulator", "sim"],
 ];
+/** Issued with the `frameworks` grant: `corral run` as this operator (what `corral up` makes for you). */
+const OWNER = "owner";
 
 const credsOf = (kind: IdentityKind, id: string) => defaultCredsFile(dir, identity(kind, id));
 
@@ -128,6 +131,7 @@ const REFUSED = /permission|timeout|TIMEOUT/i;
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "corral-auth-"));
   for (const [kind, id] of IDENTITIES) issueCredential(dir, identity(kind, id));
+  issueCredential(dir, identity("operator", OWNER), { grants: ["frameworks"] });
   const conf = writeNatsConf(dir, { storeDir: join(dir, "store"), listen: "127.0.0.1:-1" });
   server = await startNatsServer({ configFile: conf, storeInConfig: true });
   // Snapshots often: the snapshot store's subjects are exercised too.
@@ -249,7 +253,7 @@ describe("every component with its own credentials", () => {
 describe("the generated configuration", () => {
   it("lists one NKey user per identity, and no seed", () => {
     const auth = readFileSync(join(dir, "auth.conf"), "utf8");
-    expect(auth.match(/nkey: "U[A-Z2-7]+"/g)).toHaveLength(IDENTITIES.length);
+    expect(auth.match(/nkey: "U[A-Z2-7]+"/g)).toHaveLength(IDENTITIES.length + 1);
     for (const [kind, id] of IDENTITIES) {
       const seed = /^SU[A-Z2-7]+$/m.exec(readFileSync(credsOf(kind, id), "utf8"))?.[0];
       expect(seed).toBeDefined();
@@ -408,6 +412,83 @@ describe("an operator", () => {
     expect(await readLease(nc)).toMatchObject({ holder: master.masterId });
     const jsm = await jetstreamManager(nc);
     expect((await jsm.streams.info(EVENTS_STREAM)).state.last_seq).toBeGreaterThan(0);
+  });
+});
+
+describe("the host simulator and an operator who may run frameworks (what `corral up` makes)", () => {
+  let pool: SimHostPool | undefined;
+  let fw: FrameworkClient | undefined;
+  afterAll(async () => {
+    await fw?.close();
+    await pool?.stop();
+  });
+
+  it("simulated hosts report for any host id; the operator runs a framework under a new id", async () => {
+    const logFrom = server.log().length; // earlier tests were refused on purpose
+    pool = await startSimHosts({
+      nc: await as("simulator", "sim"),
+      ids: ["s-0", "s-1"],
+      resources: parseResources("cpus:2;mem:2048"),
+      logger,
+      flushMs: 2,
+      retryMs: 1000,
+    });
+    await waitFor(
+      () => master.state.hosts.has("s-0") && master.state.hosts.has("s-1"),
+      "s-0, s-1 registered",
+    );
+    // Through the SDK, as `corral run` does: a new framework id, the connection on its inbox.
+    fw = await connectFramework({ servers: server.url, credsFile: credsOf("operator", OWNER), name: "own" });
+    expect(fw.frameworkId).toMatch(/^fw-/);
+    let offer: { offerId: string; hostId: string } | undefined;
+    for await (const o of fw.offers()) {
+      if (!o.hostId.startsWith("s-")) continue;
+      offer = o;
+      break;
+    }
+    await fw.accept([offer!.offerId], [{ taskId: "own-1", resources: "cpus:0.5;mem:64", command: "true" }]);
+    for await (const u of fw.updates()) {
+      await fw.acknowledge(u);
+      if (u.taskId === "own-1" && u.state === "TASK_FINISHED") break;
+    }
+    await fw.teardown();
+    expect(server.log().slice(logFrom)).not.toMatch(/violation/i);
+  });
+
+  it("the simulator cannot call as a framework or an operator, nor read offers", async () => {
+    const nc = await as("simulator", "sim");
+    const js = jetstream(nc);
+    for (const subject of [subjects.frameworkInput("A"), subjects.operatorInput("alice")])
+      await expect(js.publish(subject, encode({}), { timeout: 2000 }), subject).rejects.toThrow(REFUSED);
+    expect(await consumerOn(nc, subjects.offers("A"))).toMatch(REFUSED);
+    expect(await subscribeRefused(nc, "_INBOX.fw.A.>")).toMatch(/permission/i);
+  });
+
+  it("an operator, even one who may run frameworks, cannot register a host or write the log", async () => {
+    for (const who of ["alice", OWNER]) {
+      const nc = await as("operator", who);
+      const js = jetstream(nc);
+      for (const subject of [subjects.hostInput("s-0"), "corral.evt.host.s-0"])
+        await expect(
+          js.publish(subject, encode({ type: "REGISTER" }), { timeout: 2000 }),
+          subject,
+        ).rejects.toThrow(REFUSED);
+      expect(await subscribeRefused(nc, "_INBOX.host.s-0.>")).toMatch(/permission/i);
+    }
+    // A framework's credentials: neither a host's REGISTER nor an operator call.
+    const fwNc = await as("framework", "A");
+    for (const subject of [subjects.hostInput("h1"), subjects.operatorInput("alice")])
+      await expect(jetstream(fwNc).publish(subject, encode({}), { timeout: 2000 }), subject).rejects.toThrow(
+        REFUSED,
+      );
+  });
+
+  it("an operator without the grant may not run a framework", () => {
+    expect(() =>
+      natsConnectOptions({ servers: server.url, credsFile: credsOf("operator", "alice") }, "x", undefined, {
+        asFramework: "fw-x",
+      }),
+    ).toThrow(/operator alice, which may not run framework fw-x/);
   });
 });
 

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freePort, removeDir, ROOT, startUp, stopUps } from "./helpers/cli.js";
+import { freePort, removeDir, ROOT, startUp, stopUps, upCreds } from "./helpers/cli.js";
 
 const run = promisify(execFile);
 const TSC = join(ROOT, "node_modules/.bin/tsc");
@@ -42,7 +42,14 @@ describe("docs/sdk.md's complete framework", () => {
     await removeDir(work);
   });
 
-  const env = () => ({ ...process.env, NATS_URL: url, TASKS: "3", ROLE: "*" });
+  // As "Running it on Node 20" says: the credentials `corral up` made for the user who runs it.
+  const env = () => ({
+    ...process.env,
+    NATS_URL: url,
+    CORRAL_CREDS: upCreds(dataDir),
+    TASKS: "3",
+    ROLE: "*",
+  });
 
   it(
     "compiles with tsc --init's defaults in a project of one's own and runs",

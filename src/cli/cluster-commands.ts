@@ -1,9 +1,11 @@
+import { nuid } from "@nats-io/transport-node";
 import { InvalidArgumentError, Option, type Command } from "commander";
 import { mkdir } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join, resolve } from "node:path";
 import { CorralError, ErrorCode } from "../errors/index.js";
 import { createLogger } from "../log/index.js";
+import { CredentialsError, describeIdentity, readCredential } from "../natsauth/index.js";
 import { formatResources, parseResources } from "../resources/index.js";
 import { describeChild, serveUntilSignal, startLocalNats, type ChildSpec } from "../supervisor/index.js";
 import { parseAttributes } from "../hostd/index.js";
@@ -22,7 +24,15 @@ import { errorLine } from "./error-line.js";
 import { addLogOptions, cliLogger, type LogCliOptions } from "./log-options.js";
 import { runTask, RunExit } from "./run.js";
 import { lockDataDir, portInUseError } from "./up-lock.js";
-import { cliAuth, cliIdentity, NATS_URLS_HELP } from "./nats-access.js";
+import {
+  cliAuth,
+  cliCredential,
+  cliIdentity,
+  dataDir as cliDataDir,
+  localCredsDir,
+  NATS_URLS_HELP,
+} from "./nats-access.js";
+import { prepareUpCredentials, type UpCredentials } from "./up-auth.js";
 import { cliLogKey, cliLogKeyFile, cliLogTrust, requiredLogTrust } from "./log-keys.js";
 import { LOG_KEY_FILE, LOG_PUBLIC_KEY_FILE, ensureLogKeyFile } from "../events/index.js";
 import { parseDuration } from "./times.js";
@@ -71,8 +81,9 @@ interface UpOptions extends LogCliOptions {
   hostResources?: string;
   simHosts: number;
   simHostResources: ReturnType<typeof parseResources>;
-  data: string;
   nats?: string;
+  /** Run nats-server without users, and the components without credentials. */
+  insecure?: boolean;
   port: number;
   httpPort: number;
   masters: number;
@@ -80,9 +91,14 @@ interface UpOptions extends LogCliOptions {
 }
 
 /** The nats-server of `corral up`; a port already taken is explained by who holds it. */
-async function startNats(o: UpOptions, dataDir: string) {
+async function startNats(o: UpOptions, dataDir: string, authConf: string | undefined) {
   try {
-    return await startLocalNats({ dataDir, port: o.port, httpPort: o.httpPort });
+    return await startLocalNats({
+      dataDir,
+      port: o.port,
+      httpPort: o.httpPort,
+      ...(authConf ? { authConf } : {}),
+    });
   } catch (err) {
     const inUse = /listen tcp \S*:(\d+): bind: address already in use/.exec((err as Error).message);
     if (!(err instanceof CorralError) || err.code !== ErrorCode.NatsServerFailed || !inUse) throw err;
@@ -93,8 +109,15 @@ async function startNats(o: UpOptions, dataDir: string) {
 
 async function upCommand(o: UpOptions): Promise<void> {
   const logger = cliLogger(o);
-  const dataDir = resolve(o.data);
-  // The data dir holds the JetStream store and the real host's sandboxes: one `up` at a time.
+  const dataDir = cliDataDir();
+  // Its components' credentials are for the server it starts and configures.
+  if (o.nats && !o.insecure)
+    throw new CorralError(
+      ErrorCode.InvalidCall,
+      "corral up --nats URL runs its components without credentials on a server it does not configure: add --insecure (for a server nobody else can reach), or run each component with its own credentials (`corral master --creds ...`, docs/security.md)",
+    );
+  // The data dir holds the JetStream store, the credentials, the log key and the real host's
+  // sandboxes: one `up` at a time.
   await mkdir(dataDir, { recursive: true });
   if (!o.nats || o.host) lockDataDir(dataDir);
   // The cluster's log key, made on first start: the masters sign the log with it and every other
@@ -102,11 +125,17 @@ async function upCommand(o: UpOptions): Promise<void> {
   const logKeyFile = join(dataDir, LOG_KEY_FILE);
   const { key: logKey } = ensureLogKeyFile(logKeyFile, join(dataDir, LOG_PUBLIC_KEY_FILE));
   const logPublicKeys = [logKey.publicKey];
+  const creds = o.insecure
+    ? undefined
+    : await prepareUpCredentials(localCredsDir(), {
+        ...(o.host ? { hostWorkDir: join(dataDir, "hostd") } : {}),
+        simulatedHosts: o.simHosts > 0,
+      });
   // A signal while nats-server starts must not leave it running without us.
   let interrupted = false;
   const early = () => (interrupted = true);
   process.once("SIGINT", early).once("SIGTERM", early);
-  const server = o.nats ? undefined : await startNats(o, dataDir);
+  const server = o.nats ? undefined : await startNats(o, dataDir, creds?.authConf);
   process.off("SIGINT", early).off("SIGTERM", early);
   if (interrupted) {
     await server?.stop();
@@ -119,6 +148,7 @@ async function upCommand(o: UpOptions): Promise<void> {
   const masters: ChildSpec[] = Array.from({ length: o.masters }, (_, i) => ({
     name: o.masters === 1 ? "master" : `master-${i + 1}`,
     component: "master",
+    ...(creds ? { auth: creds.master } : {}),
     options: {
       ...(o.masters > 1 ? { masterId: defaultMasterId(`${process.pid}-${i + 1}`) } : {}),
       ...(o.leaseTtl !== undefined ? { leaseTtlMs: o.leaseTtl } : {}),
@@ -127,7 +157,12 @@ async function upCommand(o: UpOptions): Promise<void> {
   }));
   const specs: ChildSpec[] = [
     ...masters,
-    { name: "projections", component: "projections", options: { logPublicKeys } },
+    {
+      name: "projections",
+      component: "projections",
+      options: { logPublicKeys },
+      ...(creds ? { auth: creds.projections } : {}),
+    },
   ];
   if (o.host) {
     // One real host, so that `corral run` runs real processes out of the box. Isolation is left
@@ -137,11 +172,12 @@ async function upCommand(o: UpOptions): Promise<void> {
       ...(o.hostResources !== undefined ? { resources: o.hostResources } : {}),
       logPublicKeys,
     };
-    specs.push({ name: "hostd", component: "hostd", options });
+    specs.push({ name: "hostd", component: "hostd", options, ...(creds?.host ? { auth: creds.host } : {}) });
   }
   if (o.simHosts > 0) {
     const options = { count: o.simHosts, idPrefix: "sim", resources: o.simHostResources, logPublicKeys };
-    specs.push({ name: "sim-hosts", component: "sim-hosts", options });
+    const auth = creds?.simulator ? { auth: creds.simulator } : {};
+    specs.push({ name: "sim-hosts", component: "sim-hosts", options, ...auth });
   }
   await serveUntilSignal({
     natsUrl,
@@ -156,6 +192,7 @@ async function upCommand(o: UpOptions): Promise<void> {
         `  data         ${server ? `${dataDir} (JetStream store ${join(dataDir, "jetstream")})` : "- (external NATS)"}`,
       );
       print(`  log key      ${logKeyFile} (public key ${logKey.publicKey})`);
+      print(`  auth         ${describeAuth(creds, natsUrl)}`);
       for (const c of children) {
         print(`  ${c.name.padEnd(12)} ${describeChild(c)}`);
         if (c.component !== "hostd") continue;
@@ -164,9 +201,19 @@ async function upCommand(o: UpOptions): Promise<void> {
         print(`  host dir     ${info.workDir ?? "?"} (sandboxes of its tasks)`);
       }
       if (o.simHosts > 0) print(`  each sim     ${formatResources(o.simHostResources)}`);
-      print(`stop with Ctrl-C; try: corral run -- echo hello`);
+      // The CLI finds its credentials in ./.corral, or where --data / CORRAL_DATA says.
+      const elsewhere = creds && dataDir !== resolve(".corral") ? ` (with --data ${dataDir})` : "";
+      print(`stop with Ctrl-C; try: corral run${elsewhere} -- echo hello`);
     },
   });
+}
+
+/** The banner's auth line: where the users are, or that there are none. */
+function describeAuth(creds: UpCredentials | undefined, natsUrl: string): string {
+  if (!creds) return `none (--insecure): anyone who reaches ${natsUrl} may do anything (docs/security.md)`;
+  const made = creds.issued.length > 0 ? `; made now: ${creds.issued.join(", ")}` : "";
+  const you = readCredential(creds.operator).who.id;
+  return `NKey users in ${creds.dir} (you: operator and auditor ${you}, found by the CLI run from here${made})`;
 }
 
 /** `corral master`, `corral projections`, `corral hostd --sim`: one component in its own process. */
@@ -214,12 +261,11 @@ export function registerClusterCommands(program: Command): void {
         .argParser(resources)
         .default(parseResources(DEFAULT_SIM_RESOURCES), DEFAULT_SIM_RESOURCES),
     )
+    .option("--nats <url>", "use this NATS server instead of starting nats-server (needs --insecure)")
     .option(
-      "--data <dir>",
-      "data directory; the JetStream store is <dir>/jetstream and is kept between runs",
-      ".corral",
+      "--insecure",
+      "no NATS users: anyone who reaches the server may do anything (default: least-privilege credentials in DATA/nats)",
     )
-    .option("--nats <url>", "use this NATS server instead of starting nats-server")
     .option("--port <n>", "NATS client port", integer(1), 4222)
     .option("--http-port <n>", "NATS monitoring port", integer(1), 8222)
     .option("--masters <n>", "masters to run: one leads, the others stand by to take over", integer(1), 1)
@@ -228,6 +274,8 @@ export function registerClusterCommands(program: Command): void {
       "the masters' leadership lease (see `corral master --help`)",
       (v: string) => parseDuration(v),
     );
+  // --data is the program's (the CLI finds its credentials there too): show it in `up --help`.
+  up.configureHelp({ showGlobalOptions: true });
   addLogOptions(up).action(async (o: UpOptions) => upCommand(o));
 
   addLogOptions(
@@ -443,13 +491,23 @@ export function registerClusterCommands(program: Command): void {
         process.once("SIGINT", () => ac.abort());
         process.once("SIGTERM", () => ac.abort());
         let frameworkId: string | undefined;
+        // With an operator's credentials that may run frameworks: a new framework id, whose
+        // inbox the connection takes (the master answers a framework only there).
+        let asFramework = false;
         let logger;
         let logPublicKeys: string[] = [];
         try {
           logPublicKeys = [...(cliLogTrust().trust?.publicKeys ?? [])];
           // A framework's credentials name the framework `corral run` subscribes as.
-          const who = cliIdentity();
-          if (who?.kind === "framework") frameworkId = who.id;
+          const c = cliCredential("operator");
+          if (c?.who.kind === "framework") frameworkId = c.who.id;
+          else if (c?.who.kind === "operator" && c.grants.includes("frameworks")) {
+            frameworkId = `fw-${nuid.next()}`;
+            asFramework = true;
+          } else if (c)
+            throw new CredentialsError(
+              `the credentials of ${describeIdentity(c.who)} may not run a framework: use a framework's (\`corral creds framework ID\`) or an operator's made with --frameworks`,
+            );
           // Quiet unless CORRAL_LOG_LEVEL asks for more: stderr is the task's own.
           logger = createLogger(process.env.CORRAL_LOG_LEVEL?.trim() ? {} : { level: "error" });
         } catch (err) {
@@ -457,7 +515,7 @@ export function registerClusterCommands(program: Command): void {
           process.exitCode = RunExit.NotRun;
           return;
         }
-        const nc = await connectForCli(o.nats);
+        const nc = await connectForCli(o.nats, "operator", asFramework ? { asFramework: frameworkId } : {});
         if (!nc) {
           process.exitCode = RunExit.NotRun;
           return;
@@ -475,7 +533,7 @@ export function registerClusterCommands(program: Command): void {
             role,
             name,
             principal: o.principal ?? operatorPrincipal(),
-            ...(frameworkId ? { frameworkId, askHosts: false } : {}),
+            ...(frameworkId ? { frameworkId, askHosts: asFramework } : {}),
             ...(o.volume ? { volume: o.volume } : {}),
             timeoutS: o.timeout,
             logPublicKeys,

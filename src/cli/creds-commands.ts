@@ -23,8 +23,11 @@ function logKeyIn(dir: string): void {
   print(`${created ? "made" : "kept"} the cluster's log key ${keyFile} (give it to every master: --log-key)`);
   print(`  public key  ${key.publicKey} (in ${resolve(dir, LOG_PUBLIC_KEY_FILE)}: readers trust it)`);
 }
+import { localCredsDir } from "./nats-access.js";
 
-const DEFAULT_DIR = process.env.CORRAL_AUTH_DIR ?? ".corral/nats";
+/** `--dir`: default `$CORRAL_AUTH_DIR`, else `DATA/nats`, where `corral up` keeps its users. */
+const DIR_HELP = "default $CORRAL_AUTH_DIR, else DATA/nats (.corral/nats: the users of `corral up`)";
+const dirOf = (o: { dir?: string }): string => o.dir ?? process.env.CORRAL_AUTH_DIR ?? localCredsDir();
 const print = (line: string) => void process.stdout.write(`${line}\n`);
 
 /** What the identity's id means on the command line. */
@@ -35,6 +38,7 @@ const ID_NAME: Record<IdentityKind, string> = {
   host: "host-id",
   operator: "principal",
   auditor: "name",
+  simulator: "name",
 };
 
 const WHAT: Record<IdentityKind, string> = {
@@ -44,6 +48,8 @@ const WHAT: Record<IdentityKind, string> = {
   host: "a host daemon: its own reports, heartbeats, usage and tasks only",
   operator: "an operator: operator calls as this principal, and every query",
   auditor: "an auditor: reads the log, the inputs and the snapshots; writes nothing",
+  simulator:
+    "a host simulator (`corral hostd --sim --count N`): reports for ANY host id; for tests and demos, never for a cluster with real hosts",
 };
 
 function pid(v: string): number {
@@ -70,11 +76,16 @@ function refuse(err: unknown): void {
 
 function issue(
   who: Identity,
-  o: { dir: string; out?: string; force?: boolean; reload?: number },
+  o: { dir: string; out?: string; force?: boolean; reload?: number; frameworks?: boolean },
   quiet = false,
 ): void {
-  const r = issueCredential(o.dir, who, { ...(o.out ? { out: o.out } : {}), force: o.force === true });
-  print(`${r.replaced ? "replaced the key of" : "issued"} ${describeIdentity(who)}: ${r.credsFile}`);
+  const r = issueCredential(o.dir, who, {
+    ...(o.out ? { out: o.out } : {}),
+    force: o.force === true,
+    ...(o.frameworks ? { grants: ["frameworks"] as const } : {}),
+  });
+  const also = o.frameworks ? " (may also run frameworks)" : "";
+  print(`${r.replaced ? "replaced the key of" : "issued"} ${describeIdentity(who)}${also}: ${r.credsFile}`);
   print(`  public key  ${r.credential.publicKey} (in ${resolve(o.dir, AUTH_FILE)})`);
   if (!quiet) print(`  use it with --creds ${r.credsFile} (or CORRAL_CREDS), and keep it secret`);
 }
@@ -91,7 +102,7 @@ export function registerCredsCommands(program: Command): void {
     .description(
       "write <dir>/nats.conf (JetStream, the generated auth.conf included, optional TLS) and credentials for a master and the projections",
     )
-    .option("--dir <dir>", "where nats.conf, auth.conf, users.json and credentials go", DEFAULT_DIR)
+    .option("--dir <dir>", `where nats.conf, auth.conf, users.json and credentials go (${DIR_HELP})`)
     .option("--listen <host:port>", "client address", "127.0.0.1:4222")
     .option("--http <host:port>", "monitoring address (none by default)")
     .option("--store <dir>", "JetStream store directory (default <dir>/jetstream)")
@@ -101,7 +112,7 @@ export function registerCredsCommands(program: Command): void {
     .option("--force", "overwrite an existing nats.conf")
     .action(
       (o: {
-        dir: string;
+        dir?: string;
         listen: string;
         http?: string;
         store?: string;
@@ -115,7 +126,7 @@ export function registerCredsCommands(program: Command): void {
             throw new CredentialsError("--server-cert and --server-key go together");
           if (o.clientCa && !o.serverCert)
             throw new CredentialsError("--client-ca needs --server-cert and --server-key");
-          const dir = resolve(o.dir);
+          const dir = resolve(dirOf(o));
           const tls =
             o.serverCert && o.serverKey
               ? {
@@ -152,25 +163,35 @@ export function registerCredsCommands(program: Command): void {
     );
 
   for (const kind of IDENTITY_KINDS) {
-    creds
+    const sub = creds
       .command(kind)
       .description(`credentials for ${WHAT[kind]}`)
       .argument(`<${ID_NAME[kind]}>`, "one subject token: 1 to 64 of A-Z a-z 0-9 _ -")
-      .option("--dir <dir>", "the directory of `corral creds init` (auth.conf, users.json)", DEFAULT_DIR)
+      .option("--dir <dir>", `the directory of auth.conf and users.json (${DIR_HELP})`)
       .option("--out <file>", "where to write the credentials (default <dir>/<kind>-<id>.creds)")
       .option(
         "--force",
         "issue a new key for an identity that has one (the old key stops working at the reload)",
       )
-      .option("--reload <pid>", "tell the nats-server with this pid to reload (SIGHUP)", pid)
-      .action((id: string, o: { dir: string; out?: string; force?: boolean; reload?: number }) => {
+      .option("--reload <pid>", "tell the nats-server with this pid to reload (SIGHUP)", pid);
+    if (kind === "operator")
+      sub.option(
+        "--frameworks",
+        "may also run frameworks under any framework id, a new one each time (`corral run` as this operator)",
+      );
+    sub.action(
+      (
+        id: string,
+        o: { dir?: string; out?: string; force?: boolean; reload?: number; frameworks?: boolean },
+      ) => {
         try {
-          issue(identity(kind, id), o);
+          issue(identity(kind, id), { ...o, dir: dirOf(o) });
           reload(o.reload);
         } catch (err) {
           refuse(err);
         }
-      });
+      },
+    );
   }
 
   creds
@@ -178,10 +199,10 @@ export function registerCredsCommands(program: Command): void {
     .description(
       "the cluster's log key <dir>/log.key (made if absent) and its public key, which every reader of the log trusts",
     )
-    .option("--dir <dir>", "the directory of `corral creds init`", DEFAULT_DIR)
-    .action((o: { dir: string }) => {
+    .option("--dir <dir>", "the directory of `corral creds init` (default DATA/nats)")
+    .action((o: { dir?: string }) => {
       try {
-        logKeyIn(o.dir);
+        logKeyIn(dirOf(o));
       } catch (err) {
         refuse(err);
       }
@@ -192,12 +213,12 @@ export function registerCredsCommands(program: Command): void {
     .description("remove an identity's key from auth.conf (its connections are closed at the reload)")
     .argument("<kind>", IDENTITY_KINDS.join(" | "))
     .argument("<id>")
-    .option("--dir <dir>", "the directory of `corral creds init`", DEFAULT_DIR)
+    .option("--dir <dir>", `the directory of auth.conf and users.json (${DIR_HELP})`)
     .option("--reload <pid>", "tell the nats-server with this pid to reload (SIGHUP)", pid)
-    .action((kind: string, id: string, o: { dir: string; reload?: number }) => {
+    .action((kind: string, id: string, o: { dir?: string; reload?: number }) => {
       try {
         const who = identity(kind, id);
-        if (!revokeCredential(o.dir, who))
+        if (!revokeCredential(dirOf(o), who))
           throw new CredentialsError(`${describeIdentity(who)} has no credentials`);
         print(`revoked ${describeIdentity(who)}`);
         reload(o.reload);
@@ -209,11 +230,13 @@ export function registerCredsCommands(program: Command): void {
   creds
     .command("list")
     .description("the identities auth.conf lets in")
-    .option("--dir <dir>", "the directory of `corral creds init`", DEFAULT_DIR)
-    .action((o: { dir: string }) => {
+    .option("--dir <dir>", `the directory of auth.conf and users.json (${DIR_HELP})`)
+    .action((o: { dir?: string }) => {
       try {
-        for (const u of loadUsers(o.dir))
-          print(`${u.kind.padEnd(12)} ${u.id.padEnd(24)} ${u.publicKey}  issued ${u.issued}`);
+        for (const u of loadUsers(dirOf(o))) {
+          const also = u.grants?.length ? `  may also: ${u.grants.join(", ")}` : "";
+          print(`${u.kind.padEnd(12)} ${u.id.padEnd(24)} ${u.publicKey}  issued ${u.issued}${also}`);
+        }
       } catch (err) {
         refuse(err);
       }

@@ -10,7 +10,7 @@ import {
   resolveLogPublicKey,
   type LogKey,
 } from "../events/index.js";
-import { cliAuth } from "./nats-access.js";
+import { cliAuth, dataDir } from "./nats-access.js";
 
 /**
  * Which log key a command signs with (`corral master`) and which public keys it trusts (every
@@ -57,7 +57,7 @@ function keyDirs(): string[] {
   const dirs: string[] = [];
   const creds = cliAuth().credsFile;
   if (creds) dirs.push(dirname(resolve(creds)));
-  dirs.push(resolve(process.env.CORRAL_DATA ?? ".corral"));
+  dirs.push(dataDir());
   return dirs;
 }
 

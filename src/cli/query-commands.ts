@@ -40,7 +40,7 @@ import {
 import { LogTamperedError } from "../errors/index.js";
 import { cliLogTrust } from "./log-keys.js";
 import { stateToJSON, type ClusterState } from "../state/index.js";
-import { NATS_URLS_HELP } from "./nats-access.js";
+import { NATS_URLS_HELP, type CredsPurpose } from "./nats-access.js";
 
 const defaultNats = () => process.env.CORRAL_NATS ?? "nats://127.0.0.1:4222";
 
@@ -49,8 +49,12 @@ function out(text: string): void {
 }
 
 /** Connect, run, close. A server that cannot be reached is one line on stderr and exit code 1. */
-async function withNats(url: string, fn: (nc: NatsConnection) => Promise<void>): Promise<void> {
-  const nc = await connectForCli(url);
+async function withNats(
+  url: string,
+  purpose: CredsPurpose,
+  fn: (nc: NatsConnection) => Promise<void>,
+): Promise<void> {
+  const nc = await connectForCli(url, purpose);
   if (!nc) return;
   try {
     await fn(nc);
@@ -76,7 +80,7 @@ function addQuery<T>(program: Command, q: QueryCommand<T>): void {
     .action(async (o: Record<string, unknown> & { nats: string; json?: boolean; output?: string }) => {
       const filters = q.filters?.(o) ?? {};
       const how = outputOf(o);
-      await withNats(o.nats, async (nc) => {
+      await withNats(o.nats, "operator", async (nc) => {
         const { items } = await query<T>(nc, q.name, filters);
         out(how.json ? JSON.stringify(items, null, 2) : q.render(items, how.table));
       });
@@ -167,7 +171,7 @@ async function replay(o: ReplayOpts): Promise<void> {
   // the latest state as if it were the one asked for.
   if (o.stateAt !== undefined) {
     const at = parsePoint(o.stateAt, "--state-at");
-    return withNats(o.nats, async (nc) => {
+    return withNats(o.nats, "auditor", async (nc) => {
       checkPoint(at, await logEnd(nc), { name: `--state-at ${o.stateAt}`, after: "state" });
       const s = await stateAt(nc, { ...stateOptions(at), logTrust });
       out(o.json ? JSON.stringify(stateToJSON(s), null, 2) : stateSummary(s, at, outputOf(o).table));
@@ -179,7 +183,7 @@ async function replay(o: ReplayOpts): Promise<void> {
       throw new Error("--diff takes two points: --diff A B");
     const pa = parsePoint(a, "--diff A");
     const pb = parsePoint(b, "--diff B");
-    return withNats(o.nats, async (nc) => {
+    return withNats(o.nats, "auditor", async (nc) => {
       const end = await logEnd(nc);
       checkPoint(pa, end, { name: `--diff A ${a}`, after: "state" });
       checkPoint(pb, end, { name: `--diff B ${b}`, after: "state" });
@@ -191,7 +195,7 @@ async function replay(o: ReplayOpts): Promise<void> {
     });
   }
   if (o.verify) {
-    return withNats(o.nats, async (nc) => {
+    return withNats(o.nats, "auditor", async (nc) => {
       const r = await verifyFold(nc, { logTrust });
       const snap = await verifySnapshot(nc, { logTrust });
       out(
@@ -221,7 +225,7 @@ async function replay(o: ReplayOpts): Promise<void> {
   if (o.task) opts.taskId = o.task;
   if (o.framework) opts.frameworkId = o.framework;
   if (o.host) opts.hostId = o.host;
-  await withNats(o.nats, async (nc) => {
+  await withNats(o.nats, "auditor", async (nc) => {
     const from = opts.from !== undefined ? { name: `--from ${o.from}`, point: opts.from } : undefined;
     const to = opts.to !== undefined ? { name: `--to ${o.to}`, point: opts.to } : undefined;
     if (from)

@@ -145,9 +145,24 @@ function parentOf(pid: number): number | undefined {
 }
 
 /**
+ * The data directory of a nats-server that `corral up` started, from its command line: the
+ * configuration it runs on, `-c DIR/nats.conf` (or, from older versions, `-sd DIR/jetstream`).
+ */
+function upDataDirOf(args: readonly string[]): string | undefined {
+  const after = (flag: string) => {
+    const i = args.indexOf(flag);
+    return i >= 0 ? args[i + 1] : undefined;
+  };
+  const conf = after("-c");
+  if (conf && basename(conf) === "nats.conf") return dirname(conf);
+  const store = after("-sd");
+  return store && basename(store) === "jetstream" ? dirname(store) : undefined;
+}
+
+/**
  * Say who holds `port`, which nats-server could not listen on. A nats-server that a `corral up`
- * started names that cluster (its pid and data directory, from the server's `-sd DIR/jetstream`
- * and the lock there, or its parent process).
+ * started names that cluster (its pid and data directory, from the server's command line and
+ * the lock there, or its parent process).
  */
 export function portInUseError(port: number, what: string, cause: Error): CorralError {
   const choose = "choose other ports with --port/--http-port, or use a running NATS with --nats URL";
@@ -160,9 +175,7 @@ export function portInUseError(port: number, what: string, cause: Error): Corral
       cause,
     });
   }
-  const sd = args.indexOf("-sd");
-  const store = sd >= 0 ? args[sd + 1] : undefined;
-  const dataDir = store && basename(store) === "jetstream" ? dirname(store) : undefined;
+  const dataDir = upDataDirOf(args);
   const lock = dataDir ? readLock(join(dataDir, LOCK_FILE)) : undefined;
   const parent = parentOf(pid);
   const up =

@@ -53,10 +53,10 @@ export const REPLY_HEADER = "Corral-Reply";
 /**
  * Inboxes. A connection with credentials gets its identity's own inbox prefix
  * `_INBOX.<kind>.<id>` (nats.js `inboxPrefix`; kinds as in input subjects, plus the components
- * without inputs), and may subscribe only under it; without credentials inboxes are
- * `_INBOX.<nuid>`.
+ * without inputs and the host simulator, `sim`), and may subscribe only under it; without
+ * credentials inboxes are `_INBOX.<nuid>`.
  */
-export const INBOX_KINDS = ["fw", "host", "op", "master", "projections", "auditor"] as const;
+export const INBOX_KINDS = ["fw", "host", "op", "master", "projections", "auditor", "sim"] as const;
 export type InboxKind = (typeof INBOX_KINDS)[number];
 export const inboxPrefixOf = (kind: InboxKind, id: string): string => `_INBOX.${kind}.${id}`;
 

@@ -99,7 +99,7 @@ export async function registerHost(ctx: RegisterContext, hostId: string): Promis
         ...(ctx.account ?? {}),
       };
       const h = headers();
-      h.set(REPLY_HEADER, ctx.replies.subject);
+      h.set(REPLY_HEADER, ctx.replies.subject(hostId));
       try {
         await ctx.js.publish(subjects.hostInput(hostId), encode(call), {
           msgID: w.callId,

@@ -1,7 +1,7 @@
-import { type Msg, type NatsConnection, type Subscription } from "@nats-io/transport-node";
+import { nuid, type Msg, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import type { CallReply } from "../events/calls.js";
 import { decode } from "../events/codec.js";
-import { inboxFor } from "../rpc/index.js";
+import { inboxPrefixOf } from "../events/subjects.js";
 import type { Logger } from "../log/index.js";
 
 interface Waiter {
@@ -10,24 +10,30 @@ interface Waiter {
 }
 
 /**
- * The pool's one reply inbox: every call of every simulated host names the same subject in its
- * `Corral-Reply` header, and answers are routed back by `callId`. One subscription serves
- * thousands of hosts.
+ * The pool's reply inbox: each host's calls name `_INBOX.host.<hostId>.<token>` in their
+ * `Corral-Reply` header (the master answers a host only on its own inbox), and answers are
+ * routed back by `callId`. One subscription serves thousands of hosts: `_INBOX.host.*.<token>`,
+ * or the one host's subject when the pool has one host (whose credentials allow only its own).
  */
 export class ReplyRouter {
-  readonly subject: string;
+  readonly #token = nuid.next();
   #sub: Subscription;
   #waiting = new Map<string, Waiter>();
   #log: Logger;
   #onInvalid: (why: string) => void;
 
-  constructor(nc: NatsConnection, log: Logger, onInvalid: (why: string) => void) {
-    this.subject = inboxFor(nc);
+  constructor(nc: NatsConnection, hostIds: readonly string[], log: Logger, onInvalid: (why: string) => void) {
     this.#log = log;
     this.#onInvalid = onInvalid;
-    this.#sub = nc.subscribe(this.subject, {
+    const only = hostIds.length === 1 ? hostIds[0] : undefined;
+    this.#sub = nc.subscribe(only !== undefined ? this.subject(only) : this.subject("*"), {
       callback: (err, m) => (err ? this.#error(err) : this.#route(m)),
     });
+  }
+
+  /** Where the master answers `hostId`'s calls. */
+  subject(hostId: string): string {
+    return `${inboxPrefixOf("host", hostId)}.${this.#token}`;
   }
 
   /** Call `fn` with the answer to `callId`, if it comes within `ttlMs` (swept by `purge`). */

@@ -220,7 +220,7 @@ export class StatusReporter {
     for (const { call, bytes } of calls) {
       if (this.#stopped) return;
       const h = headers();
-      h.set(REPLY_HEADER, this.#o.replies.subject);
+      h.set(REPLY_HEADER, this.#o.replies.subject(out.hostId));
       this.#o.replies.expect(
         call.callId,
         (r) => this.#onReply(out, r),

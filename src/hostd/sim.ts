@@ -121,7 +121,7 @@ export async function startSimHosts(opts: SimHostOptions): Promise<SimHostPool> 
     const level = c.invalid <= MAX_INVALID_WARNINGS ? "warn" : "debug";
     log[level]({ subject, invalid: c.invalid }, `ignored an invalid message: ${why}`);
   };
-  const replies = new ReplyRouter(nc, log, (why) => invalid(why));
+  const replies = new ReplyRouter(nc, ids, log, (why) => invalid(why));
   const reporter = new StatusReporter({
     js,
     replies,

@@ -1,9 +1,11 @@
 import { nkeyAuthenticator, type ConnectionOptions } from "@nats-io/transport-node";
+import { inboxPrefixOf } from "../events/index.js";
 import { readCredential } from "./credentials.js";
 import {
   CredentialsError,
   describeIdentity,
   inboxPrefix,
+  type Grant,
   type Identity,
   type IdentityKind,
 } from "./identity.js";
@@ -41,6 +43,17 @@ export interface ResolvedAccess {
   options: ConnectionOptions;
   /** Who the credentials say this connection is (undefined without credentials). */
   who: Identity | undefined;
+  /** What the credentials say it may do beyond its kind. */
+  grants: Grant[];
+}
+
+export interface ConnectAs {
+  /**
+   * Connect to run framework `asFramework` with an operator's credentials that may run
+   * frameworks (`corral run` with the credentials `corral up` made): the connection's inbox is
+   * that framework's, the only one the master answers its calls on.
+   */
+  asFramework?: string;
 }
 
 /**
@@ -49,21 +62,37 @@ export interface ResolvedAccess {
  * credentials of another kind (a framework's credentials given to a host daemon, say), which the
  * server would otherwise refuse subject by subject.
  */
-export function natsConnectOptions(access: NatsAccess, name: string, expect?: IdentityKind): ResolvedAccess {
+export function natsConnectOptions(
+  access: NatsAccess,
+  name: string,
+  expect?: IdentityKind | readonly IdentityKind[],
+  as: ConnectAs = {},
+): ResolvedAccess {
   const servers = serverList(access.servers);
   if (servers.length === 0) throw new CredentialsError("no NATS server URL given");
   const options: ConnectionOptions = { servers, name };
   let who: Identity | undefined;
+  let grants: Grant[] = [];
   if (access.credsFile) {
     const c = readCredential(access.credsFile);
-    if (expect && c.who.kind !== expect)
+    const kinds: readonly IdentityKind[] =
+      expect === undefined ? [] : typeof expect === "string" ? [expect] : expect;
+    if (kinds.length > 0 && !kinds.includes(c.who.kind))
       throw new CredentialsError(
-        `${access.credsFile} holds the credentials of ${describeIdentity(c.who)}, not of a ${expect}`,
+        `${access.credsFile} holds the credentials of ${describeIdentity(c.who)}, not of ${kinds.map((k) => `${/^[aeiou]/.test(k) ? "an" : "a"} ${k}`).join(" or ")}`,
       );
     who = c.who;
+    grants = c.grants;
     const seed = new TextEncoder().encode(c.seed);
     options.authenticator = nkeyAuthenticator(seed);
     options.inboxPrefix = inboxPrefix(c.who);
+    if (as.asFramework !== undefined && !(who.kind === "framework" && who.id === as.asFramework)) {
+      if (who.kind !== "operator" || !grants.includes("frameworks"))
+        throw new CredentialsError(
+          `${access.credsFile} holds the credentials of ${describeIdentity(who)}, which may not run framework ${as.asFramework}`,
+        );
+      options.inboxPrefix = inboxPrefixOf("fw", as.asFramework);
+    }
   }
   const tls = access.tls;
   if (tls && (tls.caFile || tls.certFile || tls.keyFile)) {
@@ -75,5 +104,5 @@ export function natsConnectOptions(access: NatsAccess, name: string, expect?: Id
       ...(tls.keyFile ? { keyFile: tls.keyFile } : {}),
     };
   }
-  return { options, who };
+  return { options, who, grants };
 }

@@ -1,6 +1,13 @@
 import { nkeys } from "@nats-io/transport-node";
 import { readFileSync } from "node:fs";
-import { CredentialsError, describeIdentity, identity, type Identity } from "./identity.js";
+import {
+  CredentialsError,
+  describeIdentity,
+  grantsFor,
+  identity,
+  type Grant,
+  type Identity,
+} from "./identity.js";
 
 /**
  * A Corral credential: an identity and the NKey seed that proves it. The file is what the user
@@ -14,15 +21,23 @@ export interface Credential {
   publicKey: string;
   /** The seed (`SU...`): the secret. */
   seed: string;
+  /** What it may do beyond its kind (the server's auth.conf decides; this says what to expect). */
+  grants: Grant[];
 }
 
 const IDENTITY_LINE = /^corral-identity:\s*(\S+)\s+(\S+)\s*$/m;
+const GRANTS_LINE = /^corral-grants:[ \t]*(.*?)\s*$/m;
 const SEED_BLOCK = /-{3,}BEGIN USER NKEY SEED-{3,}\r?\n\s*(SU[A-Z2-7]+)\s*\r?\n-{3,}END USER NKEY SEED-{3,}/;
 
 /** A new NKey user for `who`. */
-export function newCredential(who: Identity): Credential {
+export function newCredential(who: Identity, grants: readonly Grant[] = []): Credential {
   const kp = nkeys.createUser();
-  return { who, publicKey: kp.getPublicKey(), seed: new TextDecoder().decode(kp.getSeed()) };
+  return {
+    who,
+    publicKey: kp.getPublicKey(),
+    seed: new TextDecoder().decode(kp.getSeed()),
+    grants: grantsFor(who, grants),
+  };
 }
 
 /** The text of a credentials file (write it with mode 0600). */
@@ -32,6 +47,7 @@ export function formatCredential(c: Credential): string {
     "# Keep this file secret: the seed below proves this identity to the NATS server, which",
     `# knows only its public key ${c.publicKey}.`,
     `corral-identity: ${c.who.kind} ${c.who.id}`,
+    ...(c.grants.length > 0 ? [`corral-grants: ${c.grants.join(" ")}`] : []),
     "",
     "-----BEGIN USER NKEY SEED-----",
     c.seed,
@@ -56,7 +72,11 @@ export function parseCredential(text: string, source = "credentials"): Credentia
   } catch (err) {
     throw new CredentialsError(`${source}: the seed is not a valid user NKey seed`, { cause: err });
   }
-  return { who, publicKey, seed: sm[1] };
+  const listed =
+    GRANTS_LINE.exec(text)?.[1]
+      ?.split(/[\s,]+/)
+      .filter((g) => g !== "") ?? [];
+  return { who, publicKey, seed: sm[1], grants: grantsFor(who, listed) };
 }
 
 export function readCredential(file: string): Credential {

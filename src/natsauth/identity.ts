@@ -4,9 +4,18 @@ import { CorralError, ErrorCode } from "../errors/index.js";
 /**
  * Who a NATS connection is. Each kind gets its own permissions (permissions.ts); the id is the
  * token its subjects carry (`corral.in.fw.<id>`, `corral.in.host.<id>`, `corral.in.op.<id>`), or
- * a name for kinds without subjects of their own (master, projections, auditor).
+ * a name for kinds without subjects of their own (master, projections, auditor, and the host
+ * simulator, which reports for any host id).
  */
-export const IDENTITY_KINDS = ["master", "projections", "framework", "host", "operator", "auditor"] as const;
+export const IDENTITY_KINDS = [
+  "master",
+  "projections",
+  "framework",
+  "host",
+  "operator",
+  "auditor",
+  "simulator",
+] as const;
 export type IdentityKind = (typeof IDENTITY_KINDS)[number];
 
 export interface Identity {
@@ -53,6 +62,7 @@ const INBOX_KIND: Record<IdentityKind, InboxKind> = {
   host: "host",
   operator: "op",
   auditor: "auditor",
+  simulator: "sim",
 };
 
 /**
@@ -65,3 +75,24 @@ export function inboxPrefix(who: Identity): string {
 }
 
 export const describeIdentity = (who: Identity): string => `${who.kind} ${who.id}`;
+
+/**
+ * What a credential may do beyond its kind. `frameworks` (operators only): run frameworks under
+ * any framework id, with a new id each time, as `corral run` does; `corral up` grants it to the
+ * local user's operator credential.
+ */
+export const GRANTS = ["frameworks"] as const;
+export type Grant = (typeof GRANTS)[number];
+
+/** Check grants from user input or a file: known ones, on the kind they apply to. */
+export function grantsFor(who: Identity, grants: readonly string[]): Grant[] {
+  const out: Grant[] = [];
+  for (const g of grants) {
+    if (!(GRANTS as readonly string[]).includes(g))
+      throw new CredentialsError(`unknown grant "${g}" (one of: ${GRANTS.join(", ")})`);
+    if (who.kind !== "operator")
+      throw new CredentialsError(`the ${g} grant is for operators, not for ${describeIdentity(who)}`);
+    if (!out.includes(g as Grant)) out.push(g as Grant);
+  }
+  return out;
+}

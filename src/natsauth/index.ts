@@ -1,10 +1,13 @@
 export {
   IDENTITY_KINDS,
   CredentialsError,
+  GRANTS,
   describeIdentity,
+  grantsFor,
   identity,
   inboxPrefix,
   isIdentityKind,
+  type Grant,
   type Identity,
   type IdentityKind,
 } from "./identity.js";
@@ -18,6 +21,7 @@ export {
 } from "./credentials.js";
 export {
   natsConnectOptions,
+  type ConnectAs,
   serverList,
   type NatsAccess,
   type NatsAuth,
@@ -29,6 +33,7 @@ export {
   CONF_FILE,
   USERS_FILE,
   defaultCredsFile,
+  ensureCredential,
   issueCredential,
   loadUsers,
   renderAuthConf,

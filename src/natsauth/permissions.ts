@@ -1,9 +1,9 @@
 import { LEASE_BUCKET, MASTER_CONSUMER } from "../actors/master/index.js";
-import { EVENTS_STREAM, INPUTS_STREAM, subjects } from "../events/index.js";
+import { EVENTS_STREAM, INPUTS_STREAM, inboxPrefixOf, subjects } from "../events/index.js";
 import { frameworkLogsSubject, logsSubject } from "../hostd/daemon/index.js";
 import { QUERY_NAMES } from "../projections/index.js";
 import { SNAPSHOT_BUCKET } from "../snapshots/index.js";
-import { inboxPrefix, type Identity } from "./identity.js";
+import { inboxPrefix, type Grant, type Identity } from "./identity.js";
 
 /** What one NATS user may do: nats-server `permissions` (allow lists; everything else is denied). */
 export interface NatsPermissions {
@@ -44,27 +44,32 @@ function base(who: Identity): NatsPermissions {
   return { publish: [`${API}.INFO`], subscribe: [`${inboxPrefix(who)}.>`], allowResponses: false };
 }
 
+/** What framework `id` publishes (`*`: any framework). */
+function frameworkPublish(id: string): string[] {
+  return [
+    subjects.frameworkInput(id),
+    subjects.frameworkHeartbeat(id),
+    // Its own tasks' output (`corral run`): the host answers only about this framework's tasks.
+    frameworkLogsSubject("*", id),
+    ...streamReader(EVENTS_STREAM, [
+      subjects.offers(id),
+      subjects.framework(id),
+      subjects.frameworkTasks(id),
+      subjects.rejected("fw", id),
+    ]),
+  ];
+}
+
 /**
  * The least each identity needs, derived from the subject scheme (src/events/subjects.ts), so a
  * subject that moves there moves here. docs/security.md has the same as a table.
  */
-export function permissionsFor(who: Identity): NatsPermissions {
+export function permissionsFor(who: Identity, grants: readonly Grant[] = []): NatsPermissions {
   const p = base(who);
   const id = who.id;
   switch (who.kind) {
     case "framework":
-      p.publish.push(
-        subjects.frameworkInput(id),
-        subjects.frameworkHeartbeat(id),
-        // Its own tasks' output (`corral run`): the host answers only about this framework's tasks.
-        frameworkLogsSubject("*", id),
-        ...streamReader(EVENTS_STREAM, [
-          subjects.offers(id),
-          subjects.framework(id),
-          subjects.frameworkTasks(id),
-          subjects.rejected("fw", id),
-        ]),
-      );
+      p.publish.push(...frameworkPublish(id));
       break;
     case "host":
       p.publish.push(
@@ -86,6 +91,24 @@ export function permissionsFor(who: Identity): NatsPermissions {
         `${API}.STREAM.MSG.GET.${KV_STREAM}`,
         `${API}.DIRECT.GET.${KV_STREAM}.>`,
       );
+      // `corral run` as this operator: a framework with a new id each time, its inbox that
+      // framework's (the master answers a framework's call only there).
+      if (grants.includes("frameworks")) {
+        p.publish.push(...frameworkPublish("*"));
+        p.subscribe.push(`${inboxPrefixOf("fw", "*")}.>`);
+      }
+      break;
+    case "simulator":
+      // Simulated hosts, any number in one connection (`corral up --sim-hosts N`): they report
+      // for any host id, so this identity can speak for every host. For tests and demos only.
+      p.publish.push(
+        subjects.hostInput("*"),
+        subjects.heartbeats,
+        subjects.usages,
+        ...streamReader(EVENTS_STREAM, [subjects.allTasks, subjects.host("*")]),
+      );
+      // The master answers a host's report only on that host's inbox.
+      p.subscribe.push(`${inboxPrefixOf("host", "*")}.>`);
       break;
     case "auditor":
       // Read-only: the log and the inputs, any filter, and the snapshots (to verify them).
@@ -102,7 +125,8 @@ export function permissionsFor(who: Identity): NatsPermissions {
       p.allowResponses = true;
       break;
   }
-  return p;
+  const once = (xs: string[]) => xs.filter((x, i) => xs.indexOf(x) === i);
+  return { ...p, publish: once(p.publish), subscribe: once(p.subscribe) };
 }
 
 function snapshotReader(): string[] {

@@ -1,7 +1,14 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
-import { formatCredential, newCredential, type Credential } from "./credentials.js";
-import { CredentialsError, describeIdentity, identity, type Identity } from "./identity.js";
+import { formatCredential, newCredential, readCredential, type Credential } from "./credentials.js";
+import {
+  CredentialsError,
+  describeIdentity,
+  grantsFor,
+  identity,
+  type Grant,
+  type Identity,
+} from "./identity.js";
 import { permissionsFor, type NatsPermissions } from "./permissions.js";
 
 /**
@@ -19,6 +26,8 @@ export interface UserEntry {
   publicKey: string;
   /** ISO time the key was issued. */
   issued: string;
+  /** What it may do beyond its kind (absent: nothing). */
+  grants?: Grant[];
 }
 
 interface Registry {
@@ -37,7 +46,7 @@ export function loadUsers(dir: string): UserEntry[] {
   }
   if (!Array.isArray(r.users)) throw new CredentialsError(`${file} has no "users" list`);
   // Re-checked: a hand-edited entry must not put a wildcard into a permission.
-  for (const u of r.users) identity(u.kind, u.id);
+  for (const u of r.users) grantsFor(identity(u.kind, u.id), u.grants ?? []);
   return r.users;
 }
 
@@ -61,11 +70,13 @@ function renderPermissions(p: NatsPermissions, indent: string): string {
 export function renderAuthConf(users: readonly UserEntry[]): string {
   const entries = users.map((u) => {
     const who = identity(u.kind, u.id);
+    const grants = grantsFor(who, u.grants ?? []);
+    const also = grants.length > 0 ? `, may also: ${grants.join(", ")}` : "";
     return [
-      `    # ${describeIdentity(who)} (issued ${u.issued})`,
+      `    # ${describeIdentity(who)} (issued ${u.issued}${also})`,
       "    {",
       `      nkey: ${q(u.publicKey)}`,
-      renderPermissions(permissionsFor(who), "      "),
+      renderPermissions(permissionsFor(who, grants), "      "),
       "    }",
     ].join("\n");
   });
@@ -153,6 +164,8 @@ export interface IssueOptions {
   out?: string;
   /** Replace an identity's key that exists (its old credentials stop working at the reload). */
   force?: boolean;
+  /** What it may do beyond its kind (see `GRANTS`). */
+  grants?: readonly Grant[];
 }
 
 export interface Issued {
@@ -179,14 +192,49 @@ export function issueCredential(dir: string, who: Identity, o: IssueOptions = {}
   const credsFile = resolve(o.out ?? defaultCredsFile(root, who));
   if (existsSync(credsFile) && !o.force)
     throw new CredentialsError(`${credsFile} exists; --force overwrites it`);
-  const credential = newCredential(who);
+  const credential = newCredential(who, o.grants);
   writeAtomic(credsFile, formatCredential(credential), 0o600);
-  const entry: UserEntry = { ...who, publicKey: credential.publicKey, issued: new Date().toISOString() };
+  const entry: UserEntry = {
+    ...who,
+    publicKey: credential.publicKey,
+    issued: new Date().toISOString(),
+    ...(credential.grants.length > 0 ? { grants: credential.grants } : {}),
+  };
   const next = [...users];
   if (existing >= 0) next[existing] = entry;
   else next.push(entry);
   writeUsers(root, next);
   return { credential, credsFile, replaced: existing >= 0 };
+}
+
+/**
+ * The credentials file of `who` in `dir` (its default name), issued unless it is there already
+ * with the key users.json lists and the grants asked for: what `corral up` does on every start,
+ * so the first start makes its credentials and later ones reuse them. A file that is missing,
+ * or no longer matches, gets a new key.
+ */
+export function ensureCredential(
+  dir: string,
+  who: Identity,
+  grants: readonly Grant[] = [],
+): { credsFile: string; issued: boolean } {
+  const root = resolve(dir);
+  const credsFile = defaultCredsFile(root, who);
+  const user = loadUsers(root).find((u) => u.kind === who.kind && u.id === who.id);
+  if (user && existsSync(credsFile)) {
+    try {
+      const c = readCredential(credsFile);
+      const same = (a: readonly string[], b: readonly string[]) =>
+        a.length === b.length && a.every((g) => b.includes(g));
+      const matches = c.who.kind === who.kind && c.who.id === who.id && c.publicKey === user.publicKey;
+      if (matches && same(c.grants, grants) && same(user.grants ?? [], grants))
+        return { credsFile, issued: false };
+    } catch {
+      // not a readable credential: issue a new one below
+    }
+  }
+  issueCredential(root, who, { force: true, grants });
+  return { credsFile, issued: true };
 }
 
 /** Remove an identity's key; false when it had none. */

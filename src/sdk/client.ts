@@ -10,7 +10,7 @@ import {
   type FrameworkCall,
 } from "../events/index.js";
 import { CorralError, ErrorCode, TimeoutError } from "../errors/index.js";
-import { CredentialsError, natsConnectOptions } from "../natsauth/index.js";
+import { CredentialsError, natsConnectOptions, readCredential } from "../natsauth/index.js";
 import { AckBatcher } from "./acks.js";
 import { statusesFromWire, toOperations } from "./convert.js";
 import { Feeds } from "./feeds.js";
@@ -82,18 +82,11 @@ const ID_RE = new RegExp(SUBJECT_ID);
 export async function connectFramework(opts: FrameworkOptions): Promise<FrameworkClient> {
   if (!opts.name) throw new CorralError(ErrorCode.InvalidCall, "a framework needs a name");
   if (opts.logPublicKeys?.length) LogTrust.of(opts.logPublicKeys); // a bad key fails before connecting
-  const access = opts.nc
-    ? undefined
-    : natsConnectOptions(
-        {
-          servers: opts.servers,
-          ...(opts.credsFile ? { credsFile: opts.credsFile } : {}),
-          ...(opts.tls ? { tls: opts.tls } : {}),
-        },
-        `corral-framework:${opts.name}`,
-        "framework",
-      );
-  const credentialed = access?.who?.id;
+  // Credentials: a framework's name the framework; an operator's that may run frameworks (the
+  // local user's, made by `corral up`) run one under a new id.
+  const credsFile = opts.nc ? undefined : (opts.credsFile ?? (process.env.CORRAL_CREDS || undefined));
+  const given = credsFile ? readCredential(credsFile) : undefined;
+  const credentialed = given?.who.kind === "framework" ? given.who.id : undefined;
   const frameworkId = opts.frameworkId ?? credentialed ?? `fw-${nuid.next()}`;
   if (!ID_RE.test(frameworkId)) {
     throw new CorralError(ErrorCode.InvalidCall, `framework id "${frameworkId}" must match ${SUBJECT_ID}`);
@@ -102,6 +95,18 @@ export async function connectFramework(opts: FrameworkOptions): Promise<Framewor
     throw new CredentialsError(
       `the credentials are framework ${credentialed}'s: they cannot subscribe framework ${frameworkId}`,
     );
+  const access = opts.nc
+    ? undefined
+    : natsConnectOptions(
+        {
+          servers: opts.servers,
+          ...(credsFile ? { credsFile } : {}),
+          ...(opts.tls ? { tls: opts.tls } : {}),
+        },
+        `corral-framework:${opts.name}`,
+        ["framework", "operator"],
+        given?.who.kind === "operator" ? { asFramework: frameworkId } : {},
+      );
   const nc = opts.nc ?? (await connect({ ...access?.options, maxReconnectAttempts: -1 }));
   const client = new Client(nc, opts.nc === undefined, opts, frameworkId);
   try {

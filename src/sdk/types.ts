@@ -86,7 +86,9 @@ export interface FrameworkOptions {
   servers: string | string[];
   /**
    * Credentials made by `corral creds framework <id>`: the client connects as that framework
-   * (and `frameworkId` defaults to, and must be, its id). Ignored when `nc` is given.
+   * (and `frameworkId` defaults to, and must be, its id). An operator's that may run frameworks
+   * (the local user's that `corral up` makes, `DATA/nats/operator-<user>.creds`) run it under a
+   * new id. Default `$CORRAL_CREDS`, else none. Ignored when `nc` is given.
    */
   credsFile?: string;
   /** TLS: the CA of the server's certificate, and a client certificate for mutual TLS. */

@@ -1,12 +1,19 @@
 import type { Worker } from "node:worker_threads";
 import type { Logger } from "../log/index.js";
+import type { NatsAuth } from "../natsauth/index.js";
 import type { ComponentName, ComponentOptions } from "./components.js";
 import type { WireError } from "./protocol.js";
 
 /** A supervised child: its spec, its current thread, and the state its restarts carry over. */
 
 export type ChildSpec = {
-  [K in ComponentName]: { name: string; component: K; options: ComponentOptions[K] };
+  [K in ComponentName]: {
+    name: string;
+    component: K;
+    options: ComponentOptions[K];
+    /** This child's own credentials and TLS (default: the supervisor's). */
+    auth?: NatsAuth;
+  };
 }[ComponentName];
 
 export interface BackoffOptions {

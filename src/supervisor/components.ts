@@ -146,8 +146,8 @@ export const components: { [K in ComponentName]: StartFn<K> } = {
 
   async "sim-hosts"({ nc, logger, options, identity }) {
     const { startSimHosts, simHostIds } = await import("../hostd/index.js");
-    if (identity) {
-      // One host's credentials publish for that host only.
+    if (identity?.kind === "host") {
+      // One host's credentials publish for that host only (a simulator's, for any host).
       const ids = options.ids ?? simHostIds(options);
       if (ids.length !== 1 || ids[0] !== identity.id)
         throw new CorralError(

@@ -1,6 +1,6 @@
 import { existsSync } from "node:fs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { CorralError, ErrorCode, NatsServerMissingError } from "../errors/index.js";
 import { startNatsServer, type NatsServerHandle } from "../natsd/index.js";
@@ -16,14 +16,22 @@ export function repoNatsConf(): string {
  * The nats-server of `corral up`: the repository's nats.conf with its JetStream store in
  * `<dataDir>/jetstream`, kept between runs so that the next `up` recovers from the log.
  *
- * nats-server refuses a store directory given both in the file and with -sd ("Duplicate
- * 'store_dir' configuration"), so the server reads a copy of nats.conf without `store_dir`,
- * written to `<dataDir>/nats.conf` on every start.
+ * The server reads a copy of nats.conf written to `<dataDir>/nats.conf` on every start, with the
+ * store directory in place of the repository's and `corral up`'s users included. The store is
+ * named in the file, not with -sd: nats-server refuses a store given both ways ("Duplicate
+ * 'store_dir' configuration"), and refuses to reload a configuration whose store differs from
+ * the flag's ("config reload not supported for jetstream storage dir"), which a new user
+ * (`corral creds ... --reload PID`) needs.
  */
 export async function startLocalNats(opts: {
   dataDir: string;
   port: number;
   httpPort: number;
+  /**
+   * The `authorization` block to include (an auth.conf made by `corral creds`, under the data
+   * dir): the server then lets in only its users. Without it, anyone who reaches the port.
+   */
+  authConf?: string;
 }): Promise<NatsServerHandle> {
   if (!natsServerAvailable()) throw new NatsServerMissingError();
   const dataDir = resolve(opts.dataDir);
@@ -31,19 +39,34 @@ export async function startLocalNats(opts: {
   const source = repoNatsConf();
   if (!existsSync(source))
     throw new CorralError(ErrorCode.NatsServerFailed, `nats.conf not found at ${source}`);
+  const store = join(dataDir, "jetstream");
   const text = (await readFile(source, "utf8")).replace(
     /^(\s*)store_dir\s*[:=].*$/gm,
-    "$1# store_dir: given with -sd",
+    (_, indent: string) => `${indent}store_dir: ${JSON.stringify(store)}`,
   );
+  if (!/^\s*store_dir: /m.test(text))
+    throw new CorralError(
+      ErrorCode.NatsServerFailed,
+      `${source} has no store_dir line (in its jetstream block)`,
+    );
   const configFile = join(dataDir, "nats.conf");
+  // nats-server reads an include's path relative to the including file, even an absolute one.
+  const auth = opts.authConf
+    ? [
+        "",
+        "# Added by `corral up`: its NKey users, least privilege each (docs/security.md).",
+        `include ${JSON.stringify(relative(dataDir, resolve(opts.authConf)))}`,
+        "",
+      ].join("\n")
+    : "";
   await writeFile(
     configFile,
-    `# Written by \`corral up\` from ${source} on every start: edit that file instead.\n${text}`,
+    `# Written by \`corral up\` from ${source} on every start: edit that file instead.\n${text}${auth}`,
   );
   try {
     return await startNatsServer({
       configFile,
-      storeDir: join(dataDir, "jetstream"),
+      storeInConfig: true,
       port: opts.port,
       monitorPort: opts.httpPort,
       removeStore: false,

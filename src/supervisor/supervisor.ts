@@ -126,12 +126,13 @@ export class Supervisor {
 
   #spawn(child: Child): void {
     const { name, component, options } = child.spec;
+    const auth = child.spec.auth ?? this.#o.auth;
     const workerData: WorkerData = {
       name,
       component,
       options,
       natsUrl: this.#o.natsUrl,
-      ...(this.#o.auth ? { auth: this.#o.auth } : {}),
+      ...(auth ? { auth } : {}),
       logLevel: this.#o.logLevel,
     };
     child.state = "starting";

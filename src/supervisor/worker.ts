@@ -28,11 +28,11 @@ let nc: NatsConnection | undefined;
 let stopping = false;
 
 /** The credentials each component must hold, when it is given any. */
-const KIND_OF: Record<string, IdentityKind> = {
+const KIND_OF: Record<string, IdentityKind | readonly IdentityKind[]> = {
   master: "master",
   projections: "projections",
   hostd: "host",
-  "sim-hosts": "host",
+  "sim-hosts": ["host", "simulator"],
 };
 
 let who: Identity | undefined;
@@ -46,13 +46,29 @@ async function connectNats(): Promise<NatsConnection> {
   );
   who = access.who;
   try {
-    return await connect({ ...access.options, reconnectTimeWait: 500, maxReconnectAttempts: -1 });
+    const nc = await connect({ ...access.options, reconnectTimeWait: 500, maxReconnectAttempts: -1 });
+    if (nc.info && nc.info.auth_required !== true) warnOpenServer(nc.getServer());
+    return nc;
   } catch (err) {
     const why = (err as Error).message;
-    throw new CorralError(ErrorCode.Closed, `could not connect to NATS at ${data.natsUrl}: ${why}`, {
+    // A server with users refuses a component without credentials, or with unknown ones.
+    const hint = !/authorization/i.test(why)
+      ? ""
+      : data.auth?.credsFile
+        ? ` (with the credentials ${data.auth.credsFile})`
+        : " (the server requires credentials: --creds FILE, made by `corral creds`; see docs/security.md)";
+    throw new CorralError(ErrorCode.Closed, `could not connect to NATS at ${data.natsUrl}: ${why}${hint}`, {
       cause: err,
     });
   }
+}
+
+/** Once per component: a server without users lets anyone who reaches it act as anyone. */
+function warnOpenServer(server: string): void {
+  logger.warn(
+    { server },
+    `NATS server ${server} requires no authentication: anyone who reaches it can append to the log, register hosts, kill tasks, make operator calls and read every reply — see docs/security.md`,
+  );
 }
 
 async function start(): Promise<ComponentHandle> {

@@ -44,9 +44,30 @@ export interface Up {
 /** Every long-running CLI process started here, so a test file can kill what is left. */
 export const ups: Up[] = [];
 
-/** Start `corral up` and resolve once it prints `ready`. */
-export function startUp(args: string[]): Promise<Up> {
-  return startService(["up", ...args], /^ready$/m);
+/**
+ * The data directory of the last `corral up` started here (its `--data`). The commands run after
+ * it get it as `CORRAL_DATA`, so they find the credentials it made for the user there, as they
+ * do when run where `corral up` runs (docs/security.md, "Secure by default").
+ */
+let upData: string | undefined;
+
+/** The environment of a command: ENV, the last `up`'s data directory, then `env`. */
+export const envOf = (env: Record<string, string>): NodeJS.ProcessEnv => ({
+  ...ENV,
+  ...(upData ? { CORRAL_DATA: upData } : {}),
+  ...env,
+});
+
+/** The local user's credentials that `corral up` made in `dataDir` (for raw clients and the SDK). */
+export function upCreds(dataDir: string, kind: "operator" | "auditor" = "operator"): string {
+  return join(dataDir, "nats", `${kind}-${localPrincipal()}.creds`);
+}
+
+/** Start `corral up` and resolve once it prints `ready`; `cwd` is where it runs (default ROOT). */
+export function startUp(args: string[], opts: { cwd?: string } = {}): Promise<Up> {
+  const i = args.indexOf("--data");
+  upData = i >= 0 ? args[i + 1] : undefined;
+  return startService(["up", ...args], /^ready$/m, {}, opts);
 }
 
 /** Start a long-running `corral` command; resolve once its output matches `ready` (at once without). */
@@ -54,10 +75,11 @@ export async function startService(
   args: string[],
   ready?: RegExp,
   env: Record<string, string> = {},
+  opts: { cwd?: string } = {},
 ): Promise<Up> {
   const proc = spawn(process.execPath, [CLI, ...args], {
-    cwd: ROOT,
-    env: { ...ENV, ...env },
+    cwd: opts.cwd ?? ROOT,
+    env: envOf(env),
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";
@@ -82,11 +104,12 @@ export function cli(
   args: string[],
   timeoutMs = 40_000,
   env: Record<string, string> = {},
+  opts: { cwd?: string } = {},
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const p = spawn(process.execPath, [CLI, ...args], {
-      cwd: ROOT,
-      env: { ...ENV, ...env },
+      cwd: opts.cwd ?? ROOT,
+      env: envOf(env),
       stdio: ["ignore", "pipe", "pipe"],
     });
     let stdout = "";

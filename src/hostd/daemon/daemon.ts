@@ -109,7 +109,7 @@ export async function startHostDaemon(opts: HostDaemonOptions): Promise<HostDaem
   const { nc } = opts;
   const js = jetstream(nc);
   const ac = new AbortController();
-  const replies = new ReplyRouter(nc, log, (why) => log.warn(`ignored an invalid reply: ${why}`));
+  const replies = new ReplyRouter(nc, [hostId], log, (why) => log.warn(`ignored an invalid reply: ${why}`));
   const reporter = new StatusReporter({
     js,
     replies,
