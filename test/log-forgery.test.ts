@@ -364,7 +364,9 @@ describe("snapshots of a signed log", () => {
   });
 });
 
-describe("a default `corral up` (no NATS auth)", () => {
+// With NATS auth (the default) nobody but the master may publish on the log at all
+// (test/cli-up-secure.test.ts); here the signatures alone must hold, on a server anyone may use.
+describe("`corral up --insecure` (no NATS auth)", () => {
   it("runs none of a forged launch, folds no forged host, and replay --verify finds the key in the data dir", async () => {
     const dataDir = await mkdtemp(join(tmpdir(), "corral-forgery-up-"));
     const marker = join(dataDir, "forged-ran");
@@ -377,6 +379,7 @@ describe("a default `corral up` (no NATS auth)", () => {
         String(port),
         "--http-port",
         String(await freePort()),
+        "--insecure",
       ]);
       expect(up.out()).toMatch(/log key\s+\S+log\.key \(public key C[A-Z2-7]{55}\)/);
       const url = `nats://127.0.0.1:${port}`;

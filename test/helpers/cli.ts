@@ -51,12 +51,20 @@ export const ups: Up[] = [];
  */
 let upData: string | undefined;
 
-/** The environment of a command: ENV, the last `up`'s data directory, then `env`. */
-export const envOf = (env: Record<string, string>): NodeJS.ProcessEnv => ({
-  ...ENV,
-  ...(upData ? { CORRAL_DATA: upData } : {}),
-  ...env,
-});
+/**
+ * The environment of a command: ENV, the last `up`'s data directory, then `env`. Run elsewhere
+ * than the repository (`cwd`), a command finds `./.corral` there as a user's would: ENV's
+ * stand-in data dir only keeps a developer's own `.corral` in the repository out of the tests.
+ */
+export const envOf = (env: Record<string, string>, cwd?: string): NodeJS.ProcessEnv => {
+  const { CORRAL_DATA: standIn, ...base } = ENV;
+  return {
+    ...base,
+    ...(cwd === undefined || cwd === ROOT ? { CORRAL_DATA: standIn } : {}),
+    ...(upData ? { CORRAL_DATA: upData } : {}),
+    ...env,
+  };
+};
 
 /** The local user's credentials that `corral up` made in `dataDir` (for raw clients and the SDK). */
 export function upCreds(dataDir: string, kind: "operator" | "auditor" = "operator"): string {
@@ -79,7 +87,7 @@ export async function startService(
 ): Promise<Up> {
   const proc = spawn(process.execPath, [CLI, ...args], {
     cwd: opts.cwd ?? ROOT,
-    env: envOf(env),
+    env: envOf(env, opts.cwd),
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";
@@ -109,7 +117,7 @@ export function cli(
   return new Promise((resolve) => {
     const p = spawn(process.execPath, [CLI, ...args], {
       cwd: opts.cwd ?? ROOT,
-      env: envOf(env),
+      env: envOf(env, opts.cwd),
       stdio: ["ignore", "pipe", "pipe"],
     });
     let stdout = "";

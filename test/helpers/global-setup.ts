@@ -1,4 +1,6 @@
 import { execFileSync } from "node:child_process";
+import { rmSync } from "node:fs";
+import { join } from "node:path";
 import { natsServerAvailable } from "../../src/natsd/server.js";
 
 /**
@@ -9,6 +11,8 @@ export default function setup(): void {
   if (!natsServerAvailable()) {
     throw new Error("nats-server is not on PATH: install it with `apt-get install -y nats-server`");
   }
+  // The stand-in data dir of test/helpers/cli.ts's ENV: empty, whatever an earlier run left there.
+  rmSync(join(import.meta.dirname, "..", ".no-corral-data"), { recursive: true, force: true });
   try {
     execFileSync("npx", ["tsc", "-p", "tsconfig.build.json"], { stdio: "pipe" });
   } catch (err) {
