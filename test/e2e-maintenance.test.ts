@@ -133,6 +133,8 @@ describe("maintenance end to end", () => {
       allocationIntervalMs: 200,
       defaultRefuseSeconds: 0,
       operators: ["tester"],
+      // Each rejection its own event: the test reads every refusal's reason from the log.
+      rejections: { intervalMs: 0 },
     });
     await master.whenLeader();
     projections = await startProjections({ nc: await nats.connect(), logger });

@@ -52,7 +52,8 @@ async function offersOf(frameworkId: string, n = 1): Promise<string[]> {
 
 describe("UPDATE_QUOTA through a real master", () => {
   beforeAll(async () => {
-    cluster = await startTestMaster({ operators: ["ops"] });
+    // Each rejection its own event: the test reads every refusal's reason from the log.
+    cluster = await startTestMaster({ operators: ["ops"], rejections: { intervalMs: 0 } });
     ({ master, nc } = cluster);
   });
   afterAll(() => cluster?.stop());
