@@ -78,6 +78,15 @@ export {
   type InputOrigin,
 } from "./subjects.js";
 export {
+  LEASE_BUCKET,
+  MASTER_CONSUMER,
+  SNAPSHOT_BUCKET,
+  QUERY_NAMES,
+  frameworkLogsSubject,
+  logsSubject,
+  type QueryName,
+} from "./names.js";
+export {
   ensureStreams,
   applyLimits,
   isStorageRefusal,

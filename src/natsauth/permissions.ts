@@ -1,8 +1,15 @@
-import { LEASE_BUCKET, MASTER_CONSUMER } from "../actors/master/index.js";
-import { EVENTS_STREAM, INPUTS_STREAM, inboxPrefixOf, subjects } from "../events/index.js";
-import { frameworkLogsSubject, logsSubject } from "../hostd/daemon/index.js";
-import { QUERY_NAMES } from "../projections/index.js";
-import { SNAPSHOT_BUCKET } from "../snapshots/index.js";
+import {
+  EVENTS_STREAM,
+  INPUTS_STREAM,
+  LEASE_BUCKET,
+  MASTER_CONSUMER,
+  QUERY_NAMES,
+  SNAPSHOT_BUCKET,
+  frameworkLogsSubject,
+  inboxPrefixOf,
+  logsSubject,
+  subjects,
+} from "../events/index.js";
 import { inboxPrefix, type Grant, type Identity } from "./identity.js";
 
 /** What one NATS user may do: nats-server `permissions` (allow lists; everything else is denied). */

@@ -1,4 +1,11 @@
-import { decode, TASK_STATES, type TaskState, type TaskUsageSample } from "../events/index.js";
+import {
+  decode,
+  QUERY_NAMES,
+  TASK_STATES,
+  type QueryName,
+  type TaskState,
+  type TaskUsageSample,
+} from "../events/index.js";
 import { CorralError, ErrorCode } from "../errors/index.js";
 import { stateToJSON, type ClusterState } from "../state/index.js";
 import {
@@ -91,10 +98,9 @@ const SPECS = {
   reservations: { hostId: "string", role: "string" },
   volumes: { hostId: "string", role: "string", volumeId: "string" },
   maintenance: { hostId: "string" },
-} satisfies Record<string, Spec>;
+} satisfies Record<QueryName, Spec>;
 
-export type QueryName = keyof typeof SPECS;
-export const QUERY_NAMES = Object.keys(SPECS) as QueryName[];
+export { QUERY_NAMES, type QueryName };
 
 const invalid = (message: string) => new CorralError(ErrorCode.InvalidCall, message);
 

@@ -1,11 +1,10 @@
 import { jetstreamManager, StorageType } from "@nats-io/jetstream";
 import { Objm, type ObjectInfo, type ObjectStore } from "@nats-io/obj";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { applyLimits, isStorageRefusal, SNAPSHOTS_MAX_BYTES } from "../events/index.js";
+import { applyLimits, isStorageRefusal, SNAPSHOT_BUCKET, SNAPSHOTS_MAX_BYTES } from "../events/index.js";
 import type { Logger } from "../log/index.js";
 
-/** Object store bucket holding snapshots of the folded ClusterState. */
-export const SNAPSHOT_BUCKET = "corral_snapshots";
+export { SNAPSHOT_BUCKET };
 
 /** What is recorded beside a snapshot's bytes (object metadata: strings only, read without the bytes). */
 export interface SnapshotMeta {

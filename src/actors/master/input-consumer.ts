@@ -1,10 +1,9 @@
 import { AckPolicy, DeliverPolicy, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { INPUTS_STREAM } from "../../events/index.js";
+import { INPUTS_STREAM, MASTER_CONSUMER } from "../../events/index.js";
 import type { Logger } from "../../log/index.js";
 
-/** The masters' durable consumer of INPUTS; each leadership replaces it with one of its own. */
-export const MASTER_CONSUMER = "corral-master";
+export { MASTER_CONSUMER };
 
 /** The consumer a leadership reads through, told apart from a successor's by its creation time. */
 export interface InputConsumer {

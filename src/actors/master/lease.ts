@@ -1,10 +1,15 @@
 import { jetstreamManager, JetStreamApiError } from "@nats-io/jetstream";
 import { Kvm, type KV, type KvWatchEntry } from "@nats-io/kv";
 import type { NatsConnection, QueuedIterator } from "@nats-io/transport-node";
-import { applyLimits, LEASE_BUCKET_MAX_BYTES, LEASE_MAX_VALUE_BYTES } from "../../events/index.js";
+import {
+  applyLimits,
+  LEASE_BUCKET,
+  LEASE_BUCKET_MAX_BYTES,
+  LEASE_MAX_VALUE_BYTES,
+} from "../../events/index.js";
 import type { Logger } from "../../log/index.js";
 
-export const LEASE_BUCKET = "corral_leader";
+export { LEASE_BUCKET };
 
 /** The KV refused the write (wrong revision): anything else (no responders, timeout) is transient. */
 const isRefusal = (err: unknown) =>

@@ -4,7 +4,7 @@ import type { NatsConnection, Msg, Subscription } from "@nats-io/transport-node"
 import { decode, encode } from "../../events/codec.js";
 import { ErrorCode } from "../../errors/index.js";
 import { SUBJECT_ID } from "../../events/schema.js";
-import { subjects } from "../../events/subjects.js";
+import { frameworkLogsSubject, logsSubject } from "../../events/names.js";
 import type { Logger } from "../../log/index.js";
 import type { LogName } from "../launcher/index.js";
 import type { HostTaskSummary } from "./tasks.js";
@@ -19,15 +19,7 @@ const DEFAULT_REMEMBER = 1000;
 const FRAMEWORK_ID = new RegExp(SUBJECT_ID);
 const keyOf = (frameworkId: string, taskId: string): string => `${frameworkId}/${taskId}`;
 
-/** `corral.q.logs.<hostId>`: where a host daemon answers log requests about any task (operators). */
-export const logsSubject = (hostId: string): string => subjects.query(`logs.${hostId}`);
-
-/**
- * `corral.q.logs.<hostId>.<frameworkId>`: log requests about one framework's tasks only, the
- * subject a framework's NATS credentials allow it (docs/security.md).
- */
-export const frameworkLogsSubject = (hostId: string, frameworkId: string): string =>
-  `${logsSubject(hostId)}.${frameworkId}`;
+export { frameworkLogsSubject, logsSubject };
 
 export interface LogsRequest {
   taskId: string;
