@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
-import { LEASE_BUCKET } from "../src/actors/master/index.js";
+import { LEASE_BUCKET } from "../src/events/index.js";
 import { ensureStreams, subjects } from "../src/events/index.js";
 import { startSimHosts, type SimHostPool } from "../src/hostd/index.js";
 import { createLogger, silentLogger } from "../src/log/index.js";

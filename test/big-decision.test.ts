@@ -5,7 +5,8 @@ import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { LEASE_BUCKET, startMaster, type Master } from "../src/actors/master/index.js";
+import { startMaster, type Master } from "../src/actors/master/index.js";
+import { LEASE_BUCKET } from "../src/events/index.js";
 import {
   DECISION_HEADER,
   EPOCH_HEADER,

@@ -2,7 +2,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, describe, expect, it } from "vitest";
-import { LEASE_BUCKET, MASTER_CONSUMER } from "../src/actors/master/index.js";
+import { LEASE_BUCKET, MASTER_CONSUMER } from "../src/events/index.js";
 import {
   EVENTS_STREAM,
   INPUTS_STREAM,

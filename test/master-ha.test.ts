@@ -7,7 +7,8 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { mastersText, queryMasters } from "../src/cli/master-commands.js";
 import { localPrincipal } from "../src/auth/index.js";
-import { LEASE_BUCKET, type MasterStatus } from "../src/actors/master/index.js";
+import type { MasterStatus } from "../src/actors/master/index.js";
+import { LEASE_BUCKET } from "../src/events/index.js";
 import {
   INPUTS_STREAM,
   decode,

@@ -7,13 +7,17 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startMaster, type Master, type MasterOptions } from "../src/actors/master/index.js";
 import { queryMasters, readLease } from "../src/cli/master-commands.js";
 import { operatorCall } from "../src/cli/operator-call.js";
-import { decode, encode, EVENTS_STREAM, readEvents, replyAllowed, subjects } from "../src/events/index.js";
 import {
+  decode,
+  encode,
+  EVENTS_STREAM,
   frameworkLogsSubject,
   logsSubject,
-  startHostDaemon,
-  type HostDaemon,
-} from "../src/hostd/daemon/index.js";
+  readEvents,
+  replyAllowed,
+  subjects,
+} from "../src/events/index.js";
+import { startHostDaemon, type HostDaemon } from "../src/hostd/daemon/index.js";
 import { startSimHosts, type SimHostPool } from "../src/hostd/index.js";
 import { silentLogger } from "../src/log/index.js";
 import {

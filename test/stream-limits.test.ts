@@ -6,7 +6,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
 import { afterAll, describe, expect, it } from "vitest";
-import { LeaderLease, LEASE_BUCKET } from "../src/actors/master/index.js";
+import { LeaderLease } from "../src/actors/master/index.js";
+import { LEASE_BUCKET, SNAPSHOT_BUCKET } from "../src/events/index.js";
 import {
   DEFAULT_INPUTS_MAX_BYTES,
   ensureStreams,
@@ -17,7 +18,7 @@ import {
   subjects,
 } from "../src/events/index.js";
 import { startNatsServer } from "../src/natsd/index.js";
-import { SNAPSHOT_BUCKET, SnapshotStore } from "../src/snapshots/index.js";
+import { SnapshotStore } from "../src/snapshots/index.js";
 import { startTestMaster } from "./helpers/master.js";
 import { startTestNats } from "./helpers/nats.js";
 

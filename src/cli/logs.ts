@@ -2,7 +2,7 @@ import { RequestError, type NatsConnection } from "@nats-io/transport-node";
 import type { Command } from "commander";
 import { setTimeout as sleep } from "node:timers/promises";
 import { decode, encode } from "../events/codec.js";
-import { frameworkLogsSubject, logsSubject } from "../hostd/daemon/logs-service.js";
+import { frameworkLogsSubject, logsSubject } from "../events/index.js";
 import { query, type TaskRow } from "../projections/index.js";
 import { connectForCli } from "./operator-call.js";
 import { NATS_URLS_HELP } from "./nats-access.js";

@@ -9,8 +9,6 @@ export {
   answer,
   parseFilters,
   normalizeTaskState,
-  QUERY_NAMES,
-  type QueryName,
   type HostFilters,
   type FrameworkFilters,
   type TaskFilters,

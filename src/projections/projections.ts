@@ -2,6 +2,8 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
 import { CorralError, ErrorCode, TimeoutError } from "../errors/index.js";
 import {
+  QUERY_NAMES,
+  type QueryName,
   decode,
   encode,
   EVENTS_STREAM,
@@ -15,7 +17,7 @@ import {
 } from "../events/index.js";
 import type { Logger } from "../log/index.js";
 import { createState, foldEntry, type ClusterState } from "../state/index.js";
-import { answer, parseFilters, QUERY_NAMES, type QueryName, type UsageRow } from "./queries.js";
+import { answer, parseFilters, type UsageRow } from "./queries.js";
 
 export interface ProjectionsOptions {
   nc: NatsConnection;

@@ -1,6 +1,5 @@
 import {
   decode,
-  QUERY_NAMES,
   TASK_STATES,
   type QueryName,
   type TaskState,
@@ -99,8 +98,6 @@ const SPECS = {
   volumes: { hostId: "string", role: "string", volumeId: "string" },
   maintenance: { hostId: "string" },
 } satisfies Record<QueryName, Spec>;
-
-export { QUERY_NAMES, type QueryName };
 
 const invalid = (message: string) => new CorralError(ErrorCode.InvalidCall, message);
 

@@ -8,7 +8,7 @@ export {
   cloneState,
   type SnapshotPayload,
 } from "./codec.js";
-export { SNAPSHOT_BUCKET, SnapshotStore, snapshotName, type SnapshotMeta } from "./store.js";
+export { SnapshotStore, snapshotName, type SnapshotMeta } from "./store.js";
 export {
   recoverState,
   loadNewestSnapshot,

@@ -4,8 +4,6 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { applyLimits, isStorageRefusal, SNAPSHOT_BUCKET, SNAPSHOTS_MAX_BYTES } from "../events/index.js";
 import type { Logger } from "../log/index.js";
 
-export { SNAPSHOT_BUCKET };
-
 /** What is recorded beside a snapshot's bytes (object metadata: strings only, read without the bytes). */
 export interface SnapshotMeta {
   /** Object name: `state-<seq, zero-padded>` so names sort by sequence. */

@@ -9,9 +9,9 @@ export {
   type RejectionPolicy,
   type RejectionSummary,
 } from "./rejections.js";
-export { MASTER_CONSUMER, type InputConsumer } from "./input-consumer.js";
+export type { InputConsumer } from "./input-consumer.js";
 export type { MasterRole, MasterStatus, Takeover } from "./status.js";
-export { LeaderLease, LEASE_BUCKET } from "./lease.js";
+export { LeaderLease } from "./lease.js";
 export { decideFrameworkCall, teardown, type StatusReply } from "./decide-framework.js";
 export { decideHostCall, decideOperatorCall } from "./decide-host.js";
 export type { KillTaskReply } from "./decide-kill.js";

@@ -3,8 +3,6 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { INPUTS_STREAM, MASTER_CONSUMER } from "../../events/index.js";
 import type { Logger } from "../../log/index.js";
 
-export { MASTER_CONSUMER };
-
 /** The consumer a leadership reads through, told apart from a successor's by its creation time. */
 export interface InputConsumer {
   name: string;

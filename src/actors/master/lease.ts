@@ -9,8 +9,6 @@ import {
 } from "../../events/index.js";
 import type { Logger } from "../../log/index.js";
 
-export { LEASE_BUCKET };
-
 /** The KV refused the write (wrong revision): anything else (no responders, timeout) is transient. */
 const isRefusal = (err: unknown) =>
   err instanceof JetStreamApiError && /wrong last sequence/i.test(err.message);

@@ -4,7 +4,7 @@ import type { NatsConnection, Msg, Subscription } from "@nats-io/transport-node"
 import { decode, encode } from "../../events/codec.js";
 import { ErrorCode } from "../../errors/index.js";
 import { SUBJECT_ID } from "../../events/schema.js";
-import { frameworkLogsSubject, logsSubject } from "../../events/names.js";
+import { frameworkLogsSubject, logsSubject } from "../../events/index.js";
 import type { Logger } from "../../log/index.js";
 import type { LogName } from "../launcher/index.js";
 import type { HostTaskSummary } from "./tasks.js";
@@ -18,8 +18,6 @@ const DEFAULT_REMEMBER = 1000;
 
 const FRAMEWORK_ID = new RegExp(SUBJECT_ID);
 const keyOf = (frameworkId: string, taskId: string): string => `${frameworkId}/${taskId}`;
-
-export { frameworkLogsSubject, logsSubject };
 
 export interface LogsRequest {
   taskId: string;
