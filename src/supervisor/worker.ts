@@ -30,7 +30,8 @@ let stopping = false;
 /** The credentials each component must hold, when it is given any. */
 const KIND_OF: Record<string, IdentityKind | readonly IdentityKind[]> = {
   master: "master",
-  projections: "projections",
+  // A master's run it too (`corral master` runs the read side): its permissions include theirs.
+  projections: ["projections", "master"],
   hostd: "host",
   "sim-hosts": ["host", "simulator"],
 };
