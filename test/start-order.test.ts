@@ -148,6 +148,15 @@ describe("start in any order", () => {
     expect(Date.now() - t0).toBeLessThan(5000);
   });
 
+  it("corral run does not wait: it fails at once saying to start a master", { timeout: 30_000 }, async () => {
+    nats = await startTestNats({ streams: false });
+    const t0 = Date.now();
+    const r = await cli(["run", "--nats", nats.url, "--", "true"]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/start a master first/);
+    expect(Date.now() - t0).toBeLessThan(10_000);
+  });
+
   it("a waiting host stops at once on SIGTERM", { timeout: 30_000 }, async () => {
     nats = await startTestNats({ streams: false });
     const hostd = await startService(
