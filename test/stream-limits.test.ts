@@ -85,9 +85,10 @@ describe("stream limits", () => {
     });
     expect(events.state.messages).toBe(20);
     expect(inputs.state.messages).toBe(20);
+    // INPUTS first: a component waiting for the log finds EVENTS only once INPUTS is there too.
     expect(lines.filter((l) => l.msg === "stream limits updated").map((l) => l.stream)).toEqual([
-      EVENTS_STREAM,
       INPUTS_STREAM,
+      EVENTS_STREAM,
     ]);
     // Idempotent: a second start changes nothing.
     await ensureStreams(nc, { log: logger });

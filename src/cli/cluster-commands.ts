@@ -216,20 +216,21 @@ function describeAuth(creds: UpCredentials | undefined, natsUrl: string): string
   return `NKey users in ${creds.dir} (you: operator and auditor ${you}, found by the CLI run from here${made})`;
 }
 
-/** `corral master`, `corral projections`, `corral hostd --sim`: one component in its own process. */
+/** `corral master` (with its read side), `corral projections`, `corral hostd --sim`: components in this process. */
 async function serveOne(
   natsUrl: string,
-  spec: ChildSpec | (() => ChildSpec),
+  spec: ChildSpec | ChildSpec[] | (() => ChildSpec | ChildSpec[]),
   log: LogCliOptions,
 ): Promise<void> {
   const logger = cliLogger(log);
   // After the log options: a bad level is what a command says first, as for every command.
-  const one = typeof spec === "function" ? spec() : spec;
+  const given = typeof spec === "function" ? spec() : spec;
+  const specs = Array.isArray(given) ? given : [given];
   await serveUntilSignal({
     natsUrl,
     auth: cliAuth(),
     logger,
-    specs: [one],
+    specs,
     onReady(children) {
       for (const c of children) print(`${c.name} connected to ${natsUrl}: ${describeChild(c)}`);
     },
@@ -285,20 +286,28 @@ export function registerClusterCommands(program: Command): void {
         .description(
           "run a master against a NATS server: it leads if no other master holds the lease, else stands by to take over",
         )
-        .option("--nats <url>", NATS_HELP, DEFAULT_NATS),
+        .option("--nats <url>", NATS_HELP, DEFAULT_NATS)
+        .option(
+          "--no-projections",
+          "run no read side beside the master (by default it does: the live views the query commands ask)",
+        ),
     ),
-  ).action(async (o: MasterCliOptions & LogCliOptions & { nats: string }) =>
+  ).action(async (o: MasterCliOptions & LogCliOptions & { nats: string; projections: boolean }) =>
     serveOne(
       o.nats,
       () => {
-        cliLogKey(); // refused here, in one line, rather than in the worker
+        const key = cliLogKey(); // refused here, in one line, rather than in the worker
         const { trust } = cliLogTrust();
         const options = {
           ...masterComponentOptions(o),
           logKeyFile: cliLogKeyFile()!,
           ...(trust ? { logPublicKeys: [...trust.publicKeys] } : {}),
         };
-        return { name: "master", component: "master", options };
+        const master: ChildSpec = { name: "master", component: "master", options };
+        if (!o.projections) return master;
+        // The read side believes what this master (and the keys trusted beside its own) signs.
+        const logPublicKeys = trust ? [...trust.publicKeys] : [key.publicKey];
+        return [master, { name: "projections", component: "projections", options: { logPublicKeys } }];
       },
       o,
     ),

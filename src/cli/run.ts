@@ -2,6 +2,7 @@ import { nuid, type NatsConnection } from "@nats-io/transport-node";
 import { setTimeout as sleep } from "node:timers/promises";
 import { CorralError, ErrorCode } from "../errors/index.js";
 import type { Command } from "../events/index.js";
+import { LogMissingError } from "../events/wait-log.js";
 import type { Logger } from "../log/index.js";
 import { formatResources, rangesCount } from "../resources/index.js";
 import { connectFramework, isTerminal, type Offer, type TaskStatus } from "../sdk/index.js";
@@ -193,8 +194,10 @@ export async function runTask(o: RunOptions): Promise<number> {
     ...(o.principal !== undefined ? { principal: o.principal } : {}),
     ...(o.logger ? { logger: o.logger } : {}),
     ...(o.logPublicKeys?.length ? { logPublicKeys: o.logPublicKeys } : {}),
+    // A command fails fast: no waiting for a master that may never come.
+    waitForLogMs: 0,
   }).catch((err: unknown) => {
-    if (!/stream not found/i.test((err as Error).message)) throw err;
+    if (!(err instanceof LogMissingError) && !/stream not found/i.test((err as Error).message)) throw err;
     const hint =
       "no Corral streams on this NATS server: start a master first (`corral up` or `corral master`)";
     throw new CorralError(ErrorCode.Closed, hint, { cause: err });

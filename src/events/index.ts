@@ -157,3 +157,4 @@ export {
   type TaskReason,
 } from "./task-states.js";
 export type { HostUsageReport, TaskUsageSample } from "./usage.js";
+export { LogMissingError, waitForLog, waitingForLogMessage, type WaitForLogOptions } from "./wait-log.js";

@@ -97,9 +97,11 @@ export async function ensureStreams(nc: NatsConnection, opts: StreamOptions = {}
     duplicate_window: 120_000 * NANOS_PER_MS,
     discard: DiscardPolicy.Old,
   };
+  // INPUTS first: a component waiting for the log (waitForLog) looks for EVENTS, and may send
+  // inputs as soon as it sees it.
   for (const [cfg, limits] of [
-    [events, eventLimits],
     [inputs, inputLimits],
+    [events, eventLimits],
   ] as const) {
     let info: StreamInfo | undefined;
     try {

@@ -8,6 +8,7 @@ import type { LogTrust } from "../events/log-key.js";
 import { LogVerifier } from "../events/verifier.js";
 import { SUBJECT_ID } from "../events/schema.js";
 import { EVENTS_STREAM, subjects } from "../events/subjects.js";
+import { waitForLog } from "../events/wait-log.js";
 import type { CallReply } from "../events/calls.js";
 import type { CorralEvent } from "../events/schema.js";
 import { CorralError, ErrorCode } from "../errors/index.js";
@@ -324,6 +325,8 @@ export async function startSimHosts(opts: SimHostOptions): Promise<SimHostPool> 
   });
 
   try {
+    // Started before any master: wait (saying so, once) until one has made the log.
+    await waitForLog(nc, { log, signal: ac.signal, who: "the simulated hosts" });
     // Consume before registering, so no launch for a newly registered host can be missed. A start
     // sequence (not DeliverPolicy.New) lets the ordered consumer resume from its cursor on reset.
     const startSeq =

@@ -129,6 +129,9 @@ export function permissionsFor(who: Identity, grants: readonly Grant[] = []): Na
     case "master":
       p.publish.push(...masterPublish());
       p.subscribe.push(subjects.heartbeats, subjects.frameworkHeartbeats, subjects.query("master"));
+      // `corral master` runs the read side too (unless --no-projections), on the master's credentials.
+      p.publish.push(...streamReader(EVENTS_STREAM));
+      p.subscribe.push(subjects.usages, ...QUERY_NAMES.map((q) => subjects.query(q)));
       p.allowResponses = true;
       break;
   }

@@ -15,6 +15,7 @@ import {
   type LogTrust,
   type VerifyStats,
 } from "../events/index.js";
+import { waitForLog } from "../events/wait-log.js";
 import type { Logger } from "../log/index.js";
 import { createState, foldEntry, type ClusterState } from "../state/index.js";
 import { answer, parseFilters, type UsageRow } from "./queries.js";
@@ -179,6 +180,16 @@ export async function startProjections(opts: ProjectionsOptions): Promise<Projec
     ac.signal.addEventListener("abort", () => resolve(), { once: true }),
   );
   const loop = (async () => {
+    // Started before any master: wait (saying so, once) until one has made the log. Credentials
+    // that may not read it fail the start (waitForCatchUp) instead of retrying for ever.
+    try {
+      await waitForLog(nc, { log, signal: ac.signal, who: "the projections" });
+    } catch (err) {
+      if (ac.signal.aborted) return;
+      log.error({ err }, "cannot read the log");
+      firstFailure?.(err);
+      return;
+    }
     let delay = RETRY_MIN_MS;
     while (!ac.signal.aborted && !nc.isClosed()) {
       const seqBefore = state.seq;
@@ -244,7 +255,17 @@ export async function startProjections(opts: ProjectionsOptions): Promise<Projec
     try {
       last = (await (await jetstreamManager(nc)).streams.info(EVENTS_STREAM)).state.last_seq;
     } catch (err) {
-      log.warn({ err }, "the EVENTS stream is not readable yet; projections will fold it when it is");
+      // No log yet: the loop waits for it (and says so); nothing to catch up with.
+      if (/permissions? violation/i.test((err as Error).message)) {
+        await projections.stop();
+        throw new CorralError(
+          ErrorCode.Unauthorized,
+          `these NATS credentials may not read the Corral log (${EVENTS_STREAM}): ${(err as Error).message}`,
+          { cause: err },
+        );
+      }
+      if (!/stream not found/i.test((err as Error).message))
+        log.warn({ err }, "the EVENTS stream is not readable yet; projections will fold it when it is");
     }
     if (last > 0) {
       const caughtUp = waitForSeq(last, Number.POSITIVE_INFINITY);

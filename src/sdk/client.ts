@@ -9,6 +9,7 @@ import {
   subjects,
   type FrameworkCall,
 } from "../events/index.js";
+import { waitForLog } from "../events/wait-log.js";
 import { CorralError, ErrorCode, TimeoutError } from "../errors/index.js";
 import { CredentialsError, natsConnectOptions, readCredential } from "../natsauth/index.js";
 import { AckBatcher } from "./acks.js";
@@ -76,6 +77,8 @@ export interface FrameworkClient {
  * leader dies is answered by its successor rather than timing out (docs/operations.md).
  */
 export const DEFAULT_CALL_TIMEOUT_MS = 30_000;
+/** How long connectFramework waits for a master to make the log (FrameworkOptions.waitForLogMs). */
+export const DEFAULT_WAIT_FOR_LOG_MS = 60_000;
 const ID_RE = new RegExp(SUBJECT_ID);
 
 /** Connect (unless `opts.nc` is given), subscribe the framework, and return its client. */
@@ -108,6 +111,19 @@ export async function connectFramework(opts: FrameworkOptions): Promise<Framewor
         given?.who.kind === "operator" ? { asFramework: frameworkId } : {},
       );
   const nc = opts.nc ?? (await connect({ ...access?.options, maxReconnectAttempts: -1 }));
+  try {
+    // Started before any master: wait (saying so, once) until one has made the log.
+    const waitMs = opts.waitForLogMs ?? DEFAULT_WAIT_FOR_LOG_MS;
+    await waitForLog(nc, {
+      log: opts.logger?.child({ component: "sdk", frameworkId }),
+      signal: opts.signal,
+      ...(Number.isFinite(waitMs) ? { timeoutMs: waitMs } : {}),
+      who: `framework ${opts.name}`,
+    });
+  } catch (err) {
+    if (!opts.nc) await nc.close().catch(() => undefined);
+    throw err;
+  }
   const client = new Client(nc, opts.nc === undefined, opts, frameworkId);
   try {
     await client.start();

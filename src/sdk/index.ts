@@ -1,5 +1,5 @@
 /** The framework SDK: `import { connectFramework } from "corral/sdk"` (see docs/sdk.md). */
-export { connectFramework, type FrameworkClient } from "./client.js";
+export { connectFramework, DEFAULT_WAIT_FOR_LOG_MS, type FrameworkClient } from "./client.js";
 export type {
   Filters,
   FrameworkOptions,
@@ -19,5 +19,6 @@ export {
   PayloadTooLargeError,
   TimeoutError,
 } from "../errors/index.js";
+export { LogMissingError } from "../events/wait-log.js";
 export { isTerminal, TERMINAL_TASK_STATES, type TaskState, type Unavailability } from "../events/index.js";
 export { parseResources, type Resource, type Resources } from "../resources/index.js";

@@ -127,6 +127,14 @@ export interface FrameworkOptions {
    * the default 10 s lease TTL; keep it above the lease TTL plus a few seconds if that is raised).
    */
   callTimeoutMs?: number;
+  /**
+   * Started before any master: how long to wait for the Corral log (the EVENTS stream a master
+   * makes) before failing with a LogMissingError (ms, default 60,000; Infinity: until `signal`).
+   * The wait is said once at info.
+   */
+  waitForLogMs?: number;
+  /** Aborted: stop waiting for the log (connectFramework rejects with a Closed error). */
+  signal?: AbortSignal;
   logger?: Logger;
   /** An open connection to use instead of connecting; the client then never closes it. */
   nc?: NatsConnection;

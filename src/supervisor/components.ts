@@ -20,6 +20,8 @@ export interface ComponentContext<O> {
   name: string;
   /** Who the connection's credentials say this component is (none without credentials). */
   identity?: Identity;
+  /** Aborted when the component is asked to stop while it still starts. */
+  signal?: AbortSignal;
 }
 
 export interface ComponentHandle {
@@ -144,7 +146,7 @@ export const components: { [K in ComponentName]: StartFn<K> } = {
     return { stop: () => projections.stop() };
   },
 
-  async "sim-hosts"({ nc, logger, options, identity }) {
+  async "sim-hosts"({ nc, logger, options, identity, signal }) {
     const { startSimHosts, simHostIds } = await import("../hostd/index.js");
     if (identity?.kind === "host") {
       // One host's credentials publish for that host only (a simulator's, for any host).
@@ -156,11 +158,17 @@ export const components: { [K in ComponentName]: StartFn<K> } = {
         );
     }
     const { logPublicKeys: _keys, ...simOptions } = options;
-    const pool = await startSimHosts({ nc, logger, ...simOptions, ...(await logTrustOf(options)) });
+    const pool = await startSimHosts({
+      nc,
+      logger,
+      ...simOptions,
+      ...(await logTrustOf(options)),
+      ...(signal ? { signal } : {}),
+    });
     return { stop: () => pool.stop(), info: () => ({ hostIds: pool.hostIds, ...pool.stats() }) };
   },
 
-  async hostd({ nc, logger, options, identity }) {
+  async hostd({ nc, logger, options, identity, signal }) {
     const { startHostDaemon } = await import("../hostd/daemon/index.js");
     const { formatResources } = await import("../resources/index.js");
     const {
@@ -171,7 +179,14 @@ export const components: { [K in ComponentName]: StartFn<K> } = {
     } = options;
     const hostId = identity ? { hostId: identity.id } : {};
     const trust = await logTrustOf(options);
-    const daemon = await startHostDaemon({ nc, logger, ...daemonOptions, ...hostId, ...trust });
+    const daemon = await startHostDaemon({
+      nc,
+      logger,
+      ...daemonOptions,
+      ...hostId,
+      ...trust,
+      ...(signal ? { signal } : {}),
+    });
     // Ready means offers can come: wait (a while) for the master to accept the host. Without a
     // master it stays unregistered, keeps trying, and is still a started component.
     let registered = false;

@@ -30,7 +30,8 @@ let stopping = false;
 /** The credentials each component must hold, when it is given any. */
 const KIND_OF: Record<string, IdentityKind | readonly IdentityKind[]> = {
   master: "master",
-  projections: "projections",
+  // A master's run it too (`corral master` runs the read side): its permissions include theirs.
+  projections: ["projections", "master"],
   hostd: "host",
   "sim-hosts": ["host", "simulator"],
 };
@@ -71,6 +72,9 @@ function warnOpenServer(server: string): void {
   );
 }
 
+/** Aborted by a stop that comes while the component still starts (e.g. waits for the log). */
+const startAbort = new AbortController();
+
 async function start(): Promise<ComponentHandle> {
   const name = data.component;
   if (!isComponentName(name)) throw new CorralError(ErrorCode.InvalidCall, `unknown component "${name}"`);
@@ -81,7 +85,14 @@ async function start(): Promise<ComponentHandle> {
     process.exit(1);
   });
   const start = components[name] as (ctx: unknown) => Promise<ComponentHandle>;
-  return start({ nc, logger, options: data.options, name: data.name, ...(who ? { identity: who } : {}) });
+  return start({
+    nc,
+    logger,
+    options: data.options,
+    name: data.name,
+    signal: startAbort.signal,
+    ...(who ? { identity: who } : {}),
+  });
 }
 
 const started = start();
@@ -99,22 +110,24 @@ started.then(
     }
   },
   (err: unknown) => {
+    if (stopping) return; // stopped while starting: the stop request answers and exits
     post({ type: "error", error: toWire(err) });
     process.exit(1);
   },
 );
 
 async function answer(req: WorkerRequest): Promise<unknown> {
-  const handle = await started;
-  switch (req.type) {
-    case "info":
-      return await handle.info?.();
-    case "stop":
-      stopping = true;
-      await handle.stop();
-      await nc?.drain().catch(() => nc?.close());
-      return undefined;
+  if (req.type === "stop") {
+    stopping = true;
+    startAbort.abort();
+    // A component still starting gives up (its start rejects) and has nothing to stop.
+    const handle = await started.catch(() => undefined);
+    await handle?.stop();
+    await nc?.drain().catch(() => nc?.close());
+    return undefined;
   }
+  const handle = await started;
+  return await handle.info?.();
 }
 
 port.on("message", (req: WorkerRequest) => {

@@ -70,6 +70,8 @@ import { unreachableGoneTimeouts } from "./unreachable-gone.js";
 
 /** Why a master without the log key stepped down from a signed log. */
 const NO_LOG_KEY = "no log key";
+/** How long stop() waits for the lease to be released (ms, a few round trips on a live server). */
+const RELEASE_ON_STOP_MS = 1000;
 
 export interface MasterOptions {
   nc: NatsConnection;
@@ -440,7 +442,14 @@ export class Master {
       if (why.startsWith("fenced")) this.#actor.send({ type: "FENCED", reason: why });
       else this.#actor.send({ type: "LEASE_LOST" });
       if (this.#stopped) {
-        await lease.release().catch(() => undefined);
+        // Bounded: with its NATS server gone the release would wait for its request timeouts
+        // (stop() then outlasted the supervisor's 5 s); unreleased, the lease lapses in a TTL.
+        const bound = new AbortController();
+        await Promise.race([
+          lease.release().catch(() => undefined),
+          sleep(RELEASE_ON_STOP_MS, undefined, { signal: bound.signal }).catch(() => undefined),
+        ]);
+        bound.abort();
         break;
       }
       this.counters.stepDowns++;

@@ -12,6 +12,7 @@ import { entryOf } from "../../events/reader.js";
 import type { LogTrust } from "../../events/log-key.js";
 import { LogVerifier, type VerifyStats } from "../../events/verifier.js";
 import { EVENTS_STREAM, subjects } from "../../events/subjects.js";
+import { waitForLog } from "../../events/wait-log.js";
 import type { Logger } from "../../log/index.js";
 import type { Resources } from "../../resources/types.js";
 import { cleanupStale } from "../isolation/index.js";
@@ -32,6 +33,8 @@ export interface HostDaemonOptions {
   logger: Logger;
   /** Holds the host id file and the task sandboxes. */
   workDir: string;
+  /** Aborted: stop waiting for the log (a daemon started before any master) and fail the start. */
+  signal?: AbortSignal;
   /** The host id to be (the one its NATS credentials name); default: the work dir's, or a new one. */
   hostId?: string;
   /** Resources in the Mesos grammar (`cpus:2;mem:1024`), replacing what discovery finds. */
@@ -353,6 +356,14 @@ export async function startHostDaemon(opts: HostDaemonOptions): Promise<HostDaem
   try {
     // Consume before registering, so no launch for this host can be missed; after a restart,
     // resume after the last task event the earlier daemon acted on.
+    // Started before any master: wait (saying so, once) until one has made the log.
+    const outer = opts.signal;
+    const onOuter = () => ac.abort();
+    outer?.addEventListener("abort", onOuter, { once: true });
+    if (outer?.aborted) ac.abort();
+    await waitForLog(nc, { log, signal: ac.signal, who: `host ${hostId}` }).finally(() =>
+      outer?.removeEventListener("abort", onOuter),
+    );
     const jsm = await js.jetstreamManager();
     const startSeq = (await jsm.streams.info(EVENTS_STREAM)).state.last_seq + 1;
     taskStartSeq = cursor > 0 && cursor < startSeq ? cursor + 1 : startSeq;
