@@ -49,6 +49,17 @@ const PUB = ["--log-public-key", TEST_LOG_KEY.publicKey];
 const lastSeq = async (nc: NatsConnection) =>
   (await (await jetstreamManager(nc)).streams.info(EVENTS_STREAM)).state.last_seq;
 
+/** A host with a million CPUs, as a forger would register it. */
+const evilHost = () =>
+  ev({
+    type: "host.registered",
+    hostId: "evil",
+    hostname: "evil",
+    resources: parseResources("cpus:1000000;mem:1000000"),
+    attributes: {},
+    sim: true,
+  });
+
 /** The Corral headers of a stored message (an attacker re-publishing it drops the NATS ones). */
 function corralHeaders(h: MsgHdrs): MsgHdrs {
   const out = headers();
@@ -134,14 +145,7 @@ describe("forged events on a real cluster (master, projections, a real host, a f
       resources: parseResources("cpus:1000;mem:1000000"),
     });
     await publish(subjects.offers(fwId), encode([offer]), /unsigned/);
-    const evil = ev({
-      type: "host.registered",
-      hostId: "evil",
-      hostname: "evil",
-      resources: parseResources("cpus:1000000;mem:1000000"),
-      attributes: {},
-      sim: true,
-    });
+    const evil = evilHost();
     await publish(subjects.host("evil"), encode([evil]), /unsigned/);
 
     // The read side reads them all and folds none of them (each is counted as invalid).
@@ -399,14 +403,7 @@ describe("`corral up --insecure` (no NATS auth)", () => {
       });
       const launchSeq = (await js.publish(subjects.task(hostId, "fw-evil", "launch"), encode([forgedLaunch])))
         .seq;
-      const evil = ev({
-        type: "host.registered",
-        hostId: "evil",
-        hostname: "evil",
-        resources: parseResources("cpus:1000000;mem:1000000"),
-        attributes: {},
-        sim: true,
-      });
+      const evil = evilHost();
       const hostSeq = (await js.publish(subjects.host("evil"), encode([evil]))).seq;
       await nc.close();
 

@@ -129,7 +129,8 @@ async function waitRunning(f: FrameworkClient, taskId: string): Promise<void> {
   }
 }
 
-describe("master high availability (real processes)", () => {
+/** A fresh nats-server per test; whatever a test left running (paused, framework, hosts) is stopped. */
+function realProcesses(): void {
   beforeEach(async () => {
     nats = await startTestNats();
     nc = await nats.connect();
@@ -144,6 +145,10 @@ describe("master high availability (real processes)", () => {
     await stopUps();
     await nats?.stop();
   });
+}
+
+describe("master high availability (real processes)", () => {
+  realProcesses();
 
   it("fences a paused leader: the standby takes over, and the old leader's appends are refused when it resumes", async () => {
     const a = await master("A", "1s", ["--offer-timeout", "3s", "--allocation-interval", "200ms"]);
@@ -323,20 +328,7 @@ describe("master high availability (real processes)", () => {
 });
 
 describe("calls across a failover (real processes)", () => {
-  beforeEach(async () => {
-    nats = await startTestNats();
-    nc = await nats.connect();
-  });
-  afterEach(async () => {
-    paused?.proc.kill("SIGCONT");
-    paused = undefined;
-    await fw?.close();
-    fw = undefined;
-    await hosts?.stop();
-    hosts = undefined;
-    await stopUps();
-    await nats?.stop();
-  });
+  realProcesses();
 
   it("a call the leader took and never answered is answered once by the standby that takes over, within the SDK's call timeout, at the default lease TTL", async () => {
     const a = await master("A", "10s");
