@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { readdirSync, statSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cli, freePort, interrupt, removeDir, startService, startUp, stopUps } from "./helpers/cli.js";
+import { cli, interrupt, removeDir, startService, stopUps, startUpHere, type Up } from "./helpers/cli.js";
 
 /** Every file named `name` below `dir`. */
 function find(dir: string, name: string): string[] {
@@ -23,19 +23,9 @@ describe("corral hostd", () => {
   let url: string;
 
   beforeAll(async () => {
-    dataDir = await mkdtemp(join(tmpdir(), "corral-hostd-up-"));
     workDir = await mkdtemp(join(tmpdir(), "corral-hostd-work-"));
-    const port = await freePort();
-    url = `nats://127.0.0.1:${port}`;
-    const up = await startUp([
-      "--data",
-      dataDir,
-      "--port",
-      String(port),
-      "--http-port",
-      String(await freePort()),
-      "--no-host",
-    ]);
+    let up: Up;
+    ({ up, dataDir, url } = await startUpHere("corral-hostd-up", ["--no-host"]));
     // A host needs its own credentials to register: issued in the cluster's users, the server
     // told to reload (docs/security.md).
     const pid = /nats-server pid (\d+)/.exec(up.out())?.[1] ?? "";

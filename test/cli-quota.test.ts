@@ -1,8 +1,5 @@
-import { mkdtemp } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cli, freePort, removeDir, startUp, stopUps } from "./helpers/cli.js";
+import { cli, removeDir, stopUps, startUpHere } from "./helpers/cli.js";
 
 /** `corral quota` and `corral roles` through the built CLI, against `corral up` with sim hosts. */
 
@@ -33,13 +30,9 @@ describe("corral quota", () => {
   }
 
   beforeAll(async () => {
-    dataDir = await mkdtemp(join(tmpdir(), "corral-quota-"));
-    const port = await freePort();
-    url = `nats://127.0.0.1:${port}`;
-    await startUp([
-      ...["--data", dataDir, "--port", String(port), "--http-port", String(await freePort())],
+    ({ dataDir, url } = await startUpHere("corral-quota", [
       ...["--no-host", "--sim-hosts", "2", "--sim-host-resources", "cpus:4;mem:4096;cpus(web):1"],
-    ]);
+    ]));
   }, 60_000);
 
   afterAll(async () => {

@@ -1,10 +1,8 @@
-import { mkdtemp } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { operatorPrincipal } from "../src/cli/operator-call.js";
 import type { HostRow, ReservationRow, VolumeRow } from "../src/projections/index.js";
-import { cli, freePort, interrupt, removeDir, startService, startUp, stopUps } from "./helpers/cli.js";
+import { cli, interrupt, removeDir, startService, stopUps, startUpHere, type Up } from "./helpers/cli.js";
 
 /**
  * `corral reserve | unreserve | reservations | volume ...` and `corral run --volume`, through the
@@ -50,19 +48,10 @@ describe("reservations and volumes from the command line", () => {
     ]);
 
   beforeAll(async () => {
-    dataDir = await mkdtemp(join(tmpdir(), "corral-resv-"));
-    const port = await freePort();
-    url = `nats://127.0.0.1:${port}`;
-    const up = await startUp([
-      "--data",
-      dataDir,
-      "--port",
-      String(port),
-      "--http-port",
-      String(await freePort()),
-      "--host-resources",
-      "cpus:2;mem:1024;disk:2048;ports:[31000-31009]",
-    ]);
+    let up: Up;
+    ({ up, dataDir, url } = await startUpHere("corral-resv", [
+      ...["--host-resources", "cpus:2;mem:1024;disk:2048;ports:[31000-31009]"],
+    ]));
     hostId = /hostd\s+(host-\S+)/.exec(up.out())?.[1] ?? "";
     expect(hostId).not.toBe("");
     // Alice, the second operator, calls with credentials of her own: NATS lets a connection

@@ -1,8 +1,6 @@
-import { mkdtemp } from "node:fs/promises";
-import { hostname, tmpdir } from "node:os";
-import { join } from "node:path";
+import { hostname } from "node:os";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cli, freePort, interrupt, removeDir, startService, startUp, stopUps } from "./helpers/cli.js";
+import { cli, freePort, interrupt, removeDir, startService, stopUps, startUpHere } from "./helpers/cli.js";
 
 /**
  * `corral run` with several words runs an argv on a real host, which expands the task's own
@@ -19,20 +17,8 @@ describe("corral run -- WORDS... on a real host", () => {
   let port: number;
 
   beforeAll(async () => {
-    dataDir = await mkdtemp(join(tmpdir(), "corral-argv-"));
     port = await freePort();
-    const natsPort = await freePort();
-    url = `nats://127.0.0.1:${natsPort}`;
-    await startUp([
-      "--data",
-      dataDir,
-      "--port",
-      String(natsPort),
-      "--http-port",
-      String(await freePort()),
-      "--host-resources",
-      `ports:[${port}-${port}]`,
-    ]);
+    ({ dataDir, url } = await startUpHere("corral-argv", ["--host-resources", `ports:[${port}-${port}]`]));
   }, 60_000);
 
   afterAll(async () => {

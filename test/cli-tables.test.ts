@@ -1,6 +1,4 @@
 import { spawn } from "node:child_process";
-import { mkdtemp } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connectFramework, type FrameworkClient } from "../src/sdk/index.js";
@@ -9,12 +7,11 @@ import {
   ROOT,
   cli,
   envOf,
-  freePort,
   removeDir,
   startService,
-  startUp,
   stopUps,
   upCreds,
+  startUpHere,
 } from "./helpers/cli.js";
 import { waitFor } from "./helpers/wait.js";
 
@@ -62,13 +59,7 @@ describe("table commands fit the terminal (corral up: a real host, a simulated o
   };
 
   beforeAll(async () => {
-    dataDir = await mkdtemp(join(tmpdir(), "corral-tables-"));
-    const port = await freePort();
-    url = `nats://127.0.0.1:${port}`;
-    await startUp([
-      ...["--sim-hosts", "1", "--data", dataDir],
-      ...["--port", String(port), "--http-port", String(await freePort())],
-    ]);
+    ({ dataDir, url } = await startUpHere("corral-tables", ["--sim-hosts", "1"]));
     // A completed task, then a framework that holds every offer.
     const run = await cli(["run", "-q", "--nats", url, "--", "echo", "hi"]);
     expect(run.code, run.stderr).toBe(0);

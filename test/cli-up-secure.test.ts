@@ -8,7 +8,16 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { localPrincipal } from "../src/auth/index.js";
 import { encode, subjects } from "../src/events/index.js";
 import { natsConnectOptions, type UserEntry } from "../src/natsauth/index.js";
-import { cli, freePort, interrupt, removeDir, startUp, stopUps, type Up } from "./helpers/cli.js";
+import {
+  cli,
+  freePort,
+  interrupt,
+  removeDir,
+  startUp,
+  stopUps,
+  type Up,
+  startUpHere,
+} from "./helpers/cli.js";
 
 /**
  * Secure by default (issue 12): `corral up` makes least-privilege credentials for its components
@@ -177,13 +186,12 @@ describe("corral up --insecure", () => {
   let up: Up;
 
   beforeAll(async () => {
-    dataDir = await mkdtemp(join(tmpdir(), "corral-insecure-"));
-    const port = await freePort();
-    url = `nats://127.0.0.1:${port}`;
-    up = await startUp([
-      ...["--insecure", "--no-host", "--sim-hosts", "1", "--data", dataDir],
-      ...["--port", String(port), "--http-port", String(await freePort())],
-    ]);
+    ({ up, dataDir, url } = await startUpHere("corral-insecure", [
+      "--insecure",
+      "--no-host",
+      "--sim-hosts",
+      "1",
+    ]));
   }, 60_000);
 
   afterAll(async () => {

@@ -2,8 +2,7 @@ import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { headers, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
 import { connect } from "@nats-io/transport-node";
 import { existsSync } from "node:fs";
-import { mkdtemp, readFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { startMaster } from "../src/actors/master/index.js";
@@ -31,7 +30,7 @@ import {
 } from "../src/snapshots/index.js";
 import { createState, stateToJSON } from "../src/state/index.js";
 import { registerHost } from "./helpers/calls.js";
-import { cli, freePort, interrupt, removeDir, startUp, stopUps } from "./helpers/cli.js";
+import { cli, interrupt, removeDir, startUpHere, stopUps } from "./helpers/cli.js";
 import { hostHarness } from "./helpers/host-harness.js";
 import { TEST_LOG_KEY, appendAsMaster, chainAtEnd, testLogTrust } from "./helpers/log-key.js";
 import { startTestMaster } from "./helpers/master.js";
@@ -372,21 +371,10 @@ describe("snapshots of a signed log", () => {
 // (test/cli-up-secure.test.ts); here the signatures alone must hold, on a server anyone may use.
 describe("`corral up --insecure` (no NATS auth)", () => {
   it("runs none of a forged launch, folds no forged host, and replay --verify finds the key in the data dir", async () => {
-    const dataDir = await mkdtemp(join(tmpdir(), "corral-forgery-up-"));
+    const { up, dataDir, url } = await startUpHere("corral-forgery-up", ["--insecure"]);
     const marker = join(dataDir, "forged-ran");
     try {
-      const port = await freePort();
-      const up = await startUp([
-        "--data",
-        dataDir,
-        "--port",
-        String(port),
-        "--http-port",
-        String(await freePort()),
-        "--insecure",
-      ]);
       expect(up.out()).toMatch(/log key\s+\S+log\.key \(public key C[A-Z2-7]{55}\)/);
-      const url = `nats://127.0.0.1:${port}`;
       const hostId = (await readFile(join(dataDir, "hostd", "host-id"), "utf8")).trim();
       const nc = await connect({ servers: url });
       const js = jetstream(nc);

@@ -83,25 +83,30 @@ async function leader(unreachableGoneTimeoutMs: number, masterId?: string): Prom
   return m;
 }
 
+/** NATS, a leading master with this unreachable-gone timeout, and one simulated host h0 registered. */
+async function startCluster(unreachableGoneTimeoutMs: number): Promise<void> {
+  nats = await startTestNats();
+  master = await leader(unreachableGoneTimeoutMs);
+  hosts = await startSimHosts({
+    nc: await nats.connect(),
+    ids: ["h0"],
+    resources: parseResources("cpus:2;mem:1024"),
+    logger,
+    heartbeatIntervalMs: 200,
+  });
+  await waitFor(() => master.state.hosts.size === 1, "the host registered");
+}
+
+async function stopCluster(): Promise<void> {
+  for (const c of clients.splice(0)) await c.close().catch(() => undefined);
+  await hosts.stop();
+  await master.stop();
+  await nats.stop();
+}
+
 describe("an unreachable host aged into gone", () => {
-  beforeEach(async () => {
-    nats = await startTestNats();
-    master = await leader(2000);
-    hosts = await startSimHosts({
-      nc: await nats.connect(),
-      ids: ["h0"],
-      resources: parseResources("cpus:2;mem:1024"),
-      logger,
-      heartbeatIntervalMs: 200,
-    });
-    await waitFor(() => master.state.hosts.size === 1, "the host registered");
-  });
-  afterEach(async () => {
-    for (const c of clients.splice(0)) await c.close().catch(() => undefined);
-    await hosts.stop();
-    await master.stop();
-    await nats.stop();
-  });
+  beforeEach(() => startCluster(2000));
+  afterEach(stopCluster);
 
   it("tells partition-aware frameworks TASK_GONE, the others nothing more, and refuses the host for good", async () => {
     const aware = await launchOne("aware", true, "pa");
@@ -148,23 +153,8 @@ describe("an unreachable host aged into gone", () => {
 });
 
 describe("an unreachable host and a master failover", () => {
-  beforeEach(async () => {
-    nats = await startTestNats();
-    master = await leader(0);
-    hosts = await startSimHosts({
-      nc: await nats.connect(),
-      ids: ["h0"],
-      resources: parseResources("cpus:2;mem:1024"),
-      logger,
-      heartbeatIntervalMs: 200,
-    });
-    await waitFor(() => master.state.hosts.size === 1, "the host registered");
-  });
-  afterEach(async () => {
-    await hosts.stop();
-    await master.stop();
-    await nats.stop();
-  });
+  beforeEach(() => startCluster(0));
+  afterEach(stopCluster);
 
   it("never ages a host with timeout 0; a new leader keeps the deadline of the logged host.unreachable", async () => {
     await hosts.stop(); // the host goes silent

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freePort, removeDir, ROOT, startUp, stopUps, upCreds } from "./helpers/cli.js";
+import { removeDir, ROOT, stopUps, upCreds, startUpHere } from "./helpers/cli.js";
 
 const run = promisify(execFile);
 const TSC = join(ROOT, "node_modules/.bin/tsc");
@@ -29,11 +29,8 @@ describe("docs/sdk.md's complete framework", () => {
   let url: string;
 
   beforeAll(async () => {
-    dataDir = await mkdtemp(join(tmpdir(), "corral-sdk-example-"));
     work = await mkdtemp(join(tmpdir(), "corral-sdk-project-"));
-    const port = await freePort();
-    url = `nats://127.0.0.1:${port}`;
-    await startUp(["--data", dataDir, "--port", String(port), "--http-port", String(await freePort())]);
+    ({ dataDir, url } = await startUpHere("corral-sdk-example"));
   }, 60_000);
 
   afterAll(async () => {

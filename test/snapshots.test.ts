@@ -4,7 +4,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { appendSyntheticLog } from "../bench/synthetic-log.js";
-import { startMaster } from "../src/actors/master/index.js";
+import { startMaster, type Master } from "../src/actors/master/index.js";
 import { DeterminismViolationError, SnapshotInvalidError } from "../src/errors/index.js";
 import { EVENTS_STREAM } from "../src/events/index.js";
 import { silentLogger } from "../src/log/index.js";
@@ -55,6 +55,21 @@ async function writeSnapshotOfLog(
     stream: end.stream,
     ...over,
   });
+}
+
+/** Until the log stops growing and `m` has folded all of it (its own decisions settle). */
+async function settled(nc: NatsConnection, m: Master): Promise<void> {
+  let seen = -1;
+  await expect
+    .poll(
+      async () => {
+        const before = seen;
+        seen = await lastSeq(nc);
+        return seen === before && m.state.seq === seen;
+      },
+      { timeout: 10_000, interval: 300 },
+    )
+    .toBe(true);
 }
 
 describe("snapshot codec", () => {
@@ -148,17 +163,7 @@ describe("master snapshots and recovery", () => {
     expect(r.skipped).toEqual([]);
     expect(r.fromStandby).toBe(false);
     // Let the new leader's own decisions (master.elected, offers) settle, then stop it.
-    let seen = -1;
-    await expect
-      .poll(
-        async () => {
-          const before = seen;
-          seen = await lastSeq(nc);
-          return seen === before && b.state.seq === seen;
-        },
-        { timeout: 10_000, interval: 300 },
-      )
-      .toBe(true);
+    await settled(nc, b);
     await b.stop();
     const full = await stateAt(nc);
     expect(b.state.seq).toBe(full.seq);
@@ -181,17 +186,7 @@ describe("master snapshots and recovery", () => {
     expect(r.fromStandby).toBe(true);
     expect(r.snapshot).toBeUndefined();
     expect(r.tailMessages).toBeLessThan(10); // a's last messages at most, not the log
-    let seen = -1;
-    await expect
-      .poll(
-        async () => {
-          const before = seen;
-          seen = await lastSeq(nc);
-          return seen === before && b.state.seq === seen;
-        },
-        { timeout: 10_000, interval: 300 },
-      )
-      .toBe(true);
+    await settled(nc, b);
     await b.stop();
     expect(json(b.state)).toBe(json(await stateAt(nc)));
   });

@@ -4,7 +4,7 @@ import { type CorralError, ErrorCode } from "../errors/index.js";
 import { query } from "../projections/index.js";
 import { formatResources, unreservedForm, type ReservationInfo, type Resources } from "../resources/index.js";
 import { errorLine } from "./error-line.js";
-import { outputOf, type TableOptions } from "./columns.js";
+import { outputOf, outputOption, type TableOptions } from "./columns.js";
 import { labelsText } from "./format-reservations.js";
 import { connectForCli, operatorCall, operatorPrincipal, type OperatorCallBody } from "./operator-call.js";
 import { labelArg, principalArg, reservationRole } from "./reservation-args.js";
@@ -128,4 +128,27 @@ export async function list<T>(
   } finally {
     await nc.close().catch(() => undefined);
   }
+}
+
+/**
+ * A list command of rows that belong to a host and a role (`reservations`, `volume list`):
+ * `--host` and `--role` filter it on the read side.
+ */
+export function hostRoleListCommand<T>(
+  c: Command,
+  queryName: string,
+  render: (rows: T[], table: TableOptions) => string,
+): Command {
+  return c
+    .option("--host <id>", "only this host's")
+    .option("--role <role>", "only this role's")
+    .option("--json", "print the answer as one JSON document")
+    .addOption(outputOption())
+    .option("--nats <url>", NATS_URLS_HELP, defaultNats())
+    .action(async (o: { host?: string; role?: string; json?: boolean; output?: string; nats: string }) => {
+      const filters: Record<string, unknown> = {};
+      if (o.host) filters.hostId = o.host;
+      if (o.role) filters.role = o.role;
+      await list<T>(o, queryName, filters, render, queryName);
+    });
 }

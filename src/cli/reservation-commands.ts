@@ -5,9 +5,7 @@ import { reservationInfo, reservedResources } from "./reservation-args.js";
 import {
   caller,
   checked,
-  defaultNats,
   describeReservation,
-  list,
   named,
   plain,
   print,
@@ -15,10 +13,9 @@ import {
   send,
   withNats,
   type ReservationOpts,
+  hostRoleListCommand,
 } from "./operator-cli.js";
 import { registerVolumeCommands } from "./volume-commands.js";
-import { NATS_URLS_HELP } from "./nats-access.js";
-import { outputOption } from "./columns.js";
 
 /**
  * `corral reserve | unreserve | reservations | volume ...`: Mesos's operator endpoints for dynamic
@@ -65,18 +62,13 @@ function registerReserve(program: Command): void {
 export function registerReservationCommands(program: Command): void {
   registerReserve(program);
   registerVolumeCommands(program);
-  program
-    .command("reservations")
-    .description("list reservations per host and role: static or dynamic, principal, labels, what is in use")
-    .option("--host <id>", "only this host's")
-    .option("--role <role>", "only this role's")
-    .option("--json", "print the answer as one JSON document")
-    .addOption(outputOption())
-    .option("--nats <url>", NATS_URLS_HELP, defaultNats())
-    .action(async (o: { host?: string; role?: string; json?: boolean; output?: string; nats: string }) => {
-      const filters: Record<string, unknown> = {};
-      if (o.host) filters.hostId = o.host;
-      if (o.role) filters.role = o.role;
-      await list<ReservationRow>(o, "reservations", filters, reservationsTable, "reservations");
-    });
+  hostRoleListCommand<ReservationRow>(
+    program
+      .command("reservations")
+      .description(
+        "list reservations per host and role: static or dynamic, principal, labels, what is in use",
+      ),
+    "reservations",
+    reservationsTable,
+  );
 }

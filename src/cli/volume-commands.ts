@@ -17,7 +17,6 @@ import {
   codeOf,
   defaultNats,
   describeReservation,
-  list,
   named,
   print,
   reservationOptions,
@@ -25,9 +24,9 @@ import {
   unreserveHint,
   withNats,
   type ReservationOpts,
+  hostRoleListCommand,
 } from "./operator-cli.js";
 import { NATS_URLS_HELP } from "./nats-access.js";
-import { outputOption } from "./columns.js";
 
 /**
  * `corral volume create | destroy | grow | shrink | list`: persistent volumes (Mesos's
@@ -226,18 +225,11 @@ export function registerVolumeCommands(program: Command): void {
     });
   });
 
-  volume
-    .command("list")
-    .description("list persistent volumes: host, role, size, path, mode, principal, the tasks using them")
-    .option("--host <id>", "only this host's")
-    .option("--role <role>", "only this role's")
-    .option("--json", "print the answer as one JSON document")
-    .addOption(outputOption())
-    .option("--nats <url>", NATS_URLS_HELP, defaultNats())
-    .action(async (o: { host?: string; role?: string; json?: boolean; output?: string; nats: string }) => {
-      const filters: Record<string, unknown> = {};
-      if (o.host) filters.hostId = o.host;
-      if (o.role) filters.role = o.role;
-      await list<VolumeRow>(o, "volumes", filters, volumesTable, "volumes");
-    });
+  hostRoleListCommand<VolumeRow>(
+    volume
+      .command("list")
+      .description("list persistent volumes: host, role, size, path, mode, principal, the tasks using them"),
+    "volumes",
+    volumesTable,
+  );
 }

@@ -1,16 +1,7 @@
 /** The framework SDK: `import { connectFramework } from "corral/sdk"` (see docs/sdk.md). */
 export { connectFramework, DEFAULT_WAIT_FOR_LOG_MS, type FrameworkClient } from "./client.js";
-export type {
-  Filters,
-  FrameworkOptions,
-  InverseOffer,
-  LaunchTask,
-  Notification,
-  Offer,
-  Operation,
-  ReconcileTask,
-  TaskStatus,
-} from "./types.js";
+// Every type of the SDK's API: offers, tasks, operations, filters, options, notifications.
+export type * from "./types.js";
 export { AsyncQueue, DEFAULT_HIGH_WATER } from "./queue.js";
 export {
   CallRejectedError,

@@ -1,4 +1,5 @@
-import { rm } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { spawn, type ChildProcess } from "node:child_process";
 import { createServer } from "node:net";
 import { join } from "node:path";
@@ -69,6 +70,28 @@ export const envOf = (env: Record<string, string>, cwd?: string): NodeJS.Process
 /** The local user's credentials that `corral up` made in `dataDir` (for raw clients and the SDK). */
 export function upCreds(dataDir: string, kind: "operator" | "auditor" = "operator"): string {
   return join(dataDir, "nats", `${kind}-${localPrincipal()}.creds`);
+}
+
+/** A `corral up` of a test's own: its data directory, and the NATS URL it serves. */
+export interface LocalCluster {
+  up: Up;
+  dataDir: string;
+  port: number;
+  url: string;
+}
+
+/**
+ * `corral up` in a fresh temporary data directory (named after `prefix`) on free ports, with
+ * `extra` arguments; the caller removes `dataDir` (removeDir) after stopUps().
+ */
+export async function startUpHere(prefix: string, extra: string[] = []): Promise<LocalCluster> {
+  const dataDir = await mkdtemp(join(tmpdir(), `${prefix}-`));
+  const port = await freePort();
+  const up = await startUp([
+    ...["--data", dataDir, "--port", String(port), "--http-port", String(await freePort())],
+    ...extra,
+  ]);
+  return { up, dataDir, port, url: `nats://127.0.0.1:${port}` };
 }
 
 /** Start `corral up` and resolve once it prints `ready`; `cwd` is where it runs (default ROOT). */
