@@ -4,7 +4,7 @@ import {
   hostTable,
   type HostLifecycleEvent,
   type HostModeEvent,
-} from "../actors/machines/index.js";
+} from "./machines/index.js";
 import { accumulate } from "./totals.js";
 import type { ClusterState, HostView, TaskView } from "./types.js";
 
