@@ -10,17 +10,13 @@ import {
   hostModeMachine,
   hostModeTable,
   hostTable,
-  masterMachine,
   offerMachine,
   offerTable,
   taskMachine,
   taskTable,
-} from "../src/actors/machines/index.js";
-import type {
-  TaskLifecycleEvent,
-  TaskLifecycleState,
-  TransitionTable,
-} from "../src/actors/machines/index.js";
+} from "../src/state/machines/index.js";
+import { masterMachine } from "../src/actors/master/leadership-machine.js";
+import type { TaskLifecycleEvent, TaskLifecycleState, TransitionTable } from "../src/state/machines/index.js";
 
 type AnyTable = TransitionTable<string, string>;
 

@@ -1,6 +1,6 @@
 import type { CorralEvent, EventOf, LogEntry } from "../events/index.js";
 import { isTerminal } from "../events/index.js";
-import { frameworkTable, hostTable, taskTable } from "../actors/machines/index.js";
+import { frameworkTable, hostTable, taskTable } from "./machines/index.js";
 import {
   add,
   contains,

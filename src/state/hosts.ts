@@ -1,10 +1,5 @@
 import { isTerminal } from "../events/index.js";
-import {
-  hostModeTable,
-  hostTable,
-  type HostLifecycleEvent,
-  type HostModeEvent,
-} from "../actors/machines/index.js";
+import { hostModeTable, hostTable, type HostLifecycleEvent, type HostModeEvent } from "./machines/index.js";
 import { accumulate } from "./totals.js";
 import type { ClusterState, HostView, TaskView } from "./types.js";
 

@@ -1,9 +1,9 @@
 import type { Resources, ScalarTotals } from "../resources/index.js";
 import type { LogEntry, MaintenanceWindow, TaskState, Unavailability } from "../events/index.js";
 
-/** The host's lifecycle (actors/machines/host.ts): heard from, silent, down for maintenance, gone. */
+/** The host's lifecycle (state/machines/host.ts): heard from, silent, down for maintenance, gone. */
 export type HostStatus = "ACTIVE" | "UNREACHABLE" | "DOWN" | "GONE" | "REMOVED";
-/** What an operator made of the host's offers and tasks (actors/machines/host-mode.ts). */
+/** What an operator made of the host's offers and tasks (state/machines/host-mode.ts). */
 export type HostMode = "ACTIVE" | "DEACTIVATED" | "DRAINING" | "DRAINED";
 export type FrameworkStatus = "ACTIVE" | "DISCONNECTED" | "REMOVED";
 

@@ -1,3 +1,4 @@
+export { makeOffers, type OfferClock } from "./offers.js";
 export { allocate, dominantShare, roleShares, type AllocatorOptions, type OfferDecision } from "./drf.js";
 export { dominant } from "./sorter.js";
 export {

@@ -7,7 +7,7 @@ import { markGone, requireHost, rescindHostOffers } from "./host-ops.js";
 
 /**
  * DRAIN_AGENT, DEACTIVATE_AGENT, REACTIVATE_AGENT and MARK_AGENT_GONE (Mesos v1 operator API).
- * A host's mode (actors/machines/host-mode.ts) is what these change; its lifecycle only by gone.
+ * A host's mode (state/machines/host-mode.ts) is what these change; its lifecycle only by gone.
  */
 export type DrainCall = OperatorCallOf<
   "DRAIN_AGENT" | "DEACTIVATE_AGENT" | "REACTIVATE_AGENT" | "MARK_AGENT_GONE"

@@ -3,22 +3,16 @@ import type {
   EventOf,
   HostCall,
   HostTask,
-  OperatorCall,
   RegisterResult,
   StatusResult,
 } from "../../events/index.js";
 import { isTerminal } from "../../events/index.js";
 import { ErrorCode, InvalidResourceError } from "../../errors/index.js";
-import { normalize, validateRole, type Resources } from "../../resources/index.js";
+import { normalize, type Resources } from "../../resources/index.js";
 import type { ClusterState, TaskView } from "../../state/index.js";
-import { taskTable } from "../machines/index.js";
-import { decideResourceCall } from "./decide-resources.js";
+import { taskTable } from "../../state/machines/index.js";
 import { event, reject, type DecideContext, type Decision } from "./context.js";
-import { teardown } from "./decide-framework.js";
-import { decideUpdateQuota } from "./decide-quota.js";
 import { drainedAfterReport } from "./decide-drain.js";
-import { decideMaintenanceCall, isMaintenanceCall } from "./decide-maintenance.js";
-import { decideKillTask } from "./decide-kill.js";
 
 export function decideHostCall(state: ClusterState, call: HostCall, ctx: DecideContext): Decision {
   switch (call.type) {
@@ -120,40 +114,6 @@ function checkResources(rs: Resources, what: string): Resources {
   } catch (err) {
     if (err instanceof InvalidResourceError) reject(ErrorCode.InvalidResource, `${what}: ${err.message}`);
     throw err;
-  }
-}
-
-export function decideOperatorCall(
-  state: ClusterState,
-  call: OperatorCall,
-  ctx: DecideContext,
-  principal?: string,
-): Decision {
-  if (isMaintenanceCall(call)) return decideMaintenanceCall(state, call, ctx);
-  switch (call.type) {
-    case "RESERVE_RESOURCES":
-    case "UNRESERVE_RESOURCES":
-    case "CREATE_VOLUMES":
-    case "DESTROY_VOLUMES":
-    case "GROW_VOLUME":
-    case "SHRINK_VOLUME":
-      return decideResourceCall(state, call, ctx, principal);
-    case "SET_WEIGHT": {
-      const err = validateRole(call.role);
-      if (err) reject(ErrorCode.InvalidRole, `invalid role "${call.role}": ${err}`);
-      if (call.role === "*") reject(ErrorCode.InvalidRole, `the default role "*" has no weight to set`);
-      return { events: [event(ctx, "role.weight", { role: call.role, weight: call.weight })], dirty: "all" };
-    }
-    case "UPDATE_QUOTA":
-      return decideUpdateQuota(state, call, ctx);
-    case "TEARDOWN_FRAMEWORK": {
-      const fw = state.frameworks.get(call.frameworkId);
-      if (!fw || fw.status === "REMOVED")
-        reject(ErrorCode.UnknownFramework, `framework ${call.frameworkId} is not subscribed`);
-      return teardown(state, fw, "torn down by operator", ctx);
-    }
-    case "KILL_TASK":
-      return decideKillTask(state, call, ctx, principal);
   }
 }
 

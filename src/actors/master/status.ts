@@ -1,4 +1,4 @@
-import type { MasterCounters } from "./master.js";
+import type { MasterCounters } from "./options.js";
 
 /** How a master last took over: where its state came from and how long until it served. */
 export interface Takeover {

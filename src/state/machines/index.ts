@@ -18,8 +18,6 @@ export { frameworkMachine, FRAMEWORK_LIFECYCLE_EVENTS } from "./framework.js";
 export type { FrameworkLifecycleEvent, FrameworkLifecycleState, FrameworkMachineEvent } from "./framework.js";
 export { offerMachine, OFFER_LIFECYCLE_EVENTS } from "./offer.js";
 export type { OfferLifecycleEvent, OfferLifecycleState, OfferMachineEvent } from "./offer.js";
-export { masterMachine } from "./master.js";
-export type { MasterContext, MasterEvent, MasterInput, MasterState } from "./master.js";
 
 /** Compiled once at module load; the fold steps these instead of running the machines. */
 export const taskTable = compileTable(taskMachine, TASK_LIFECYCLE_EVENTS);
