@@ -3,7 +3,16 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { readdirSync, statSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cli, interrupt, removeDir, startService, stopUps, startUpHere, type Up } from "./helpers/cli.js";
+import {
+  cli,
+  interrupt,
+  removeDir,
+  startService,
+  stopUps,
+  startUpHere,
+  type Up,
+  issueCreds,
+} from "./helpers/cli.js";
 
 /** Every file named `name` below `dir`. */
 function find(dir: string, name: string): string[] {
@@ -28,10 +37,7 @@ describe("corral hostd", () => {
     ({ up, dataDir, url } = await startUpHere("corral-hostd-up", ["--no-host"]));
     // A host needs its own credentials to register: issued in the cluster's users, the server
     // told to reload (docs/security.md).
-    const pid = /nats-server pid (\d+)/.exec(up.out())?.[1] ?? "";
-    const issued = await cli(["creds", "host", "h-cli", "--reload", pid]);
-    expect(issued.code, issued.stderr).toBe(0);
-    await new Promise((r) => setTimeout(r, 500)); // the reload is asynchronous
+    await issueCreds(up, "host", "h-cli");
   }, 60_000);
 
   afterAll(async () => {

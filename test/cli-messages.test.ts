@@ -17,6 +17,7 @@ import {
   startUp,
   stopUps,
   type Up,
+  issueCreds,
 } from "./helpers/cli.js";
 
 /**
@@ -214,10 +215,7 @@ describe("corral up --log-format pretty, a non-operator, and a second corral up"
   it("a refused operator call says why and its code, without the error's class name", async () => {
     // Mallory may connect (the cluster's users include her, and the CLI run as her finds her
     // credentials in the data dir), but the master does not list her as an operator.
-    const pid = /nats-server pid (\d+)/.exec(up.out())?.[1] ?? "";
-    const issued = await corral(["creds", "operator", "mallory", "--reload", pid]);
-    expect(issued.code, both(issued)).toBe(0);
-    await new Promise((r) => setTimeout(r, 500)); // the reload is asynchronous
+    await issueCreds(up, "operator", "mallory");
     const mallory = { USER: "mallory" };
     const weight = await corral(["weight", "set", "web", "2", "--nats", url], mallory);
     expect(weight.code, both(weight)).toBe(1);

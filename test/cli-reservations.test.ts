@@ -2,7 +2,16 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { operatorPrincipal } from "../src/cli/operator-call.js";
 import type { HostRow, ReservationRow, VolumeRow } from "../src/projections/index.js";
-import { cli, interrupt, removeDir, startService, stopUps, startUpHere, type Up } from "./helpers/cli.js";
+import {
+  cli,
+  interrupt,
+  removeDir,
+  startService,
+  stopUps,
+  startUpHere,
+  type Up,
+  issueCreds,
+} from "./helpers/cli.js";
 
 /**
  * `corral reserve | unreserve | reservations | volume ...` and `corral run --volume`, through the
@@ -56,10 +65,7 @@ describe("reservations and volumes from the command line", () => {
     expect(hostId).not.toBe("");
     // Alice, the second operator, calls with credentials of her own: NATS lets a connection
     // call only as the principal its credentials name.
-    const pid = /nats-server pid (\d+)/.exec(up.out())?.[1] ?? "";
-    const issued = await cli(["creds", "operator", "alice", "--reload", pid]);
-    expect(issued.code, issued.stderr).toBe(0);
-    await new Promise((r) => setTimeout(r, 500)); // the reload is asynchronous
+    await issueCreds(up, "operator", "alice");
   }, 60_000);
 
   afterAll(async () => {

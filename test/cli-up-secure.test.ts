@@ -17,6 +17,7 @@ import {
   stopUps,
   type Up,
   startUpHere,
+  issueCreds,
 } from "./helpers/cli.js";
 
 /**
@@ -139,10 +140,7 @@ describe("corral up, secure by default", () => {
   });
 
   it("no credentials may write the log; only a host's may report for that host", async () => {
-    const pid = /nats-server pid (\d+)/.exec(up.out())?.[1] ?? "";
-    const issued = await cli(["creds", "framework", "web", "--reload", pid], 40_000, {}, { cwd: home });
-    expect(issued.code, both(issued)).toBe(0);
-    await new Promise((r) => setTimeout(r, 500)); // the reload is asynchronous
+    await issueCreds(up, "framework", "web", { cwd: home });
     const register = encode({ type: "REGISTER", callId: "x", hostId: "fake", resources: "cpus:1000000" });
     for (const file of [`operator-${me}.creds`, `auditor-${me}.creds`, "framework-web.creds"]) {
       const js = jetstream(await connectWith(url, creds(file)));

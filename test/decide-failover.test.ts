@@ -1,23 +1,11 @@
 import { describe, expect, it } from "vitest";
-import {
-  decideFrameworkCall,
-  frameworkTimeouts,
-  hostTimeouts,
-  type DecideContext,
-} from "../src/actors/master/index.js";
+import { decideFrameworkCall, frameworkTimeouts, hostTimeouts } from "../src/actors/master/index.js";
 import type { CorralEvent, FrameworkCall, TaskStatusInfo } from "../src/events/index.js";
 import { frameworkRows } from "../src/projections/index.js";
 import { evolve, stateToJSON } from "../src/state/index.js";
-import { Given } from "./helpers/given.js";
+import { ctxAt, Given } from "./helpers/given.js";
 
 /** given(events) / when(clock or call) / then(events): framework liveness and reconciliation. */
-
-const ctxAt = (now: number): DecideContext => ({
-  now,
-  nextOfferId: () => "unused",
-  minAllocatable: [],
-  defaultRefuseSeconds: 5,
-});
 
 /** A framework with one running task on h1 and an outstanding offer of the rest of h1. */
 function cluster(failoverTimeoutS: number, capabilities: string[] = []): Given {

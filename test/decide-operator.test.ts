@@ -3,17 +3,11 @@ import { decideOperatorCall, type DecideContext } from "../src/actors/master/ind
 import { decideInput } from "../src/actors/master/decide-input.js";
 import { ErrorCode } from "../src/errors/index.js";
 import type { OperatorCall } from "../src/events/index.js";
-import { Given } from "./helpers/given.js";
+import { ctxAt, Given } from "./helpers/given.js";
 
 /** decide(operator call, state) → events: routing to each family's decider, and who may call. */
 
-const ctx: DecideContext = {
-  now: 2_000_000,
-  nextOfferId: () => "unused",
-  minAllocatable: [],
-  defaultRefuseSeconds: 5,
-  auth: { operators: ["ops"], allowedHostPaths: [] },
-};
+const ctx: DecideContext = { ...ctxAt(2_000_000), auth: { operators: ["ops"], allowedHostPaths: [] } };
 
 const when = (g: Given, call: OperatorCall) => decideOperatorCall(g.state, call, ctx, "ops");
 const code = (f: () => unknown): string | undefined => {

@@ -1,16 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { decideOperatorCall, type DecideContext } from "../src/actors/master/index.js";
+import { decideOperatorCall } from "../src/actors/master/index.js";
 import type { CorralEvent, OperatorCall } from "../src/events/index.js";
-import { Given } from "./helpers/given.js";
+import { ctxAt, Given } from "./helpers/given.js";
 
 /** decide(UPDATE_QUOTA, state) → events: the rescinds that follow a quota change. */
 
-const ctx: DecideContext = {
-  now: 2_000_000,
-  nextOfferId: () => "unused",
-  minAllocatable: [],
-  defaultRefuseSeconds: 5,
-};
+const ctx = ctxAt(2_000_000);
 
 function when(g: Given, role: string, guarantees: Record<string, number>, limits: Record<string, number>) {
   const call: OperatorCall = { type: "UPDATE_QUOTA", callId: "c", role, guarantees, limits };

@@ -5,22 +5,14 @@ import {
   reconcile,
   unreachableGoneTimeouts,
   UNREACHABLE_GONE_REASON,
-  type DecideContext,
 } from "../src/actors/master/index.js";
 import type { CorralEvent, HostCall } from "../src/events/index.js";
 import { CallRejectedError } from "../src/errors/index.js";
 import { parseResources } from "../src/resources/index.js";
 import { evolve, stateToJSON } from "../src/state/index.js";
-import { Given } from "./helpers/given.js";
+import { ctxAt, Given } from "./helpers/given.js";
 
 /** given(events) / when(the clock) / then(events): an unreachable host is aged into gone. */
-
-const ctxAt = (now: number): DecideContext => ({
-  now,
-  nextOfferId: () => "unused",
-  minAllocatable: [],
-  defaultRefuseSeconds: 5,
-});
 
 const HOST_TIMEOUT = 75_000;
 const GONE_TIMEOUT = 15 * 60_000;

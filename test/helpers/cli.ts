@@ -156,6 +156,22 @@ export function cli(
 }
 
 /**
+ * Issue credentials in the cluster `up` runs (`corral creds KIND NAME`) and have its nats-server
+ * reload its users, as docs/security.md says: then wait for the reload, which is asynchronous.
+ */
+export async function issueCreds(
+  up: Up,
+  kind: "host" | "operator" | "framework" | "auditor",
+  name: string,
+  opts: { cwd?: string } = {},
+): Promise<void> {
+  const pid = /nats-server pid (\d+)/.exec(up.out())?.[1] ?? "";
+  const issued = await cli(["creds", kind, name, "--reload", pid], 40_000, {}, opts);
+  if (issued.code !== 0) throw new Error(`corral creds ${kind} ${name}: ${issued.stdout}${issued.stderr}`);
+  await new Promise((r) => setTimeout(r, 500));
+}
+
+/**
  * Stop every `corral` process still running, politely first: SIGINT lets `corral up` stop its own
  * nats-server, which a SIGKILL would orphan (it then kept writing into the data dir being removed,
  * and kept running after the tests). SIGKILL only what has not exited after `graceMs`.

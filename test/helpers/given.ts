@@ -2,6 +2,7 @@ import type { NewEvent } from "../../src/events/index.js";
 import { formatResources, parseResources, type ScalarTotals } from "../../src/resources/index.js";
 import { createState, evolve, type ClusterState } from "../../src/state/index.js";
 import { allocate, type AllocatorOptions, type OfferDecision } from "../../src/actors/allocator/index.js";
+import type { DecideContext } from "../../src/actors/master/index.js";
 
 /**
  * A cluster built by folding events, as the master would (given), for allocator cases that then
@@ -119,3 +120,11 @@ export class Given {
 
 export const offered = (ds: OfferDecision[]): string[] =>
   ds.map((d) => `${d.frameworkId}@${d.hostId} ${formatResources(d.resources)}`);
+
+/** A decider's context at `now`: no offers expected, refusals of 5 s by default. */
+export const ctxAt = (now: number): DecideContext => ({
+  now,
+  nextOfferId: () => "unused",
+  minAllocatable: [],
+  defaultRefuseSeconds: 5,
+});

@@ -88,25 +88,38 @@ async function writeLimit(dir: string, file: string, device: string, line: strin
   }
 }
 
+/**
+ * What both versions do first: throttles need the controller (`dir`), or fail saying `missing`;
+ * the weight (`file`, else BFQ's `bfq.` variant of it) is proportional and only some I/O schedulers
+ * honour it, so it is best effort. Gives the controller's directory, or undefined: nothing more to write.
+ */
+async function weigh(
+  dir: string | undefined,
+  throttles: readonly DeviceThrottle[],
+  missing: string,
+  file: string,
+  weight: string | number | undefined,
+): Promise<string | undefined> {
+  if (throttles.length > 0 && !dir)
+    throw new IsolatorUnavailableError(`blkio throttles asked for, but ${missing}`);
+  if (!dir) return undefined;
+  if (weight !== undefined && !(await writeIfPresent(join(dir, file), weight)))
+    await writeIfPresent(join(dir, file.replace(".", ".bfq.")), weight);
+  return dir;
+}
+
 /** v1: the weight (blkio.weight, or BFQ's blkio.bfq.weight) and one line per limit in blkio.throttle.*. */
 export async function applyV1Blkio(
   dir: string | undefined,
   weight: number | undefined,
   throttles: readonly DeviceThrottle[] = [],
 ): Promise<void> {
-  if (throttles.length > 0 && !dir)
-    throw new IsolatorUnavailableError(
-      "blkio throttles asked for, but the blkio controller is not usable here",
-    );
-  if (!dir) return;
-  // The weight is proportional and only some I/O schedulers honour it: best effort, as before.
-  if (weight !== undefined && !(await writeIfPresent(join(dir, "blkio.weight"), weight)))
-    await writeIfPresent(join(dir, "blkio.bfq.weight"), weight);
+  const cg = await weigh(dir, throttles, "the blkio controller is not usable here", "blkio.weight", weight);
+  if (!cg) return;
   for (const t of throttles)
     for (const k of LIMITS) {
       const v = t[k];
-      if (v !== undefined)
-        await writeLimit(dir, `blkio.throttle.${V1_FILE[k]}`, t.device, `${t.device} ${v}`);
+      if (v !== undefined) await writeLimit(cg, `blkio.throttle.${V1_FILE[k]}`, t.device, `${t.device} ${v}`);
     }
 }
 
@@ -120,12 +133,8 @@ export async function applyV2Io(
   weight: number | undefined,
   throttles: readonly DeviceThrottle[] = [],
 ): Promise<void> {
-  if (throttles.length > 0 && !dir)
-    throw new IsolatorUnavailableError(
-      "blkio throttles asked for, but the io controller is not enabled here",
-    );
-  if (!dir) return;
-  if (weight !== undefined && !(await writeIfPresent(join(dir, "io.weight"), `default ${weight}`)))
-    await writeIfPresent(join(dir, "io.bfq.weight"), `default ${weight}`);
-  for (const t of throttles) await writeLimit(dir, "io.max", t.device, ioMaxLine(t));
+  const value = weight === undefined ? undefined : `default ${weight}`;
+  const cg = await weigh(dir, throttles, "the io controller is not enabled here", "io.weight", value);
+  if (!cg) return;
+  for (const t of throttles) await writeLimit(cg, "io.max", t.device, ioMaxLine(t));
 }
