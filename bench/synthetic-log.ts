@@ -155,30 +155,21 @@ export async function appendSyntheticLog(
         offerId: o.offers ? offerId : `o-${taskId}`,
       })),
     ]);
-    await send(
+    // Each task's status from its host, under one uuid per update.
+    const statuses = (state: "TASK_RUNNING" | "TASK_FINISHED", uuid: string) =>
       ids.map((taskId) => ({
-        type: "task.status",
+        type: "task.status" as const,
         taskId,
         frameworkId,
         hostId: host,
-        state: "TASK_RUNNING",
-        source: "host",
-        uuid: `u-${taskId}`,
-      })),
-    );
+        state,
+        source: "host" as const,
+        uuid: `${uuid}-${taskId}`,
+        ...(state === "TASK_FINISHED" ? { exitCode: 0 } : {}),
+      }));
+    await send(statuses("TASK_RUNNING", "u"));
     if (!o.finish || i >= finishBefore) continue;
-    await send(
-      ids.map((taskId) => ({
-        type: "task.status",
-        taskId,
-        frameworkId,
-        hostId: host,
-        state: "TASK_FINISHED",
-        source: "host",
-        uuid: `v-${taskId}`,
-        exitCode: 0,
-      })),
-    );
+    await send(statuses("TASK_FINISHED", "v"));
     await send(
       ids.map((taskId) => ({
         type: "task.acknowledged",

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startMaster, type Master } from "../src/actors/master/index.js";
+import { type Master } from "../src/actors/master/index.js";
 import { readEvents } from "../src/events/index.js";
-import { startSimHosts, type SimHostPool } from "../src/hostd/index.js";
+import { type SimHostPool } from "../src/hostd/index.js";
 import { silentLogger } from "../src/log/index.js";
 import { parseResources } from "../src/resources/index.js";
 import {
@@ -11,8 +11,8 @@ import {
   type Offer,
   type TaskStatus,
 } from "../src/sdk/index.js";
+import { leadingMaster, registeredSimHosts } from "./helpers/master.js";
 import { startTestNats, type TestNats } from "./helpers/nats.js";
-import { waitFor } from "./helpers/wait.js";
 
 /** A framework through the SDK, the master and simulated hosts, all on a real nats-server. */
 let nats: TestNats;
@@ -39,17 +39,14 @@ async function collect(fw: FrameworkClient, done: (seen: TaskStatus[]) => boolea
 describe("a framework end to end", () => {
   beforeAll(async () => {
     nats = await startTestNats();
-    master = startMaster({ nc: await nats.connect(), logger, allocationDelayMs: 1, defaultRefuseSeconds: 0 });
-    await master.whenLeader();
-    hosts = await startSimHosts({
-      nc: await nats.connect(),
+    master = await leadingMaster(nats, { logger });
+    hosts = await registeredSimHosts(nats, master, {
       count: 2,
       resources: parseResources("cpus:4;mem:4096;ports:[31000-31010]"),
       logger,
       flushMs: 2,
       retryMs: 1000,
     });
-    await waitFor(() => master.state.hosts.size === 2, "2 hosts registered");
   });
   afterAll(async () => {
     await hosts?.stop();

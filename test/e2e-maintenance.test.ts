@@ -1,12 +1,12 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { startMaster, type Master } from "../src/actors/master/index.js";
+import type { Master } from "../src/actors/master/index.js";
 import { operatorCall, type OperatorCallBody } from "../src/cli/operator-call.js";
 import { readEvents, type CorralEvent } from "../src/events/index.js";
 import { startSimHosts, type SimHostPool } from "../src/hostd/index.js";
 import { silentLogger } from "../src/log/index.js";
 import { query, startProjections, type MaintenanceRow, type Projections } from "../src/projections/index.js";
-import { stateAt, verifyFold } from "../src/replay/index.js";
+import { verifyFold } from "../src/replay/index.js";
 import { parseResources } from "../src/resources/index.js";
 import {
   CallRejectedError,
@@ -21,6 +21,7 @@ import {
 import { stateToJSON, type ClusterState } from "../src/state/index.js";
 import { rawCall } from "./helpers/calls.js";
 import { startTestNats, type TestNats } from "./helpers/nats.js";
+import { leadingMaster, refoldSettled, registeredSimHosts } from "./helpers/master.js";
 import { waitFor } from "./helpers/wait.js";
 
 /** Maintenance end to end: the master, simulated hosts h0 and h1, frameworks through the SDK. */
@@ -107,16 +108,7 @@ async function expectReplayReproduces(): Promise<void> {
     const j = stateToJSON(s);
     return { hosts: j.hosts, maintenance: j.maintenance, inverseOffers: j.inverseOffers, tasks: j.tasks };
   };
-  // The master applies a decision before its append is stored (acks may be in flight): settle first.
-  let refolded = await stateAt(nc);
-  for (
-    let i = 0;
-    i < 50 && JSON.stringify(picture(refolded)) !== JSON.stringify(picture(master.state));
-    i++
-  ) {
-    await new Promise((r) => setTimeout(r, 100));
-    refolded = await stateAt(nc);
-  }
+  const refolded = await refoldSettled(nc, master, picture);
   expect(picture(refolded)).toEqual(picture(master.state));
   expect(refolded.counters.ignoredEvents).toBe(0);
   await expect(verifyFold(nc)).resolves.toMatchObject({ ignoredEvents: 0, invalidMessages: 0 });
@@ -126,20 +118,15 @@ describe("maintenance end to end", () => {
   beforeEach(async () => {
     nats = await startTestNats();
     nc = await nats.connect();
-    master = startMaster({
-      nc: await nats.connect(),
+    master = await leadingMaster(nats, {
       logger,
-      allocationDelayMs: 1,
       allocationIntervalMs: 200,
-      defaultRefuseSeconds: 0,
       operators: ["tester"],
       // Each rejection its own event: the test reads every refusal's reason from the log.
       rejections: { intervalMs: 0 },
     });
-    await master.whenLeader();
     projections = await startProjections({ nc: await nats.connect(), logger });
-    hosts = await startSimHosts({
-      nc: await nats.connect(),
+    hosts = await registeredSimHosts(nats, master, {
       ids: ["h0", "h1"],
       resources: parseResources("cpus:4;mem:4096"),
       logger,
@@ -148,7 +135,6 @@ describe("maintenance end to end", () => {
       retryMs: 1000,
       registerRetryMs: 300,
     });
-    await waitFor(() => master.state.hosts.size === 2, "2 hosts registered");
   });
   afterEach(async () => {
     for (const c of clients.splice(0)) await c.close();

@@ -1,10 +1,11 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { startMaster, type Master } from "../src/actors/master/index.js";
+import { type Master } from "../src/actors/master/index.js";
 import { readEvents, type CorralEvent } from "../src/events/index.js";
-import { startSimHosts, type SimHostPool } from "../src/hostd/index.js";
+import { type SimHostPool } from "../src/hostd/index.js";
 import { silentLogger } from "../src/log/index.js";
 import { parseResources } from "../src/resources/index.js";
 import { connectFramework, type Notification } from "../src/sdk/index.js";
+import { leadingMaster, registeredSimHosts } from "./helpers/master.js";
 import { startTestNats, type TestNats } from "./helpers/nats.js";
 import { waitFor } from "./helpers/wait.js";
 
@@ -24,23 +25,9 @@ async function logged(type: string): Promise<CorralEvent[]> {
 describe("master timeouts", () => {
   beforeEach(async () => {
     nats = await startTestNats();
-    master = startMaster({
-      nc: await nats.connect(),
-      logger,
-      allocationDelayMs: 1,
-      offerTimeoutS: 1,
-      hostTimeoutMs: 1500,
-      defaultRefuseSeconds: 0,
-    });
-    await master.whenLeader();
-    hosts = await startSimHosts({
-      nc: await nats.connect(),
-      count: 1,
-      resources: parseResources("cpus:2;mem:1024"),
-      logger,
-      heartbeatIntervalMs: 200,
-    });
-    await waitFor(() => master.state.hosts.size === 1, "the host registered");
+    master = await leadingMaster(nats, { logger, offerTimeoutS: 1, hostTimeoutMs: 1500 });
+    const resources = parseResources("cpus:2;mem:1024");
+    hosts = await registeredSimHosts(nats, master, { count: 1, resources, logger, heartbeatIntervalMs: 200 });
   });
   afterEach(async () => {
     await hosts.stop();

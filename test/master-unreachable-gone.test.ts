@@ -1,14 +1,15 @@
 import { pino } from "pino";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { startMaster, type Master } from "../src/actors/master/index.js";
+import type { Master } from "../src/actors/master/index.js";
 import { readEvents, type CorralEvent } from "../src/events/index.js";
 import { startSimHosts, type SimHostPool } from "../src/hostd/index.js";
 import { silentLogger } from "../src/log/index.js";
-import { stateAt, verifyFold } from "../src/replay/index.js";
+import { verifyFold } from "../src/replay/index.js";
 import { parseResources } from "../src/resources/index.js";
 import { connectFramework, type FrameworkClient, type TaskStatus } from "../src/sdk/index.js";
 import { stateToJSON, type ClusterState } from "../src/state/index.js";
 import { startTestNats, type TestNats } from "./helpers/nats.js";
+import { leadingMaster, refoldSettled, registeredSimHosts } from "./helpers/master.js";
 import { waitFor } from "./helpers/wait.js";
 
 /** End to end: a silent simulated host is marked unreachable, then gone, by the master's clock. */
@@ -52,16 +53,7 @@ async function expectReplayReproduces(): Promise<void> {
     const j = stateToJSON(s);
     return { hosts: j.hosts, tasks: j.tasks, frameworks: j.frameworks };
   };
-  // The master applies a decision before its append is stored: settle first.
-  let refolded = await stateAt(nc);
-  for (
-    let i = 0;
-    i < 50 && JSON.stringify(picture(refolded)) !== JSON.stringify(picture(master.state));
-    i++
-  ) {
-    await new Promise((r) => setTimeout(r, 100));
-    refolded = await stateAt(nc);
-  }
+  const refolded = await refoldSettled(nc, master, picture);
   expect(picture(refolded)).toEqual(picture(master.state));
   await expect(verifyFold(nc)).resolves.toMatchObject({ ignoredEvents: 0, invalidMessages: 0 });
   await nc.close();
@@ -69,32 +61,26 @@ async function expectReplayReproduces(): Promise<void> {
 
 /** A master that leads, with short timeouts and this unreachable-gone timeout. */
 async function leader(unreachableGoneTimeoutMs: number, masterId?: string): Promise<Master> {
-  const m = startMaster({
-    nc: await nats.connect(),
+  return leadingMaster(nats, {
     logger,
     ...(masterId ? { masterId } : {}),
-    allocationDelayMs: 1,
     offerTimeoutS: 1, // an offer the first framework holds after suppressing goes to the second
     hostTimeoutMs: 1500,
     unreachableGoneTimeoutMs,
-    defaultRefuseSeconds: 0,
   });
-  await m.whenLeader();
-  return m;
 }
 
 /** NATS, a leading master with this unreachable-gone timeout, and one simulated host h0 registered. */
 async function startCluster(unreachableGoneTimeoutMs: number): Promise<void> {
   nats = await startTestNats();
   master = await leader(unreachableGoneTimeoutMs);
-  hosts = await startSimHosts({
-    nc: await nats.connect(),
+  const resources = parseResources("cpus:2;mem:1024");
+  hosts = await registeredSimHosts(nats, master, {
     ids: ["h0"],
-    resources: parseResources("cpus:2;mem:1024"),
+    resources,
     logger,
     heartbeatIntervalMs: 200,
   });
-  await waitFor(() => master.state.hosts.size === 1, "the host registered");
 }
 
 async function stopCluster(): Promise<void> {

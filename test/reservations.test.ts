@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startMaster, type Master } from "../src/actors/master/index.js";
-import { startSimHosts, type SimHostPool } from "../src/hostd/index.js";
+import { type Master } from "../src/actors/master/index.js";
+import { type SimHostPool } from "../src/hostd/index.js";
 import { silentLogger } from "../src/log/index.js";
 import { parseResources, type Resource } from "../src/resources/index.js";
 import { CallRejectedError, connectFramework, type FrameworkClient, type Offer } from "../src/sdk/index.js";
+import { leadingMaster, registeredSimHosts } from "./helpers/master.js";
 import { startTestNats, type TestNats } from "./helpers/nats.js";
 import { waitFor } from "./helpers/wait.js";
 
@@ -32,23 +33,14 @@ const volume = (id: string, size: number, role = "db"): Resource => ({
 describe("reservations and volumes through ACCEPT", () => {
   beforeAll(async () => {
     nats = await startTestNats();
-    master = startMaster({
-      nc: await nats.connect(),
-      logger,
-      allocationDelayMs: 1,
-      defaultRefuseSeconds: 0,
-      operators: ["ops", "kvp"],
-    });
-    await master.whenLeader();
-    hosts = await startSimHosts({
-      nc: await nats.connect(),
+    master = await leadingMaster(nats, { logger, operators: ["ops", "kvp"] });
+    hosts = await registeredSimHosts(nats, master, {
       count: 1,
       resources: parseResources("cpus:4;mem:4096;disk:10000"),
       logger,
       flushMs: 2,
       retryMs: 1000,
     });
-    await waitFor(() => master.state.hosts.size === 1, "host registered");
   });
   afterAll(async () => {
     await hosts?.stop();
