@@ -6,10 +6,7 @@ import { createActor } from "xstate";
 import {
   EVENTS_STREAM,
   FencedAppender,
-  INPUTS_STREAM,
-  PULL_EXPIRES_MS,
   REPLY_HEADER,
-  guardStalls,
   batchesOf,
   maxBodyBytes,
   splitBatches,
@@ -50,7 +47,7 @@ import { decideHostCall, decideOperatorCall } from "./decide-host.js";
 import { drainSweep } from "./decide-drain.js";
 import { makeInverseOffers } from "./inverse-offers.js";
 import { electionEvents } from "./election.js";
-import { openInputConsumer, type InputConsumer } from "./input-consumer.js";
+import { followInputs, openInputConsumer, type InputConsumer } from "./input-consumer.js";
 import { LeaderLease } from "./lease.js";
 import { DEFAULT_LOG_WARN_BYTES, LOG_SIZE_CHECK_MS, LogSizeWatch } from "./log-size.js";
 import { DEFAULT_RATE_LIMIT, InputRateLimiter, rateLimited, type RateLimit } from "./rate-limit.js";
@@ -667,65 +664,25 @@ export class Master {
     };
   }
 
-  /**
-   * Read INPUTS for as long as this master leads. The durable consumer outlives its iterator:
-   * when a server of the cluster is lost the iterator may end or fail, and reading resumes
-   * from what the consumer has not had acknowledged (a repeat is answered from the log).
-   */
+  /** Read INPUTS for as long as this master leads (input-consumer.ts resumes and fences). */
   async #consumeInputs(): Promise<void> {
     const appender = this.#appender;
-    while (!this.#stopped && appender && this.#appender === appender) {
-      try {
-        await this.#readInputs();
-      } catch (err) {
-        if (this.#stopped || this.#appender !== appender) return;
-        this.#log.warn({ err }, "input consumer failed; resuming");
-      }
-      await sleep(250);
-    }
-  }
-
-  async #readInputs(): Promise<void> {
-    const nc = this.#o.nc;
     const own = this.#inputConsumer;
-    if (!own) return;
-    // Only the consumer this leadership made (or found) when it won the lease: one created since
-    // is a newer leader's, and reading from it would take inputs that leader must answer.
-    const consumer = await jetstream(nc).consumers.get(INPUTS_STREAM, own.name);
-    const created = (await consumer.info(true)).created;
-    if (created !== own.created) {
-      this.#log.warn(
-        { consumer: own.name, created },
-        "another master replaced the input consumer: stepping down",
-      );
-      this.#lost?.("fenced: another master replaced the input consumer");
-      return;
-    }
-    const messages = await consumer.consume({ max_messages: 1000, expires: PULL_EXPIRES_MS });
-    this.#inputs = messages;
-    let waiting = false;
-    const guard = guardStalls(
-      messages,
-      () => {
-        this.#log.warn("input consumer stalled; re-creating it");
-        messages.stop();
-      },
-      { busy: () => waiting || (this.#appender?.repairing ?? false) },
-    );
-    try {
-      for await (const m of messages) {
-        guard.touch();
-        if (!this.#appender) break;
-        const p = this.#handleInput(m);
-        // Backpressure: let appends drain before deciding far ahead of the log.
-        if (p && this.#appender.inFlight > 2000) {
-          waiting = true;
-          await p.catch(() => undefined);
-          waiting = false;
-        }
-      }
-    } finally {
-      guard.stop();
+    if (!appender || !own) return;
+    const inputs = followInputs({
+      nc: this.#o.nc,
+      consumer: own,
+      log: this.#log,
+      leading: () => !this.#stopped && this.#appender === appender,
+      busy: () => this.#appender?.repairing ?? false,
+      onFenced: () => this.#lost?.("fenced: another master replaced the input consumer"),
+    });
+    this.#inputs = inputs;
+    for await (const m of inputs) {
+      if (!this.#appender) break;
+      const p = this.#handleInput(m);
+      // Backpressure: let appends drain before deciding far ahead of the log.
+      if (p && this.#appender.inFlight > 2000) await p.catch(() => undefined);
     }
   }
 
