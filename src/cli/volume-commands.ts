@@ -1,6 +1,6 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Command } from "commander";
-import { CorralError, ErrorCode } from "../errors/index.js";
+import { CorralError, ErrorCode, NotFoundError } from "../errors/index.js";
 import { query, type VolumeRow } from "../projections/index.js";
 import { withoutVolume, type ReservationInfo, type Resource } from "../resources/index.js";
 import { volumesTable } from "./format-reservations.js";
@@ -40,7 +40,7 @@ async function findVolume(nc: NatsConnection, hostId: string, id: string): Promi
   const { items } = await query<VolumeRow[]>(nc, "volumes", { hostId, volumeId: id });
   const v = items[0];
   if (!v)
-    throw new CorralError(
+    throw new NotFoundError(
       ErrorCode.UnknownVolume,
       `there is no volume ${id} on host ${hostId} (see \`corral volume list\`)`,
     );

@@ -11,7 +11,7 @@ import {
 } from "../events/index.js";
 // Not (yet) in the events entry: the one decoder of a log message every reader shares.
 import { entryOf } from "../events/reader.js";
-import { CorralError, ErrorCode } from "../errors/index.js";
+import { ErrorCode, TransportError } from "../errors/index.js";
 import { inverseOfferOf, offerOf, statusOf } from "./convert.js";
 import { AsyncQueue } from "./queue.js";
 import type { InverseOffer, Notification, Offer, TaskStatus } from "./types.js";
@@ -304,7 +304,7 @@ export class Feeds {
       this.log?.error({ err, subject: route.subject }, "event consumer failed");
       const reason = err instanceof Error ? err.message : String(err);
       route.queue.close(
-        new CorralError(ErrorCode.Closed, `reading ${route.subject} failed: ${reason}`, { cause: err }),
+        new TransportError(ErrorCode.Closed, `reading ${route.subject} failed: ${reason}`, { cause: err }),
       );
     }
   }
