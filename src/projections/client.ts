@@ -1,5 +1,5 @@
 import { RequestError, type NatsConnection } from "@nats-io/transport-node";
-import { CorralError, ErrorCode, TimeoutError, TransportError, ValidationError } from "../errors/index.js";
+import { errorOf, ErrorCode, TimeoutError, TransportError, ValidationError } from "../errors/index.js";
 import { decode, encode, subjects } from "../events/index.js";
 
 const CODES: ReadonlySet<string> = new Set(Object.values(ErrorCode));
@@ -46,7 +46,7 @@ export async function query<T>(
       typeof reply.code === "string" && CODES.has(reply.code)
         ? (reply.code as ErrorCode)
         : ErrorCode.InvalidCall;
-    throw new CorralError(code, typeof reply.message === "string" ? reply.message : `query ${name} failed`);
+    throw errorOf(code, typeof reply.message === "string" ? reply.message : `query ${name} failed`);
   }
   return { seq: Number(reply.seq), items: reply.items as T };
 }

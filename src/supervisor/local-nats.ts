@@ -2,7 +2,7 @@ import { existsSync } from "node:fs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { CorralError, ErrorCode, NatsServerMissingError, PlatformError } from "../errors/index.js";
+import { CorralError, errorOf, ErrorCode, NatsServerMissingError, PlatformError } from "../errors/index.js";
 import { startNatsServer, type NatsServerHandle } from "../natsd/index.js";
 import { natsServerAvailable } from "../natsd/index.js";
 
@@ -79,6 +79,6 @@ export async function startLocalNats(opts: {
     const hint = /address already in use/.test(why)
       ? " (another `corral up`? choose --port/--http-port, or --nats URL)"
       : "";
-    throw new CorralError(err.code, `nats-server could not start: ${why}${hint}`, { cause: err });
+    throw errorOf(err.code, `nats-server could not start: ${why}${hint}`, { cause: err });
   }
 }

@@ -1,4 +1,4 @@
-import { CorralError, ErrorCode, PlatformError, TimeoutError } from "../errors/index.js";
+import { errorOf, ErrorCode, PlatformError, TimeoutError } from "../errors/index.js";
 import type { NatsAuth } from "../natsauth/index.js";
 
 /**
@@ -63,7 +63,7 @@ export function fromWire(w: WireError): Error {
   if (w.name === "WorkerExitedError") return new WorkerExitedError(w.message);
   if (w.name === "TimeoutError") return new TimeoutError(w.message);
   if (KNOWN_CODES.has(w.code)) {
-    const e = new CorralError(w.code as ErrorCode, w.message);
+    const e = errorOf(w.code as ErrorCode, w.message);
     e.name = w.name;
     return e;
   }
