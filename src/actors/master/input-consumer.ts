@@ -131,7 +131,7 @@ export function followInputs(opts: {
       void (async () => {
         for await (const s of follower.status()) {
           if (s.type === "stalled") log.warn("input consumer stalled; re-creating it");
-          else if (s.type === "ended" && s.error !== undefined)
+          else if ((s.type === "ended" || s.type === "recreate_failed") && s.error !== undefined)
             log.warn({ err: s.error }, "input consumer failed; resuming");
         }
       })();
