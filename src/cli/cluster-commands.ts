@@ -3,7 +3,7 @@ import { InvalidArgumentError, Option, type Command } from "commander";
 import { mkdir } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join, resolve } from "node:path";
-import { CorralError, ErrorCode } from "../errors/index.js";
+import { CorralError, ErrorCode, ValidationError } from "../errors/index.js";
 import { createLogger } from "../log/index.js";
 import { CredentialsError, describeIdentity, readCredential } from "../natsauth/index.js";
 import { formatResources, parseResources } from "../resources/index.js";
@@ -112,7 +112,7 @@ async function upCommand(o: UpOptions): Promise<void> {
   const dataDir = cliDataDir();
   // Its components' credentials are for the server it starts and configures.
   if (o.nats && !o.insecure)
-    throw new CorralError(
+    throw new ValidationError(
       ErrorCode.InvalidCall,
       "corral up --nats URL runs its components without credentials on a server it does not configure: add --insecure (for a server nobody else can reach), or run each component with its own credentials (`corral master --creds ...`, docs/security.md)",
     );

@@ -2,7 +2,7 @@ import { jetstream } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { localPrincipal } from "../auth/index.js";
 import { subjects, type OperatorCall } from "../events/index.js";
-import { CorralError, ErrorCode, TimeoutError } from "../errors/index.js";
+import { ErrorCode, TimeoutError, TransportError } from "../errors/index.js";
 import { CredentialsError, natsConnectOptions, type ConnectAs } from "../natsauth/index.js";
 import {
   cliAuth,
@@ -100,6 +100,6 @@ export async function operatorCall(
     }
     throw err;
   } finally {
-    channel.close(new CorralError(ErrorCode.Closed, "operator call finished"));
+    channel.close(new TransportError(ErrorCode.Closed, "operator call finished"));
   }
 }

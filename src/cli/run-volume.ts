@@ -1,5 +1,5 @@
 import type { NatsConnection } from "@nats-io/transport-node";
-import { CorralError, ErrorCode, TimeoutError } from "../errors/index.js";
+import { ErrorCode, TimeoutError, TransportError, ValidationError } from "../errors/index.js";
 import { query, type VolumeRow } from "../projections/index.js";
 import {
   add,
@@ -84,7 +84,7 @@ async function knownVolumes(o: VolumePlacerOptions): Promise<VolumeRow[]> {
     if (!(err instanceof TimeoutError)) throw err;
     // Without the read side we cannot tell whether the volume exists on a host that is not
     // offering right now; making a second one elsewhere would split the data.
-    throw new CorralError(
+    throw new TransportError(
       ErrorCode.Timeout,
       `--volume needs the read side to find volume ${id}: ${err.message}`,
       { cause: err, retryable: true },
@@ -92,13 +92,13 @@ async function knownVolumes(o: VolumePlacerOptions): Promise<VolumeRow[]> {
   }
   const mine = rows.filter((v) => v.role === o.role);
   if (rows.length > 0 && mine.length === 0)
-    throw new CorralError(
+    throw new ValidationError(
       ErrorCode.InvalidRole,
       `volume ${id} belongs to another role on ${others(rows)}: run with that --role, or choose another volume id`,
     );
   const elsewhere = mine.find((v) => v.containerPath !== containerPath);
   if (elsewhere)
-    throw new CorralError(
+    throw new ValidationError(
       ErrorCode.InvalidCall,
       `volume ${id} on host ${elsewhere.hostId} is seen by tasks at ${elsewhere.containerPath}, not ${containerPath} (a volume's path is fixed when it is created): use --volume ${id}:${elsewhere.sizeMb}:${elsewhere.containerPath}`,
     );

@@ -1,6 +1,6 @@
 import { nuid, type NatsConnection } from "@nats-io/transport-node";
 import { setTimeout as sleep } from "node:timers/promises";
-import { CorralError, ErrorCode } from "../errors/index.js";
+import { ErrorCode, TransportError } from "../errors/index.js";
 import type { Command } from "../events/index.js";
 import { LogMissingError } from "../events/wait-log.js";
 import type { Logger } from "../log/index.js";
@@ -200,7 +200,7 @@ export async function runTask(o: RunOptions): Promise<number> {
     if (!(err instanceof LogMissingError) && !/stream not found/i.test((err as Error).message)) throw err;
     const hint =
       "no Corral streams on this NATS server: start a master first (`corral up` or `corral master`)";
-    throw new CorralError(ErrorCode.Closed, hint, { cause: err });
+    throw new TransportError(ErrorCode.Closed, hint, { cause: err });
   });
   const output = new TaskOutput({
     nc: o.nc,

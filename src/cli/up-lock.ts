@@ -1,6 +1,6 @@
 import { readdirSync, readFileSync, readlinkSync, unlinkSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
-import { CorralError, ErrorCode } from "../errors/index.js";
+import { CorralError, ErrorCode, PlatformError } from "../errors/index.js";
 
 /**
  * One `corral up` per data directory: `up` writes `<data>/corral-up.lock` (its pid) when it
@@ -171,7 +171,7 @@ export function portInUseError(port: number, what: string, cause: Error): Corral
   const args = pid === undefined ? undefined : cmdline(pid);
   if (pid === undefined || !args) {
     const who = inodes.size > 0 ? " (by a process this user cannot see)" : "";
-    return new CorralError(ErrorCode.NatsServerFailed, `${what} ${port} is in use${who}: ${choose}`, {
+    return new PlatformError(ErrorCode.NatsServerFailed, `${what} ${port} is in use${who}: ${choose}`, {
       cause,
     });
   }
@@ -192,7 +192,7 @@ export function portInUseError(port: number, what: string, cause: Error): Corral
       { cause },
     );
   }
-  return new CorralError(
+  return new PlatformError(
     ErrorCode.NatsServerFailed,
     `${what} ${port} is in use by ${program} (pid ${pid}): ${choose}`,
     { cause },

@@ -1,6 +1,6 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Command } from "commander";
-import { CorralError, ErrorCode } from "../errors/index.js";
+import { errorOf, ErrorCode, NotFoundError } from "../errors/index.js";
 import { query, type VolumeRow } from "../projections/index.js";
 import { withoutVolume, type ReservationInfo, type Resource } from "../resources/index.js";
 import { volumesTable } from "./format-reservations.js";
@@ -39,7 +39,7 @@ async function findVolume(nc: NatsConnection, hostId: string, id: string): Promi
   const { items } = await query<VolumeRow[]>(nc, "volumes", { hostId, volumeId: id });
   const v = items[0];
   if (!v)
-    throw new CorralError(
+    throw new NotFoundError(
       ErrorCode.UnknownVolume,
       `there is no volume ${id} on host ${hostId} (see \`corral volume list\`)`,
     );
@@ -80,7 +80,7 @@ async function createVolume(nc: NatsConnection, o: CreateOpts, volume: Resource)
     } catch (undo) {
       after = `giving the disk back failed too (${(undo as Error).message}), so it stays reserved; free it with: ${unreserveHint(o.host, o.role, info, `disk:${o.size}`)}`;
     }
-    throw new CorralError(
+    throw errorOf(
       codeOf(err),
       `the disk was reserved, but creating volume ${o.id} failed: ${(err as Error).message}; ${after}`,
     );
@@ -158,7 +158,7 @@ export function registerVolumeCommands(program: Command): void {
         try {
           await send(nc, caller(o), { type: "UNRESERVE_RESOURCES", hostId: o.host, resources: [disk] });
         } catch (err) {
-          throw new CorralError(
+          throw errorOf(
             codeOf(err),
             `volume ${o.id} was destroyed (its data is deleted), but unreserving its disk failed: ${(err as Error).message}; it stays reserved: ${unreserveHint(o.host, v.role, info, spec)}`,
           );
@@ -196,7 +196,7 @@ export function registerVolumeCommands(program: Command): void {
         await send(nc, caller(o), { type: "GROW_VOLUME", hostId: o.host, volume: v.resource, addition });
       } catch (err) {
         if (!o.reserve) throw err;
-        throw new CorralError(
+        throw errorOf(
           codeOf(err),
           `the disk was reserved, but growing volume ${o.id} failed: ${(err as Error).message}; it stays reserved: ${unreserveHint(o.host, v.role, reservationOf(v), `disk:${o.by}`)}`,
         );

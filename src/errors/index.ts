@@ -1,101 +1,62 @@
-/**
- * Every failure Corral reports is a CorralError with a stable `code`. `retryable` says whether
- * trying the same thing again can help (a timeout, a lost leader) or not (bad input, a rule).
- */
-export const ErrorCode = {
-  InvalidResource: "INVALID_RESOURCE",
-  InvalidEvent: "INVALID_EVENT",
-  InvalidCall: "INVALID_CALL",
-  PayloadTooLarge: "PAYLOAD_TOO_LARGE",
-  Decode: "DECODE_FAILED",
-  UnknownFramework: "UNKNOWN_FRAMEWORK",
-  UnknownOffer: "UNKNOWN_OFFER",
-  UnknownTask: "UNKNOWN_TASK",
-  /** A task id that several frameworks used, asked for without naming the framework. */
-  AmbiguousTask: "AMBIGUOUS_TASK",
-  UnknownHost: "UNKNOWN_HOST",
-  InsufficientResources: "INSUFFICIENT_RESOURCES",
-  InvalidRole: "INVALID_ROLE",
-  /** A quota that breaks a rule (negative, guarantee above limit, limit below what is consumed). */
-  InvalidQuota: "INVALID_QUOTA",
-  DuplicateTask: "DUPLICATE_TASK",
-  NotLeader: "NOT_LEADER",
-  Fenced: "FENCED",
-  Timeout: "TIMEOUT",
-  Closed: "CLOSED",
-  NatsServerMissing: "NATS_SERVER_MISSING",
-  NatsServerFailed: "NATS_SERVER_FAILED",
-  /** A second `corral up` where one already runs (the same data directory, or its ports). */
-  AlreadyRunning: "ALREADY_RUNNING",
-  Determinism: "DETERMINISM_VIOLATION",
-  WorkerExited: "WORKER_EXITED",
-  IsolatorUnavailable: "ISOLATOR_UNAVAILABLE",
-  DeviceLimitRefused: "DEVICE_LIMIT_REFUSED",
-  /** Unreserving or destroying what a task uses, or a volume id already on the host. */
-  ResourceInUse: "RESOURCE_IN_USE",
-  UnknownVolume: "UNKNOWN_VOLUME",
-  /** An inverse offer that is not outstanding to the framework (used, declined, rescinded, never made). */
-  UnknownInverseOffer: "UNKNOWN_INVERSE_OFFER",
-  /** A host marked gone by an operator: it may never register or be used again. */
-  HostGone: "HOST_GONE",
-  /** A host DOWN for maintenance: it may not register until maintenance stops. */
-  HostDown: "HOST_DOWN",
-  /** A host whose state does not allow the operation (e.g. start maintenance of an unscheduled host). */
-  InvalidHostState: "INVALID_HOST_STATE",
-  /** A conditional update that lost a race (e.g. the maintenance schedule changed meanwhile). */
-  Conflict: "CONFLICT",
-  /** A call from a framework the master marked disconnected: it must SUBSCRIBE again first. */
-  FrameworkDisconnected: "FRAMEWORK_DISCONNECTED",
-  /** A caller asking for what its principal may not do (another's task, role, operator calls). */
-  Unauthorized: "UNAUTHORIZED",
-  /** A state snapshot that cannot be trusted: unreadable, of another code version, or past the log. */
-  SnapshotInvalid: "SNAPSHOT_INVALID",
-  /** A NATS credential or identity that is malformed, unknown, or not the one asked for. */
-  InvalidCredentials: "INVALID_CREDENTIALS",
-  /** A point of the log asked for (a replay's --from, --state-at...) that lies after its end. */
-  PastLogEnd: "PAST_LOG_END",
-  /** A caller over its input rate limit: the call was not decided; it may be sent again later. */
-  RateLimited: "RATE_LIMITED",
-  /** A log key (seed) or public key that is missing, unreadable or not an NKey. */
-  InvalidLogKey: "INVALID_LOG_KEY",
-  /** Log messages that no master holding a trusted log key wrote (unsigned, forged, out of chain). */
-  LogTampered: "LOG_TAMPERED",
-} as const;
-export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+export { CorralError, ErrorCode } from "./base.js";
+export {
+  AuthError,
+  ConflictError,
+  ERROR_FAMILIES,
+  FAMILY_CLASSES,
+  LeadershipError,
+  LogError,
+  NotFoundError,
+  PlatformError,
+  RateLimitError,
+  TransportError,
+  ValidationError,
+  errorOf,
+  familyOf,
+  type AuthCode,
+  type ConflictCode,
+  type ErrorFamily,
+  type LeadershipCode,
+  type LogCode,
+  type NotFoundCode,
+  type PlatformCode,
+  type RateLimitCode,
+  type TransportCode,
+  type ValidationCode,
+} from "./families.js";
+import { CorralError, ErrorCode } from "./base.js";
+import {
+  ConflictError,
+  LeadershipError,
+  LogError,
+  PlatformError,
+  RateLimitError,
+  TransportError,
+  ValidationError,
+} from "./families.js";
 
-export class CorralError extends Error {
-  readonly code: ErrorCode;
-  readonly retryable: boolean;
-  constructor(code: ErrorCode, message: string, options?: ErrorOptions & { retryable?: boolean }) {
-    super(message, options);
-    this.name = "CorralError";
-    this.code = code;
-    this.retryable = options?.retryable ?? false;
-  }
-}
-
-export class InvalidResourceError extends CorralError {
+export class InvalidResourceError extends ValidationError {
   constructor(message: string, options?: ErrorOptions) {
     super(ErrorCode.InvalidResource, message, options);
     this.name = "InvalidResourceError";
   }
 }
 
-export class InvalidEventError extends CorralError {
+export class InvalidEventError extends ValidationError {
   constructor(message: string, options?: ErrorOptions) {
     super(ErrorCode.InvalidEvent, message, options);
     this.name = "InvalidEventError";
   }
 }
 
-export class DecodeError extends CorralError {
+export class DecodeError extends ValidationError {
   constructor(message: string, options?: ErrorOptions) {
     super(ErrorCode.Decode, message, options);
     this.name = "DecodeError";
   }
 }
 
-export class PayloadTooLargeError extends CorralError {
+export class PayloadTooLargeError extends ValidationError {
   constructor(size: number, limit: number) {
     super(ErrorCode.PayloadTooLarge, `payload of ${size} bytes exceeds the limit of ${limit} bytes`);
     this.name = "PayloadTooLargeError";
@@ -114,14 +75,14 @@ export class CallRejectedError extends CorralError {
 }
 
 /** A call refused because its caller sends faster than the master's input rate limit. Retryable. */
-export class RateLimitedError extends CorralError {
+export class RateLimitedError extends RateLimitError {
   constructor(message: string) {
     super(ErrorCode.RateLimited, message, { retryable: true });
     this.name = "RateLimitedError";
   }
 }
 
-export class TimeoutError extends CorralError {
+export class TimeoutError extends TransportError {
   constructor(message: string, options?: ErrorOptions) {
     super(ErrorCode.Timeout, message, { ...options, retryable: true });
     this.name = "TimeoutError";
@@ -137,7 +98,7 @@ export class TimeoutError extends CorralError {
  */
 export type FenceReason = "conflict" | "duplicate" | "unavailable" | "refused";
 
-export class FencedError extends CorralError {
+export class FencedError extends LeadershipError {
   readonly reason: FenceReason;
   constructor(message: string, options?: ErrorOptions & { reason?: FenceReason }) {
     super(ErrorCode.Fenced, message, options);
@@ -146,7 +107,7 @@ export class FencedError extends CorralError {
   }
 }
 
-export class NatsServerMissingError extends CorralError {
+export class NatsServerMissingError extends PlatformError {
   constructor() {
     super(
       ErrorCode.NatsServerMissing,
@@ -156,7 +117,7 @@ export class NatsServerMissingError extends CorralError {
   }
 }
 
-export class DeterminismViolationError extends CorralError {
+export class DeterminismViolationError extends LogError {
   constructor(message: string) {
     super(ErrorCode.Determinism, message);
     this.name = "DeterminismViolationError";
@@ -167,7 +128,7 @@ export class DeterminismViolationError extends CorralError {
  * The master refused this host for good (MARK_AGENT_GONE): its daemon kills its tasks and stops.
  * Terminal: registering again under the same id can never succeed.
  */
-export class HostGoneError extends CorralError {
+export class HostGoneError extends ConflictError {
   readonly hostId: string;
   constructor(hostId: string, message: string, options?: ErrorOptions) {
     super(ErrorCode.HostGone, message, options);
@@ -177,7 +138,7 @@ export class HostGoneError extends CorralError {
 }
 
 /** A snapshot that is not used: recovery falls back to an older one or to the whole log. */
-export class SnapshotInvalidError extends CorralError {
+export class SnapshotInvalidError extends LogError {
   readonly snapshot: string;
   constructor(snapshot: string, message: string, options?: ErrorOptions) {
     super(ErrorCode.SnapshotInvalid, `snapshot ${snapshot}: ${message}`, options);
@@ -191,7 +152,7 @@ export class SnapshotInvalidError extends CorralError {
  * its last message (where that leaves nothing to show) or in the future. Terminal for that
  * question; asking again once the log has grown may succeed.
  */
-export class PastLogEndError extends CorralError {
+export class PastLogEndError extends LogError {
   /** The log's last sequence when asked (0: empty). */
   readonly lastSeq: number;
   constructor(lastSeq: number, message: string) {
@@ -202,7 +163,7 @@ export class PastLogEndError extends CorralError {
 }
 
 /** A log key that cannot be used: no file, no seed in it, not an NKey. Terminal until fixed. */
-export class LogKeyError extends CorralError {
+export class LogKeyError extends LogError {
   constructor(message: string, options?: ErrorOptions) {
     super(ErrorCode.InvalidLogKey, message, options);
     this.name = "LogKeyError";
@@ -214,7 +175,7 @@ export class LogKeyError extends CorralError {
  * log was signed, not signed by a trusted key, signed for another sequence or subject, or out of
  * the hash chain. Terminal: the log does not change by asking again.
  */
-export class LogTamperedError extends CorralError {
+export class LogTamperedError extends LogError {
   constructor(message: string) {
     super(ErrorCode.LogTampered, message);
     this.name = "LogTamperedError";

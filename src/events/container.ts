@@ -1,4 +1,4 @@
-import { CorralError, ErrorCode } from "../errors/index.js";
+import { ErrorCode, ValidationError } from "../errors/index.js";
 import { BLOCK_DEVICE, type Blkio, type Container } from "./schema.js";
 
 /** Linux keeps 12 bits of major and 20 bits of minor device number (MINORBITS). */
@@ -7,7 +7,7 @@ const MAX_MINOR = (1 << 20) - 1;
 const DEVICE_RE = new RegExp(BLOCK_DEVICE);
 
 /** A task's `container` that the schema accepts but no host can apply; the message says why. */
-export class InvalidContainerError extends CorralError {
+export class InvalidContainerError extends ValidationError {
   constructor(message: string) {
     super(ErrorCode.InvalidCall, `invalid container: ${message}`);
     this.name = "InvalidContainerError";

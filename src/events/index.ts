@@ -98,6 +98,8 @@ export {
   type StreamOptions,
 } from "./streams.js";
 export { guardStalls, STALL_MS, type StallGuard } from "./stall.js";
+export { LogFollower, type FollowOptions } from "./follower.js";
+export type { FollowerStatus, FollowerStatusType } from "./follower-status.js";
 export {
   FencedAppender,
   batchesOf,

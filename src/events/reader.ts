@@ -9,9 +9,7 @@ import {
 } from "./appender.js";
 import { decode } from "./codec.js";
 import type { CorralEvent } from "./schema.js";
-import { setTimeout as sleep } from "node:timers/promises";
-import { guardStalls } from "./stall.js";
-import { PULL_EXPIRES_MS } from "./streams.js";
+import { LogFollower } from "./follower.js";
 import { EVENTS_STREAM } from "./subjects.js";
 import { validateEvent } from "./validate.js";
 import type { LogVerifier } from "./verifier.js";
@@ -141,55 +139,25 @@ export async function* readEvents(nc: NatsConnection, opts: ReadOptions = {}): A
     cfg.deliver_policy = DeliverPolicy.StartSequence;
     cfg.opt_start_seq = from;
   }
-  let consumer = await js.consumers.get(stream, cfg);
+  const consumer = await js.consumers.get(stream, cfg);
   if (!opts.follow) {
     const ci = await consumer.info(true);
     if (ci.num_pending === 0) return;
   }
-  let next = from;
-  for (;;) {
-    const messages = await consumer.consume({ max_messages: 2048, expires: PULL_EXPIRES_MS });
-    const onAbort = () => void messages.close();
-    opts.signal?.addEventListener("abort", onAbort, { once: true });
-    // Aborted while the consumer was being set up. Not awaited: close() settles only once the
-    // iteration below has seen the stop, and awaiting it first hung (a master stopped right after
-    // it started leading never stopped).
-    if (opts.signal?.aborted) void messages.close();
-    // Following is for as long as the caller wants: a consumer that stalls (its server lost) is
-    // replaced after the last message read. A bounded read is short and fails instead.
-    let reading = false; // suspended at `yield`: the caller holds the consumer back, not a stall
-    const guard = opts.follow
-      ? guardStalls(messages, () => messages.stop(), { busy: () => reading })
-      : undefined;
-    try {
-      for await (const m of messages) {
-        guard?.touch();
-        next = m.seq + 1;
-        if (m.seq > toSeq) return;
-        reading = true;
-        yield entryOf(m, opts.verifier);
-        reading = false;
-        if (m.seq >= toSeq || (!opts.follow && m.info.pending === 0)) return;
-      }
-    } finally {
-      guard?.stop();
-      opts.signal?.removeEventListener("abort", onAbort);
-      await messages.close();
-    }
-    if (!opts.follow || opts.signal?.aborted) return;
-    for (;;) {
-      await sleep(250);
-      if (opts.signal?.aborted) return;
-      try {
-        consumer = await js.consumers.get(stream, {
-          ...(opts.filter ? { filter_subjects: opts.filter } : {}),
-          deliver_policy: DeliverPolicy.StartSequence,
-          opt_start_seq: next,
-        });
-        break;
-      } catch {
-        // the stream may still be electing a leader: try again
-      }
-    }
+  // Following is for as long as the caller wants: a consumer that stalls (its server lost) is
+  // replaced after the last message read. A bounded read is short and fails instead.
+  const follower = await LogFollower.start(js, {
+    stream,
+    first: consumer,
+    fromSeq: from,
+    maxMessages: 2048,
+    resume: opts.follow ?? false,
+    ...(opts.filter ? { filter: opts.filter } : {}),
+    ...(opts.signal ? { signal: opts.signal } : {}),
+  });
+  for await (const m of follower) {
+    if (m.seq > toSeq) return;
+    yield entryOf(m, opts.verifier);
+    if (m.seq >= toSeq || (!opts.follow && m.info.pending === 0)) return;
   }
 }

@@ -1,4 +1,4 @@
-import type { ConsumerMessages } from "@nats-io/jetstream";
+import type { ConsumerMessages, ConsumerNotification } from "@nats-io/jetstream";
 import { PULL_EXPIRES_MS } from "./streams.js";
 
 /**
@@ -26,8 +26,13 @@ export interface StallGuard {
  */
 export function guardStalls(
   messages: ConsumerMessages,
-  onStall: () => void,
-  opts: { stallMs?: number; busy?: () => boolean } = {},
+  onStall: (silentMs: number) => void,
+  opts: {
+    stallMs?: number;
+    busy?: () => boolean;
+    /** Every notification the consumer reports (a follower passes the notable ones on). */
+    onNotification?: (n: ConsumerNotification) => void;
+  } = {},
 ): StallGuard {
   const stallMs = opts.stallMs ?? STALL_MS;
   let last = Date.now();
@@ -39,10 +44,11 @@ export function guardStalls(
         last = Date.now();
         return;
       }
-      if (Date.now() - last < stallMs) return;
+      const silentMs = Date.now() - last;
+      if (silentMs < stallMs) return;
       stopped = true;
       clearInterval(timer);
-      onStall();
+      onStall(silentMs);
     },
     Math.max(50, Math.round(stallMs / 4)),
   );
@@ -50,6 +56,7 @@ export function guardStalls(
   void (async () => {
     for await (const n of messages.status()) {
       if (stopped) break;
+      opts.onNotification?.(n);
       if (n.type === "heartbeat" || n.type === "ordered_consumer_recreated") last = Date.now();
     }
   })().catch(() => undefined);

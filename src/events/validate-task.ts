@@ -1,4 +1,4 @@
-import { CorralError, ErrorCode } from "../errors/index.js";
+import { ErrorCode, ValidationError } from "../errors/index.js";
 import type { Command, Container } from "./schema.js";
 
 /**
@@ -19,7 +19,7 @@ export interface TaskProblem {
 }
 
 /** A task no host can run, for a reason the master and the host both see. */
-export class InvalidTaskError extends CorralError {
+export class InvalidTaskError extends ValidationError {
   readonly kind: TaskProblemKind;
   constructor(problem: TaskProblem) {
     super(ErrorCode.InvalidCall, problem.message);

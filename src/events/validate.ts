@@ -1,6 +1,6 @@
 import { CloneType, type TSchema } from "@sinclair/typebox";
 import { TypeCompiler, type TypeCheck } from "@sinclair/typebox/compiler";
-import { CorralError, ErrorCode, InvalidEventError } from "../errors/index.js";
+import { ErrorCode, InvalidEventError, ValidationError } from "../errors/index.js";
 import { FrameworkCallSchemas, HostCallSchemas, OperationSchema, OperatorCallSchemas } from "./calls.js";
 import type { FrameworkCall, HostCall, OperatorCall } from "./calls.js";
 import { EventSchemas, type CorralEvent } from "./schema.js";
@@ -97,7 +97,7 @@ export function isValidEvent(value: unknown): value is CorralEvent {
   return !!check && check.Check(value);
 }
 
-const invalidCall = (m: string) => new CorralError(ErrorCode.InvalidCall, m);
+const invalidCall = (m: string) => new ValidationError(ErrorCode.InvalidCall, m);
 
 export function validateFrameworkCall(value: unknown): FrameworkCall {
   checkWith(fwChecks, value, "framework call", invalidCall);

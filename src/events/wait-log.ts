@@ -1,6 +1,6 @@
 import { jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { CorralError, ErrorCode } from "../errors/index.js";
+import { AuthError, ErrorCode, TransportError } from "../errors/index.js";
 import type { Logger } from "../log/index.js";
 import { EVENTS_STREAM } from "./subjects.js";
 
@@ -9,7 +9,7 @@ export const waitingForLogMessage = (server: string): string =>
   `waiting for the Corral log on NATS ${server}: start a master (corral master / corral up)`;
 
 /** The log did not appear within the time a caller allowed (`waitForLogMs`). Retryable. */
-export class LogMissingError extends CorralError {
+export class LogMissingError extends TransportError {
   constructor(message: string, options?: ErrorOptions) {
     super(ErrorCode.Timeout, message, { ...options, retryable: true });
     this.name = "LogMissingError";
@@ -59,9 +59,15 @@ export async function waitForLog(nc: NatsConnection, opts: WaitForLogOptions = {
   let said = false;
   for (;;) {
     if (opts.signal?.aborted)
-      throw new CorralError(ErrorCode.Closed, `stopped while waiting for the Corral log on NATS ${server}`);
+      throw new TransportError(
+        ErrorCode.Closed,
+        `stopped while waiting for the Corral log on NATS ${server}`,
+      );
     if (nc.isClosed())
-      throw new CorralError(ErrorCode.Closed, `the NATS connection closed while waiting for the Corral log`);
+      throw new TransportError(
+        ErrorCode.Closed,
+        `the NATS connection closed while waiting for the Corral log`,
+      );
     let why: unknown;
     try {
       await (await jetstreamManager(nc, { timeout: 2000 })).streams.info(EVENTS_STREAM);
@@ -69,7 +75,7 @@ export async function waitForLog(nc: NatsConnection, opts: WaitForLogOptions = {
       return;
     } catch (err) {
       if (isRefused(err))
-        throw new CorralError(
+        throw new AuthError(
           ErrorCode.Unauthorized,
           `these NATS credentials may not read the Corral log (${EVENTS_STREAM}) on ${server}: ${(err as Error).message}`,
           { cause: err },

@@ -1,6 +1,5 @@
-import { DeliverPolicy, type ConsumerMessages, type JetStreamClient, type JsMsg } from "@nats-io/jetstream";
-import { setTimeout as sleep } from "node:timers/promises";
-import { EVENTS_STREAM, PULL_EXPIRES_MS, guardStalls, type StallGuard } from "../events/index.js";
+import type { JetStreamClient, JsMsg } from "@nats-io/jetstream";
+import { EVENTS_STREAM, LogFollower as Follower } from "../events/index.js";
 import type { Logger } from "../log/index.js";
 
 /** A subject of the log being followed; `close()` ends it for good. */
@@ -10,15 +9,11 @@ export interface LogFollower {
   readonly restarts: number;
 }
 
-/** Pause before re-creating a consumer (a cluster may still be electing a stream leader). */
-const REOPEN_PAUSE_MS = 250;
-
 /**
- * Follow one subject of the log from `startSeq` with an ordered consumer, handing each message to
- * `callback` (hosts act on messages as they come; no async work per message). A consumer that
- * ends or stalls while the follower is open (its server lost, its stream electing a leader) is
- * re-created after the last message handed over, for as long as it takes: a host that stopped
- * hearing the master would strand every task launched to it.
+ * Follow one subject of the log from `startSeq`, handing each message to `callback` (hosts act
+ * on messages as they come; no async work per message). The follower (events/follower.ts)
+ * re-creates a consumer that ends or stalls after the last message handed over, for as long as
+ * it takes: a host that stopped hearing the master would strand every task launched to it.
  */
 export async function followEvents(opts: {
   js: JetStreamClient;
@@ -30,65 +25,34 @@ export async function followEvents(opts: {
   signal: AbortSignal;
   who: string;
 }): Promise<LogFollower> {
-  let next = opts.startSeq;
-  let current: ConsumerMessages | undefined;
-  let closed = false;
-  let restarts = 0;
-
-  const open = async (): Promise<void> => {
-    const consumer = await opts.js.consumers.get(EVENTS_STREAM, {
-      filter_subjects: opts.filter,
-      deliver_policy: DeliverPolicy.StartSequence,
-      opt_start_seq: next,
-    });
-    // The callback may run before the guard exists; it reaches the guard through this holder.
-    const held: { guard?: StallGuard } = {};
-    const messages = await consumer.consume({
-      callback: (m) => {
-        next = m.seq + 1;
-        held.guard?.touch();
-        opts.callback(m);
-      },
-      max_messages: opts.maxMessages,
-      expires: PULL_EXPIRES_MS,
-    });
-    current = messages;
-    const guard = (held.guard = guardStalls(messages, () => {
-      opts.log.warn({ filter: opts.filter, next }, `event consumer stalled; ${opts.who} re-creates it`);
-      messages.stop();
-    }));
-    void messages.closed().then((err) => {
-      guard.stop();
-      if (closed || opts.signal.aborted) return;
-      opts.log.warn({ err, filter: opts.filter, next }, `event consumer ended; ${opts.who} re-creates it`);
-      void reopen();
-    });
-  };
-
-  const reopen = async (): Promise<void> => {
-    while (!closed && !opts.signal.aborted) {
-      await sleep(REOPEN_PAUSE_MS);
-      try {
-        await open();
-        restarts++;
-        return;
-      } catch (err) {
-        opts.log.warn(
-          { err, filter: opts.filter, next },
-          `could not re-create the event consumer; ${opts.who} retries`,
+  const follower = await Follower.start(opts.js, {
+    stream: EVENTS_STREAM,
+    filter: opts.filter,
+    fromSeq: opts.startSeq,
+    maxMessages: opts.maxMessages,
+    signal: opts.signal,
+  });
+  const { filter, who, log } = opts;
+  void (async () => {
+    for await (const s of follower.status()) {
+      if (s.type === "stalled")
+        log.warn({ filter, next: s.seq }, `event consumer stalled; ${who} re-creates it`);
+      else if (s.type === "ended")
+        log.warn({ err: s.error, filter, next: s.seq }, `event consumer ended; ${who} re-creates it`);
+      else if (s.type === "recreate_failed")
+        log.warn(
+          { err: s.error, filter, next: s.seq },
+          `could not re-create the event consumer; ${who} retries`,
         );
-      }
     }
-  };
-
-  await open();
+  })();
+  void (async () => {
+    for await (const m of follower) opts.callback(m);
+  })().catch((err: unknown) => log.error({ err, filter }, `${who} stopped following the log`));
   return {
     get restarts() {
-      return restarts;
+      return follower.restarts;
     },
-    async close() {
-      closed = true;
-      await current?.close().catch(() => undefined);
-    },
+    close: () => follower.close(),
   };
 }

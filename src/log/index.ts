@@ -1,5 +1,5 @@
 import { pino, type Logger } from "pino";
-import { CorralError, ErrorCode } from "../errors/index.js";
+import { ErrorCode, ValidationError } from "../errors/index.js";
 
 export type { Logger };
 
@@ -32,7 +32,7 @@ export function logSettings(
     given.level !== undefined ? [given.level, "the log level"] : [fromEnv, "CORRAL_LOG_LEVEL"];
   const v = level?.trim().toLowerCase() ?? "info";
   if (!isLevel(v))
-    throw new CorralError(
+    throw new ValidationError(
       ErrorCode.InvalidCall,
       `${source} "${level}" is not a log level: use one of ${LOG_LEVELS.join(", ")}`,
     );

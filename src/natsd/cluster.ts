@@ -3,7 +3,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { CorralError, ErrorCode } from "../errors/index.js";
+import { ErrorCode, PlatformError } from "../errors/index.js";
 import { startNatsServer, type NatsServerHandle } from "./server.js";
 
 export interface NatsClusterOptions {
@@ -150,7 +150,7 @@ async function startNatsClusterOnce(opts: NatsClusterOptions): Promise<NatsClust
       if (first && last.every((l) => l === first)) return first;
       if (Date.now() > deadline) {
         const seen = live.map((s, i) => `${s.name}=${last[i] ?? "none"}`).join(", ");
-        throw new CorralError(
+        throw new PlatformError(
           ErrorCode.NatsServerFailed,
           `JetStream cluster nodes did not agree on a meta leader in ${timeoutMs} ms (${seen})`,
         );

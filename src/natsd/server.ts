@@ -3,7 +3,7 @@ import { mkdtemp, readFile, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { CorralError, ErrorCode, NatsServerMissingError } from "../errors/index.js";
+import { ErrorCode, NatsServerMissingError, PlatformError } from "../errors/index.js";
 
 export interface NatsServerOptions {
   /** Config file passed with -c (e.g. the repository's nats.conf). */
@@ -78,11 +78,11 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
   while (!ports) {
     if (exited) {
       await rm(portsDir, { recursive: true, force: true });
-      throw new CorralError(ErrorCode.NatsServerFailed, `nats-server exited at start: ${stderr.trim()}`);
+      throw new PlatformError(ErrorCode.NatsServerFailed, `nats-server exited at start: ${stderr.trim()}`);
     }
     if (Date.now() > deadline) {
       child.kill("SIGKILL");
-      throw new CorralError(ErrorCode.NatsServerFailed, `nats-server did not start in 15 s: ${stderr}`);
+      throw new PlatformError(ErrorCode.NatsServerFailed, `nats-server did not start in 15 s: ${stderr}`);
     }
     const files = await readdir(portsDir).catch(() => [] as string[]);
     const f = files.find((n) => n.endsWith(".ports"));

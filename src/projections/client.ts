@@ -1,5 +1,5 @@
 import { RequestError, type NatsConnection } from "@nats-io/transport-node";
-import { CorralError, ErrorCode, TimeoutError } from "../errors/index.js";
+import { errorOf, ErrorCode, TimeoutError, TransportError, ValidationError } from "../errors/index.js";
 import { decode, encode, subjects } from "../events/index.js";
 
 const CODES: ReadonlySet<string> = new Set(Object.values(ErrorCode));
@@ -22,7 +22,7 @@ export async function query<T>(
     data = (await nc.request(subject, body, { timeout: timeoutMs })).data;
   } catch (err) {
     if (nc.isClosed())
-      throw new CorralError(ErrorCode.Closed, "the NATS connection is closed", { cause: err });
+      throw new TransportError(ErrorCode.Closed, "the NATS connection is closed", { cause: err });
     const none = err instanceof RequestError && err.isNoResponders();
     throw new TimeoutError(
       none
@@ -39,14 +39,14 @@ export async function query<T>(
     message?: unknown;
   };
   if (typeof reply !== "object" || reply === null) {
-    throw new CorralError(ErrorCode.Decode, `the answer on ${subject} is not a map`);
+    throw new ValidationError(ErrorCode.Decode, `the answer on ${subject} is not a map`);
   }
   if (reply.ok !== true) {
     const code =
       typeof reply.code === "string" && CODES.has(reply.code)
         ? (reply.code as ErrorCode)
         : ErrorCode.InvalidCall;
-    throw new CorralError(code, typeof reply.message === "string" ? reply.message : `query ${name} failed`);
+    throw errorOf(code, typeof reply.message === "string" ? reply.message : `query ${name} failed`);
   }
   return { seq: Number(reply.seq), items: reply.items as T };
 }

@@ -1,6 +1,6 @@
 import { jetstreamManager } from "@nats-io/jetstream";
 import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
-import { CorralError, ErrorCode, TimeoutError } from "../errors/index.js";
+import { AuthError, ErrorCode, TimeoutError, TransportError } from "../errors/index.js";
 import {
   QUERY_NAMES,
   type QueryName,
@@ -209,7 +209,7 @@ export async function startProjections(opts: ProjectionsOptions): Promise<Projec
 
   const waitForSeq = (seq: number, timeoutMs = 5000): Promise<void> => {
     if (state.seq >= seq) return Promise.resolve();
-    if (stopped) return Promise.reject(new CorralError(ErrorCode.Closed, "projections are stopped"));
+    if (stopped) return Promise.reject(new TransportError(ErrorCode.Closed, "projections are stopped"));
     return new Promise<void>((resolve, reject) => {
       const w: Waiter = { seq, resolve, reject, timer: undefined };
       if (Number.isFinite(timeoutMs)) {
@@ -244,7 +244,7 @@ export async function startProjections(opts: ProjectionsOptions): Promise<Projec
       await loop;
       for (const w of waiters.splice(0)) {
         clearTimeout(w.timer);
-        w.reject(new CorralError(ErrorCode.Closed, "projections stopped"));
+        w.reject(new TransportError(ErrorCode.Closed, "projections stopped"));
       }
       log.info({ seq: state.seq }, "projections stopped");
     },
@@ -258,7 +258,7 @@ export async function startProjections(opts: ProjectionsOptions): Promise<Projec
       // No log yet: the loop waits for it (and says so); nothing to catch up with.
       if (/permissions? violation/i.test((err as Error).message)) {
         await projections.stop();
-        throw new CorralError(
+        throw new AuthError(
           ErrorCode.Unauthorized,
           `these NATS credentials may not read the Corral log (${EVENTS_STREAM}): ${(err as Error).message}`,
           { cause: err },

@@ -5,7 +5,7 @@ import {
   type TaskState,
   type TaskUsageSample,
 } from "../events/index.js";
-import { CorralError, ErrorCode } from "../errors/index.js";
+import { ErrorCode, ValidationError } from "../errors/index.js";
 import { stateToJSON, type ClusterState } from "../state/index.js";
 import {
   frameworkRows,
@@ -99,7 +99,7 @@ const SPECS = {
   maintenance: { hostId: "string" },
 } satisfies Record<QueryName, Spec>;
 
-const invalid = (message: string) => new CorralError(ErrorCode.InvalidCall, message);
+const invalid = (message: string) => new ValidationError(ErrorCode.InvalidCall, message);
 
 /** Decode and check a request body against the query's filters; an empty body means none. */
 export function parseFilters(name: QueryName, body: Uint8Array): Record<string, unknown> {

@@ -1,6 +1,6 @@
 import { jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { CorralError, ErrorCode, PastLogEndError } from "../errors/index.js";
+import { ErrorCode, PastLogEndError, ValidationError } from "../errors/index.js";
 import { EVENTS_STREAM } from "../events/index.js";
 
 /**
@@ -94,7 +94,7 @@ export async function checkRange(
     before = t !== undefined && t < (a as Date).getTime();
   }
   if (before)
-    throw new CorralError(
+    throw new ValidationError(
       ErrorCode.InvalidCall,
       `${to.name} is before ${from.name}: nothing lies between them`,
     );

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { CorralError, DeterminismViolationError, ErrorCode } from "../errors/index.js";
+import { DeterminismViolationError, ErrorCode, ValidationError } from "../errors/index.js";
 import {
   EVENTS_STREAM,
   LogVerifier,
@@ -28,7 +28,10 @@ export interface StateAtOptions {
  */
 export async function stateAt(nc: NatsConnection, o: StateAtOptions = {}): Promise<ClusterState> {
   if (o.seq !== undefined && (!Number.isSafeInteger(o.seq) || o.seq < 0)) {
-    throw new CorralError(ErrorCode.InvalidCall, `stateAt: seq must be a non-negative integer, got ${o.seq}`);
+    throw new ValidationError(
+      ErrorCode.InvalidCall,
+      `stateAt: seq must be a non-negative integer, got ${o.seq}`,
+    );
   }
   const state = createState();
   if (o.seq === 0) return state;

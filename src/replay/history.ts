@@ -1,6 +1,6 @@
 import { jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { CorralError, ErrorCode } from "../errors/index.js";
+import { ErrorCode, ValidationError } from "../errors/index.js";
 import {
   EVENTS_STREAM,
   EVENT_TYPES,
@@ -47,7 +47,7 @@ export function expandTypes(patterns: readonly string[]): Set<EventType> {
     if (!p) continue;
     const hits = EVENT_TYPES.filter((t) => t.startsWith(p));
     if (hits.length === 0) {
-      throw new CorralError(
+      throw new ValidationError(
         ErrorCode.InvalidCall,
         `no event type matches "${p}"; known types: ${EVENT_TYPES.join(", ")}`,
       );

@@ -1,4 +1,4 @@
-import { CorralError, ErrorCode } from "../errors/index.js";
+import { ErrorCode, ValidationError } from "../errors/index.js";
 
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
@@ -22,5 +22,5 @@ export function parsePoint(text: string, what = "point", now = Date.now()): numb
     const ms = Date.parse(s);
     if (!Number.isNaN(ms)) return new Date(ms);
   }
-  throw new CorralError(ErrorCode.InvalidCall, `invalid ${what} "${text}": expected ${POINT_FORMS}`);
+  throw new ValidationError(ErrorCode.InvalidCall, `invalid ${what} "${text}": expected ${POINT_FORMS}`);
 }

@@ -19,12 +19,14 @@ import {
   type CallReply,
 } from "../events/index.js";
 import {
+  AuthError,
   CallRejectedError,
-  CorralError,
+  type CorralError,
   ErrorCode,
   errorFromWire,
   PayloadTooLargeError,
   TimeoutError,
+  TransportError,
 } from "../errors/index.js";
 
 /** nats.js reports "no responders" to a JetStream publish as JetStreamNotEnabled (not exported). */
@@ -206,7 +208,7 @@ export class CallChannel<B extends { type: string } = { type: string }> {
     const msg = err instanceof Error ? err.message : String(err);
     if (this.closedWith) return this.closedWith;
     if (this.nc.isClosed()) {
-      return new CorralError(ErrorCode.Closed, `${type} call ${callId}: the connection is closed`, {
+      return new TransportError(ErrorCode.Closed, `${type} call ${callId}: the connection is closed`, {
         cause: err,
       });
     }
@@ -215,7 +217,7 @@ export class CallChannel<B extends { type: string } = { type: string }> {
       /permissions? violation/i.test(msg) ||
       (err as Error | undefined)?.name === "PermissionViolationError"
     ) {
-      return new CorralError(
+      return new AuthError(
         ErrorCode.Unauthorized,
         `${type} call ${callId}: this connection may not publish on ${this.subject} (NATS credentials of another identity?): ${msg}`,
         { cause: err },

@@ -10,7 +10,7 @@ import {
   type FrameworkCall,
 } from "../events/index.js";
 import { waitForLog } from "../events/wait-log.js";
-import { CorralError, ErrorCode, TimeoutError } from "../errors/index.js";
+import { ErrorCode, TimeoutError, TransportError, ValidationError } from "../errors/index.js";
 import { CredentialsError, natsConnectOptions, readCredential } from "../natsauth/index.js";
 import { AckBatcher } from "./acks.js";
 import { statusesFromWire, toOperations } from "./convert.js";
@@ -83,7 +83,7 @@ const ID_RE = new RegExp(SUBJECT_ID);
 
 /** Connect (unless `opts.nc` is given), subscribe the framework, and return its client. */
 export async function connectFramework(opts: FrameworkOptions): Promise<FrameworkClient> {
-  if (!opts.name) throw new CorralError(ErrorCode.InvalidCall, "a framework needs a name");
+  if (!opts.name) throw new ValidationError(ErrorCode.InvalidCall, "a framework needs a name");
   if (opts.logPublicKeys?.length) LogTrust.of(opts.logPublicKeys); // a bad key fails before connecting
   // Credentials: a framework's name the framework; an operator's that may run frameworks (the
   // local user's, made by `corral up`) run one under a new id.
@@ -92,7 +92,10 @@ export async function connectFramework(opts: FrameworkOptions): Promise<Framewor
   const credentialed = given?.who.kind === "framework" ? given.who.id : undefined;
   const frameworkId = opts.frameworkId ?? credentialed ?? `fw-${nuid.next()}`;
   if (!ID_RE.test(frameworkId)) {
-    throw new CorralError(ErrorCode.InvalidCall, `framework id "${frameworkId}" must match ${SUBJECT_ID}`);
+    throw new ValidationError(
+      ErrorCode.InvalidCall,
+      `framework id "${frameworkId}" must match ${SUBJECT_ID}`,
+    );
   }
   if (credentialed !== undefined && frameworkId !== credentialed)
     throw new CredentialsError(
@@ -228,7 +231,7 @@ class Client implements FrameworkClient {
     const r = (result ?? {}) as { frameworkId?: unknown; unacknowledged?: unknown };
     if (typeof r.frameworkId === "string" && r.frameworkId !== this.frameworkId) {
       const msg = `the master subscribed ${r.frameworkId}, not ${this.frameworkId}`;
-      throw new CorralError(ErrorCode.InvalidCall, msg);
+      throw new ValidationError(ErrorCode.InvalidCall, msg);
     }
     const unacknowledged = statusesFromWire(r.unacknowledged, this.frameworkId);
     for (const s of unacknowledged) this.feeds.pushUpdate(s);
@@ -355,7 +358,7 @@ class Client implements FrameworkClient {
   }
 
   private async shutdown(): Promise<void> {
-    const err = new CorralError(ErrorCode.Closed, `framework client ${this.frameworkId} was closed`);
+    const err = new TransportError(ErrorCode.Closed, `framework client ${this.frameworkId} was closed`);
     this.heartbeat.stop();
     // Acknowledgements already made are sent, not dropped (the updates would come back).
     if (!this.nc.isClosed()) await this.acks.flush();

@@ -5,7 +5,7 @@ import {
   type TaskInfo,
   type TaskState,
 } from "../events/index.js";
-import { CorralError, ErrorCode } from "../errors/index.js";
+import { ErrorCode, ValidationError } from "../errors/index.js";
 import { parseResources } from "../resources/index.js";
 import type { InverseOffer, LaunchTask, Offer, Operation, TaskStatus } from "./types.js";
 
@@ -129,7 +129,7 @@ export function toOperations(ops: readonly Operation[] | readonly LaunchTask[]):
         case "SHRINK":
           return op;
         default:
-          throw new CorralError(
+          throw new ValidationError(
             ErrorCode.InvalidCall,
             `unsupported operation ${JSON.stringify((op as { type: unknown }).type)}: use LAUNCH, RESERVE, UNRESERVE, CREATE, DESTROY, GROW or SHRINK`,
           );
@@ -137,7 +137,10 @@ export function toOperations(ops: readonly Operation[] | readonly LaunchTask[]):
     });
   }
   if (list.some(isOperation)) {
-    throw new CorralError(ErrorCode.InvalidCall, "give either operations or tasks to accept(), not a mix");
+    throw new ValidationError(
+      ErrorCode.InvalidCall,
+      "give either operations or tasks to accept(), not a mix",
+    );
   }
   return [{ type: "LAUNCH", tasks: (list as LaunchTask[]).map(toTaskInfo) }];
 }

@@ -1,24 +1,17 @@
-import {
-  DeliverPolicy,
-  type Consumer,
-  type ConsumerMessages,
-  type JetStreamClient,
-} from "@nats-io/jetstream";
+import type { JetStreamClient } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import {
   EVENTS_STREAM,
+  LogFollower,
   PARTITION_TASK_STATES,
-  PULL_EXPIRES_MS,
-  guardStalls,
   subjects,
   type CorralEvent,
   type LogVerifier,
 } from "../events/index.js";
 // Not (yet) in the events entry: the one decoder of a log message every reader shares.
 import { entryOf } from "../events/reader.js";
-import { CorralError, ErrorCode } from "../errors/index.js";
+import { ErrorCode, TransportError } from "../errors/index.js";
 import { inverseOfferOf, offerOf, statusOf } from "./convert.js";
 import { AsyncQueue } from "./queue.js";
 import type { InverseOffer, Notification, Offer, TaskStatus } from "./types.js";
@@ -43,7 +36,6 @@ const PULL_BATCH = 256;
  * lost from a cluster (the stream elects a new leader in a few seconds) and the reconnect.
  */
 const RESUME_WITHIN_MS = 30_000;
-const RESUME_PAUSE_MS = 250;
 
 interface Route {
   subject: string;
@@ -72,10 +64,9 @@ export class Feeds {
   /** Uuids of updates handed out and not yet acknowledged: a second delivery is dropped. */
   private readonly unacked = new Set<string>();
   private readonly routes: Route[];
-  private consumers: Consumer[] = [];
-  /** Where the consumers started: a consumer re-created before any message resumes here. */
+  /** Where the consumers start: a consumer re-created before any message resumes here. */
   private startSeq = 1;
-  private readonly messages: ConsumerMessages[] = [];
+  private readonly followers: LogFollower[] = [];
   private readonly pumps: Array<Promise<void>> = [];
   private stopStatus: (() => void) | undefined;
   private closing = false;
@@ -102,48 +93,29 @@ export class Feeds {
   }
 
   /**
-   * Create the consumers; call before SUBSCRIBE is sent, so the first offers are kept for us.
-   * They start after the log's current end: like DeliverPolicy.New, but a consumer the client
-   * recreates (after a reconnect) before its first message resumes there instead of replaying
-   * the subject's history (an ordered consumer restarts at its last delivered sequence + 1).
+   * Fix where the consumers start; call before SUBSCRIBE is sent, so the first offers are kept
+   * for us. They start after the log's current end: like DeliverPolicy.New, but a consumer
+   * re-created (after a reconnect) before its first message resumes there instead of replaying
+   * the subject's history.
    */
   async open(): Promise<void> {
     const jsm = await this.js.jetstreamManager();
-    const start = (await jsm.streams.info(EVENTS_STREAM)).state.last_seq + 1;
-    this.startSeq = start;
-    this.consumers = await Promise.all(this.routes.map((r) => this.consumerFrom(r, start)));
-  }
-
-  private consumerFrom(route: Route, seq: number): Promise<Consumer> {
-    return this.js.consumers.get(EVENTS_STREAM, {
-      filter_subjects: route.subject,
-      deliver_policy: DeliverPolicy.StartSequence,
-      opt_start_seq: seq,
-    });
-  }
-
-  /** A new ordered consumer from `seq`, retried until `deadline` (a cluster may be electing). */
-  private async resume(route: Route, seq: number, deadline: number): Promise<ConsumerMessages> {
-    for (;;) {
-      try {
-        const m = await (
-          await this.consumerFrom(route, seq)
-        ).consume({ max_messages: PULL_BATCH, expires: PULL_EXPIRES_MS });
-        this.messages.push(m);
-        return m;
-      } catch (err) {
-        if (this.closing || Date.now() > deadline) throw err;
-        await sleep(RESUME_PAUSE_MS);
-      }
-    }
+    this.startSeq = (await jsm.streams.info(EVENTS_STREAM)).state.last_seq + 1;
   }
 
   /** Start reading (after SUBSCRIBE's answer, whose unacknowledged updates go first). */
   async start(): Promise<void> {
-    for (const [i, c] of this.consumers.entries()) {
-      const m = await c.consume({ max_messages: PULL_BATCH, expires: PULL_EXPIRES_MS });
-      this.messages.push(m);
-      this.pumps.push(this.pump(m, this.routes[i]!));
+    for (const route of this.routes) {
+      const f = await LogFollower.start(this.js, {
+        stream: EVENTS_STREAM,
+        filter: route.subject,
+        fromSeq: this.startSeq,
+        maxMessages: PULL_BATCH,
+        resumeWithinMs: RESUME_WITHIN_MS,
+      });
+      this.followers.push(f);
+      this.watchFollower(f, route);
+      this.pumps.push(this.pump(f, route));
     }
     this.watchConnection();
   }
@@ -205,10 +177,11 @@ export class Feeds {
     this.inverseOffers.close();
     this.updates.close();
     this.notes.close();
-    await Promise.allSettled(this.messages.map((m) => m.close()));
+    const consumers = this.followers.flatMap((f) => (f.consumer ? [f.consumer] : []));
+    await Promise.allSettled(this.followers.map((f) => f.close()));
     await Promise.allSettled(this.pumps);
     if (!this.nc.isClosed()) {
-      const deleted = Promise.allSettled(this.consumers.map((c) => c.delete()));
+      const deleted = Promise.allSettled(consumers.map((c) => c.delete()));
       await Promise.race([deleted, new Promise((r) => setTimeout(r, 2000).unref())]);
     }
   }
@@ -308,69 +281,45 @@ export class Feeds {
   }
 
   /**
-   * Read one route into its queue. A consumer that fails (its server lost, JetStream
-   * unavailable while a stream elects a leader) is re-created after the last message read, so
+   * Read one route into its queue. The follower re-creates a consumer that fails (its server
+   * lost, JetStream unavailable while a stream elects a leader) after the last message read, so
    * nothing is skipped or read twice; only when that keeps failing does the queue fail.
    */
-  private async pump(first: ConsumerMessages, route: Route): Promise<void> {
-    let msgs = first;
-    let next = this.startSeq;
-    for (;;) {
-      let waiting = false;
-      const stalled = msgs;
-      const guard = guardStalls(
-        msgs,
-        () => {
-          this.log?.warn({ subject: route.subject, seq: next }, "event consumer stalled; re-creating it");
-          stalled.stop();
-        },
-        { busy: () => waiting },
-      );
-      try {
-        for await (const m of msgs) {
-          guard.touch();
-          const entry = entryOf(m, this.session.verifier);
-          next = entry.seq + 1;
-          if (entry.refused !== undefined) continue;
-          if (entry.error !== undefined) {
-            const { seq, subject, error } = entry;
-            this.log?.warn({ seq, subject, error }, "unreadable event message skipped");
-            continue;
-          }
-          for (const e of entry.events) route.handle(e);
-          // Flow control: pull no more while the framework is behind reading this queue.
-          waiting = true;
-          await route.queue.whenWritable();
-          waiting = false;
-        }
-        if (this.closing) return;
-        throw new Error("the consumer ended");
-      } catch (err) {
-        guard.stop();
-        if (this.closing) return;
-        this.log?.warn({ err, subject: route.subject, seq: next }, "event consumer failed; resuming");
-        try {
-          await msgs.close();
-        } catch {
-          // already gone with its server
-        }
-        try {
-          await sleep(RESUME_PAUSE_MS);
-          msgs = await this.resume(route, next, Date.now() + RESUME_WITHIN_MS);
+  private async pump(follower: LogFollower, route: Route): Promise<void> {
+    try {
+      for await (const m of follower) {
+        const entry = entryOf(m, this.session.verifier);
+        if (entry.refused !== undefined) continue;
+        if (entry.error !== undefined) {
+          const { seq, subject, error } = entry;
+          this.log?.warn({ seq, subject, error }, "unreadable event message skipped");
           continue;
-        } catch (resumeErr) {
-          if (this.closing) return;
-          this.log?.error({ err: resumeErr, subject: route.subject }, "event consumer failed");
-          const reason = resumeErr instanceof Error ? resumeErr.message : String(resumeErr);
-          route.queue.close(
-            new CorralError(ErrorCode.Closed, `reading ${route.subject} failed: ${reason}`, {
-              cause: resumeErr,
-            }),
-          );
-          return;
         }
+        for (const e of entry.events) route.handle(e);
+        // Flow control: pull no more while the framework is behind reading this queue.
+        await route.queue.whenWritable();
       }
+    } catch (err) {
+      if (this.closing) return;
+      this.log?.error({ err, subject: route.subject }, "event consumer failed");
+      const reason = err instanceof Error ? err.message : String(err);
+      route.queue.close(
+        new TransportError(ErrorCode.Closed, `reading ${route.subject} failed: ${reason}`, { cause: err }),
+      );
     }
+  }
+
+  /** Log what happens to a route's consumer. */
+  private watchFollower(follower: LogFollower, route: Route): void {
+    const subject = route.subject;
+    void (async () => {
+      for await (const s of follower.status()) {
+        if (s.type === "stalled")
+          this.log?.warn({ subject, seq: s.seq }, "event consumer stalled; re-creating it");
+        else if (s.type === "ended")
+          this.log?.warn({ err: s.error, subject, seq: s.seq }, "event consumer failed; resuming");
+      }
+    })();
   }
 
   private watchConnection(): void {

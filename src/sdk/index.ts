@@ -4,11 +4,21 @@ export { connectFramework, DEFAULT_WAIT_FOR_LOG_MS, type FrameworkClient } from 
 export type * from "./types.js";
 export { AsyncQueue, DEFAULT_HIGH_WATER } from "./queue.js";
 export {
+  AuthError,
   CallRejectedError,
+  ConflictError,
   CorralError,
   ErrorCode,
+  LeadershipError,
+  LogError,
+  NotFoundError,
   PayloadTooLargeError,
+  PlatformError,
+  RateLimitError,
   TimeoutError,
+  TransportError,
+  ValidationError,
+  type ErrorFamily,
 } from "../errors/index.js";
 export { LogMissingError } from "../events/wait-log.js";
 export { isTerminal, TERMINAL_TASK_STATES, type TaskState, type Unavailability } from "../events/index.js";

@@ -1,6 +1,6 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import { setTimeout as sleep } from "node:timers/promises";
-import { CorralError, ErrorCode } from "../errors/index.js";
+import { ErrorCode, ValidationError } from "../errors/index.js";
 import type { Logger } from "../log/index.js";
 import type { Identity } from "../natsauth/index.js";
 import type { Resources } from "../resources/index.js";
@@ -152,7 +152,7 @@ export const components: { [K in ComponentName]: StartFn<K> } = {
       // One host's credentials publish for that host only (a simulator's, for any host).
       const ids = options.ids ?? simHostIds(options);
       if (ids.length !== 1 || ids[0] !== identity.id)
-        throw new CorralError(
+        throw new ValidationError(
           ErrorCode.InvalidCall,
           `the credentials are host ${identity.id}'s: they can serve that one host, not ${ids.join(", ")}`,
         );
@@ -212,13 +212,13 @@ export const components: { [K in ComponentName]: StartFn<K> } = {
 
   async "test-crash"({ options }) {
     if (process.env.CORRAL_TEST_COMPONENTS !== "1") {
-      throw new CorralError(
+      throw new ValidationError(
         ErrorCode.InvalidCall,
         "test-crash is a test-only component (CORRAL_TEST_COMPONENTS=1)",
       );
     }
     if (options.failStart)
-      throw new CorralError(ErrorCode.InvalidCall, "test-crash was told to fail at start");
+      throw new ValidationError(ErrorCode.InvalidCall, "test-crash was told to fail at start");
     let infoCalls = 0;
     const timer =
       options.crashAfterMs === undefined

@@ -2,7 +2,7 @@ import { existsSync } from "node:fs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { CorralError, ErrorCode, NatsServerMissingError } from "../errors/index.js";
+import { CorralError, errorOf, ErrorCode, NatsServerMissingError, PlatformError } from "../errors/index.js";
 import { startNatsServer, type NatsServerHandle } from "../natsd/index.js";
 import { natsServerAvailable } from "../natsd/index.js";
 
@@ -38,14 +38,14 @@ export async function startLocalNats(opts: {
   await mkdir(dataDir, { recursive: true });
   const source = repoNatsConf();
   if (!existsSync(source))
-    throw new CorralError(ErrorCode.NatsServerFailed, `nats.conf not found at ${source}`);
+    throw new PlatformError(ErrorCode.NatsServerFailed, `nats.conf not found at ${source}`);
   const store = join(dataDir, "jetstream");
   const text = (await readFile(source, "utf8")).replace(
     /^(\s*)store_dir\s*[:=].*$/gm,
     (_, indent: string) => `${indent}store_dir: ${JSON.stringify(store)}`,
   );
   if (!/^\s*store_dir: /m.test(text))
-    throw new CorralError(
+    throw new PlatformError(
       ErrorCode.NatsServerFailed,
       `${source} has no store_dir line (in its jetstream block)`,
     );
@@ -79,6 +79,6 @@ export async function startLocalNats(opts: {
     const hint = /address already in use/.test(why)
       ? " (another `corral up`? choose --port/--http-port, or --nats URL)"
       : "";
-    throw new CorralError(err.code, `nats-server could not start: ${why}${hint}`, { cause: err });
+    throw errorOf(err.code, `nats-server could not start: ${why}${hint}`, { cause: err });
   }
 }

@@ -1,4 +1,4 @@
-import { CorralError, ErrorCode, TimeoutError } from "../errors/index.js";
+import { errorOf, ErrorCode, PlatformError, TimeoutError } from "../errors/index.js";
 import type { NatsAuth } from "../natsauth/index.js";
 
 /**
@@ -36,7 +36,7 @@ export interface WorkerData {
 }
 
 /** A component's thread ended while calls to it were pending, or it is not running. */
-export class WorkerExitedError extends CorralError {
+export class WorkerExitedError extends PlatformError {
   constructor(message: string, options?: ErrorOptions) {
     super(ErrorCode.WorkerExited, message, { ...options, retryable: true });
     this.name = "WorkerExitedError";
@@ -63,7 +63,7 @@ export function fromWire(w: WireError): Error {
   if (w.name === "WorkerExitedError") return new WorkerExitedError(w.message);
   if (w.name === "TimeoutError") return new TimeoutError(w.message);
   if (KNOWN_CODES.has(w.code)) {
-    const e = new CorralError(w.code as ErrorCode, w.message);
+    const e = errorOf(w.code as ErrorCode, w.message);
     e.name = w.name;
     return e;
   }

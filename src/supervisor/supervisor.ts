@@ -1,5 +1,5 @@
 import { Worker } from "node:worker_threads";
-import { CorralError, ErrorCode } from "../errors/index.js";
+import { ErrorCode, ValidationError } from "../errors/index.js";
 import type { Logger } from "../log/index.js";
 import type { NatsAuth } from "../natsauth/index.js";
 import {
@@ -85,7 +85,7 @@ export class Supervisor {
     for (const spec of specs) {
       if (this.#stopping) throw new WorkerExitedError("the supervisor is stopping");
       if (this.#children.has(spec.name))
-        throw new CorralError(ErrorCode.InvalidCall, `a child named "${spec.name}" already exists`);
+        throw new ValidationError(ErrorCode.InvalidCall, `a child named "${spec.name}" already exists`);
       const child = newChild(spec, this.#o.backoff.initialMs);
       this.#children.set(spec.name, child);
       try {
@@ -120,7 +120,7 @@ export class Supervisor {
 
   #child(name: string): Child {
     const child = this.#children.get(name);
-    if (!child) throw new CorralError(ErrorCode.InvalidCall, `no child named "${name}"`);
+    if (!child) throw new ValidationError(ErrorCode.InvalidCall, `no child named "${name}"`);
     return child;
   }
 

@@ -1,7 +1,7 @@
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { pino } from "pino";
 import { parentPort, workerData } from "node:worker_threads";
-import { CorralError, ErrorCode } from "../errors/index.js";
+import { ErrorCode, TransportError, ValidationError } from "../errors/index.js";
 import { natsConnectOptions, type Identity, type IdentityKind } from "../natsauth/index.js";
 import { components, isComponentName, type ComponentHandle } from "./components.js";
 import { toWire, type WorkerData, type WorkerMessage, type WorkerRequest } from "./protocol.js";
@@ -58,9 +58,13 @@ async function connectNats(): Promise<NatsConnection> {
       : data.auth?.credsFile
         ? ` (with the credentials ${data.auth.credsFile})`
         : " (the server requires credentials: --creds FILE, made by `corral creds`; see docs/security.md)";
-    throw new CorralError(ErrorCode.Closed, `could not connect to NATS at ${data.natsUrl}: ${why}${hint}`, {
-      cause: err,
-    });
+    throw new TransportError(
+      ErrorCode.Closed,
+      `could not connect to NATS at ${data.natsUrl}: ${why}${hint}`,
+      {
+        cause: err,
+      },
+    );
   }
 }
 
@@ -77,7 +81,7 @@ const startAbort = new AbortController();
 
 async function start(): Promise<ComponentHandle> {
   const name = data.component;
-  if (!isComponentName(name)) throw new CorralError(ErrorCode.InvalidCall, `unknown component "${name}"`);
+  if (!isComponentName(name)) throw new ValidationError(ErrorCode.InvalidCall, `unknown component "${name}"`);
   nc = await connectNats();
   void nc.closed().then((err) => {
     if (stopping) return;

@@ -1,6 +1,7 @@
-import { AckPolicy, DeliverPolicy, jetstreamManager } from "@nats-io/jetstream";
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type JsMsg } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { INPUTS_STREAM, MASTER_CONSUMER } from "../../events/index.js";
+import { setTimeout as sleep } from "node:timers/promises";
+import { INPUTS_STREAM, LogFollower, MASTER_CONSUMER } from "../../events/index.js";
 import type { Logger } from "../../log/index.js";
 
 /** The consumer a leadership reads through, told apart from a successor's by its creation time. */
@@ -62,4 +63,82 @@ export async function openInputConsumer(
     );
     return { name: MASTER_CONSUMER, created: existing.created, replaced: false };
   }
+}
+
+/** Pause between two attempts to start reading INPUTS (a cluster may be electing). */
+const RETRY_MS = 250;
+
+/** The master's input intake: INPUTS as this leadership may read it. */
+export interface InputFeed extends AsyncIterable<JsMsg> {
+  close(): Promise<void>;
+}
+
+/**
+ * Read INPUTS through this leadership's consumer for as long as `leading()` and until closed.
+ * The durable consumer outlives its reader: a reader that ends, fails or stalls (a server of
+ * the cluster lost) is replaced and reading resumes from what the consumer has not had
+ * acknowledged (a repeat is answered from the log). Before every (re)start it checks that the
+ * consumer is still the one this leadership made (or found) when it won the lease: one created
+ * since is a newer leader's, and reading from it would take inputs that leader must answer — so
+ * `onFenced` is called and the feed ends.
+ */
+export function followInputs(opts: {
+  nc: NatsConnection;
+  consumer: InputConsumer;
+  log: Logger;
+  leading: () => boolean;
+  /** The master holds back for reasons of its own (a fenced append being repaired). */
+  busy: () => boolean;
+  onFenced: () => void;
+}): InputFeed {
+  const { nc, consumer: own, log } = opts;
+  const js = jetstream(nc);
+  let closed = false;
+  let follower: LogFollower | undefined;
+  const open = async () => {
+    const consumer = await js.consumers.get(INPUTS_STREAM, own.name);
+    const created = (await consumer.info(true)).created;
+    if (created === own.created) return consumer;
+    log.warn({ consumer: own.name, created }, "another master replaced the input consumer: stepping down");
+    opts.onFenced();
+    return undefined;
+  };
+  const live = () => !closed && opts.leading();
+  return {
+    async close() {
+      closed = true;
+      await follower?.close();
+    },
+    async *[Symbol.asyncIterator]() {
+      while (live()) {
+        try {
+          follower = await LogFollower.start(js, {
+            stream: INPUTS_STREAM,
+            open,
+            maxMessages: 1000,
+            busy: opts.busy,
+            resumePauseMs: RETRY_MS,
+          });
+          break;
+        } catch (err) {
+          if (!live()) return;
+          log.warn({ err }, "input consumer failed; resuming");
+          await sleep(RETRY_MS);
+        }
+      }
+      if (!follower) return;
+      if (closed) await follower.close();
+      void (async () => {
+        for await (const s of follower.status()) {
+          if (s.type === "stalled") log.warn("input consumer stalled; re-creating it");
+          else if ((s.type === "ended" || s.type === "recreate_failed") && s.error !== undefined)
+            log.warn({ err: s.error }, "input consumer failed; resuming");
+        }
+      })();
+      for await (const m of follower) {
+        if (!live()) return;
+        yield m;
+      }
+    },
+  };
 }

@@ -1,22 +1,12 @@
-import { jetstream, type JsMsg } from "@nats-io/jetstream";
-import { setTimeout as sleep } from "node:timers/promises";
-import {
-  INPUTS_STREAM,
-  PULL_EXPIRES_MS,
-  REPLY_HEADER,
-  decode,
-  guardStalls,
-  parseInputSubject,
-  replyAllowed,
-  type CallReply,
-} from "../../events/index.js";
+import { type JsMsg } from "@nats-io/jetstream";
+import { REPLY_HEADER, decode, parseInputSubject, replyAllowed, type CallReply } from "../../events/index.js";
 import { CorralError, ErrorCode } from "../../errors/index.js";
 import type { Clocks } from "./clocks.js";
 import type { Commit } from "./commit.js";
 import type { Decision } from "./context.js";
 import type { MasterCore } from "./core.js";
 import { decideInput } from "./decide-input.js";
-import { openInputConsumer, type InputConsumer } from "./input-consumer.js";
+import { followInputs, openInputConsumer, type InputConsumer } from "./input-consumer.js";
 import { DEFAULT_RATE_LIMIT, InputRateLimiter, rateLimited, type RateLimit } from "./rate-limit.js";
 import {
   DEFAULT_REJECTION_POLICY,
@@ -96,66 +86,26 @@ export class Intake {
     this.#inputs = undefined;
   }
 
-  /**
-   * Read INPUTS for as long as this master leads. The durable consumer outlives its iterator:
-   * when a server of the cluster is lost the iterator may end or fail, and reading resumes
-   * from what the consumer has not had acknowledged (a repeat is answered from the log).
-   */
+  /** Read INPUTS for as long as this master leads (input-consumer.ts resumes and fences). */
   async #consumeInputs(): Promise<void> {
     const core = this.#core;
     const appender = core.appender;
-    while (!core.stopped && appender && core.appender === appender) {
-      try {
-        await this.#readInputs();
-      } catch (err) {
-        if (core.stopped || core.appender !== appender) return;
-        core.log.warn({ err }, "input consumer failed; resuming");
-      }
-      await sleep(250);
-    }
-  }
-
-  async #readInputs(): Promise<void> {
-    const core = this.#core;
     const own = this.#inputConsumer;
-    if (!own) return;
-    // Only the consumer this leadership made (or found) when it won the lease: one created since
-    // is a newer leader's, and reading from it would take inputs that leader must answer.
-    const consumer = await jetstream(core.nc).consumers.get(INPUTS_STREAM, own.name);
-    const created = (await consumer.info(true)).created;
-    if (created !== own.created) {
-      core.log.warn(
-        { consumer: own.name, created },
-        "another master replaced the input consumer: stepping down",
-      );
-      core.lose("fenced: another master replaced the input consumer");
-      return;
-    }
-    const messages = await consumer.consume({ max_messages: 1000, expires: PULL_EXPIRES_MS });
-    this.#inputs = messages;
-    let waiting = false;
-    const guard = guardStalls(
-      messages,
-      () => {
-        core.log.warn("input consumer stalled; re-creating it");
-        messages.stop();
-      },
-      { busy: () => waiting || (core.appender?.repairing ?? false) },
-    );
-    try {
-      for await (const m of messages) {
-        guard.touch();
-        if (!core.appender) break;
-        const p = this.#handleInput(m);
-        // Backpressure: let appends drain before deciding far ahead of the log.
-        if (p && core.appender.inFlight > MAX_IN_FLIGHT) {
-          waiting = true;
-          await p.catch(() => undefined);
-          waiting = false;
-        }
-      }
-    } finally {
-      guard.stop();
+    if (!appender || !own) return;
+    const inputs = followInputs({
+      nc: core.nc,
+      consumer: own,
+      log: core.log,
+      leading: () => !core.stopped && core.appender === appender,
+      busy: () => core.appender?.repairing ?? false,
+      onFenced: () => core.lose("fenced: another master replaced the input consumer"),
+    });
+    this.#inputs = inputs;
+    for await (const m of inputs) {
+      if (!core.appender) break;
+      const p = this.#handleInput(m);
+      // Backpressure: let appends drain before deciding far ahead of the log.
+      if (p && core.appender.inFlight > MAX_IN_FLIGHT) await p.catch(() => undefined);
     }
   }
 
