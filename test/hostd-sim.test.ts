@@ -5,7 +5,7 @@ import { decode, encode, REPLY_HEADER, subjects } from "../src/events/index.js";
 import type { HostCall, TaskStatusReport } from "../src/events/index.js";
 import { silentLogger } from "../src/log/index.js";
 import { parseBehaviour, startSimHosts, type SimHostPool } from "../src/hostd/index.js";
-import { statusCalls } from "../src/hostd/status-calls.js";
+import { statusCalls } from "../src/hostd/agent/index.js";
 import { startTestNats, type TestNats } from "./helpers/nats.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
