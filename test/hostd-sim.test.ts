@@ -5,7 +5,7 @@ import { decode, encode, REPLY_HEADER, subjects } from "../src/events/index.js";
 import type { HostCall, TaskStatusReport } from "../src/events/index.js";
 import { silentLogger } from "../src/log/index.js";
 import { parseBehaviour, startSimHosts, type SimHostPool } from "../src/hostd/index.js";
-import { statusCalls } from "../src/hostd/status-calls.js";
+import { statusCalls } from "../src/hostd/agent/index.js";
 import { startTestNats, type TestNats } from "./helpers/nats.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -133,6 +133,9 @@ describe("simulated hosts", () => {
       sim: true,
       attributes: { rack: "r1" },
       resources: [{ name: "cpus", scalar: 4 }],
+      // Like a real host: its task list (none yet) and where it reads task events from.
+      tasks: [],
+      fromSeq: expect.any(Number) as number,
     });
     expect(pool.stats().registered).toBe(3);
     await until(() => pool.hostIds.every((id) => (master.heartbeats.get(id) ?? 0) >= 2));
@@ -230,6 +233,27 @@ describe("simulated hosts", () => {
     await until(() => master.of("t-after").length === 2);
     expect(master.of("t-elsewhere")).toEqual([]);
     expect(pool.stats().invalid).toBe(before + 3);
+  });
+
+  it("sends its task list when it registers again, as a real host does", async () => {
+    await launch("sim-0", "t-listed", "sleep 30");
+    await until(() => master.of("t-listed").length >= 1);
+    const regs = () =>
+      master.calls.flatMap((c) => (c.type === "REGISTER" && c.hostId === "sim-0" ? [c] : []));
+    const before = regs().length;
+    const unreachable = encode([
+      { type: "host.unreachable", v: 1, at: Date.now(), hostId: "sim-0", reason: "test" },
+    ]);
+    await js.publish(subjects.host("sim-0"), unreachable);
+    await until(() => regs().length === before + 1 && pool.stats().registered === 3);
+    // Every task it has: running, and ended ones whose end is not acknowledged yet.
+    expect(regs().at(-1)?.tasks).toContainEqual({
+      taskId: "t-listed",
+      frameworkId: "fw1",
+      state: "TASK_RUNNING",
+    });
+    await kill("sim-0", "t-listed");
+    await until(() => master.of("t-listed").some((u) => u.state === "TASK_KILLED"));
   });
 
   it("registers again when marked unreachable, and goes silent when removed", async () => {

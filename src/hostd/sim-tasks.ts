@@ -1,17 +1,11 @@
 import { randomUUID } from "node:crypto";
-import type { TaskStatusReport } from "../events/calls.js";
+import type { HostTask, TaskStatusReport } from "../events/calls.js";
 import type { CorralEvent, EventOf } from "../events/schema.js";
 import { isTaskReason, isTerminal, killedBecause, type TaskState } from "../events/task-states.js";
 import type { Logger } from "../log/index.js";
 import { parseBehaviour } from "./sim-behaviour.js";
 import { TimerQueue } from "./timer-queue.js";
-
-/** What the tasks need of the status reporter. */
-export interface UpdateSink {
-  report(hostId: string, key: string, report: TaskStatusReport): void;
-  ack(uuid: string): boolean;
-  forget(hostId: string, key: string): void;
-}
+import type { Reconciliation, TaskExecutor, UpdateSink } from "./agent/index.js";
 
 interface SimTask {
   hostId: string;
@@ -19,6 +13,8 @@ interface SimTask {
   taskId: string;
   frameworkId: string;
   running: boolean;
+  /** The last state reported. */
+  state: TaskState;
   exitCode: number;
   /** It outlasts SIGTERM: a kill ends it when the grace period is over. */
   ignoresTerm: boolean;
@@ -40,7 +36,7 @@ const MAX_DONE = 100_000;
  * The simulated tasks of every host of a pool, acting on task events. Run times are kept on one
  * timer queue, whatever the number of tasks.
  */
-export class SimTasks {
+export class SimTasks implements TaskExecutor {
   running = 0;
   launched = 0;
   finished = 0;
@@ -64,7 +60,7 @@ export class SimTasks {
    * (the master sends `offer.accepted` with the launches it caused) and are passed over. Returns
    * an error text for a task event of another host (it is then ignored).
    */
-  onEvent(hostId: string, e: CorralEvent): string | undefined {
+  onTaskEvent(hostId: string, e: CorralEvent): string | undefined {
     if (!("taskId" in e)) return;
     if (e.hostId !== hostId) return `${e.type} of host ${e.hostId} on a subject of host ${hostId}`;
     const key = `${e.frameworkId}/${e.taskId}`;
@@ -92,18 +88,33 @@ export class SimTasks {
     }
   }
 
-  /** The master does not know these tasks of the host (a decision cut short launched them): end them unreported. */
-  dropUnknown(hostId: string, refs: Array<{ taskId: string; frameworkId: string }>): void {
-    for (const ref of refs) {
+  /** What REGISTER tells the master: the host's tasks, in their last reported state. */
+  known(hostId: string): HostTask[] {
+    return [...(this.#tasks.get(hostId)?.values() ?? [])].map((t) => ({
+      taskId: t.taskId,
+      frameworkId: t.frameworkId,
+      state: t.state,
+    }));
+  }
+
+  /** The master's answer to REGISTER or STATUS: end unreported what it does not count as live. */
+  reconcile(hostId: string, result: Reconciliation): void {
+    for (const ref of [...(result.unknown ?? []), ...(result.ended ?? [])]) {
       const key = `${ref.frameworkId}/${ref.taskId}`;
       const t = this.#tasks.get(hostId)?.get(key);
       if (!t) continue;
-      this.#sink.forget(hostId, key);
+      const unknown = result.unknown?.includes(ref) ?? false;
       if (t.running) {
-        this.#log.warn({ hostId, taskId: t.taskId }, "the master does not know this task; killing it");
+        this.#log.warn(
+          { hostId, taskId: t.taskId, unknown },
+          "the master does not count this task as live; killing it",
+        );
         this.#end(t);
+        this.#sink.forget(hostId, key);
+      } else if (unknown) {
+        this.#sink.forget(hostId, key);
       }
-      this.#forget(t);
+      if (unknown) this.#forget(t); // no acknowledgement will come for a task the master forgot
     }
   }
 
@@ -116,7 +127,7 @@ export class SimTasks {
    * Stop every task of the host without reporting (the master has ended them: the host is down
    * or gone). Returns the ids of the tasks that were still running, for the host to log.
    */
-  stopAll(hostId: string): string[] {
+  stopAll(hostId: string, _why?: string): string[] {
     const stopped: string[] = [];
     for (const t of this.#tasks.get(hostId)?.values() ?? []) {
       this.#sink.forget(hostId, t.key);
@@ -149,6 +160,7 @@ export class SimTasks {
       taskId: e.taskId,
       frameworkId: e.frameworkId,
       running: true,
+      state: "TASK_STAGING",
       exitCode: b.exitCode,
       ignoresTerm: b.ignoresTerm,
       killGraceS: e.killPolicy?.gracePeriodS,
@@ -185,6 +197,7 @@ export class SimTasks {
   #report(t: SimTask, state: TaskState, extra: Partial<TaskStatusReport> = {}): string {
     const uuid = randomUUID();
     const r: TaskStatusReport = { taskId: t.taskId, frameworkId: t.frameworkId, state, uuid, ts: Date.now() };
+    t.state = state;
     this.#sink.report(t.hostId, t.key, Object.assign(r, extra));
     return uuid;
   }

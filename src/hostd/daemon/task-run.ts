@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { rmSync } from "node:fs";
+import { realpathSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { constants } from "node:os";
 import type { TaskStatusReport } from "../../events/calls.js";
@@ -21,6 +21,7 @@ import {
   adoptTask,
   bootId,
   createSandbox,
+  killProcessesIn,
   launchTask,
   portsFromResources,
   processIdentity,
@@ -29,6 +30,7 @@ import {
   taskNamespaces,
 } from "../launcher/index.js";
 import { checkContainerOf } from "./check-container.js";
+import { crashPoint } from "./crash-points.js";
 import type { Checkpoints, CheckpointedRun, RunRecord } from "./checkpoint.js";
 import { InvalidHealthCheckError, validateHealthCheck } from "../health/index.js";
 import type { CgroupUsage } from "../isolation/index.js";
@@ -78,8 +80,15 @@ const REQUEST_INVALID = new Set(["INVALID_ID", "INVALID_COMMAND"]);
 /**
  * One launch of one task: sandbox, cgroup (when isolated), process, kill policy, and the one
  * terminal update once nothing of the task is left running. Never throws: every failure becomes
- * a status update (or a log line when nothing can be reported). A run is checkpointed once its
- * process exists, so a restarted daemon takes it back (`{ recover }`) instead of losing it.
+ * a status update (or a log line when nothing can be reported).
+ *
+ * No crash of the daemon leaves a process nobody knows of (Mesos checkpoints a task before it
+ * forks): the run is checkpointed with its sandbox and cgroup before the wrapper is forked, the
+ * wrapper's identity is checkpointed while it waits at its gate, and only then may it run the
+ * command. A restarted daemon (`{ recover }`) thus finds either no checkpoint (and kills whatever
+ * is in a cgroup no checkpoint names, see cleanupStale), a checkpoint without a process (the
+ * command never ran: it kills the held wrapper and reports the task lost), or one with the
+ * wrapper's identity, which it re-adopts.
  */
 export class TaskRun {
   readonly taskId: string;
@@ -111,7 +120,7 @@ export class TaskRun {
   #watchers: TaskWatchers | undefined;
   /** Why the task is being killed on the host's own initiative (health checks, disk quota). */
   #limitation: { kind: "health" | "disk"; message: string } | undefined;
-  /** Updates are checkpointed only once the run itself is (a failed launch is never recovered). */
+  /** Updates are checkpointed only once the run itself is (a launch refused before that is never recovered). */
   #checkpointed = false;
 
   constructor(ctx: RunContext, e: EventOf<"task.launched">, send: SendFn, origin: RunOrigin) {
@@ -231,6 +240,12 @@ export class TaskRun {
         });
         this.record.cgroup = id;
       }
+      crashPoint("before-checkpoint");
+      // Checkpointed before anything is forked: a restarted daemon knows where to look.
+      this.record.sandbox = this.sandbox;
+      void this.#ctx.checkpoints.save(this.record);
+      this.#checkpointed = true;
+      crashPoint("after-checkpoint");
       const cg = this.#cg;
       const volumes = [
         ...(await resolveHostPaths(this.#ctx.workDir, e.container?.volumes ?? [])),
@@ -247,7 +262,7 @@ export class TaskRun {
         ...(e.container?.namespaces ? { namespaces: e.container.namespaces } : {}),
         ...(e.container?.hostname !== undefined ? { hostname: e.container.hostname } : {}),
         ...(volumes.length > 0 ? { volumes } : {}),
-        ...(cg ? { beforeExec: (pid: number) => cg.addProcess(pid) } : {}),
+        beforeExec: (pid: number) => this.#held(pid, cg),
       });
     } catch (err) {
       await this.#cleanup();
@@ -255,14 +270,22 @@ export class TaskRun {
       this.#launchFailed(err);
       return;
     }
-    const proc = this.#proc;
-    this.record.sandbox = this.sandbox;
-    // Gone already (a very short task, reaped), it has no identity: a crash now loses it (LOST).
-    const id = await processIdentity(proc.pid);
-    if (id) this.record.process = id;
+    crashPoint("before-running");
+    await this.#supervise(this.#proc, false);
+  }
+
+  /**
+   * The wrapper is forked and waits at its gate: place it in the cgroup, then checkpoint its
+   * identity before its command may start, so a command that ever ran is one a checkpoint names.
+   */
+  async #held(pid: number, cg: TaskCgroup | undefined): Promise<void> {
+    if (cg) await cg.addProcess(pid);
+    crashPoint("after-fork");
+    const id = await processIdentity(pid);
+    if (!id) throw new LaunchError("SPAWN_FAILED", "the task's wrapper ended before its command started");
+    this.record.process = id;
     void this.#ctx.checkpoints.save(this.record);
-    this.#checkpointed = true;
-    await this.#supervise(proc, false);
+    crashPoint("after-pid");
   }
 
   /** Take back a run of an earlier daemon: still running, ended meanwhile, or gone without a trace. */
@@ -284,7 +307,7 @@ export class TaskRun {
     const adoption =
       run.process && run.sandbox
         ? await adoptTask({ id: run.process, runId: run.runId, sandbox: run.sandbox })
-        : { running: false as const, exit: undefined };
+        : { running: false as const, exit: undefined, cancelled: true };
     if (run.kill) this.#kill = { reason: run.kill.reason, graceS: run.kill.graceS, escalated: false };
     if (adoption.running) {
       this.#log.info({ pid: adoption.task.pid }, "re-adopted a running task");
@@ -295,7 +318,18 @@ export class TaskRun {
     }
     let state: TaskState;
     let extra: Extra;
-    if (adoption.exit) {
+    if (adoption.cancelled) {
+      // The daemon died mid-launch: the wrapper may still wait at its gate (killed below).
+      if (!this.#cg && run.sandbox) this.#killHeld(run.sandbox);
+      state = "TASK_LOST";
+      extra = {
+        reason: "REASON_EXECUTOR_TERMINATED",
+        message: run.stoppedAt
+          ? "killed when its host daemon stopped, before its command started"
+          : "the host daemon stopped while launching the task; its command never ran",
+      };
+      this.#log.warn("the host daemon stopped while launching this task: reported lost");
+    } else if (adoption.exit) {
       [state, extra] = await this.#outcome(adoption.exit);
       extra.message = `${extra.message ?? ""} (while the host daemon was down)`.trim();
       this.#log.info({ ...adoption.exit, state }, "task ended while the host daemon was down");
@@ -308,9 +342,7 @@ export class TaskRun {
             reason: "REASON_EXECUTOR_TERMINATED",
             message: run.stoppedAt
               ? "killed when its host daemon stopped"
-              : run.process
-                ? "the task ended while the host daemon was down and left no exit status"
-                : "the host daemon stopped while launching the task",
+              : "the task ended while the host daemon was down and left no exit status",
           };
       this.#log.warn({ reason: extra.reason }, "task lost while the host daemon was down");
     }
@@ -322,13 +354,18 @@ export class TaskRun {
 
   /** From a running process to its one terminal update. */
   async #supervise(proc: RunningTask, runningReported: boolean): Promise<void> {
+    // A re-adopted task too: without a cgroup, its process group is how it is signalled.
+    this.#proc = proc;
     this.pid = proc.pid;
     this.phase = "running";
     this.#log.info({ pid: proc.pid, sandbox: this.sandbox, isolated: !!this.#cg }, "task started");
     if (this.#silent) void this.#signal("SIGKILL");
     else if (this.#kill)
       this.#terminate(); // the kill came while it was starting (or before a restart)
-    else if (!runningReported) this.#report("TASK_RUNNING", {});
+    else if (!runningReported) {
+      this.#report("TASK_RUNNING", {});
+      crashPoint("after-running");
+    }
     if (!this.#silent && this.sandbox) this.#watch(this.sandbox, proc.pid);
 
     const detached = new Promise<undefined>((resolve) => (this.#stopWatching = () => resolve(undefined)));
@@ -348,6 +385,16 @@ export class TaskRun {
     if (!this.#silent) {
       this.terminalUuid = this.#report(state, extra);
       this.#dropExitStatus();
+    }
+  }
+
+  /** Without a cgroup to kill, find the held wrapper of an unfinished launch by its working directory. */
+  #killHeld(sandbox: string): void {
+    try {
+      const killed = killProcessesIn(realpathSync(sandbox));
+      if (killed.length > 0) this.#log.warn({ killed }, "killed what an unfinished launch left");
+    } catch (err) {
+      this.#log.debug({ err }, "no sandbox to look in");
     }
   }
 

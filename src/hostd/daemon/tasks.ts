@@ -3,7 +3,7 @@ import type { TaskUsageSample } from "../../events/usage.js";
 import type { CorralEvent, EventOf } from "../../events/schema.js";
 import { isTaskReason, isTerminal } from "../../events/task-states.js";
 import type { Logger } from "../../log/index.js";
-import type { UpdateSink } from "../sim-tasks.js";
+import type { UpdateSink } from "../agent/index.js";
 import type { CheckpointedRun } from "./checkpoint.js";
 import { onVolumeEvent } from "./volumes.js";
 import { TaskRun, type Phase, type RunContext, type RunOrigin } from "./task-run.js";

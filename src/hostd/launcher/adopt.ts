@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { readFileSync, readdirSync, readlinkSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { constants } from "node:os";
 import { join } from "node:path";
@@ -85,6 +85,39 @@ export async function readExitStatus(sandbox: string): Promise<TaskExit | undefi
   return signal ? { code: null, signal } : { code: rc, signal: null };
 }
 
+/** Did the wrapper's gate close without a go-ahead (see wrapper.ts)? Then its command never ran. */
+export async function launchCancelled(sandbox: string): Promise<boolean> {
+  const text = await readFile(join(sandbox, EXIT_STATUS_FILE), "utf8").catch(() => "");
+  return text === "cancelled\n";
+}
+
+/**
+ * Kill every process whose working directory is `sandbox`: what is left of a launch a daemon
+ * died in before it recorded the wrapper's pid (the wrapper waits at its gate in the sandbox).
+ * A task with a cgroup is killed through it; this is for a host without isolation. Returns the
+ * pids signalled.
+ */
+export function killProcessesIn(sandbox: string): number[] {
+  const killed: number[] = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    let cwd: string;
+    try {
+      cwd = readlinkSync(`/proc/${name}/cwd`);
+    } catch {
+      continue; // gone, or a kernel thread
+    }
+    if (cwd !== sandbox) continue;
+    try {
+      process.kill(Number(name), "SIGKILL");
+      killed.push(Number(name));
+    } catch {
+      // ended meanwhile
+    }
+  }
+  return killed;
+}
+
 export interface AdoptSpec {
   id: ProcessIdentity;
   runId: string;
@@ -96,8 +129,8 @@ export interface AdoptSpec {
 
 export type Adoption =
   | { running: true; task: RunningTask }
-  /** `exit` undefined: the task is gone and left no exit status. */
-  | { running: false; exit: TaskExit | undefined };
+  /** `exit` undefined: the task is gone and left no exit status; `cancelled`: its command never ran. */
+  | { running: false; exit: TaskExit | undefined; cancelled?: boolean };
 
 /**
  * Take back a task of an earlier daemon run: a handle like launchTask's when it still runs,
@@ -105,7 +138,12 @@ export type Adoption =
  */
 export async function adoptTask(spec: AdoptSpec): Promise<Adoption> {
   const { id, sandbox } = spec;
-  if (!(await isRunning(id))) return { running: false, exit: await readExitStatus(sandbox) };
+  if (!(await isRunning(id))) {
+    const exit = await readExitStatus(sandbox);
+    return exit || !(await launchCancelled(sandbox))
+      ? { running: false, exit }
+      : { running: false, exit: undefined, cancelled: true };
+  }
   const pid = id.pid;
   const logs = watchLogs(sandbox, spec.logs);
   const pollMs = Math.max(10, spec.pollMs ?? 200);

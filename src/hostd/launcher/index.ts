@@ -10,6 +10,14 @@ export { expandTaskVars } from "./task-vars.js";
 export type { TaskEnvInput } from "./env.js";
 export { findExecutable, findTool, resolveUser, SYSTEM_PATH } from "./resolve.js";
 export type { ResolvedUser } from "./resolve.js";
-export { adoptTask, bootId, isRunning, processIdentity, readExitStatus } from "./adopt.js";
+export {
+  adoptTask,
+  bootId,
+  isRunning,
+  killProcessesIn,
+  launchCancelled,
+  processIdentity,
+  readExitStatus,
+} from "./adopt.js";
 export type { Adoption, AdoptSpec, ProcessIdentity } from "./adopt.js";
 export { EXIT_STATUS_FILE } from "./wrapper.js";

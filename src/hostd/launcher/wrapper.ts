@@ -7,6 +7,8 @@
  *                                     as its child, write its exit status to the file STATUS, and
  *                                     end the same way (re-raising a signal that killed it)
  *
+ * A gate closed without a go-ahead (cancelled, or the host daemon died mid-launch: its spawner
+ * process exits with it) writes `cancelled` to STATUS: the command never ran (see adopt.ts).
  * The gate stays CMD's parent so that the exit status outlives the host daemon: a restarted
  * daemon re-adopts a task by its wrapper's pid and reads STATUS once the wrapper is gone (see
  * adopt.ts). The wrapper ignores nothing: it traps TERM/INT/HUP/QUIT with a no-op so a signal
@@ -26,7 +28,7 @@ case "$stage" in
 gate)
   status=$1
   shift
-  IFS= read -r _go <&3 || { echo "corral: launch cancelled" >&2; exit 125; }
+  IFS= read -r _go <&3 || { echo "corral: launch cancelled" >&2; echo cancelled >"$status"; exit 125; }
   exec 3<&- 4>&2 2>/dev/null
   trap 'caught=1' TERM INT HUP QUIT
   set +e

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
-import type { TaskStatusReport } from "../events/calls.js";
-import { encode, MAX_INPUT_BYTES } from "../events/codec.js";
+import type { TaskStatusReport } from "../../events/calls.js";
+import { encode, MAX_INPUT_BYTES } from "../../events/codec.js";
 
 /** A STATUS call larger than this is split: half the input limit leaves room for headers. */
 export const STATUS_SPLIT_BYTES = Math.min(512 * 1024, MAX_INPUT_BYTES / 2);

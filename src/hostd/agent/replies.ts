@@ -1,8 +1,8 @@
 import { nuid, type Msg, type NatsConnection, type Subscription } from "@nats-io/transport-node";
-import type { CallReply } from "../events/calls.js";
-import { decode } from "../events/codec.js";
-import { inboxPrefixOf } from "../events/subjects.js";
-import type { Logger } from "../log/index.js";
+import type { CallReply } from "../../events/calls.js";
+import { decode } from "../../events/codec.js";
+import { inboxPrefixOf } from "../../events/subjects.js";
+import type { Logger } from "../../log/index.js";
 
 interface Waiter {
   fn: (reply: CallReply) => void;

@@ -1,13 +1,13 @@
 import { randomUUID } from "node:crypto";
 import type { JetStreamClient } from "@nats-io/jetstream";
 import { headers } from "@nats-io/transport-node";
-import type { CallReply, HostTask } from "../events/calls.js";
-import { encode } from "../events/codec.js";
-import { REPLY_HEADER, subjects } from "../events/subjects.js";
-import { ErrorCode } from "../errors/index.js";
-import type { Logger } from "../log/index.js";
-import type { Resources } from "../resources/types.js";
-import type { ReplyRouter } from "./sim-replies.js";
+import type { CallReply, HostTask } from "../../events/calls.js";
+import { encode } from "../../events/codec.js";
+import { REPLY_HEADER, subjects } from "../../events/subjects.js";
+import { ErrorCode } from "../../errors/index.js";
+import type { Logger } from "../../log/index.js";
+import type { Resources } from "../../resources/types.js";
+import type { ReplyRouter } from "./replies.js";
 
 /**
  * A retry reuses its callId (so JetStream's duplicate window keeps one copy in INPUTS while the
@@ -133,28 +133,4 @@ export async function registerHost(ctx: RegisterContext, hostId: string): Promis
   } finally {
     ctx.replies.cancel(w.callId);
   }
-}
-
-/**
- * Register every host, at most `concurrency` at a time; `onRegistered` as each succeeds,
- * `onRefused` for a host the master refuses for good.
- */
-export async function registerAll(
-  ctx: RegisterContext,
-  hostIds: readonly string[],
-  concurrency: number,
-  onRegistered: (hostId: string) => void,
-  onRefused: (hostId: string, reply: CallReply) => void = () => undefined,
-): Promise<void> {
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < hostIds.length && !ctx.signal.aborted) {
-      const id = hostIds[next++]!;
-      const reply = await registerHost(ctx, id);
-      if (reply?.ok) onRegistered(id);
-      else if (reply) onRefused(id, reply);
-    }
-  };
-  const n = Math.max(1, Math.min(concurrency, hostIds.length));
-  await Promise.all(Array.from({ length: n }, () => worker()));
 }

@@ -1,10 +1,10 @@
 import type { JetStreamClient } from "@nats-io/jetstream";
 import { headers } from "@nats-io/transport-node";
-import type { CallReply, TaskStatusReport } from "../events/calls.js";
-import { REPLY_HEADER, subjects } from "../events/subjects.js";
-import { ErrorCode } from "../errors/index.js";
-import type { Logger } from "../log/index.js";
-import type { ReplyRouter } from "./sim-replies.js";
+import type { CallReply, TaskStatusReport } from "../../events/calls.js";
+import { REPLY_HEADER, subjects } from "../../events/subjects.js";
+import { ErrorCode } from "../../errors/index.js";
+import type { Logger } from "../../log/index.js";
+import type { ReplyRouter } from "./replies.js";
 import { statusCalls } from "./status-calls.js";
 
 /** One update waiting to be seen in the log. */

@@ -1,0 +1,12 @@
+export { createHostAgent } from "./agent.js";
+export type { HostAgent, HostAgentOptions } from "./agent.js";
+export type { HostTaskRef, Reconciliation, TaskExecutor, UpdateSink } from "./executor.js";
+export { HostSession, SESSION_TRANSITIONS, nextSessionState } from "./session.js";
+export type { SessionEvent, SessionState } from "./session.js";
+export { isFinalRefusal, registerHost } from "./register.js";
+export type { RegisterContext } from "./register.js";
+export { ReplyRouter } from "./replies.js";
+export { StatusReporter } from "./reporter.js";
+export type { StatusReporterOptions } from "./reporter.js";
+export { STATUS_SPLIT_BYTES, statusCalls } from "./status-calls.js";
+export type { StatusCall } from "./status-calls.js";
