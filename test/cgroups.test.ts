@@ -287,39 +287,6 @@ describe.skipIf(skipReason !== undefined || support.version !== "v1")("v1 limit 
   });
 });
 
-/** Memory cgroups the kernel still has, the removed ("dying") ones included: /proc/cgroups. */
-function memoryCgroups(): number {
-  const line = readFileSync("/proc/cgroups", "utf8")
-    .split("\n")
-    .find((l) => l.startsWith("memory\t"));
-  return Number(line?.split("\t")[2] ?? NaN);
-}
-
-describe.skipIf(skipReason !== undefined || support.version !== "v1")(
-  "v1 memory cgroups after destroy",
-  () => {
-    it("leave no dying cgroup behind for the page cache their task wrote (files kept)", async () => {
-      const dir = await mkdtemp(join(tmpdir(), "corral-cg-cache-"));
-      try {
-        const before = memoryCgroups();
-        const N = 20;
-        for (let i = 0; i < N; i++) {
-          const cg = await makeCg();
-          const file = join(dir, `out-${i}`);
-          const run = await startIn(cg, ["sh", "-c", `head -c 1048576 /dev/zero > ${file}`]);
-          expect((await run.exited).code).toBe(0);
-          await cg.destroy();
-        }
-        // Without giving back the page cache first, each of the N would linger while its file is
-        // cached (every one of them, measured on this kernel); a few may linger for other reasons.
-        expect(memoryCgroups() - before).toBeLessThan(N / 2);
-      } finally {
-        await rm(dir, { recursive: true, force: true });
-      }
-    });
-  },
-);
-
 describe.skipIf(skipReason !== undefined || support.version !== "v2")("v2 limit files", () => {
   it("sets cpu.weight, cpu.max, memory.max, swap.max and pids.max", async () => {
     const cg = await makeCg(limitSpec);

@@ -1,5 +1,4 @@
 import { mkdirSync } from "node:fs";
-import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { CorralError, ErrorCode, TimeoutError } from "../../errors/index.js";
 import type { Logger } from "../../log/index.js";
@@ -252,30 +251,10 @@ export class TaskCgroup {
   async destroy(opts: KillOptions = {}): Promise<void> {
     if (this.destroyed) return;
     await this.killAll("SIGKILL", opts);
-    await this.reclaimMemory();
     const deadline = Date.now() + RMDIR_RETRY_MS;
     for (const dir of this.paths) await rmdirTree(dir, deadline);
     this.destroyed = true;
     this.log?.debug({ taskId: this.id.taskId }, "task cgroup destroyed");
-  }
-
-  /**
-   * Give back the page cache charged to the task (its sandbox's stdout, stderr and files) before
-   * the cgroup is removed. Removed memory cgroups whose pages are still cached do not go away:
-   * they linger as "dying" cgroups until the pages are reclaimed, and thousands of them made
-   * every later cgroup creation and launch slower (the launch bench decayed run after run, and
-   * `drop_caches` restored it: docs/benchmarks.md, "Issue 13: the launch bench's decay").
-   * v1 has `memory.force_empty`, v2 (5.19+) `memory.reclaim`. Best effort: a failure only leaves
-   * the cgroup to the kernel, as before. Asynchronous I/O, so the reclaim is off the event loop.
-   */
-  private async reclaimMemory(): Promise<void> {
-    const file = this.v2Dir
-      ? join(this.v2Dir, "memory.reclaim")
-      : this.v1.memory
-        ? join(this.v1.memory, "memory.force_empty")
-        : undefined;
-    if (!file) return;
-    await writeFile(file, this.v2Dir ? "1G" : "0").catch(() => undefined);
   }
 
   /** Freeze (or thaw) the cgroup; false when there is no freezer or the cgroup is gone. */
