@@ -52,6 +52,7 @@ import { makeInverseOffers } from "./inverse-offers.js";
 import { electionEvents } from "./election.js";
 import { openInputConsumer, type InputConsumer } from "./input-consumer.js";
 import { LeaderLease } from "./lease.js";
+import { DEFAULT_LEASE_TTL_MS } from "./lease-timings.js";
 import { DEFAULT_LOG_WARN_BYTES, LOG_SIZE_CHECK_MS, LogSizeWatch } from "./log-size.js";
 import { DEFAULT_RATE_LIMIT, InputRateLimiter, rateLimited, type RateLimit } from "./rate-limit.js";
 import {
@@ -263,7 +264,7 @@ export class Master {
       hostTimeoutMs: opts.hostTimeoutMs ?? 75_000,
       unreachableGoneTimeoutMs: opts.unreachableGoneTimeoutMs ?? 15 * 60_000,
       frameworkTimeoutMs: opts.frameworkTimeoutMs ?? 15_000,
-      leaseTtlMs: opts.leaseTtlMs ?? 10_000,
+      leaseTtlMs: opts.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS,
       minAllocatable: opts.minAllocatable ?? [...DEFAULT_MIN_ALLOCATABLE],
       defaultRefuseSeconds: opts.defaultRefuseSeconds ?? 5,
       replicas: opts.replicas ?? 1,
@@ -477,7 +478,7 @@ export class Master {
     // Renew from the moment the lease is won: a recovery longer than the TTL (a cold fold of a
     // long log, a loaded machine) must not let the lease expire under it.
     this.#renewedAt = Date.now();
-    this.#timers.push(setInterval(() => void this.#renew(lease), Math.max(100, lease.ttlMs / 3)));
+    this.#timers.push(setInterval(() => void this.#renew(lease), lease.renewEveryMs));
     const standby = this.#standby;
     this.#standby = undefined;
     const base = await standby?.handOver();
@@ -628,16 +629,15 @@ export class Master {
   }
 
   /**
-   * Keep the lease. A renewal the bucket did not answer (its stream electing a leader after a
-   * server was lost) is not a loss: the lease is ours until a TTL has passed since the last
-   * renewal that succeeded, and only then does this master step down.
+   * Keep the lease. Only a refused renewal ends the leadership (another master took the lease
+   * over): one the bucket did not answer is retried, since no standby counts silence the store
+   * does not answer, and a deposed leader is fenced by the appender (docs/architecture.md).
    */
   async #renew(lease: LeaderLease): Promise<void> {
     const asked = Date.now();
     const r = await lease.renew();
     if (r === "renewed") this.#renewedAt = asked;
     else if (r === "lost") this.#lost?.("lease lost");
-    else if (Date.now() - this.#renewedAt >= lease.ttlMs) this.#lost?.("lease expired unrenewed");
   }
 
   #endLeadership(): void {
