@@ -232,8 +232,6 @@ export class Master {
   #appender: FencedAppender | undefined;
   /** EVENTS' max_msg_size as this leadership found it (-1: none); with max_payload, what one message may be. */
   #eventsMaxMsgSize = -1;
-  /** When the lease was last renewed (or won). */
-  #renewedAt = 0;
   #lastInputSeq = 0;
   #offerSeq = 0;
   #decisionSeq = 0;
@@ -476,8 +474,7 @@ export class Master {
     // stop() while the lease was being won found no leadership to end: end this one at once.
     if (this.#stopped) this.#lost?.("stopping");
     // Renew from the moment the lease is won: a recovery longer than the TTL (a cold fold of a
-    // long log, a loaded machine) must not let the lease expire under it.
-    this.#renewedAt = Date.now();
+    // long log, a loaded machine) must not look like silence to a standby.
     this.#timers.push(setInterval(() => void this.#renew(lease), lease.renewEveryMs));
     const standby = this.#standby;
     this.#standby = undefined;
@@ -634,10 +631,7 @@ export class Master {
    * does not answer, and a deposed leader is fenced by the appender (docs/architecture.md).
    */
   async #renew(lease: LeaderLease): Promise<void> {
-    const asked = Date.now();
-    const r = await lease.renew();
-    if (r === "renewed") this.#renewedAt = asked;
-    else if (r === "lost") this.#lost?.("lease lost");
+    if ((await lease.renew()) === "lost") this.#lost?.("lease lost");
   }
 
   #endLeadership(): void {
