@@ -69,6 +69,9 @@ export class LeaderLease {
   #watching = false;
   #pollAbort: AbortController | undefined;
   #wake: (() => void) | undefined;
+  /** Renewals in a row the bucket did not answer, and since when (monotonic). */
+  #unanswered = 0;
+  #unansweredSince = 0;
 
   readonly replicas: number;
 
@@ -216,12 +219,18 @@ export class LeaderLease {
       await this.#bucket();
       const revision = await this.#fastKv!.update(KEY, this.#value(), this.#revision);
       this.#revision = Math.max(this.#revision, revision);
+      this.#answered();
       return "renewed";
     } catch (err) {
       if (!isRefusal(err)) {
-        this.#log.warn({ err }, "lease renewal got no answer; retrying");
+        // Once per outage, not every renewal: the lease stays ours meanwhile.
+        if (this.#unanswered++ === 0) {
+          this.#unansweredSince = performance.now();
+          this.#log.warn({ err: (err as Error).message }, "lease renewal got no answer; retrying");
+        } else this.#log.debug({ err }, "lease renewal got no answer");
         return "unknown";
       }
+      this.#answered();
       const seen = await this.#read().catch(() => undefined);
       if (seen === undefined) return "unknown"; // asked again at the next renewal
       if (seen.kind === "held" && seen.holder === this.masterId && seen.term === this.#term) {
@@ -235,6 +244,13 @@ export class LeaderLease {
       this.#revision = 0;
       return "lost";
     }
+  }
+
+  #answered(): void {
+    if (this.#unanswered === 0) return;
+    const ms = Math.round(performance.now() - this.#unansweredSince);
+    this.#log.info({ unanswered: this.#unanswered, ms }, "lease renewals answered again: still leading");
+    this.#unanswered = 0;
   }
 
   /** The key as the bucket's stream leader has it: throws when no leader answers. */
