@@ -2,7 +2,7 @@
  * The default lease TTL: how long a leader may be silent, while the lease store answers its
  * standbys, before one takes over. Short, because an outage of NATS no longer counts as silence
  * (HolderSilence): what is left to tell apart from a dead leader is a live one that cannot renew
- * for this long (its process paused, its machine starved). docs/decisions/lease-silence.md.
+ * for this long (its process paused, its machine starved). docs/decision-lease-silence.md.
  */
 export const DEFAULT_LEASE_TTL_MS = 1000;
 /**
