@@ -66,6 +66,16 @@ describe("a standby's count of the holder's silence", () => {
     expect(s.verdict().kind).toBe("due");
   });
 
+  it("given a takeover that was refused, then it waits for the next answer before it is due again", () => {
+    const s = silence();
+    reads(s, held(7), 0, 1100);
+    expect(s.verdict().kind).toBe("due");
+    s.tried();
+    expect(s.verdict().kind).toBe("wait");
+    s.answered(held(7), 1200, 1205);
+    expect(s.verdict().kind).toBe("due");
+  });
+
   it("given a released lease, then it is vacant at once", () => {
     const s = silence();
     reads(s, held(7), 0, 200);

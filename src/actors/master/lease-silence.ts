@@ -30,6 +30,7 @@ export class HolderSilence {
   #since: number | undefined;
   #lastAnswerAt: number | undefined;
   #seen: LeaseSeen | undefined;
+  #tried = false;
   /** When the latest answered read was sent: the key was still `#revision` then or later. */
   #sentAt = 0;
   readonly #ttlFor: (seen: Extract<LeaseSeen, { kind: "held" }>) => number;
@@ -38,6 +39,14 @@ export class HolderSilence {
   constructor(o: { ttlFor: (seen: Extract<LeaseSeen, { kind: "held" }>) => number; maxGapMs: number }) {
     this.#ttlFor = o.ttlFor;
     this.#maxGapMs = o.maxGapMs;
+  }
+
+  /**
+   * The verdict was acted on and the attempt failed (the holder renewed at the last moment,
+   * another standby won): wait for the next answer rather than try again on the same one.
+   */
+  tried(): void {
+    this.#tried = true;
   }
 
   /** A read that failed: what the store said before no longer counts. */
@@ -56,13 +65,14 @@ export class HolderSilence {
       this.#since = answeredAt;
     }
     this.#seen = seen;
+    this.#tried = false;
     this.#lastAnswerAt = answeredAt;
     this.#sentAt = sentAt;
   }
 
   verdict(): SilenceVerdict {
     const seen = this.#seen;
-    if (!seen || this.#since === undefined) return { kind: "wait" };
+    if (!seen || this.#since === undefined || this.#tried) return { kind: "wait" };
     if (seen.kind === "vacant") return { kind: "vacant", revision: seen.revision };
     const silentMs = this.#sentAt - this.#since;
     if (silentMs >= this.#ttlFor(seen))

@@ -201,6 +201,7 @@ export class LeaderLease {
           this.#log.debug({ err: casErr, holder: v.holder }, "lease takeover refused");
         }
       }
+      this.#silence.tried();
       this.#log.debug({ err }, "lease held by another master");
       return undefined;
     }
