@@ -5,8 +5,9 @@ import { createLogger } from "../src/log/index.js";
 
 /**
  * One master in its own OS process, for `bench/failover.ts`: the benchmark kills it with
- * SIGKILL. Started from here rather than `corral master` so the benchmark sets the lease TTL,
- * the snapshot policy and whether a standby folds the log live. It reports on stdout, one JSON
+ * SIGKILL. Started from here rather than `corral master` so the benchmark sets the snapshot
+ * policy and whether a standby folds the log live (and the lease TTL, which defaults to the
+ * master's own default). It reports on stdout, one JSON
  * object per line prefixed `@bench `; logs go to stderr. SIGTERM stops it cleanly (releasing the
  * lease).
  */
@@ -14,7 +15,9 @@ const { values } = parseArgs({
   options: {
     nats: { type: "string" },
     id: { type: "string" },
-    "lease-ttl": { type: "string", default: "10000" },
+    /** Absent: the master's default. */
+    "lease-ttl": { type: "string" },
+    replicas: { type: "string", default: "1" },
     /** "true": fold the log while standing by (the default master); "false": a cold standby. */
     "standby-follow": { type: "string", default: "true" },
     /** "on": the default snapshot policy; "off": write none (recovery still reads them). */
@@ -25,7 +28,7 @@ const { values } = parseArgs({
 const report = (o: Record<string, unknown>) => process.stdout.write(`@bench ${JSON.stringify(o)}\n`);
 const logger = createLogger({ level: process.env.CORRAL_LOG_LEVEL ?? "warn", pretty: false });
 const nc = await connect({
-  servers: values.nats,
+  servers: (values.nats ?? "").split(","),
   maxReconnectAttempts: -1,
   name: `bench-master-${values.id}`,
 });
@@ -33,7 +36,8 @@ const master = new Master({
   nc,
   logger,
   ...(values.id ? { masterId: values.id } : {}),
-  leaseTtlMs: Number(values["lease-ttl"]),
+  ...(values["lease-ttl"] ? { leaseTtlMs: Number(values["lease-ttl"]) } : {}),
+  replicas: Number(values.replicas),
   standbyFollow: values["standby-follow"] !== "false",
   snapshots: values.snapshots === "off" ? false : {},
 }).start();

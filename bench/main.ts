@@ -1,5 +1,7 @@
 import { parseArgs } from "node:util";
-import { failoverBench, type FailoverCase } from "./failover.js";
+import { DEFAULT_LEASE_TTL_MS, leaseTimings } from "../src/actors/master/index.js";
+import { failoverBench, type FailoverCase, type FailoverRun } from "./failover.js";
+import { natsKillBench } from "./failover-nats.js";
 import { heapPerLiveTask } from "./heap.js";
 import { launchBench } from "./launch.js";
 import { replicationBench } from "./replication.js";
@@ -29,7 +31,10 @@ const { values } = parseArgs({
     "failover-events": { type: "string", default: "1000000" },
     "failover-live": { type: "string", default: "20000" },
     "failover-tail": { type: "string", default: "50000" },
-    "lease-ttl": { type: "string", default: "10000" },
+    /** The master's default unless given; "default" stands for it in a list. */
+    "lease-ttl": { type: "string", default: "default" },
+    /** Failover: NATS servers of a 3-node cluster to kill under two masters (0: none). */
+    "nats-kills": { type: "string", default: "4" },
     "failover-cases": { type: "string", default: "standby,snapshot,cold" },
     runs: { type: "string", default: "2" },
     "replication-tasks": { type: "string", default: "20000" },
@@ -118,7 +123,10 @@ async function runLaunch(): Promise<void> {
 
 async function runFailover(): Promise<void> {
   const cases = values["failover-cases"].split(",").map((c) => c.trim()) as FailoverCase[];
-  for (const ttl of values["lease-ttl"].split(",").map(Number)) {
+  const ttls = values["lease-ttl"]
+    .split(",")
+    .map((v) => (v.trim() === "default" ? DEFAULT_LEASE_TTL_MS : Number(v)));
+  for (const ttl of ttls) {
     const r = await failoverBench({
       events: Number(values["failover-events"]),
       hosts: 1000,
@@ -150,14 +158,48 @@ async function runFailover(): Promise<void> {
       cold: "(c) cold standby, no snapshot",
     };
     console.log(
-      "case                            total ms = expiry wait + notice + recovery + first offer   recovered from (tail msgs)   key gone   snapshot load   load",
+      "case                            total ms = TTL left + notice + recovery + first offer   recovered from (tail msgs)   snapshot load   load",
     );
     for (const x of r.runs) {
       console.log(
-        `${what[x.case].padEnd(31)} ${fmt(x.totalMs).padStart(8)} = ${fmt(x.expiryWaitMs).padStart(11)} + ${fmt(x.noticeMs).padStart(6)} + ${fmt(x.recoveryMs).padStart(8)} + ${fmt(x.firstOfferMs).padStart(11)}   ${`${x.recoveredFrom} (${fmt(x.tailMessages)})`.padEnd(28)} ${fmt(x.serverExpiryMs).padStart(8)}   ${fmt(x.snapshotLoadMs).padStart(13)}   ${x.load}`,
+        `${what[x.case].padEnd(31)} ${fmt(x.totalMs).padStart(8)} = ${fmt(x.expiryWaitMs).padStart(8)} + ${fmt(x.noticeMs).padStart(6)} + ${fmt(x.recoveryMs).padStart(8)} + ${fmt(x.firstOfferMs).padStart(11)}   ${`${x.recoveredFrom} (${fmt(x.tailMessages)})`.padEnd(28)} ${fmt(x.snapshotLoadMs).padStart(13)}   ${x.load}`,
       );
     }
+    const t = leaseTimings(ttl);
+    console.log(
+      `raw limits: the TTL left at the kill is ${fmt(ttl - t.renewEveryMs)}-${fmt(ttl)} ms (the leader renews every ${fmt(t.renewEveryMs)} ms); a standby reads the lease every ${fmt(t.pollMs)} ms`,
+    );
+    for (const c of cases) {
+      const runs = r.runs.filter((x) => x.case === c);
+      if (runs.length) console.log(`${what[c].padEnd(31)} ${summary(runs)}`);
+    }
   }
+  const kills = Number(values["nats-kills"]);
+  if (kills > 0) await runNatsKills(kills);
+}
+
+/** Nearest-rank percentiles of kill -> first offer (p99 of 10 runs is the slowest). */
+function summary(runs: FailoverRun[]): string {
+  const ms = runs.map((x) => x.totalMs).sort((a, b) => a - b);
+  const rank = (p: number) => ms[Math.min(ms.length - 1, Math.ceil((p / 100) * ms.length) - 1)]!;
+  return `kill -> first offer over ${ms.length} runs: p50 ${fmt(rank(50))} ms, p99 ${fmt(rank(99))} ms, min ${fmt(ms[0]!)} ms`;
+}
+
+async function runNatsKills(runs: number): Promise<void> {
+  const rows = await natsKillBench({ runs, timeoutS: Number(values.timeout) });
+  console.log(
+    `\n== failover: a NATS server of a 3-node cluster killed under two masters at default settings ==`,
+  );
+  console.log(
+    "killed (leader of)                  new stream leader ms   failovers   leader before -> after   offers meanwhile   load",
+  );
+  for (const r of rows)
+    console.log(
+      `${`${r.killed} (${r.stream})`.padEnd(35)} ${fmt(r.newStreamLeaderMs).padStart(20)}   ${String(r.elections).padStart(9)}   ${`${r.leaderBefore} -> ${r.leaderAfter}`.padEnd(22)}   ${String(r.offers).padStart(16)}   ${r.load}`,
+    );
+  console.log(
+    `failovers caused by ${rows.length} NATS server kills: ${rows.reduce((n, r) => n + r.elections, 0)}`,
+  );
 }
 
 async function runReplication(): Promise<void> {

@@ -68,9 +68,9 @@ export function addMasterOptions(c: Command): Command {
     .addOption(
       durationOption(
         "--lease-ttl <duration>",
-        "leadership lease: a leader silent this long is replaced (failover time vs. false failovers; the bucket's creator decides)",
+        "a leader that renews nothing this long, while the lease store answers its standbys, is replaced (NATS outages do not count; the leader's own setting applies; docs/architecture.md)",
         300,
-        "10s",
+        "1s",
       ),
     )
     .addOption(
@@ -206,7 +206,7 @@ export function mastersText(
   lines.push(
     lease
       ? `lease    held by ${lease.holder}${lease.epoch ? ` (epoch ${lease.epoch})` : ""}, revision ${lease.revision}, renewed ${when(lease.renewedAt, now)}${ttl ? `, ttl ${ttl} ms` : ""}`
-      : "lease    free (no leader: one is elected within the lease TTL)",
+      : "lease    free (no leader: one is elected at once)",
   );
   if (lease && !masters.some((s) => s.masterId === lease.holder && s.leading))
     lines.push(`warning  the lease holder ${lease.holder} does not answer as leader (paused? partitioned?)`);

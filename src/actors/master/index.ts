@@ -12,6 +12,14 @@ export {
 export type { InputConsumer } from "./input-consumer.js";
 export type { MasterRole, MasterStatus, Takeover } from "./status.js";
 export { LeaderLease } from "./lease.js";
+export { HolderSilence, type LeaseSeen, type SilenceVerdict } from "./lease-silence.js";
+export {
+  DEFAULT_LEASE_TTL_MS,
+  LEASE_BACKSTOP_MS,
+  LEGACY_LEASE_TTL_MS,
+  leaseTimings,
+  type LeaseTimings,
+} from "./lease-timings.js";
 export { decideFrameworkCall, teardown, type StatusReply } from "./decide-framework.js";
 export { decideHostCall } from "./decide-host.js";
 export { decideOperatorCall } from "./decide-operator.js";

@@ -1,6 +1,8 @@
-import { jetstreamManager, JetStreamApiError } from "@nats-io/jetstream";
-import { Kvm, type KV, type KvWatchEntry } from "@nats-io/kv";
-import type { NatsConnection, QueuedIterator } from "@nats-io/transport-node";
+import { jetstream, jetstreamManager, JetStreamApiError, type JetStreamManager } from "@nats-io/jetstream";
+import { Kvm, type KV } from "@nats-io/kv";
+import { nanos, type NatsConnection } from "@nats-io/transport-node";
+import { randomBytes } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
 import {
   applyLimits,
   LEASE_BUCKET,
@@ -8,41 +10,68 @@ import {
   LEASE_MAX_VALUE_BYTES,
 } from "../../events/index.js";
 import type { Logger } from "../../log/index.js";
+import { HolderSilence, type LeaseSeen } from "./lease-silence.js";
+import { leaseTimings, LEASE_BACKSTOP_MS, LEGACY_LEASE_TTL_MS, type LeaseTimings } from "./lease-timings.js";
 
 /** The KV refused the write (wrong revision): anything else (no responders, timeout) is transient. */
 const isRefusal = (err: unknown) =>
   err instanceof JetStreamApiError && /wrong last sequence/i.test(err.message);
 const KEY = "master";
-/** Tried this long after the expected expiry: the server's expiry timer has fired by then. */
-const EXPIRY_MARGIN_MS = 20;
-/** Retry interval while the expected expiry is past but the key is still there. */
-const EARLY_RETRY_MS = 50;
-type Wake = "time" | "renewed" | "vacant" | "stopped";
+const STREAM = `KV_${LEASE_BUCKET}`;
+const SUBJECT = `$KV.${LEASE_BUCKET}.${KEY}`;
+
+/** The lease as stored. `at` is the holder's wall clock, for people (`corral masters`) only. */
+interface LeaseValue {
+  masterId: string;
+  at: number;
+  epoch?: number;
+  /** How long the holder may be silent before a standby takes over (the holder's --lease-ttl). */
+  ttlMs?: number;
+  /** Unique to one winning of the lease: a renewal of ours that timed out yet landed is known by it. */
+  term?: string;
+}
 
 /**
- * Leadership as a NATS KV lease: create-if-absent wins it, renewing by revision keeps it, and
- * the bucket's max age expires it when the holder stops renewing. The revision that won is
- * unique to that leadership (the appender puts it in message ids); the epoch users see counts
- * elections and comes from the log (docs/architecture.md, "Epochs"). The lease alone is not
- * safety (a paused leader may still believe it leads): the appender's expected-sequence check is
- * what keeps a deposed leader from writing.
+ * Leadership as a NATS KV key, `master` in `corral_leader`: create-if-absent wins it, renewing by
+ * revision keeps it, and a standby that found the holder silent for the holder's TTL takes it
+ * over by revision (compare-and-swap on the revision it last saw). The bucket's max age is only a
+ * backstop for when no master is left (LEASE_BACKSTOP_MS): it never expires a live leader's lease.
+ *
+ * Silence is measured by each standby on its own monotonic clock, and counted only while the
+ * bucket's stream leader answers its reads (HolderSilence): an outage of NATS — a stream-leader
+ * election after a server died — stops the count instead of looking like a dead leader. The
+ * holder renews every `renewEveryMs` and gives the lease up only when a renewal is refused by
+ * revision (someone else won), never because renewals failed for a while: a partitioned holder
+ * that still believes it leads cannot write, because the appender's expected-sequence fencing
+ * refuses a deposed leader's appends (docs/architecture.md, "Leadership").
+ *
+ * The revision that won is unique to that leadership (the appender puts it in message ids); the
+ * epoch users see counts elections and comes from the log (docs/architecture.md, "Epochs").
  */
 export class LeaderLease {
   #kv: KV | undefined;
+  /** Renewals and the takeover: short request timeouts, so an unanswered one is retried soon. */
+  #fastKv: KV | undefined;
+  /** Reads of the key served by the stream's leader (not direct gets, which any replica answers). */
+  #jsm: JetStreamManager | undefined;
   #nc: NatsConnection;
   #revision = 0;
+  #term = "";
   /** The holder's epoch, written into the lease's value from the first renewal that knows it. */
   #epoch = 0;
   #ttlMs: number;
+  /** The TTL of a holder that does not say its own (a master from before the TTL was in the value). */
+  #legacyTtlMs = LEGACY_LEASE_TTL_MS;
+  readonly timings: LeaseTimings;
   readonly masterId: string;
   #log: Logger;
-  /** Watching the key while standing by: when the holder's lease must have expired, or undefined. */
-  #watcher: QueuedIterator<KvWatchEntry> | undefined;
+  #silence: HolderSilence;
   #watching = false;
-  #expiresBy: number | undefined;
-  /** Waits in a row that found the expected expiry already past (the guess was early). */
-  #early = 0;
-  #wake: ((why: Wake) => void) | undefined;
+  #pollAbort: AbortController | undefined;
+  #wake: (() => void) | undefined;
+  /** Renewals in a row the bucket did not answer, and since when (monotonic). */
+  #unanswered = 0;
+  #unansweredSince = 0;
 
   readonly replicas: number;
 
@@ -51,23 +80,29 @@ export class LeaderLease {
     this.replicas = replicas;
     this.masterId = masterId;
     this.#ttlMs = ttlMs;
+    this.timings = leaseTimings(ttlMs);
     this.#log = logger;
+    this.#silence = new HolderSilence({
+      ttlFor: (seen) => seen.ttlMs ?? Math.max(this.#ttlMs, this.#legacyTtlMs),
+      maxGapMs: this.timings.maxReadGapMs,
+    });
   }
 
-  /**
-   * The lease's time to live: the bucket's, once opened. The first master creates the bucket
-   * with its TTL; one asked for another TTL later uses the bucket's (renewing at a third of it),
-   * since renewing on a longer TTL than the bucket's would let the lease lapse between renewals.
-   */
+  /** This master's TTL: how long it may be silent, once it leads, before a standby replaces it. */
   get ttlMs(): number {
     return this.#ttlMs;
+  }
+
+  /** How often the holder renews (a fraction of the TTL, at most 300 ms). */
+  get renewEveryMs(): number {
+    return this.timings.renewEveryMs;
   }
 
   async #bucket(): Promise<KV> {
     if (this.#kv) return this.#kv;
     const limits = { max_bytes: LEASE_BUCKET_MAX_BYTES, max_msg_size: LEASE_MAX_VALUE_BYTES };
     const kv = await new Kvm(this.#nc).create(LEASE_BUCKET, {
-      ttl: this.#ttlMs,
+      ttl: LEASE_BACKSTOP_MS,
       history: 1,
       // Replicated like the streams: losing the node that holds the lease must not lose it.
       replicas: this.replicas,
@@ -77,19 +112,37 @@ export class LeaderLease {
     // A bucket made before it had bounds gets them (its key and TTL stay as they are); failing
     // that, it serves unbounded as before.
     const jsm = await jetstreamManager(this.#nc);
-    await applyLimits(jsm, await jsm.streams.info(`KV_${LEASE_BUCKET}`), limits, this.#log).catch(
-      (err: unknown) => this.#log.warn({ err }, "could not bound the lease bucket"),
+    await applyLimits(jsm, await jsm.streams.info(STREAM), limits, this.#log).catch((err: unknown) =>
+      this.#log.warn({ err }, "could not bound the lease bucket"),
     );
-    const ttl = (await kv.status()).ttl;
-    if (ttl > 0 && ttl !== this.#ttlMs) {
-      this.#log.warn(
-        { askedMs: this.#ttlMs, bucketMs: ttl, bucket: LEASE_BUCKET },
-        "the lease bucket exists with another TTL: using the bucket's",
-      );
-      this.#ttlMs = ttl;
-    }
+    await this.#migrate(jsm, (await kv.status()).ttl);
+    const timeout = this.timings.requestTimeoutMs;
+    this.#fastKv = await new Kvm(jetstream(this.#nc, { timeout })).open(LEASE_BUCKET);
+    this.#jsm = await jetstreamManager(this.#nc, { timeout, checkAPI: false });
     this.#kv = kv;
     return kv;
+  }
+
+  /**
+   * A bucket made when its max age was the lease's TTL (before issue 13): its max age would
+   * expire a live leader's lease during a NATS outage longer than it. Raised to the backstop;
+   * its old max age stays the TTL of a holder that does not write its own (an older master).
+   */
+  async #migrate(jsm: JetStreamManager, ttlMs: number): Promise<void> {
+    if (ttlMs <= 0 || ttlMs >= LEASE_BACKSTOP_MS) return;
+    this.#legacyTtlMs = ttlMs;
+    try {
+      await jsm.streams.update(STREAM, { max_age: nanos(LEASE_BACKSTOP_MS) });
+      this.#log.info(
+        { bucket: LEASE_BUCKET, fromMs: ttlMs, toMs: LEASE_BACKSTOP_MS },
+        "lease bucket migrated: its max age was the lease TTL, now only a backstop (standbys take over after the holder's silence; docs/architecture.md)",
+      );
+    } catch (err) {
+      this.#log.warn(
+        { err, bucket: LEASE_BUCKET, maxAgeMs: ttlMs },
+        "could not raise the lease bucket's max age: a NATS outage longer than it ends the leadership",
+      );
+    }
   }
 
   /** Set once the leadership has folded the log: `corral masters` reads it from the lease. */
@@ -97,153 +150,184 @@ export class LeaderLease {
     this.#epoch = epoch;
   }
 
-  #value(): string {
-    const v: { masterId: string; at: number; epoch?: number } = { masterId: this.masterId, at: Date.now() };
+  #value(term = this.#term): string {
+    const v: LeaseValue = { masterId: this.masterId, at: Date.now(), ttlMs: this.#ttlMs, term };
     if (this.#epoch > 0) v.epoch = this.#epoch;
     return JSON.stringify(v);
   }
 
+  #won(revision: number, term: string): number {
+    this.#revision = revision;
+    this.#term = term;
+    return revision;
+  }
+
   /**
-   * The lease revision when the lease was won, undefined when someone else holds it. A master
-   * that still holds the lease (it stepped down because the log failed it, not because the lease
-   * lapsed) reclaims it by revision at once instead of waiting out its own TTL; the new revision
-   * marks a new leadership.
+   * The lease revision when the lease was won, undefined when someone else holds it. Won by
+   * creating the key if absent; by taking it over by revision if the standing-by watch found its
+   * holder silent for the holder's TTL; or, by a master that still holds it (it stepped down
+   * because the log failed it, not because the lease was lost), by reclaiming it at once. A new
+   * revision marks a new leadership.
    */
   async tryAcquire(): Promise<number | undefined> {
     const kv = await this.#bucket();
     this.#epoch = 0; // not known until the new leadership has folded the log
-    const value = this.#value();
+    const term = randomBytes(6).toString("hex");
+    const value = this.#value(term);
     try {
-      this.#revision = await kv.create(KEY, value);
-      return this.#revision;
+      return this.#won(await kv.create(KEY, value), term);
     } catch (err) {
       if (this.#revision > 0) {
         try {
-          this.#revision = await kv.update(KEY, value, this.#revision);
+          this.#won(await kv.update(KEY, value, this.#revision), term);
           this.#log.info({ leaseRevision: this.#revision }, "lease still ours: reclaimed");
           return this.#revision;
         } catch {
           this.#revision = 0; // someone else won it since
         }
       }
-      this.#log.debug({ err, expiresBy: this.#expiresBy }, "lease held by another master");
+      const v = this.#silence.verdict();
+      if (v.kind === "due") {
+        try {
+          this.#won(await kv.update(KEY, value, v.revision), term);
+          this.#log.warn(
+            { holder: v.holder, silentMs: Math.round(v.silentMs), leaseRevision: this.#revision },
+            "the lease holder was silent for its TTL while the lease store answered: took the lease over",
+          );
+          this.#silence.reset();
+          return this.#revision;
+        } catch (casErr) {
+          // It renewed at the last moment, or another standby won: the watch sees which.
+          this.#log.debug({ err: casErr, holder: v.holder }, "lease takeover refused");
+        }
+      }
+      this.#silence.tried();
+      this.#log.debug({ err }, "lease held by another master");
       return undefined;
     }
   }
 
   /**
-   * Renew by revision. "lost": the lease was refused (expired and taken, or deleted);
-   * "unknown": the bucket did not answer (e.g. its stream is electing a leader), so the lease is
-   * still ours until its TTL runs out since the last renewal that succeeded.
+   * Renew by revision. "lost": refused by revision and the key is not ours (another master took
+   * it over, or it was deleted); "unknown": the bucket did not answer (e.g. its stream is electing
+   * a leader) — the lease stays ours, since no standby counts silence while the bucket is silent
+   * to it too. A refusal whose key still carries this leadership's term was a renewal of ours
+   * that timed out here and landed anyway: its revision is adopted.
    */
   async renew(): Promise<"renewed" | "lost" | "unknown"> {
+    if (this.#revision === 0) return "lost";
     try {
-      const kv = await this.#bucket();
-      this.#revision = await kv.update(KEY, this.#value(), this.#revision);
+      await this.#bucket();
+      const revision = await this.#fastKv!.update(KEY, this.#value(), this.#revision);
+      this.#revision = Math.max(this.#revision, revision);
+      this.#answered();
       return "renewed";
     } catch (err) {
-      if (isRefusal(err)) {
-        this.#log.warn({ err }, "lease renewal refused");
-        this.#revision = 0;
-        return "lost";
+      if (!isRefusal(err)) {
+        // Once per outage, not every renewal: the lease stays ours meanwhile.
+        if (this.#unanswered++ === 0) {
+          this.#unansweredSince = performance.now();
+          this.#log.warn({ err: (err as Error).message }, "lease renewal got no answer; retrying");
+        } else this.#log.debug({ err }, "lease renewal got no answer");
+        return "unknown";
       }
-      this.#log.warn({ err }, "lease renewal got no answer; retrying");
-      return "unknown";
+      this.#answered();
+      const seen = await this.#read().catch(() => undefined);
+      if (seen === undefined) return "unknown"; // asked again at the next renewal
+      if (seen.kind === "held" && seen.holder === this.masterId && seen.term === this.#term) {
+        this.#revision = Math.max(this.#revision, seen.revision);
+        return "renewed";
+      }
+      this.#log.warn(
+        { err, holder: seen.kind === "held" ? seen.holder : undefined },
+        "lease renewal refused",
+      );
+      this.#revision = 0;
+      return "lost";
     }
+  }
+
+  #answered(): void {
+    if (this.#unanswered === 0) return;
+    const ms = Math.round(performance.now() - this.#unansweredSince);
+    this.#log.info({ unanswered: this.#unanswered, ms }, "lease renewals answered again: still leading");
+    this.#unanswered = 0;
+  }
+
+  /** The key as the bucket's stream leader has it: throws when no leader answers. */
+  async #read(): Promise<LeaseSeen> {
+    await this.#bucket();
+    const m = await this.#jsm!.streams.getMessage(STREAM, { last_by_subj: SUBJECT });
+    if (!m) return { kind: "vacant", revision: 0 };
+    const op = m.header?.get("KV-Operation");
+    if (op === "DEL" || op === "PURGE") return { kind: "vacant", revision: m.seq };
+    let v: Partial<LeaseValue> = {};
+    try {
+      v = JSON.parse(m.string()) as Partial<LeaseValue>;
+    } catch {
+      // not a lease value: a holder of unknown TTL
+    }
+    const ttlMs = typeof v.ttlMs === "number" && v.ttlMs > 0 ? v.ttlMs : undefined;
+    return { kind: "held", revision: m.seq, holder: v.masterId ?? "?", ttlMs, term: v.term };
   }
 
   async holder(): Promise<string | undefined> {
-    const kv = await this.#bucket();
-    const e = await kv.get(KEY);
-    if (!e || e.operation !== "PUT") return undefined;
-    try {
-      return (JSON.parse(e.string()) as { masterId?: string }).masterId;
-    } catch {
-      return undefined;
-    }
+    const seen = await this.#read();
+    return seen.kind === "held" ? seen.holder : undefined;
   }
 
   /**
-   * Standing by: resolve when the lease may be free, so a successor tries at once instead of
-   * polling. The key is watched; each renewal seen here moves the expected expiry to the time it
-   * was stored (the server's timestamp, or its arrival if that is earlier) plus the TTL, and a
-   * delete (a clean release) wakes at once. nats-server 2.9 writes no marker when max age
-   * expires a key, hence the timer. Resolves after `maxMs` at the latest, so a broken watch only
-   * slows the takeover down to the old polling. Winning is still `tryAcquire`
-   * (create-if-absent) and writing is still fenced by the appender; this only decides when to try.
+   * Standing by: resolve when the lease is free, or its holder has been silent for its TTL while
+   * the store answered (then `tryAcquire` takes it over by revision), or after `maxMs` at the
+   * latest. Reads of the key go on every `pollMs` until `stopWatching`.
    */
   async waitForVacancy(maxMs: number): Promise<void> {
     this.#startWatch();
-    const until = Date.now() + maxMs;
-    for (;;) {
-      const now = Date.now();
-      let wakeAt = until;
-      if (this.#expiresBy !== undefined) {
-        if (this.#expiresBy > now) wakeAt = Math.min(wakeAt, this.#expiresBy + EXPIRY_MARGIN_MS);
-        else if (this.#early++ < 20) wakeAt = Math.min(wakeAt, now + EARLY_RETRY_MS);
-      }
-      if (wakeAt <= now) return;
-      const why = await new Promise<Wake>((resolve) => {
-        const t = setTimeout(() => resolve("time"), wakeAt - now);
-        this.#wake = (w) => {
-          clearTimeout(t);
-          resolve(w);
-        };
-      });
-      this.#wake = undefined;
-      // A renewal seen: the expected expiry moved, wait for the new one.
-      if (why !== "renewed") return;
-    }
+    if (this.#silence.verdict().kind !== "wait") return;
+    const t = new AbortController();
+    await Promise.race([
+      sleep(maxMs, undefined, { signal: t.signal }).catch(() => undefined),
+      new Promise<void>((resolve) => (this.#wake = resolve)),
+    ]);
+    t.abort();
+    this.#wake = undefined;
   }
 
   #startWatch(): void {
     if (this.#watching) return;
     this.#watching = true;
-    void this.#bucket()
-      .then((kv) => kv.watch({ key: KEY }))
-      .then(async (w) => {
-        if (!this.#watching) return w.stop();
-        this.#watcher = w;
-        for await (const e of w) {
-          if (e.operation === "PUT") {
-            // It was stored no later than it arrived, and at `created` on the server's clock. Not
-            // only "now": the value current when the watch starts may be most of a TTL old (and
-            // the client marks it an update when the server delivers it before answering the
-            // consumer info). A server clock behind ours makes the guess early, which costs
-            // failed tries (EARLY_RETRY_MS apart, then the caller's poll), never a wrong winner.
-            const seen = Math.min(Date.now(), e.created.getTime());
-            this.#expiresBy = seen + this.ttlMs;
-            this.#early = 0;
-            this.#log.trace({ revision: e.revision, expiresBy: this.#expiresBy }, "lease renewal seen");
-            this.#wake?.("renewed");
-          } else {
-            this.#expiresBy = Date.now();
-            this.#wake?.("vacant");
-          }
+    this.#silence.reset();
+    const abort = new AbortController();
+    this.#pollAbort = abort;
+    void (async () => {
+      while (!abort.signal.aborted) {
+        const sentAt = performance.now();
+        try {
+          const seen = await this.#read();
+          this.#silence.answered(seen, sentAt, performance.now());
+        } catch (err) {
+          this.#silence.failed();
+          this.#log.debug({ err }, "the lease store did not answer: the holder's silence is not counted");
         }
-      })
-      .catch((err: unknown) => this.#log.debug({ err }, "lease watch ended"))
-      .finally(() => {
-        this.#watching = false;
-        this.#watcher = undefined;
-        this.#expiresBy = undefined;
-      });
+        if (this.#silence.verdict().kind !== "wait") this.#wake?.();
+        await sleep(this.timings.pollMs, undefined, { signal: abort.signal }).catch(() => undefined);
+      }
+    })();
   }
 
   /** Stop watching (the lease was won, or the master stops). */
   stopWatching(): void {
     this.#watching = false;
-    this.#watcher?.stop();
-    this.#watcher = undefined;
-    this.#expiresBy = undefined;
-    this.#wake?.("stopped");
+    this.#pollAbort?.abort();
+    this.#pollAbort = undefined;
+    this.#wake?.();
   }
 
-  /** Give the lease up so a successor need not wait for it to expire. */
+  /** Give the lease up so a successor need not wait out the holder's TTL. */
   async release(): Promise<void> {
     const kv = await this.#bucket();
-    const e = await kv.get(KEY);
-    if (e?.operation === "PUT" && e.revision === this.#revision)
-      await kv.delete(KEY, { previousSeq: this.#revision });
+    if (this.#revision === 0) return;
+    await kv.delete(KEY, { previousSeq: this.#revision });
+    this.#revision = 0;
   }
 }

@@ -1,4 +1,5 @@
 import type { NatsConnection } from "@nats-io/transport-node";
+import { DEFAULT_LEASE_TTL_MS } from "./lease-timings.js";
 import type { LogKey, LogTrust } from "../../events/index.js";
 import type { Logger } from "../../log/index.js";
 import { DEFAULT_MIN_ALLOCATABLE, type ScalarTotals } from "../../resources/index.js";
@@ -111,7 +112,7 @@ export function masterSettings(opts: MasterOptions): MasterSettings {
     hostTimeoutMs: opts.hostTimeoutMs ?? 75_000,
     unreachableGoneTimeoutMs: opts.unreachableGoneTimeoutMs ?? 15 * 60_000,
     frameworkTimeoutMs: opts.frameworkTimeoutMs ?? 15_000,
-    leaseTtlMs: opts.leaseTtlMs ?? 10_000,
+    leaseTtlMs: opts.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS,
     minAllocatable: opts.minAllocatable ?? [...DEFAULT_MIN_ALLOCATABLE],
     defaultRefuseSeconds: opts.defaultRefuseSeconds ?? 5,
     replicas: opts.replicas ?? 1,
