@@ -1,6 +1,6 @@
 /**
  * One host's protocol session with the master, as an explicit state table (the way the domain
- * machines in src/actors/machines are tables of what may follow what):
+ * machines in src/state/machines are tables of what may follow what):
  *
  *   unregistered --START|LOST|HOST_UP--> registering --REGISTERED--> registered
  *   registered --LOST (unreachable, or STATUS says unknown host)--> registering
