@@ -1,12 +1,28 @@
-import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type JsMsg } from "@nats-io/jetstream";
+import {
+  AckPolicy,
+  DeliverPolicy,
+  jetstream,
+  jetstreamManager,
+  type ConsumerInfo,
+  type JsMsg,
+} from "@nats-io/jetstream";
+import { randomUUID } from "node:crypto";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { setTimeout as sleep } from "node:timers/promises";
 import { INPUTS_STREAM, LogFollower, MASTER_CONSUMER } from "../../events/index.js";
 import type { Logger } from "../../log/index.js";
 
-/** The consumer a leadership reads through, told apart from a successor's by its creation time. */
+/**
+ * The consumer a leadership reads through, told apart from a successor's by its description: a
+ * token of the leadership that made it. Not by its creation time: each replica of a consumer
+ * keeps its own (it is set where the consumer is created, on every server), so a consumer whose
+ * leader moved to another server reports another time — which once made a master step down as
+ * if a successor had replaced its consumer, when a NATS server was killed.
+ */
 export interface InputConsumer {
   name: string;
+  /** The consumer's description: who made it (a token unique to the leadership). */
+  identity: string;
   created: string;
   /** False when it could not be replaced (the cluster was electing) and the old one is read. */
   replaced: boolean;
@@ -21,7 +37,7 @@ export interface InputConsumer {
  *   partition) or died mid-way — are delivered to the new leader at once, instead of after the
  *   consumer's ack wait (30 s).
  * - A deposed leader that still believes it leads notices: the consumer it reads through now has
- *   another creation time (the master checks before every pull loop, and steps down).
+ *   another description, its maker's token (the master checks before every pull loop, and steps down).
  *
  * If the replacement fails (JetStream electing a meta or stream leader after losing a server)
  * but the consumer is there, the leadership reads through it as it is: inputs already answered
@@ -47,13 +63,14 @@ export async function openInputConsumer(
     });
     const info = await jsm.consumers.add(INPUTS_STREAM, {
       durable_name: MASTER_CONSUMER,
+      description: `corral master input consumer, leadership ${randomUUID()}`,
       ack_policy: AckPolicy.Explicit,
       deliver_policy: DeliverPolicy.StartSequence,
       opt_start_seq: Math.max(1, fromSeq),
       max_ack_pending: 20_000,
       ack_wait: 30_000_000_000,
     });
-    return { name: MASTER_CONSUMER, created: info.created, replaced: true };
+    return { name: MASTER_CONSUMER, identity: identityOf(info), created: info.created, replaced: true };
   } catch (err) {
     const existing = await jsm.consumers.info(INPUTS_STREAM, MASTER_CONSUMER).catch(() => undefined);
     if (!existing) throw err;
@@ -61,9 +78,17 @@ export async function openInputConsumer(
       { err, consumer: MASTER_CONSUMER },
       "could not replace the input consumer: reading through the old one (inputs an old leader held wait for its ack wait)",
     );
-    return { name: MASTER_CONSUMER, created: existing.created, replaced: false };
+    return {
+      name: MASTER_CONSUMER,
+      identity: identityOf(existing),
+      created: existing.created,
+      replaced: false,
+    };
   }
 }
+
+/** What tells one leadership's consumer from another's (its creation time if it has no description). */
+const identityOf = (info: ConsumerInfo): string => info.config.description ?? `created ${info.created}`;
 
 /** Pause between two attempts to start reading INPUTS (a cluster may be electing). */
 const RETRY_MS = 250;
@@ -97,9 +122,12 @@ export function followInputs(opts: {
   let follower: LogFollower | undefined;
   const open = async () => {
     const consumer = await js.consumers.get(INPUTS_STREAM, own.name);
-    const created = (await consumer.info(true)).created;
-    if (created === own.created) return consumer;
-    log.warn({ consumer: own.name, created }, "another master replaced the input consumer: stepping down");
+    const info = await consumer.info(true);
+    if (identityOf(info) === own.identity) return consumer;
+    log.warn(
+      { consumer: own.name, created: info.created, description: info.config.description },
+      "another master replaced the input consumer: stepping down",
+    );
     opts.onFenced();
     return undefined;
   };
