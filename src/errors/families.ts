@@ -99,104 +99,54 @@ function isOf(cls: object, family: object, name: ErrorFamily, x: unknown): boole
 // The families keep the name "CorralError": a rejection carries `name` on the wire, and a
 // throw site moved to its family must answer exactly as before. Their subclasses name themselves.
 
-export class ValidationError extends CorralError {
-  static readonly family = "validation";
-  declare readonly code: ValidationCode;
-  constructor(code: ValidationCode, message: string, options?: Options) {
-    super(code, message, options);
-  }
-  static override [Symbol.hasInstance](x: unknown): boolean {
-    return isOf(this, ValidationError, "validation", x);
-  }
+/** A family's class: constructed with one of its codes, matched by code (see isOf). */
+export interface FamilyErrorClass<F extends ErrorFamily> {
+  new (code: CodesOf<F>, message: string, options?: Options): CorralError & { readonly code: CodesOf<F> };
+  readonly family: F;
 }
 
-export class NotFoundError extends CorralError {
-  static readonly family = "not_found";
-  declare readonly code: NotFoundCode;
-  constructor(code: NotFoundCode, message: string, options?: Options) {
-    super(code, message, options);
+/** The class of one family; each is made once, below, and subclassed by the named errors. */
+function familyClass<F extends ErrorFamily>(family: F): FamilyErrorClass<F> {
+  class FamilyError extends CorralError {
+    static readonly family = family;
+    declare readonly code: CodesOf<F>;
+    constructor(code: CodesOf<F>, message: string, options?: Options) {
+      super(code, message, options);
+    }
+    static override [Symbol.hasInstance](x: unknown): boolean {
+      return isOf(this, FamilyError, family, x);
+    }
   }
-  static override [Symbol.hasInstance](x: unknown): boolean {
-    return isOf(this, NotFoundError, "not_found", x);
-  }
+  return FamilyError;
 }
 
-export class ConflictError extends CorralError {
-  static readonly family = "conflict";
-  declare readonly code: ConflictCode;
-  constructor(code: ConflictCode, message: string, options?: Options) {
-    super(code, message, options);
-  }
-  static override [Symbol.hasInstance](x: unknown): boolean {
-    return isOf(this, ConflictError, "conflict", x);
-  }
-}
-
-export class LeadershipError extends CorralError {
-  static readonly family = "leadership";
-  declare readonly code: LeadershipCode;
-  constructor(code: LeadershipCode, message: string, options?: Options) {
-    super(code, message, options);
-  }
-  static override [Symbol.hasInstance](x: unknown): boolean {
-    return isOf(this, LeadershipError, "leadership", x);
-  }
-}
-
-export class AuthError extends CorralError {
-  static readonly family = "auth";
-  declare readonly code: AuthCode;
-  constructor(code: AuthCode, message: string, options?: Options) {
-    super(code, message, options);
-  }
-  static override [Symbol.hasInstance](x: unknown): boolean {
-    return isOf(this, AuthError, "auth", x);
-  }
-}
-
-export class LogError extends CorralError {
-  static readonly family = "log";
-  declare readonly code: LogCode;
-  constructor(code: LogCode, message: string, options?: Options) {
-    super(code, message, options);
-  }
-  static override [Symbol.hasInstance](x: unknown): boolean {
-    return isOf(this, LogError, "log", x);
-  }
-}
-
-export class TransportError extends CorralError {
-  static readonly family = "transport";
-  declare readonly code: TransportCode;
-  constructor(code: TransportCode, message: string, options?: Options) {
-    super(code, message, options);
-  }
-  static override [Symbol.hasInstance](x: unknown): boolean {
-    return isOf(this, TransportError, "transport", x);
-  }
-}
-
-export class RateLimitError extends CorralError {
-  static readonly family = "rate_limit";
-  declare readonly code: RateLimitCode;
-  constructor(code: RateLimitCode, message: string, options?: Options) {
-    super(code, message, options);
-  }
-  static override [Symbol.hasInstance](x: unknown): boolean {
-    return isOf(this, RateLimitError, "rate_limit", x);
-  }
-}
-
-export class PlatformError extends CorralError {
-  static readonly family = "platform";
-  declare readonly code: PlatformCode;
-  constructor(code: PlatformCode, message: string, options?: Options) {
-    super(code, message, options);
-  }
-  static override [Symbol.hasInstance](x: unknown): boolean {
-    return isOf(this, PlatformError, "platform", x);
-  }
-}
+/** The input is malformed or breaks a rule of its own. */
+export const ValidationError = familyClass("validation");
+export type ValidationError = InstanceType<typeof ValidationError>;
+/** Something named is not known. */
+export const NotFoundError = familyClass("not_found");
+export type NotFoundError = InstanceType<typeof NotFoundError>;
+/** Well-formed, but the state does not allow it now. */
+export const ConflictError = familyClass("conflict");
+export type ConflictError = InstanceType<typeof ConflictError>;
+/** This master does not (or no longer) lead. */
+export const LeadershipError = familyClass("leadership");
+export type LeadershipError = InstanceType<typeof LeadershipError>;
+/** Who asks may not. */
+export const AuthError = familyClass("auth");
+export type AuthError = InstanceType<typeof AuthError>;
+/** The log, its snapshots or its keys cannot be trusted, or do not reach where asked. */
+export const LogError = familyClass("log");
+export type LogError = InstanceType<typeof LogError>;
+/** No answer in time, or the connection or component closed. */
+export const TransportError = familyClass("transport");
+export type TransportError = InstanceType<typeof TransportError>;
+/** Over the input rate limit. */
+export const RateLimitError = familyClass("rate_limit");
+export type RateLimitError = InstanceType<typeof RateLimitError>;
+/** The machine or the processes Corral runs on. */
+export const PlatformError = familyClass("platform");
+export type PlatformError = InstanceType<typeof PlatformError>;
 
 /** The class of each family. */
 export const FAMILY_CLASSES = {

@@ -3,7 +3,7 @@ import type { LogTrust } from "../events/log-key.js";
 import { SUBJECT_ID } from "../events/schema.js";
 import { EVENTS_STREAM } from "../events/subjects.js";
 import { waitForLog } from "../events/wait-log.js";
-import { CorralError, ErrorCode } from "../errors/index.js";
+import { ErrorCode, TransportError, ValidationError } from "../errors/index.js";
 import type { Logger } from "../log/index.js";
 import type { Resources } from "../resources/types.js";
 import { createHostAgent } from "./agent/index.js";
@@ -80,11 +80,11 @@ export async function startSimHosts(opts: SimHostOptions): Promise<SimHostPool> 
   const ids = simHostIds(opts);
   const bad = ids.find((id) => !ID_RE.test(id));
   if (bad !== undefined)
-    throw new CorralError(ErrorCode.InvalidCall, `invalid host id "${bad}": use [A-Za-z0-9_-]{1,64}`);
+    throw new ValidationError(ErrorCode.InvalidCall, `invalid host id "${bad}": use [A-Za-z0-9_-]{1,64}`);
   if (new Set(ids).size !== ids.length)
-    throw new CorralError(ErrorCode.InvalidCall, "host ids must be unique");
+    throw new ValidationError(ErrorCode.InvalidCall, "host ids must be unique");
   if (opts.signal?.aborted)
-    throw new CorralError(ErrorCode.Closed, "aborted before the simulated hosts started");
+    throw new TransportError(ErrorCode.Closed, "aborted before the simulated hosts started");
   let tasks!: SimTasks;
   const agent = createHostAgent({
     nc: opts.nc,
@@ -151,7 +151,7 @@ export async function startSimHosts(opts: SimHostOptions): Promise<SimHostPool> 
   }
   if (aborted || ac.signal.aborted) {
     await stop();
-    throw new CorralError(ErrorCode.Closed, "simulated hosts stopped before all registered");
+    throw new TransportError(ErrorCode.Closed, "simulated hosts stopped before all registered");
   }
   log.info({ hosts: ids.length }, "simulated hosts registered");
   return { hostIds: ids, stop, stats };

@@ -5,7 +5,7 @@ import {
   type InputOrigin,
 } from "../../events/index.js";
 import { DENY_ALL } from "../../auth/index.js";
-import { CorralError, ErrorCode } from "../../errors/index.js";
+import { ErrorCode, ValidationError } from "../../errors/index.js";
 import type { ClusterState } from "../../state/index.js";
 import { authorizeOperator } from "./authorize.js";
 import type { DecideContext, Decision } from "./context.js";
@@ -28,7 +28,7 @@ export function decideInput(
     case "fw": {
       const call = validateFrameworkCall(value);
       if (call.frameworkId !== origin.id)
-        throw new CorralError(
+        throw new ValidationError(
           ErrorCode.InvalidCall,
           `framework ${origin.id} may not call for framework ${call.frameworkId}`,
         );
@@ -37,7 +37,7 @@ export function decideInput(
     case "host": {
       const call = validateHostCall(value);
       if (call.hostId !== origin.id)
-        throw new CorralError(
+        throw new ValidationError(
           ErrorCode.InvalidCall,
           `host ${origin.id} may not report for host ${call.hostId}`,
         );

@@ -1,6 +1,6 @@
 import { type JsMsg } from "@nats-io/jetstream";
 import { REPLY_HEADER, decode, parseInputSubject, replyAllowed, type CallReply } from "../../events/index.js";
-import { CorralError, ErrorCode } from "../../errors/index.js";
+import { CorralError, ErrorCode, ValidationError } from "../../errors/index.js";
 import type { Clocks } from "./clocks.js";
 import type { Commit } from "./commit.js";
 import type { Decision } from "./context.js";
@@ -135,7 +135,7 @@ export class Intake {
     try {
       if (origin?.kind === "fw") this.#clocks.frameworkAlive(origin.id);
       if (!origin)
-        throw new CorralError(
+        throw new ValidationError(
           ErrorCode.InvalidCall,
           `inputs must be sent on corral.in.{fw,host,op}.<id>, not ${m.subject.slice(0, 256)}`,
         );
@@ -153,7 +153,7 @@ export class Intake {
       decision.batches = this.#commit.messagesOf(decision);
     } catch (err) {
       const e =
-        err instanceof CorralError ? err : new CorralError(ErrorCode.InvalidCall, (err as Error).message);
+        err instanceof CorralError ? err : new ValidationError(ErrorCode.InvalidCall, (err as Error).message);
       const reply: CallReply = { ok: false, code: e.code, name: e.name, message: e.message };
       if (callId) reply.callId = callId;
       const rejection = {

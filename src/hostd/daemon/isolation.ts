@@ -1,6 +1,6 @@
 import { rmdir } from "node:fs/promises";
 import { join } from "node:path";
-import { CorralError, ErrorCode } from "../../errors/index.js";
+import { ErrorCode, ValidationError } from "../../errors/index.js";
 import type { Logger } from "../../log/index.js";
 import { childDirs, errnoOf, sleep } from "../isolation/fsutil.js";
 import { detectCgroups, type CgroupSupport } from "../isolation/index.js";
@@ -32,7 +32,7 @@ export async function chooseIsolation(
   const why = unusable(support);
   if (why === undefined) return support;
   if (mode === "cgroups")
-    throw new CorralError(ErrorCode.InvalidCall, `isolation "cgroups" asked for but unavailable: ${why}`);
+    throw new ValidationError(ErrorCode.InvalidCall, `isolation "cgroups" asked for but unavailable: ${why}`);
   log.warn({ reason: why }, "cgroups unusable: tasks run WITHOUT isolation (no memory or CPU limits)");
   return undefined;
 }

@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import { CorralError, ErrorCode } from "../../errors/index.js";
+import { CorralError, ErrorCode, ValidationError } from "../../errors/index.js";
 import { containerProblem } from "../../events/container.js";
 import { errnoOf, writeCg, writeIfPresent } from "./fsutil.js";
 
@@ -60,7 +60,7 @@ export class DeviceLimitRefusedError extends CorralError {
   }
 }
 
-const invalid = (msg: string): CorralError => new CorralError(ErrorCode.InvalidCall, msg);
+const invalid = (msg: string): CorralError => new ValidationError(ErrorCode.InvalidCall, msg);
 
 /** Throws InvalidCall for a weight or throttle no kernel would take (bad device, non-positive numbers). */
 export function validateBlkio(weight: number | undefined, throttles: readonly DeviceThrottle[] = []): void {

@@ -1,6 +1,6 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { CorralError, ErrorCode, TimeoutError } from "../../errors/index.js";
+import { CorralError, ErrorCode, TimeoutError, ConflictError, ValidationError } from "../../errors/index.js";
 import type { Logger } from "../../log/index.js";
 import type {
   CgroupSupport,
@@ -45,13 +45,16 @@ const RMDIR_RETRY_MS = 2000;
 export function checkId(id: TaskCgroupId): void {
   for (const [k, v] of Object.entries({ root: id.root, hostId: id.hostId, taskId: id.taskId })) {
     if (!SEGMENT.test(v) || v === "." || v === "..")
-      throw new CorralError(ErrorCode.InvalidCall, `${k} ${JSON.stringify(v)} is not a usable cgroup name`);
+      throw new ValidationError(
+        ErrorCode.InvalidCall,
+        `${k} ${JSON.stringify(v)} is not a usable cgroup name`,
+      );
   }
 }
 
 function active(support: CgroupSupport): ActiveSupport {
   if (support.version === "none")
-    throw new CorralError(ErrorCode.InvalidCall, `cgroups unavailable: ${support.reason}`);
+    throw new ValidationError(ErrorCode.InvalidCall, `cgroups unavailable: ${support.reason}`);
   return support;
 }
 
@@ -126,7 +129,7 @@ export class TaskCgroup {
           mkdirSync(dir);
         } catch (err) {
           if (errnoOf(err) === "EEXIST")
-            throw new CorralError(ErrorCode.DuplicateTask, `cgroup ${dir} already exists`, { cause: err });
+            throw new ConflictError(ErrorCode.DuplicateTask, `cgroup ${dir} already exists`, { cause: err });
           throw err;
         }
         made.push(dir);
@@ -147,7 +150,7 @@ export class TaskCgroup {
       const deadline = Date.now() + RMDIR_RETRY_MS;
       for (const dir of made) await rmdirTree(dir, deadline).catch(() => undefined);
       if (err instanceof CorralError) throw err;
-      throw new CorralError(
+      throw new ValidationError(
         ErrorCode.InvalidCall,
         `cannot set up cgroup for task ${id.taskId}: ${String(err)}`,
         {
@@ -182,7 +185,7 @@ export class TaskCgroup {
   /** Move a process (and, from then on, its children) into the cgroup of every controller. */
   async addProcess(pid: number): Promise<void> {
     if (this.destroyed)
-      throw new CorralError(ErrorCode.InvalidCall, `cgroup of ${this.id.taskId} is destroyed`);
+      throw new ValidationError(ErrorCode.InvalidCall, `cgroup of ${this.id.taskId} is destroyed`);
     for (const dir of this.paths) await writeCg(join(dir, "cgroup.procs"), pid);
   }
 

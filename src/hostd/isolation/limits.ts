@@ -1,5 +1,6 @@
 import { join } from "node:path";
-import { CorralError, ErrorCode } from "../../errors/index.js";
+import type { CorralError } from "../../errors/index.js";
+import { ErrorCode, ValidationError } from "../../errors/index.js";
 import type { V1Controller, V2Controller } from "./detect.js";
 import { applyV1Blkio, applyV2Io, validateBlkio, type DeviceThrottle } from "./blkio.js";
 import { writeCg, writeIfPresent } from "./fsutil.js";
@@ -24,7 +25,7 @@ export const CFS_PERIOD_US = 100_000;
 export const DEFAULT_PIDS_MAX = 4096;
 const MIB = 1024 * 1024;
 
-const invalid = (msg: string): CorralError => new CorralError(ErrorCode.InvalidCall, msg);
+const invalid = (msg: string): CorralError => new ValidationError(ErrorCode.InvalidCall, msg);
 
 export function validateLimits(l: CgroupLimits): void {
   if (!Number.isFinite(l.cpus) || l.cpus <= 0) throw invalid(`cpus must be a positive number, got ${l.cpus}`);
