@@ -25,9 +25,9 @@ describe.skipIf(skipReason !== undefined)("host daemon restart and recovery", ()
   const runDirs = async (): Promise<string[]> => readdir(join(c.workDir, "meta", "runs")).catch(() => []);
   const runDirOf = async (taskId: string): Promise<string> => {
     for (const d of await runDirs()) {
-      const run = JSON.parse(await readFile(join(c.workDir, "meta", "runs", d, "run.json"), "utf8")) as {
-        taskId: string;
-      };
+      // The run's journal (run.jsonl): its first line is the run's record.
+      const journal = await readFile(join(c.workDir, "meta", "runs", d, "run.jsonl"), "utf8");
+      const run = (JSON.parse(journal.split("\n")[0]!) as { s: { taskId: string } }).s;
       if (run.taskId === taskId) return join(c.workDir, "meta", "runs", d);
     }
     throw new Error(`no checkpoint of ${taskId}`);
@@ -93,7 +93,7 @@ describe.skipIf(skipReason !== undefined)("host daemon restart and recovery", ()
     // no exit status (SIGKILL of its whole process group); "corrupt" has an unreadable record.
     await rm(await runDirOf("no-record"), { recursive: true });
     process.kill(-vanishedPid, "SIGKILL");
-    await writeFile(join(await runDirOf("corrupt"), "run.json"), "{not json");
+    await writeFile(join(await runDirOf("corrupt"), "run.jsonl"), "{not json");
     await c.restartDaemon();
 
     const lost = await waitState("no-record", ["TASK_LOST"]);

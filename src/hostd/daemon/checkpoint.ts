@@ -1,4 +1,4 @@
-import { appendFileSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdirSync, rmSync } from "node:fs";
 import { mkdir, readFile, readdir, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { TaskStatusReport } from "../../events/calls.js";
@@ -10,9 +10,14 @@ import type { ProcessIdentity } from "../launcher/index.js";
 
 /**
  * What a host daemon must remember of a task run to take it back after a restart (Mesos's agent
- * checkpoints `meta/slaves/.../runs/<id>/`): `<workDir>/meta/runs/<runId>/run.json` (the launch,
- * the sandbox, the cgroup, the wrapper's identity) and `updates.jsonl` (every status update sent,
- * and which of them the master has recorded). The directory is removed once the framework has
+ * checkpoints `meta/slaves/.../runs/<id>/`): `<workDir>/meta/runs/<runId>/run.jsonl`, one file
+ * the daemon only appends to: the run's record (the launch, the sandbox, the cgroup, the wrapper's
+ * identity; each save a whole new line, the last one counts), every status update sent, and which
+ * of them the master has recorded. Appending, rather than writing a new file and renaming it over
+ * the old, creates one inode per run instead of one per save: on an ext4 without a journal, every
+ * new inode skips past the ones deleted in the last minutes (ext4's `recently_deleted`), so inode
+ * churn made launches slower run after run (docs/benchmarks.md, "the launch bench's decay").
+ * A line cut short by a crash is skipped; the record before it stands. The directory is removed once the framework has
  * acknowledged the terminal update — and only after the task-event cursor has moved past the
  * launch, so a restart never replays that launch into a second run.
  *
@@ -50,7 +55,13 @@ export interface CheckpointedRun {
   recorded: Set<string>;
 }
 
-type UpdateLine = { u: TaskStatusReport } | { r: string };
+/** A line of `run.jsonl`: the run's record (the newest counts), an update sent, an update recorded. */
+type RunLine = { s: RunRecord } | { u: TaskStatusReport } | { r: string };
+
+/** The run's journal, and what daemons before it wrote (a record file and an updates file). */
+const JOURNAL = "run.jsonl";
+const OLD_RECORD = "run.json";
+const OLD_UPDATES = "updates.jsonl";
 
 export class Checkpoints {
   readonly dir: string;
@@ -75,9 +86,7 @@ export class Checkpoints {
         mkdirSync(join(this.dir, run.runId), { recursive: true });
         this.#made.add(run.runId);
       }
-      const file = join(this.dir, run.runId, "run.json");
-      writeFileSync(`${file}.tmp`, JSON.stringify(run));
-      renameSync(`${file}.tmp`, file);
+      appendFileSync(join(this.dir, run.runId, JOURNAL), `${JSON.stringify({ s: run })}\n`);
     });
   }
 
@@ -101,22 +110,30 @@ export class Checkpoints {
     for (const name of names.sort()) {
       const dir = join(this.dir, name);
       try {
-        const run = JSON.parse(await readFile(join(dir, "run.json"), "utf8")) as RunRecord;
-        if (run.v !== 1 || run.runId !== name || !run.launch) throw new Error("not a run record");
+        const journal = await readFile(join(dir, JOURNAL), "utf8").catch(() => undefined);
+        // A daemon before the journal: the record in its own file, the updates in another.
+        const text =
+          journal ??
+          `${JSON.stringify({ s: JSON.parse(await readFile(join(dir, OLD_RECORD), "utf8")) })}\n` +
+            (await readFile(join(dir, OLD_UPDATES), "utf8").catch(() => ""));
+        let run: RunRecord | undefined;
         const updates: TaskStatusReport[] = [];
         const recorded = new Set<string>();
-        const text = await readFile(join(dir, "updates.jsonl"), "utf8").catch(() => "");
         for (const line of text.split("\n")) {
           if (line === "") continue;
-          let l: UpdateLine;
+          let l: RunLine;
           try {
-            l = JSON.parse(line) as UpdateLine;
+            l = JSON.parse(line) as RunLine;
           } catch {
-            continue; // a line cut short by a crash: the update was never known to be sent
+            continue; // a line cut short by a crash: what it said was never acted on
           }
-          if ("u" in l) updates.push(l.u);
-          else recorded.add(l.r);
+          if ("s" in l) run = l.s;
+          else if ("u" in l) updates.push(l.u);
+          else if ("r" in l) recorded.add(l.r);
         }
+        if (run?.v !== 1 || run.runId !== name || !run.launch) throw new Error("not a run record");
+        // Carry an older daemon's record on in the journal, which is all this one appends to.
+        if (journal === undefined) await writeFile(join(dir, JOURNAL), text);
         out.push({ run, updates, recorded });
         this.#made.add(name);
       } catch (err) {
@@ -140,9 +157,9 @@ export class Checkpoints {
     await rename(tmp, this.#cursorFile);
   }
 
-  #append(runId: string, line: UpdateLine): Promise<void> {
+  #append(runId: string, line: RunLine): Promise<void> {
     return this.#write(runId, () =>
-      appendFileSync(join(this.dir, runId, "updates.jsonl"), `${JSON.stringify(line)}\n`),
+      appendFileSync(join(this.dir, runId, JOURNAL), `${JSON.stringify(line)}\n`),
     );
   }
 

@@ -13,6 +13,7 @@ import { createHostAgent, type TaskExecutor } from "../agent/index.js";
 import { cleanupStale } from "../isolation/index.js";
 import { discoverResources, hostIdFor } from "../discovery.js";
 import { chooseIsolation, removeHostCgroups, type IsolationMode } from "./isolation.js";
+import { workDirOnJournalLessExt4 } from "./work-fs.js";
 import { Checkpoints } from "./checkpoint.js";
 import { collectSandboxes } from "./gc.js";
 import type { DiskEnforcement } from "./disk.js";
@@ -88,6 +89,12 @@ export async function startHostDaemon(opts: HostDaemonOptions): Promise<HostDaem
   const log = opts.logger.child({ component: "hostd", hostId });
   const { resources } = await discoverResources({ workDir, override: opts.resources });
   const support = await chooseIsolation(opts.isolation, log);
+  const noJournal = await workDirOnJournalLessExt4(workDir);
+  if (noJournal)
+    log.warn(
+      { workDir, ...noJournal },
+      "the work dir is on an ext4 file system without a journal: each file a task creates skips past the inodes deleted in the last minutes, so launches slow down as tasks come and go; put the work dir on a journaled file system or tmpfs (docs/operations.md)",
+    );
   const cgroupRoot = opts.cgroupRoot ?? "corral";
   // What an earlier daemon on this work dir left: runs to re-adopt, and where it stopped reading.
   const checkpoints = new Checkpoints(workDir, log);
