@@ -7,7 +7,7 @@ import {
   electionEvents,
   FAILOVER_RESCIND_REASON,
 } from "../src/actors/master/index.js";
-import { makeInverseOffers } from "../src/actors/master/inverse-offers.js";
+import { makeInverseOffers } from "../src/actors/allocator/index.js";
 import { drainSweep } from "../src/actors/master/decide-drain.js";
 import type { CorralEvent, FrameworkCall, LogEntry, NewEvent, OperatorCall } from "../src/events/index.js";
 import { subjectOf, validateOperatorCall } from "../src/events/index.js";

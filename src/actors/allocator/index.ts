@@ -1,4 +1,5 @@
 export { makeOffers, type OfferClock } from "./offers.js";
+export { makeInverseOffers } from "./inverse-offers.js";
 export { allocate, dominantShare, roleShares, type AllocatorOptions, type OfferDecision } from "./drf.js";
 export { dominant } from "./sorter.js";
 export {

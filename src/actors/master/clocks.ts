@@ -1,11 +1,10 @@
 import type { Subscription } from "@nats-io/transport-node";
 import { subjects, type CorralEvent } from "../../events/index.js";
-import { allocate, makeOffers } from "../allocator/index.js";
+import { allocate, makeInverseOffers, makeOffers } from "../allocator/index.js";
 import type { Commit } from "./commit.js";
 import type { MasterCore } from "./core.js";
 import { drainSweep } from "./decide-drain.js";
 import { frameworkTimeouts } from "./framework-liveness.js";
-import { makeInverseOffers } from "./inverse-offers.js";
 import { hostTimeouts, offerTimeouts } from "./timeouts.js";
 import { unreachableGoneTimeouts } from "./unreachable-gone.js";
 

@@ -1,5 +1,4 @@
 import type { CorralEvent, FrameworkCall, FrameworkCallOf } from "../../events/index.js";
-import { isTerminal } from "../../events/index.js";
 import { ErrorCode } from "../../errors/index.js";
 import type { ClusterState } from "../../state/index.js";
 import { event, reject, type DecideContext, type Decision } from "./context.js";
@@ -57,48 +56,4 @@ export function decideInverseOfferCall(
     );
   }
   return { events };
-}
-
-/**
- * The inverse offers the allocation cycle makes: for each host in the schedule that is heard
- * from, one to each active framework using it that has no outstanding one, has not accepted for
- * this window, and whose decline (if any) has expired — Mesos makes them again after a decline's
- * refuse_seconds, so that a framework can change its answer.
- */
-export function makeInverseOffers(state: ClusterState, ctx: DecideContext): CorralEvent[] {
-  const byHost = state.maintenance.byHost;
-  if (byHost.size === 0) return [];
-  const users = new Map<string, Set<string>>(); // hostId -> frameworks with tasks or offers there
-  const use = (hostId: string, fwId: string) => {
-    if (!byHost.has(hostId)) return;
-    let s = users.get(hostId);
-    if (!s) users.set(hostId, (s = new Set()));
-    s.add(fwId);
-  };
-  for (const t of state.tasks.values()) if (!isTerminal(t.state)) use(t.hostId, t.frameworkId);
-  for (const o of state.offers.values()) use(o.hostId, o.frameworkId);
-  const outstanding = new Set<string>();
-  for (const io of state.inverseOffers.values()) outstanding.add(`${io.hostId}/${io.frameworkId}`);
-
-  const events: CorralEvent[] = [];
-  for (const [hostId, fwIds] of users) {
-    const h = state.hosts.get(hostId);
-    const unavailability = byHost.get(hostId);
-    if (!h || h.status !== "ACTIVE" || !unavailability) continue;
-    for (const fwId of fwIds) {
-      if (state.frameworks.get(fwId)?.status !== "ACTIVE" || outstanding.has(`${hostId}/${fwId}`)) continue;
-      const answer = state.maintenance.responses.get(hostId)?.get(fwId);
-      if (answer?.status === "ACCEPT" || (answer && answer.refuseUntil > ctx.now)) continue;
-      events.push(
-        event(ctx, "inverse_offer.made", {
-          inverseOfferId: `i${ctx.nextOfferId()}`,
-          frameworkId: fwId,
-          hostId,
-          hostname: h.hostname,
-          unavailability,
-        }),
-      );
-    }
-  }
-  return events;
 }
