@@ -101,6 +101,19 @@ describe("the leader lease, seen from a standby", () => {
     await holder.release();
   });
 
+  it("given a renewal in flight when the holder releases, then the key is still deleted and another master wins at once", async () => {
+    const holder = new LeaderLease(nc, "holder4", 1000, silentLogger());
+    const next = new LeaderLease(nc, "next4", 1000, silentLogger());
+    expect(await holder.tryAcquire()).toBeGreaterThan(0);
+    // The renewal is sent first and lands first: the delete, sent with the older revision, is
+    // refused, and the release deletes the revision the renewal made.
+    const renewing = holder.renew();
+    await holder.release();
+    await renewing;
+    expect(await next.tryAcquire()).toBeGreaterThan(0);
+    await next.release();
+  });
+
   it("given a holder that releases the lease, then the standby wakes at once", async () => {
     const holder = new LeaderLease(nc, "holder2", 10_000, silentLogger());
     const standby = new LeaderLease(nc, "standby2", 10_000, silentLogger());

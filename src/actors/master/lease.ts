@@ -326,8 +326,20 @@ export class LeaderLease {
   /** Give the lease up so a successor need not wait out the holder's TTL. */
   async release(): Promise<void> {
     const kv = await this.#bucket();
-    if (this.#revision === 0) return;
-    await kv.delete(KEY, { previousSeq: this.#revision });
+    // A renewal in flight when the leadership ended (one every 250 ms) can land before this
+    // delete and have it refused: the key then still carries this leadership's term, at a newer
+    // revision, and a master started next would wait a TTL of silence for it. Delete that one.
+    for (let tries = 0; this.#revision !== 0 && tries < 3; tries++) {
+      try {
+        await kv.delete(KEY, { previousSeq: this.#revision });
+        break;
+      } catch (err) {
+        if (!isRefusal(err)) throw err;
+        const seen = await this.#read();
+        if (seen.kind !== "held" || seen.holder !== this.masterId || seen.term !== this.#term) break;
+        this.#revision = seen.revision;
+      }
+    }
     this.#revision = 0;
   }
 }
